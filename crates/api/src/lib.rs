@@ -1,0 +1,178 @@
+//! Types that cross the boundary between the back end (Tauri commands, CLI `--json`) and the UI.
+//!
+//! This crate is WASM-safe: it depends on `serde` alone, so `ui` (wasm32) and the native crates
+//! share one declaration of every field. Field names here are the stable `--json` field names
+//! documented in the README; renaming one is a breaking change.
+
+use serde::{Deserialize, Serialize};
+
+/// Names of the Tauri commands, shared by `src-tauri` (registration) and `ui` (invoke).
+pub mod cmd {
+    /// List projects: no arguments, returns `Vec<ProjectSummary>`.
+    pub const PROJECT_LIST: &str = "project_list";
+    /// Create a project: [`super::NewProject`], returns [`super::ProjectDetail`].
+    pub const PROJECT_NEW: &str = "project_new";
+    /// Show a project: [`super::ProjectRef`], returns [`super::ProjectDetail`].
+    pub const PROJECT_SHOW: &str = "project_show";
+    /// Project history: [`super::ProjectRef`], returns `Vec<CommitInfo>`.
+    pub const PROJECT_HISTORY: &str = "project_history";
+    /// Installed models: no arguments, returns `Vec<ModelInfo>`.
+    pub const MODELS_LIST: &str = "models_list";
+}
+
+/// Arguments of [`cmd::PROJECT_NEW`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProject {
+    /// Human name; the slug is derived from it.
+    pub name: String,
+}
+
+/// Arguments of commands that act on one project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRef {
+    /// The project's slug (its folder name under `projects/`).
+    pub slug: String,
+}
+
+/// One row of the project list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    /// Path-safe identifier, unique in the store.
+    pub slug: String,
+    /// Name as the user typed it.
+    pub name: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Catalog id of the base model.
+    pub base_model: String,
+}
+
+/// A project in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectDetail {
+    /// Path-safe identifier, unique in the store.
+    pub slug: String,
+    /// Name as the user typed it.
+    pub name: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Catalog id of the base model.
+    pub base_model: String,
+    /// Absolute path of the project's git repository.
+    pub path: String,
+    /// Number of commits reachable from HEAD.
+    pub commits: usize,
+    /// Full id of the HEAD commit.
+    pub head: String,
+}
+
+/// One commit of a project's history, newest first in lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// Full hexadecimal commit id.
+    pub id: String,
+    /// First line of the message.
+    pub summary: String,
+    /// Whole message.
+    pub message: String,
+    /// Author name.
+    pub author: String,
+    /// Commit time, seconds since the Unix epoch.
+    pub time: i64,
+    /// Tags pointing at this commit (`v1`, `v2` …).
+    pub tags: Vec<String>,
+}
+
+/// An installed model, with figures read from its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Store id (catalog id when the file matches a catalog card).
+    pub id: String,
+    /// Absolute path of the model file.
+    pub path: String,
+    /// File format: `gguf`.
+    pub format: String,
+    /// Architecture (`general.architecture`), e.g. `llama`.
+    pub architecture: String,
+    /// Parameter count, summed over the file's tensors.
+    pub parameters: u64,
+    /// Dominant tensor type by parameter count, e.g. `Q4_1`.
+    pub quantization: String,
+    /// Context length the model was trained for.
+    pub context_length: u64,
+    /// Whether the file embeds a chat template.
+    pub chat_template: bool,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// sha256 of the file, hexadecimal.
+    pub sha256: String,
+}
+
+/// Machine-readable error kinds. The UI matches on these, never on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request was malformed (bad name, bad argument).
+    InvalidInput,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The thing to create exists already.
+    AlreadyExists,
+    /// A file's content did not match its expected hash.
+    Integrity,
+    /// Reading or writing a file failed.
+    Io,
+    /// The store (SQLite) failed.
+    Store,
+    /// Versioning (git) failed.
+    Vcs,
+    /// A model file could not be read.
+    Model,
+    /// Anything else.
+    Internal,
+}
+
+/// An error as the UI sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// One line for a person: what failed and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_serializes_as_snake_case() {
+        let err = ApiError { code: ErrorCode::AlreadyExists, message: "x".into() };
+        let json = serde_json::to_string(&err).unwrap();
+        assert_eq!(json, r#"{"code":"already_exists","message":"x"}"#);
+    }
+
+    #[test]
+    fn commit_info_field_names_are_stable() {
+        let c = CommitInfo {
+            id: "abc".into(),
+            summary: "s".into(),
+            message: "s\n".into(),
+            author: "a".into(),
+            time: 1,
+            tags: vec!["v1".into()],
+        };
+        let v: serde_json::Value = serde_json::to_value(&c).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["author", "id", "message", "summary", "tags", "time"]);
+    }
+}

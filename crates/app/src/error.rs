@@ -1,0 +1,69 @@
+//! The error of every use case, with the code the UI matches on.
+
+use std::path::Path;
+
+use api::{ApiError, ErrorCode};
+
+/// What went wrong in a use case. Messages say what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request was malformed.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A file's hash differs from the expected one.
+    #[error("{0}")]
+    Integrity(String),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The SQLite index failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// git failed.
+    #[error(transparent)]
+    Vcs(#[from] vcs::Error),
+    /// A model file could not be read.
+    #[error(transparent)]
+    Model(#[from] engine::Error),
+}
+
+/// Result of a use case.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    /// The machine-readable kind of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidInput(_) => ErrorCode::InvalidInput,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Error::Integrity(_) => ErrorCode::Integrity,
+            Error::Io { .. } => ErrorCode::Io,
+            Error::Store(store::Error::Duplicate(_)) => ErrorCode::AlreadyExists,
+            Error::Store(_) => ErrorCode::Store,
+            Error::Vcs(_) => ErrorCode::Vcs,
+            Error::Model(_) => ErrorCode::Model,
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError { code: e.code(), message: e.to_string() }
+    }
+}

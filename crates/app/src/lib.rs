@@ -1,0 +1,74 @@
+//! VibeFlow's use cases: one function per user action, over the store, git and the engine.
+//!
+//! The CLI and the Tauri commands are thin shells over [`App`]; neither holds logic of its own.
+//! Everything an action touches lives under one home folder (`~/.vibeflow`, or `VIBEFLOW_HOME`),
+//! which is injected, so tests run against temporary homes.
+
+mod catalog;
+mod error;
+mod models;
+mod projects;
+pub mod slug;
+
+use std::path::{Path, PathBuf};
+
+pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
+pub use error::{Error, Result};
+
+/// Environment variable overriding the home folder.
+pub const HOME_ENV: &str = "VIBEFLOW_HOME";
+
+/// An open VibeFlow home: its folders and its SQLite index.
+pub struct App {
+    home: PathBuf,
+    store: store::Store,
+}
+
+impl App {
+    /// The home folder: `$VIBEFLOW_HOME`, else `~/.vibeflow`.
+    pub fn default_home() -> Result<PathBuf> {
+        if let Some(h) = std::env::var_os(HOME_ENV).filter(|h| !h.is_empty()) {
+            return Ok(PathBuf::from(h));
+        }
+        std::env::home_dir().map(|h| h.join(".vibeflow")).ok_or_else(|| {
+            Error::InvalidInput(format!("cannot find the home folder: set {HOME_ENV}"))
+        })
+    }
+
+    /// Opens the home at `home`, creating its folders and database when missing.
+    pub fn open(home: &Path) -> Result<App> {
+        for sub in ["", "models", "objects", "projects", "aliases"] {
+            let dir = home.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        let store = store::Store::open(&home.join("vibeflow.db"))?;
+        Ok(App { home: home.to_path_buf(), store })
+    }
+
+    /// Opens [`App::default_home`].
+    pub fn open_default() -> Result<App> {
+        Self::open(&Self::default_home()?)
+    }
+
+    /// The home folder.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn projects_dir(&self) -> PathBuf {
+        self.home.join("projects")
+    }
+
+    fn models_dir(&self) -> PathBuf {
+        self.home.join("models")
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub use models::sha256_file;

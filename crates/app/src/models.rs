@@ -1,0 +1,186 @@
+//! The model store: `models/<id>/<file>`, indexed in SQLite; figures come from the files.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use api::ModelInfo;
+use sha2::{Digest, Sha256};
+
+use crate::{App, Error, Result, catalog, now};
+
+impl App {
+    /// Installed models with figures read from their files.
+    pub fn models_list(&self) -> Result<Vec<ModelInfo>> {
+        self.store.models()?.into_iter().map(|row| self.model_info(row)).collect()
+    }
+
+    /// Copies the GGUF file at `src` into the model store, verifying `expected_sha256` when given.
+    /// A file matching a catalog card takes the card's id. Importing the same file again
+    /// copies nothing.
+    pub fn model_import(&self, src: &Path, expected_sha256: Option<&str>) -> Result<ModelInfo> {
+        if src.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case("gguf"))
+            != Some(true)
+        {
+            return Err(Error::InvalidInput(format!(
+                "{} is not a .gguf file: only GGUF models can be imported for now",
+                src.display()
+            )));
+        }
+        // Validate before copying anything.
+        engine::gguf::inspect(src)?;
+        let sha = sha256_file(src)?;
+        if let Some(want) = expected_sha256 {
+            if !want.eq_ignore_ascii_case(&sha) {
+                return Err(Error::Integrity(format!(
+                    "{} has sha256 {sha}, expected {want}: the file is damaged or not the one intended",
+                    src.display()
+                )));
+            }
+        }
+        let card = catalog().into_iter().find(|c| c.source.sha256 == sha);
+        let file_name = match &card {
+            Some(c) => c.source.file.clone(),
+            None => src
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!("{} has no usable file name", src.display()))
+                })?
+                .to_string(),
+        };
+        let id = match &card {
+            Some(c) => c.id.clone(),
+            None => crate::slug::slugify(file_name.trim_end_matches(".gguf"))
+                .map_err(Error::InvalidInput)?,
+        };
+        let dir = self.models_dir().join(&id);
+        let dest = dir.join(&file_name);
+        let installed = self.store.models()?.into_iter().any(|m| m.id == id && m.sha256 == sha);
+        if !(installed && dest.exists()) {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            // Copy to a temporary name and rename, so a crash never leaves a partial model.
+            let tmp = dir.join(format!(".{file_name}.partial"));
+            std::fs::copy(src, &tmp).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+        }
+        let size = std::fs::metadata(&dest).map_err(|e| Error::io(&dest, e))?.len();
+        let row = store::ModelRow {
+            id: id.clone(),
+            file: format!("{id}/{file_name}"),
+            format: "gguf".into(),
+            sha256: sha,
+            size_bytes: size as i64,
+            added_at: now(),
+        };
+        self.store.upsert_model(&row)?;
+        self.model_info(row)
+    }
+
+    /// The path of an installed model's file.
+    pub fn model_path(&self, id: &str) -> Result<PathBuf> {
+        let row = self.store.models()?.into_iter().find(|m| m.id == id).ok_or_else(|| {
+            Error::NotFound(format!("no model '{id}' is installed: see `vibeflow models list`"))
+        })?;
+        Ok(self.models_dir().join(&row.file))
+    }
+
+    fn model_info(&self, row: store::ModelRow) -> Result<ModelInfo> {
+        let path = self.models_dir().join(&row.file);
+        let s = engine::gguf::inspect(&path)?;
+        Ok(ModelInfo {
+            id: row.id,
+            path: path.display().to_string(),
+            format: row.format,
+            architecture: s.architecture,
+            parameters: s.parameters,
+            quantization: s.quantization,
+            context_length: s.context_length,
+            chat_template: s.chat_template,
+            size_bytes: row.size_bytes as u64,
+            sha256: row.sha256,
+        })
+    }
+}
+
+/// sha256 of a file, hexadecimal, streamed.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DEFAULT_MODEL;
+
+    /// The real default model, when setup provided it (`cargo xtask test` always does).
+    fn default_gguf() -> Option<PathBuf> {
+        match std::env::var_os("VIBEFLOW_DEFAULT_GGUF") {
+            Some(p) => Some(PathBuf::from(p)),
+            None => {
+                eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn default_model_imports_with_its_catalog_id_and_real_figures() {
+        let Some(gguf) = default_gguf() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path()).unwrap();
+        let card = crate::default_card().unwrap();
+        let err = app.model_import(&gguf, Some(&"0".repeat(64))).unwrap_err();
+        assert!(matches!(err, Error::Integrity(_)), "{err}");
+        assert!(app.models_list().unwrap().is_empty());
+        let m = app.model_import(&gguf, Some(&card.source.sha256)).unwrap();
+        assert_eq!(m.id, DEFAULT_MODEL);
+        assert_eq!(m.architecture, "llama");
+        assert_eq!(m.quantization, "Q4_1");
+        assert_eq!(m.context_length, 8192);
+        assert!(m.chat_template);
+        assert_eq!(m.size_bytes, card.source.size_bytes);
+        // SmolLM2-135M: 134.5 M parameters (tied embedding counted once).
+        assert!((134_000_000..=135_000_000).contains(&m.parameters), "{}", m.parameters);
+        assert_eq!(app.models_list().unwrap(), vec![m.clone()]);
+        // Idempotent.
+        assert_eq!(app.model_import(&gguf, None).unwrap().id, DEFAULT_MODEL);
+        assert_eq!(app.models_list().unwrap().len(), 1);
+        assert_eq!(app.model_path(DEFAULT_MODEL).unwrap(), PathBuf::from(&m.path));
+    }
+
+    #[test]
+    fn wrong_hash_and_non_models_are_refused_without_copying() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path()).unwrap();
+        let fake = dir.path().join("fake.gguf");
+        std::fs::write(&fake, b"GGUF but not really").unwrap();
+        let err = app.model_import(&fake, None).unwrap_err();
+        assert!(matches!(err, Error::Model(_)), "{err}");
+        let txt = dir.path().join("notes.txt");
+        std::fs::write(&txt, b"x").unwrap();
+        assert!(matches!(app.model_import(&txt, None).unwrap_err(), Error::InvalidInput(_)));
+        assert_eq!(std::fs::read_dir(dir.path().join("models")).unwrap().count(), 0);
+        assert!(app.models_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn sha256_matches_known_vector() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

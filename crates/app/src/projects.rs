@@ -1,0 +1,235 @@
+//! Projects: each is a git repository under `projects/<slug>/`, indexed in SQLite.
+
+use std::path::{Path, PathBuf};
+
+use api::{CommitInfo, ProjectDetail, ProjectSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::{App, DEFAULT_MODEL, Error, Result, now, slug};
+
+/// `vibeflow.toml`: what a project is, versioned with it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProjectFile {
+    project: ProjectSection,
+    model: ModelSection,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProjectSection {
+    name: String,
+    slug: String,
+    created_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ModelSection {
+    base: String,
+}
+
+/// Kept out of every project's git: large or machine-local files.
+const GITIGNORE: &str = "# Weights and checkpoints live in the store's objects/, never in git\n\
+*.safetensors\n*.gguf\n*.bin\ncheckpoints/\n";
+
+impl App {
+    /// Creates a project named `name`: a git repository with `vibeflow.toml` and one commit.
+    /// Nothing is left behind when any step fails.
+    pub fn project_new(&self, name: &str) -> Result<ProjectDetail> {
+        let slug = slug::slugify(name).map_err(Error::InvalidInput)?;
+        let name = name.trim();
+        if self.store.project(&slug)?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "a project with the folder name '{slug}' exists already: choose another name"
+            )));
+        }
+        let dir = self.project_dir(&slug);
+        // `create_dir`, not `create_dir_all`: it fails when the folder exists, so two processes
+        // creating the same project cannot both succeed.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(format!(
+                    "the folder {} exists already: remove it or choose another name",
+                    dir.display()
+                )));
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        let created_at = now();
+        let result = self.init_project(&dir, name, &slug, created_at);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result?;
+        self.project_show(&slug)
+    }
+
+    fn init_project(&self, dir: &Path, name: &str, slug: &str, created_at: i64) -> Result<()> {
+        let file = ProjectFile {
+            project: ProjectSection { name: name.into(), slug: slug.into(), created_at },
+            model: ModelSection { base: DEFAULT_MODEL.into() },
+        };
+        let text = toml::to_string_pretty(&file)
+            .map_err(|e| Error::InvalidInput(format!("cannot write vibeflow.toml: {e}")))?;
+        let path = dir.join("vibeflow.toml");
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        let path = dir.join(".gitignore");
+        std::fs::write(&path, GITIGNORE).map_err(|e| Error::io(&path, e))?;
+        vcs::init(dir, &format!("Create project {name}"))?;
+        self.store.insert_project(&store::ProjectRow {
+            slug: slug.into(),
+            name: name.into(),
+            base_model: DEFAULT_MODEL.into(),
+            created_at,
+        })?;
+        Ok(())
+    }
+
+    /// All projects, oldest first.
+    pub fn project_list(&self) -> Result<Vec<ProjectSummary>> {
+        Ok(self
+            .store
+            .projects()?
+            .into_iter()
+            .map(|p| ProjectSummary {
+                slug: p.slug,
+                name: p.name,
+                created_at: p.created_at,
+                base_model: p.base_model,
+            })
+            .collect())
+    }
+
+    /// One project with its repository state.
+    pub fn project_show(&self, slug: &str) -> Result<ProjectDetail> {
+        let row = self.project_row(slug)?;
+        let dir = self.project_dir(&row.slug);
+        let history = vcs::history(&dir)?;
+        Ok(ProjectDetail {
+            head: history.first().map(|c| c.id.clone()).unwrap_or_default(),
+            commits: history.len(),
+            path: dir.display().to_string(),
+            slug: row.slug,
+            name: row.name,
+            created_at: row.created_at,
+            base_model: row.base_model,
+        })
+    }
+
+    /// Deletes a project: its repository and its index row. The CLI asks for confirmation first.
+    pub fn project_rm(&self, slug: &str) -> Result<()> {
+        let row = self.project_row(slug)?;
+        let dir = self.project_dir(&row.slug);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        self.store.delete_project(&row.slug)?;
+        Ok(())
+    }
+
+    /// Commits of a project, newest first, with tags.
+    pub fn history(&self, slug: &str) -> Result<Vec<CommitInfo>> {
+        let row = self.project_row(slug)?;
+        Ok(vcs::history(&self.project_dir(&row.slug))?
+            .into_iter()
+            .map(|c| CommitInfo {
+                id: c.id,
+                summary: c.summary,
+                message: c.message,
+                author: c.author,
+                time: c.time,
+                tags: c.tags,
+            })
+            .collect())
+    }
+
+    fn project_row(&self, slug: &str) -> Result<store::ProjectRow> {
+        self.store.project(slug)?.ok_or_else(|| {
+            Error::NotFound(format!("no project '{slug}': see `vibeflow project list`"))
+        })
+    }
+
+    /// Slugs come from [`slug::slugify`] or the index, so they are single safe components.
+    fn project_dir(&self, slug: &str) -> PathBuf {
+        self.projects_dir().join(slug)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{App, Error};
+
+    fn home() -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path()).unwrap();
+        (dir, app)
+    }
+
+    #[test]
+    fn new_project_is_a_repository_with_one_commit_and_its_config() {
+        let (dir, app) = home();
+        let p = app.project_new("Support Bot").unwrap();
+        assert_eq!(
+            (p.slug.as_str(), p.name.as_str(), p.commits),
+            ("support-bot", "Support Bot", 1)
+        );
+        let repo = dir.path().join("projects/support-bot");
+        assert!(vcs::is_repository(&repo));
+        let toml = std::fs::read_to_string(repo.join("vibeflow.toml")).unwrap();
+        assert!(toml.contains("name = \"Support Bot\""), "{toml}");
+        assert!(toml.contains("base = \"smollm2-135m-instruct\""), "{toml}");
+        let h = app.history("support-bot").unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].summary, "Create project Support Bot");
+        assert_eq!(h[0].id, p.head);
+        let slugs: Vec<_> = app.project_list().unwrap().into_iter().map(|p| p.slug).collect();
+        assert_eq!(slugs, ["support-bot"]);
+    }
+
+    #[test]
+    fn duplicate_slug_is_refused_and_keeps_the_first() {
+        let (_dir, app) = home();
+        app.project_new("Support Bot").unwrap();
+        let err = app.project_new("support  bot").unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+        assert_eq!(app.history("support-bot").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn stray_folder_blocks_creation_and_is_left_alone() {
+        let (dir, app) = home();
+        let stray = dir.path().join("projects/bot");
+        std::fs::create_dir(&stray).unwrap();
+        std::fs::write(stray.join("mine.txt"), "keep").unwrap();
+        let err = app.project_new("Bot").unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+        assert_eq!(std::fs::read_to_string(stray.join("mine.txt")).unwrap(), "keep");
+        assert!(app.project_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_names_write_nothing_anywhere() {
+        let (dir, app) = home();
+        for name in ["", "..", "../evil", "a/b", "a\\b", "x\u{0}y"] {
+            let err = app.project_new(name).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{name:?}: {err}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("projects")).unwrap().count(), 0);
+        assert!(!dir.path().join("evil").exists());
+        assert!(!dir.path().parent().unwrap().join("evil").exists());
+    }
+
+    #[test]
+    fn rm_deletes_folder_and_row() {
+        let (dir, app) = home();
+        app.project_new("A").unwrap();
+        app.project_new("B").unwrap();
+        app.project_rm("a").unwrap();
+        assert!(!dir.path().join("projects/a").exists());
+        assert!(dir.path().join("projects/b").exists());
+        let err = app.project_show("a").unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err}");
+        assert!(matches!(app.project_rm("a").unwrap_err(), Error::NotFound(_)));
+        // The slug is free again.
+        app.project_new("a").unwrap();
+    }
+}

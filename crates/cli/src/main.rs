@@ -1,0 +1,248 @@
+//! `vibeflow`: the command line over the same library the desktop app uses.
+//!
+//! Glue only: parse arguments, call one `app` function, print. Errors print as one line on stderr
+//! with a non-zero exit; a panic, should one ever happen, prints one line too, never a backtrace.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use app::App;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(name = "vibeflow", version, about = "Fine-tune an open LLM on your own machine, offline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list, show and delete projects
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Show a project's versions (git commits and tags), newest first
+    History {
+        /// Project slug
+        #[arg(short, long)]
+        project: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Installed models
+    #[command(subcommand)]
+    Models(ModelsCmd),
+}
+
+#[derive(Subcommand)]
+enum ProjectCmd {
+    /// Create a project (a git repository under the home's projects/)
+    New {
+        /// Project name; its folder name (slug) is derived from it
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one project
+    Show {
+        /// Project slug
+        slug: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a project and its history
+    Rm {
+        /// Project slug
+        slug: String,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// List installed models with figures read from their files
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a GGUF model file into the model store
+    Import {
+        /// Path of the .gguf file
+        path: PathBuf,
+        /// Refuse the file unless its sha256 is this
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("error: internal error: {msg} (please report this)");
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let app = App::open_default()?;
+    match cli.command {
+        Command::Project(ProjectCmd::New { name, json }) => {
+            let p = app.project_new(&name)?;
+            print(json, &p, || format!("Created project {} ({}) at {}", p.name, p.slug, p.path))
+        }
+        Command::Project(ProjectCmd::List { json }) => {
+            let list = app.project_list()?;
+            print(json, &list, || {
+                if list.is_empty() {
+                    return "No projects yet: create one with `vibeflow project new NAME`".into();
+                }
+                let w = list.iter().map(|p| p.slug.len()).max().unwrap_or(4).max(4);
+                let mut s = format!("{:w$}  {:20}  NAME", "SLUG", "BASE MODEL");
+                for p in &list {
+                    s += &format!("\n{:w$}  {:20}  {}", p.slug, p.base_model, p.name);
+                }
+                s
+            })
+        }
+        Command::Project(ProjectCmd::Show { slug, json }) => {
+            let p = app.project_show(&slug)?;
+            print(json, &p, || {
+                format!(
+                    "name:       {}\nslug:       {}\nbase model: {}\npath:       {}\ncommits:    {}\nhead:       {}",
+                    p.name, p.slug, p.base_model, p.path, p.commits, p.head
+                )
+            })
+        }
+        Command::Project(ProjectCmd::Rm { slug, yes }) => {
+            let p = app.project_show(&slug)?;
+            if !yes
+                && !confirm(&format!(
+                    "Delete project '{}' and its history ({} commits)?",
+                    p.name, p.commits
+                ))?
+            {
+                bail!("not deleted: answer 'y', or pass --yes to skip the question");
+            }
+            app.project_rm(&slug)?;
+            println!("Deleted project {}", p.slug);
+            Ok(())
+        }
+        Command::History { project, json } => {
+            let h = app.history(&project)?;
+            print(json, &h, || {
+                h.iter()
+                    .map(|c| {
+                        let tags = if c.tags.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", c.tags.join(", "))
+                        };
+                        format!("{}{}  {}", &c.id[..c.id.len().min(10)], tags, c.summary)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::Models(ModelsCmd::List { json }) => {
+            let list = app.models_list()?;
+            print(json, &list, || {
+                if list.is_empty() {
+                    return "No models installed: run `cargo xtask setup`, or `vibeflow models import FILE.gguf`".into();
+                }
+                let mut s = format!(
+                    "{:24}  {:8}  {:>8}  {:6}  {:>7}  TEMPLATE",
+                    "ID", "ARCH", "PARAMS", "QUANT", "CONTEXT"
+                );
+                for m in &list {
+                    s += &format!(
+                        "\n{:24}  {:8}  {:>7.1}M  {:6}  {:>7}  {}",
+                        m.id,
+                        m.architecture,
+                        m.parameters as f64 / 1e6,
+                        m.quantization,
+                        m.context_length,
+                        if m.chat_template { "embedded" } else { "none" }
+                    );
+                }
+                s
+            })
+        }
+        Command::Models(ModelsCmd::Import { path, sha256, json }) => {
+            let m = app.model_import(&path, sha256.as_deref())?;
+            print(json, &m, || format!("Installed {} at {}", m.id, m.path))
+        }
+    }
+}
+
+fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let text = if json { serde_json::to_string_pretty(value)? } else { human() };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`vibeflow … | head`) is not an error worth a message.
+    match writeln!(out, "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// The error chain on one line, outermost first, skipping causes a message already quotes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+/// Asks on the terminal; from a pipe, reads the answer without printing the question.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    let tty = std::io::stdin().is_terminal();
+    if tty {
+        eprint!("{question} [y/N] ");
+    }
+    let mut answer = String::new();
+    let n = std::io::stdin().read_line(&mut answer).context("cannot read the answer")?;
+    if tty && n == 0 {
+        eprintln!();
+    }
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}

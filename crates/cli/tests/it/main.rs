@@ -1,0 +1,187 @@
+//! CLI workflows over a temporary home: the `vibeflow` binary as a user runs it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_input(args, "")
+    }
+
+    fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vibeflow"))
+            .args(args)
+            .env("VIBEFLOW_HOME", self.dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command expected to succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+    }
+
+    /// Runs a command expected to fail and returns its single stderr line.
+    fn err(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} unexpectedly succeeded");
+        one_line_error(&out)
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn one_line_error(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(stderr.lines().count(), 1, "error is not one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn project_new_then_history_shows_the_initial_commit() {
+    let home = Home::new();
+    let p = home.json(&["project", "new", "Support Bot", "--json"]);
+    assert_eq!(p["slug"], "support-bot");
+    assert_eq!(p["name"], "Support Bot");
+    assert_eq!(p["base_model"], "smollm2-135m-instruct");
+    assert_eq!(p["commits"], 1);
+
+    let h = home.json(&["history", "-p", "support-bot", "--json"]);
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0]["summary"], "Create project Support Bot");
+    assert_eq!(h[0]["id"], p["head"]);
+    assert_eq!(h[0]["id"].as_str().unwrap().len(), 40);
+    // The same commit, read back by git itself.
+    let on_disk = vcs::history(&home.path().join("projects/support-bot")).unwrap();
+    assert_eq!(on_disk[0].id, h[0]["id"].as_str().unwrap());
+    assert!(home.path().join("vibeflow.db").is_file());
+    for dir in ["models", "objects", "projects", "aliases"] {
+        assert!(home.path().join(dir).is_dir(), "{dir}");
+    }
+}
+
+#[test]
+fn list_and_show_read_commands_have_json_and_text() {
+    let home = Home::new();
+    assert!(home.ok(&["project", "list"]).contains("No projects yet"));
+    assert_eq!(home.json(&["project", "list", "--json"]), serde_json::json!([]));
+    home.ok(&["project", "new", "Alpha"]);
+    home.ok(&["project", "new", "Beta Two"]);
+    let list = home.json(&["project", "list", "--json"]);
+    let slugs: Vec<_> =
+        list.as_array().unwrap().iter().map(|p| p["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["alpha", "beta-two"]);
+    let text = home.ok(&["project", "list"]);
+    assert!(text.contains("beta-two") && text.contains("Beta Two"), "{text}");
+    let show = home.json(&["project", "show", "beta-two", "--json"]);
+    assert!(show["path"].as_str().unwrap().ends_with("beta-two"));
+    assert!(home.ok(&["project", "show", "alpha"]).contains("commits:    1"));
+    assert_eq!(home.json(&["models", "list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn failures_are_one_line_and_non_zero() {
+    let home = Home::new();
+    home.ok(&["project", "new", "Bot"]);
+    let e = home.err(&["project", "new", "bot"]);
+    assert!(e.contains("exists already"), "{e}");
+    let e = home.err(&["project", "new", "../../escape"]);
+    assert!(e.contains("cannot contain"), "{e}");
+    let e = home.err(&["project", "new", ""]);
+    assert!(e.contains("empty"), "{e}");
+    let e = home.err(&["project", "show", "nope"]);
+    assert!(e.contains("no project 'nope'"), "{e}");
+    let e = home.err(&["history", "-p", "nope", "--json"]);
+    assert!(e.contains("no project 'nope'"), "{e}");
+    let e = home.err(&["models", "import", "/definitely/missing.gguf"]);
+    assert!(e.contains("missing.gguf"), "{e}");
+    assert_eq!(std::fs::read_dir(home.path().join("projects")).unwrap().count(), 1);
+}
+
+#[test]
+fn rm_asks_first() {
+    let home = Home::new();
+    home.ok(&["project", "new", "Doomed"]);
+    let out = home.run_with_input(&["project", "rm", "doomed"], "n\n");
+    assert!(!out.status.success());
+    assert!(one_line_error(&out).contains("not deleted"));
+    // No answer at all (closed stdin) is a no too.
+    assert!(!home.run(&["project", "rm", "doomed"]).status.success());
+    assert!(home.path().join("projects/doomed").exists());
+
+    let out = home.run_with_input(&["project", "rm", "doomed"], "y\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!home.path().join("projects/doomed").exists());
+
+    home.ok(&["project", "new", "Doomed"]);
+    home.ok(&["project", "rm", "doomed", "--yes"]);
+    assert_eq!(home.json(&["project", "list", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn every_command_has_help() {
+    let home = Home::new();
+    for args in [
+        &["--help"][..],
+        &["project", "--help"],
+        &["project", "new", "--help"],
+        &["project", "list", "--help"],
+        &["project", "show", "--help"],
+        &["project", "rm", "--help"],
+        &["history", "--help"],
+        &["models", "--help"],
+        &["models", "list", "--help"],
+        &["models", "import", "--help"],
+    ] {
+        let text = home.ok(args);
+        assert!(text.contains("Usage: vibeflow"), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn default_model_is_listed_with_figures_from_its_file() {
+    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
+        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+        return;
+    };
+    let home = Home::new();
+    let sha = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    home.ok(&["models", "import", gguf.to_str().unwrap(), "--sha256", sha]);
+    let list = home.json(&["models", "list", "--json"]);
+    let m = &list[0];
+    assert_eq!(m["id"], "smollm2-135m-instruct");
+    assert_eq!(m["architecture"], "llama");
+    assert_eq!(m["quantization"], "Q4_1");
+    assert_eq!(m["context_length"], 8192);
+    assert_eq!(m["chat_template"], true);
+    assert_eq!(m["sha256"], sha);
+    let text = home.ok(&["models", "list"]);
+    assert!(text.contains("smollm2-135m-instruct") && text.contains("embedded"), "{text}");
+}

@@ -1,0 +1,54 @@
+//! The desktop shell: a Tauri window around the Leptos UI. Each command is one line over the
+//! `app` crate, the same library the CLI uses; errors cross as `api::ApiError` with a code.
+
+use api::{ApiError, CommitInfo, ModelInfo, NewProject, ProjectDetail, ProjectRef, ProjectSummary};
+use app::App;
+
+type Res<T> = Result<T, ApiError>;
+
+fn app() -> Res<App> {
+    Ok(App::open_default()?)
+}
+
+#[tauri::command]
+fn project_list() -> Res<Vec<ProjectSummary>> {
+    Ok(app()?.project_list()?)
+}
+
+#[tauri::command]
+fn project_new(req: NewProject) -> Res<ProjectDetail> {
+    Ok(app()?.project_new(&req.name)?)
+}
+
+#[tauri::command]
+fn project_show(req: ProjectRef) -> Res<ProjectDetail> {
+    Ok(app()?.project_show(&req.slug)?)
+}
+
+#[tauri::command]
+fn project_history(req: ProjectRef) -> Res<Vec<CommitInfo>> {
+    Ok(app()?.history(&req.slug)?)
+}
+
+#[tauri::command]
+fn models_list() -> Res<Vec<ModelInfo>> {
+    Ok(app()?.models_list()?)
+}
+
+/// Starts the desktop app.
+pub fn run() {
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_fs::init())
+        .invoke_handler(tauri::generate_handler![
+            project_list,
+            project_new,
+            project_show,
+            project_history,
+            models_list
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("error: cannot start the VibeFlow window: {e}");
+        std::process::exit(1);
+    }
+}

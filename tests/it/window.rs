@@ -1,0 +1,131 @@
+//! The desktop window under Xvfb, driven through WebDriver (tauri-driver + WebKitWebDriver).
+//!
+//! Gated by `VIBEFLOW_E2E=1` (set by `cargo xtask test`, which also installs tauri-driver and
+//! runs the tests under Xvfb); without it the test prints why it did nothing.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// Kills tauri-driver (and with it the app) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn connect(port: u16) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "tauri:options".into(),
+        serde_json::json!({ "application": env!("CARGO_BIN_EXE_vibeflow-desktop") }),
+    );
+    caps.insert("browserName".into(), "wry".into());
+    let url = format!("http://127.0.0.1:{port}");
+    let mut last = None;
+    // tauri-driver needs a moment to listen; retry for up to 20 s.
+    for _ in 0..80 {
+        match ClientBuilder::native().capabilities(caps.clone()).connect(&url).await {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("cannot start a WebDriver session on {url}: {last:?}");
+}
+
+fn screenshot_path() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots").join("window.png")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_a_project_in_the_window() {
+    if std::env::var_os("VIBEFLOW_E2E").is_none() {
+        eprintln!(
+            "skipped: set VIBEFLOW_E2E=1 with tauri-driver, WebKitWebDriver and a display (`cargo xtask test` does)"
+        );
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    if let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") {
+        // So the Overview shows the default model, as on a user's machine after setup.
+        app::App::open(home.path()).unwrap().model_import(Path::new(&gguf), None).unwrap();
+    }
+    let port = free_port();
+    let native_port = free_port();
+    let driver = Command::new(
+        std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into()),
+    )
+    .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+    .env("VIBEFLOW_HOME", home.path())
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("cannot start tauri-driver: install it with `npm install -g @crabnebula/tauri-driver`");
+    let _driver = Driver(driver);
+    let client = connect(port).await;
+    let wait = Duration::from_secs(30);
+
+    assert_eq!(client.title().await.unwrap(), "VibeFlow");
+    let input =
+        client.wait().at_most(wait).for_element(Locator::Css("#new-project-name")).await.unwrap();
+    // The empty store shows no project yet.
+    assert!(client.find_all(Locator::Css("#project-list li")).await.unwrap().is_empty());
+    input.send_keys("Support Bot").await.unwrap();
+    client.find(Locator::Css("#create-project")).await.unwrap().click().await.unwrap();
+
+    let item = client
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#project-list li[data-slug='support-bot']"))
+        .await
+        .unwrap();
+    assert!(item.text().await.unwrap().contains("Support Bot"));
+    // The new project is selected and its overview shows the installed model's figures.
+    let overview =
+        client.wait().at_most(wait).for_element(Locator::Css("#pane-overview h1")).await.unwrap();
+    assert_eq!(overview.text().await.unwrap(), "Support Bot");
+    if std::env::var_os("VIBEFLOW_DEFAULT_GGUF").is_some() {
+        let row = client
+            .wait()
+            .at_most(wait)
+            .for_element(Locator::XPath(
+                "//table[@class='models']//td[text()='smollm2-135m-instruct']",
+            ))
+            .await
+            .unwrap();
+        assert!(row.text().await.unwrap().contains("smollm2"));
+    }
+    let png = client.screenshot().await.unwrap();
+    let path = screenshot_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+
+    // History lists the initial commit.
+    client.find(Locator::Css("#tab-history")).await.unwrap().click().await.unwrap();
+    let commit = client
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#pane-history .commits li"))
+        .await
+        .unwrap();
+    assert!(commit.text().await.unwrap().contains("Create project Support Bot"));
+    client.close().await.unwrap();
+
+    // On disk: a git repository with exactly one commit.
+    let repo = home.path().join("projects/support-bot");
+    assert!(vcs::is_repository(&repo), "{} is not a git repository", repo.display());
+    let history = vcs::history(&repo).unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].summary, "Create project Support Bot");
+}

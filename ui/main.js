@@ -1,0 +1,3 @@
+// Loads the WASM app that `cargo xtask ui` builds with wasm-bindgen (--target web).
+import init from "./ui.js";
+init();

@@ -1,0 +1,67 @@
+//! The one typed wrapper over Tauri's `invoke`: components call these functions, never `invoke`
+//! with strings. Command names and types come from the `api` crate.
+
+use api::{
+    ApiError, CommitInfo, ErrorCode, ModelInfo, NewProject, ProjectDetail, ProjectRef,
+    ProjectSummary, cmd,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "core"], js_name = invoke, catch)]
+    async fn tauri_invoke(cmd: &str, args: JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// Tauri passes named arguments; every command takes its request as `req`.
+#[derive(Serialize)]
+struct Args<'a, T: Serialize> {
+    req: &'a T,
+}
+
+async fn call<T: DeserializeOwned>(cmd: &str, args: JsValue) -> Result<T, ApiError> {
+    match tauri_invoke(cmd, args).await {
+        Ok(v) => serde_wasm_bindgen::from_value(v)
+            .map_err(|e| internal(format!("bad reply to {cmd}: {e}"))),
+        Err(e) => Err(serde_wasm_bindgen::from_value::<ApiError>(e.clone()).unwrap_or_else(|_| {
+            internal(e.as_string().unwrap_or_else(|| format!("{cmd} failed")))
+        })),
+    }
+}
+
+async fn call_with<R: Serialize, T: DeserializeOwned>(cmd: &str, req: &R) -> Result<T, ApiError> {
+    let ser = serde_wasm_bindgen::Serializer::json_compatible();
+    let args = Args { req }.serialize(&ser).map_err(|e| internal(e.to_string()))?;
+    call(cmd, args).await
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError { code: ErrorCode::Internal, message }
+}
+
+/// All projects.
+pub async fn project_list() -> Result<Vec<ProjectSummary>, ApiError> {
+    call(cmd::PROJECT_LIST, JsValue::UNDEFINED).await
+}
+
+/// Creates a project.
+pub async fn project_new(name: String) -> Result<ProjectDetail, ApiError> {
+    call_with(cmd::PROJECT_NEW, &NewProject { name }).await
+}
+
+/// One project in full.
+pub async fn project_show(slug: String) -> Result<ProjectDetail, ApiError> {
+    call_with(cmd::PROJECT_SHOW, &ProjectRef { slug }).await
+}
+
+/// A project's commits, newest first.
+pub async fn project_history(slug: String) -> Result<Vec<CommitInfo>, ApiError> {
+    call_with(cmd::PROJECT_HISTORY, &ProjectRef { slug }).await
+}
+
+/// Installed models.
+pub async fn models_list() -> Result<Vec<ModelInfo>, ApiError> {
+    call(cmd::MODELS_LIST, JsValue::UNDEFINED).await
+}

