@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-/// Kills tauri-driver (and with it the app) however the test ends.
+/// Kills tauri-driver and everything it started (WebKitWebDriver, the app) however the test
+/// ends: they share a process group, since killing tauri-driver alone leaves WebKitWebDriver
+/// running and holding the test's output pipes.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.0.id())]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -63,14 +67,18 @@ async fn create_a_project_in_the_window() {
     }
     let port = free_port();
     let native_port = free_port();
-    let driver = Command::new(
-        std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into()),
-    )
-    .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-    .env("VIBEFLOW_HOME", home.path())
-    .stdout(Stdio::null())
-    .spawn()
-    .expect("cannot start tauri-driver: install it with `npm install -g @crabnebula/tauri-driver`");
+    let mut driver =
+        Command::new(std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into()));
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut driver, 0);
+    let driver = driver
+        .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+        .env("VIBEFLOW_HOME", home.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect(
+            "cannot start tauri-driver: install it with `npm install -g @crabnebula/tauri-driver`",
+        );
     let _driver = Driver(driver);
     let client = connect(port).await;
     let wait = Duration::from_secs(30);
@@ -105,6 +113,8 @@ async fn create_a_project_in_the_window() {
             .unwrap();
         assert!(row.text().await.unwrap().contains("smollm2"));
     }
+    // WebKitGTK repaints asynchronously; give the frame with the new project time to land.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let png = client.screenshot().await.unwrap();
     let path = screenshot_path();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -83,7 +83,7 @@ fn summarize(content: &gguf_file::Content) -> std::result::Result<Summary, Strin
     })
 }
 
-fn as_u64(v: &gguf_file::Value) -> Option<u64> {
+pub(crate) fn as_u64(v: &gguf_file::Value) -> Option<u64> {
     use gguf_file::Value::*;
     match *v {
         U8(x) => Some(x.into()),
@@ -182,7 +182,7 @@ mod tests {
         let p = dir.path().join("bad.gguf");
         std::fs::write(&p, b"definitely not gguf").unwrap();
         let err = inspect(&p).unwrap_err().to_string();
-        assert!(err.contains("bad.gguf is not a readable GGUF model"), "{err}");
+        assert!(err.contains("bad.gguf is not a readable model"), "{err}");
         let err = inspect(&dir.path().join("missing.gguf")).unwrap_err().to_string();
         assert!(err.starts_with("cannot read"), "{err}");
     }

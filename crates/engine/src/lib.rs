@@ -1,9 +1,18 @@
-//! The model engine: reading model files, and (coming with the engine issue) in-process Candle
-//! training and generation.
+//! The model engine: model files, tokenizers, chat templates, generation and (coming) training,
+//! in-process with Candle.
 //!
 //! `engine` knows nothing about SQLite, git, projects or Tauri: it takes paths and returns values.
 
+pub mod generate;
 pub mod gguf;
+pub mod lora;
+pub mod models;
+pub mod ops;
+pub mod template;
+pub mod tokenizer;
+pub mod weights;
+
+use std::path::Path;
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -14,16 +23,36 @@ pub enum Error {
         /// The file.
         path: String,
         /// Why.
+        #[source]
         source: std::io::Error,
     },
     /// The file is not a valid model file of the expected format.
-    #[error("{path} is not a readable GGUF model: {reason}")]
+    #[error("{path} is not a readable model: {reason}")]
     BadModel {
         /// The file.
         path: String,
         /// What is wrong.
         reason: String,
     },
+    /// Tokenizing failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A chat template failed to compile or render.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// A tensor operation failed.
+    #[error("tensor: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    pub(crate) fn bad(path: &Path, reason: impl std::fmt::Display) -> Error {
+        Error::BadModel { path: path.display().to_string(), reason: reason.to_string() }
+    }
 }
 
 /// Result of the engine.

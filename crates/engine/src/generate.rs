@@ -1,0 +1,279 @@
+//! Text generation with a KV cache and the sampling controls users expect.
+
+use candle_core::{D, Device, Tensor};
+use rand::{Rng, SeedableRng};
+
+use crate::Result;
+use crate::models::llama::Llama;
+
+/// Sampling controls. `temperature == 0` is greedy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// Softmax temperature; 0 picks the most likely token.
+    pub temperature: f64,
+    /// Nucleus: keep the smallest set of tokens whose probability reaches this.
+    pub top_p: f64,
+    /// Keep only the k most likely tokens (0: all).
+    pub top_k: usize,
+    /// Drop tokens less likely than `min_p` × the top token's probability.
+    pub min_p: f64,
+    /// CTRL-style penalty on tokens already present (1: none).
+    pub repetition_penalty: f32,
+    /// OpenAI frequency penalty: subtract `count × this` from a seen token's logit.
+    pub frequency_penalty: f32,
+    /// OpenAI presence penalty: subtract this from a seen token's logit.
+    pub presence_penalty: f32,
+    /// Seed of the sampler.
+    pub seed: u64,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Generation stops before any of these strings.
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.7,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            seed: 0,
+            max_tokens: 256,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// An end-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The callback asked to stop.
+    Cancelled,
+}
+
+/// What a generation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Generated token ids (without the prompt, without the end token).
+    pub tokens: Vec<u32>,
+    /// Generated text, cut before a stop string.
+    pub text: String,
+    /// Why it ended.
+    pub finish: Finish,
+}
+
+/// Anything that turns a prompt's token ids into next-token logits with a cache.
+pub trait Decoder {
+    /// Logits `[vocab]` at the last position of `ids`, after the positions fed before.
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+}
+
+/// The f32 model with its cache.
+pub struct F32Decoder<'a> {
+    model: &'a Llama,
+    cache: crate::models::llama::Cache,
+    device: Device,
+}
+
+impl<'a> F32Decoder<'a> {
+    /// A decoder with an empty cache.
+    pub fn new(model: &'a Llama, device: &Device) -> Self {
+        F32Decoder { model, cache: model.cache(), device: device.clone() }
+    }
+}
+
+impl Decoder for F32Decoder<'_> {
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let hidden = self.model.hidden(&input, Some(&mut self.cache), None)?;
+        let last = hidden.narrow(1, ids.len() - 1, 1)?;
+        Ok(self.model.logits(&last)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+/// Generates after `prompt`, streaming each piece of text to `on_text` (return `false` to stop).
+pub fn generate(
+    dec: &mut dyn Decoder,
+    tok: &tokenizers::Tokenizer,
+    prompt: &[u32],
+    eos: &[u32],
+    s: &Sampling,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Output> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(s.seed);
+    let mut tokens: Vec<u32> = Vec::new();
+    let mut counts: std::collections::HashMap<u32, usize> = Default::default();
+    let mut emitted = 0usize; // bytes of `text` already streamed
+    let mut text = String::new();
+    let mut logits = dec.step(prompt)?;
+    let finish = loop {
+        if tokens.len() >= s.max_tokens {
+            break Finish::Length;
+        }
+        apply_penalties(&mut logits, prompt, &counts, s);
+        let next = sample(&logits, s, &mut rng);
+        if eos.contains(&next) {
+            break Finish::Stop;
+        }
+        tokens.push(next);
+        *counts.entry(next).or_default() += 1;
+        text = crate::tokenizer::decode(tok, &tokens)?;
+        // Stop strings: cut the text before the first one.
+        if let Some(cut) = s.stop.iter().filter_map(|st| text.find(st.as_str())).min() {
+            text.truncate(cut);
+            if cut > emitted && !on_text(&text[emitted..]) {
+                break Finish::Cancelled;
+            }
+            emitted = text.len();
+            break Finish::Stop;
+        }
+        // Hold back a possible start of a stop string and incomplete UTF-8 (U+FFFD).
+        let hold = s.stop.iter().map(|st| partial_suffix(&text, st)).max().unwrap_or(0);
+        let safe = if text.ends_with('\u{FFFD}') { text.len() - '\u{FFFD}'.len_utf8() } else { text.len() - hold };
+        if safe > emitted && text.is_char_boundary(safe) {
+            if !on_text(&text[emitted..safe]) {
+                break Finish::Cancelled;
+            }
+            emitted = safe;
+        }
+        logits = dec.step(&[next])?;
+    };
+    if emitted < text.len() && finish != Finish::Cancelled {
+        on_text(&text[emitted..]);
+    }
+    Ok(Output { tokens, text, finish })
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of `stop`.
+fn partial_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len()).rev().find(|&n| text.len() >= n && stop.is_char_boundary(n) && text.ends_with(&stop[..n])).unwrap_or(0)
+}
+
+fn apply_penalties(logits: &mut [f32], prompt: &[u32], counts: &std::collections::HashMap<u32, usize>, s: &Sampling) {
+    if s.repetition_penalty != 1.0 {
+        for &t in prompt.iter().chain(counts.keys()) {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = if *l > 0.0 { *l / s.repetition_penalty } else { *l * s.repetition_penalty };
+            }
+        }
+    }
+    if s.frequency_penalty != 0.0 || s.presence_penalty != 0.0 {
+        for (&t, &n) in counts.iter().filter(|(_, n)| **n > 0) {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l -= n as f32 * s.frequency_penalty + s.presence_penalty;
+            }
+        }
+    }
+}
+
+/// Picks the next token from `logits` under `s`.
+pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32 {
+    let argmax = || {
+        logits.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |b, (i, &l)| if l > b.1 { (i, l) } else { b }).0 as u32
+    };
+    if s.temperature <= 0.0 {
+        return argmax();
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if s.top_k > 0 {
+        idx.truncate(s.top_k);
+    }
+    let max = logits[idx[0]] as f64;
+    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    // min_p relative to the top token, then nucleus.
+    let floor = s.min_p * probs[0];
+    let mut keep = probs.iter().take_while(|&&p| p >= floor).count().max(1);
+    if s.top_p < 1.0 {
+        let mut acc = 0.0;
+        let n = probs.iter().take_while(|&&p| {
+            let before = acc;
+            acc += p;
+            before < s.top_p
+        });
+        keep = keep.min(n.count().max(1));
+    }
+    let total: f64 = probs[..keep].iter().sum();
+    let mut r = rng.random::<f64>() * total;
+    for (j, p) in probs[..keep].iter().enumerate() {
+        r -= p;
+        if r <= 0.0 {
+            return idx[j] as u32;
+        }
+    }
+    idx[keep - 1] as u32
+}
+
+/// Softmax over the last dimension of a logits tensor (for reports and tests).
+pub fn probabilities(logits: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::softmax(logits, D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(temperature: f64) -> Sampling {
+        Sampling { temperature, ..Sampling::default() }
+    }
+
+    #[test]
+    fn greedy_takes_the_max_and_top_k_one_is_greedy() {
+        let logits = [0.1, 3.0, 2.9, -1.0];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        assert_eq!(sample(&logits, &s(0.0), &mut rng), 1);
+        let k1 = Sampling { top_k: 1, ..s(1.0) };
+        for _ in 0..20 {
+            assert_eq!(sample(&logits, &k1, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn top_p_and_min_p_cut_the_tail() {
+        let logits = [5.0, 4.0, -10.0, -10.0];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let nucleus = Sampling { top_p: 0.5, ..s(1.0) };
+        let minp = Sampling { min_p: 0.2, ..s(1.0) };
+        for _ in 0..200 {
+            assert_eq!(sample(&logits, &nucleus, &mut rng), 0);
+            assert!(sample(&logits, &minp, &mut rng) < 2);
+        }
+    }
+
+    #[test]
+    fn sampling_is_seeded() {
+        let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
+        let draw = |seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            (0..30).map(|_| sample(&logits, &s(1.0), &mut rng)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(3), draw(3));
+        assert_ne!(draw(3), draw(4));
+    }
+
+    #[test]
+    fn penalties_push_seen_tokens_down() {
+        let mut logits = vec![2.0, 2.0, -1.0];
+        let mut counts = std::collections::HashMap::new();
+        counts.insert(0u32, 2usize);
+        let p = Sampling { repetition_penalty: 2.0, frequency_penalty: 0.5, presence_penalty: 0.25, ..s(1.0) };
+        apply_penalties(&mut logits, &[2], &counts, &p);
+        assert_eq!(logits, vec![2.0 / 2.0 - 1.0 - 0.25, 2.0, -2.0]);
+    }
+
+    #[test]
+    fn partial_stop_suffixes_are_held_back() {
+        assert_eq!(partial_suffix("hello <|im", "<|im_end|>"), 4);
+        assert_eq!(partial_suffix("hello", "<|im_end|>"), 0);
+    }
+}

@@ -1,0 +1,144 @@
+//! Linear layers with an optional LoRA pair, PEFT's formulation:
+//! `y = x·Wᵀ + b + (alpha/r)·B(A(dropout(x)))`, A kaiming-uniform (a=√5), B zero.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::{Rng, SeedableRng};
+
+/// The projections LoRA can target, by their Hugging Face module names.
+pub const TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// LoRA hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraConfig {
+    /// Rank.
+    pub r: usize,
+    /// Scaling numerator: the update is scaled by `alpha / r`.
+    pub alpha: f64,
+    /// Dropout on the LoRA input during training.
+    pub dropout: f32,
+    /// Module names (`q_proj` …) that get adapters.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: TARGETS.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+impl LoraConfig {
+    /// Maps short names (`q`, `gate` …) and full names to module names; rejects unknown ones.
+    pub fn parse_targets(list: &str) -> std::result::Result<Vec<String>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let full = if s.ends_with("_proj") { s.to_string() } else { format!("{s}_proj") };
+                if TARGETS.contains(&full.as_str()) {
+                    Ok(full)
+                } else {
+                    Err(format!("unknown LoRA target '{s}': choose from q,k,v,o,gate,up,down"))
+                }
+            })
+            .collect()
+    }
+
+    /// The factor applied to `B·A`.
+    pub fn scale(&self) -> f64 {
+        self.alpha / self.r as f64
+    }
+}
+
+/// A trainable low-rank pair.
+#[derive(Debug, Clone)]
+pub struct LoraPair {
+    /// `[r, in]`.
+    pub a: Var,
+    /// `[out, r]`.
+    pub b: Var,
+    /// `alpha / r`.
+    pub scale: f64,
+    /// Dropout probability on the input during training.
+    pub dropout: f32,
+}
+
+impl LoraPair {
+    /// PEFT's default initialisation: A ~ U(-1/√in, 1/√in), B = 0, from `rng`.
+    pub fn init(in_dim: usize, out_dim: usize, cfg: &LoraConfig, rng: &mut rand::rngs::StdRng, dev: &Device) -> Result<LoraPair> {
+        let bound = 1.0 / (in_dim as f32).sqrt();
+        let a: Vec<f32> = (0..cfg.r * in_dim).map(|_| rng.random_range(-bound..bound)).collect();
+        let a = Var::from_tensor(&Tensor::from_vec(a, (cfg.r, in_dim), dev)?)?;
+        let b = Var::zeros((out_dim, cfg.r), DType::F32, dev)?;
+        Ok(LoraPair { a, b, scale: cfg.scale(), dropout: cfg.dropout })
+    }
+}
+
+/// Per-step training state threaded through the forward pass: dropout masks come from here so
+/// a run is reproducible from its seed and resumable.
+pub struct TrainCtx {
+    rng: rand::rngs::StdRng,
+}
+
+impl TrainCtx {
+    /// A context seeded for one step.
+    pub fn new(seed: u64) -> TrainCtx {
+        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed) }
+    }
+
+    fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep }).collect();
+        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+    }
+}
+
+/// A projection: frozen or trainable weight, optional bias, optional LoRA.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[out, in]`.
+    pub weight: Tensor,
+    /// `[out]`.
+    pub bias: Option<Tensor>,
+    /// Set when fine-tuning all weights: then `weight` is this variable's tensor.
+    pub full: Option<Var>,
+    /// Set when this projection has an adapter.
+    pub lora: Option<LoraPair>,
+}
+
+impl Linear {
+    /// A frozen projection.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear { weight, bias, full: None, lora: None }
+    }
+
+    /// `[.., in] -> [.., out]`; `train` enables LoRA dropout.
+    pub fn forward(&self, x: &Tensor, train: Option<&mut TrainCtx>) -> Result<Tensor> {
+        let mut y = match &self.full {
+            Some(w) => x.broadcast_matmul(&w.as_tensor().t()?)?,
+            None => crate::ops::frozen_linear(x, &self.weight)?,
+        };
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(l) = &self.lora {
+            let x = match train {
+                Some(ctx) => ctx.dropout(x, l.dropout)?,
+                None => x.clone(),
+            };
+            let delta = x.broadcast_matmul(&l.a.as_tensor().t()?)?.broadcast_matmul(&l.b.as_tensor().t()?)?;
+            y = (y + (delta * l.scale)?)?;
+        }
+        Ok(y)
+    }
+
+    /// `W + scale·B·A`: the weight with the adapter merged in.
+    pub fn merged_weight(&self) -> Result<Tensor> {
+        match &self.lora {
+            Some(l) => self.weight.add(&(l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?),
+            None => Ok(self.weight.clone()),
+        }
+    }
+}

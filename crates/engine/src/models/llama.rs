@@ -1,0 +1,303 @@
+//! Llama-family decoder — Llama, SmolLM2, Mistral — and Qwen2 (q/k/v bias); upstream:
+//! transformers' `modeling_llama.py` and `modeling_qwen2.py`.
+//!
+//! Unlike candle-transformers' llama, every op here backpropagates (composite RMSNorm, RoPE and
+//! softmax), the forward pass returns hidden states at every position, and each projection is
+//! a [`Linear`] that can carry LoRA. Weights use Hugging Face names and layout (half-split RoPE);
+//! GGUF checkpoints are converted on load (`crate::weights`).
+
+use std::collections::HashMap;
+
+use candle_core::{D, DType, Device, Result, Tensor};
+use serde::Deserialize;
+
+use crate::lora::{Linear, TrainCtx};
+
+/// `config.json` of a Llama or Qwen2 checkpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Decoder blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); defaults to the query heads.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Per-head width; defaults to `hidden_size / num_attention_heads`.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// RMSNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// RoPE base (transformers < 5 writes it here).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// RoPE settings (transformers ≥ 5 writes `rope_theta` here).
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    /// Context length.
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    /// Whether the LM head is the token embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Llama: bias on q, k, v and o.
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// `llama`, `mistral`, `qwen2` …
+    #[serde(default)]
+    pub model_type: String,
+}
+
+/// transformers ≥ 5 `rope_parameters`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RopeParameters {
+    /// RoPE base.
+    pub rope_theta: Option<f64>,
+    /// Only `default` is supported.
+    #[serde(default)]
+    pub rope_type: Option<String>,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+
+fn default_max_pos() -> usize {
+    4096
+}
+
+impl Config {
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Per-head width.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// RoPE base.
+    pub fn rope_base(&self) -> f64 {
+        self.rope_parameters.as_ref().and_then(|r| r.rope_theta).or(self.rope_theta).unwrap_or(10_000.0)
+    }
+
+    /// Whether q, k, v carry a bias (Qwen2 always, Llama with `attention_bias`).
+    pub fn qkv_bias(&self) -> bool {
+        self.model_type == "qwen2" || self.attention_bias
+    }
+
+    /// Whether o carries a bias (Llama with `attention_bias` only).
+    pub fn o_bias(&self) -> bool {
+        self.model_type != "qwen2" && self.attention_bias
+    }
+}
+
+/// One decoder block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// `input_layernorm.weight`.
+    pub attn_norm: Tensor,
+    /// `post_attention_layernorm.weight`.
+    pub mlp_norm: Tensor,
+    /// Projections by module name: q_proj … down_proj.
+    pub proj: HashMap<&'static str, Linear>,
+}
+
+/// Keys and values of past positions, per layer.
+#[derive(Debug, Clone, Default)]
+pub struct Cache {
+    kv: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Cache {
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.kv.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The decoder.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    /// Its configuration.
+    pub cfg: Config,
+    /// `model.embed_tokens.weight`, `[vocab, hidden]`.
+    pub embed: Tensor,
+    /// Blocks.
+    pub layers: Vec<Block>,
+    /// `model.norm.weight`.
+    pub norm: Tensor,
+    /// `lm_head` (the embedding when tied).
+    pub lm_head: Linear,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// Module names inside a block, with their `self_attn`/`mlp` parent.
+pub const PROJECTIONS: [(&str, &str); 7] = [
+    ("self_attn", "q_proj"),
+    ("self_attn", "k_proj"),
+    ("self_attn", "v_proj"),
+    ("self_attn", "o_proj"),
+    ("mlp", "gate_proj"),
+    ("mlp", "up_proj"),
+    ("mlp", "down_proj"),
+];
+
+impl Llama {
+    /// Builds the model from tensors named as in a Hugging Face checkpoint.
+    pub fn new(cfg: Config, w: &mut HashMap<String, Tensor>, dev: &Device) -> Result<Llama> {
+        let mut take = |name: &str| -> Result<Tensor> {
+            w.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("tensor {name} is missing")))
+        };
+        let embed = take("model.embed_tokens.weight")?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let mut proj = HashMap::new();
+            for (parent, name) in PROJECTIONS {
+                let weight = take(&format!("{p}.{parent}.{name}.weight"))?;
+                let has_bias = match name {
+                    "q_proj" | "k_proj" | "v_proj" => cfg.qkv_bias(),
+                    "o_proj" => cfg.o_bias(),
+                    _ => false,
+                };
+                let bias = if has_bias { Some(take(&format!("{p}.{parent}.{name}.bias"))?) } else { None };
+                proj.insert(name, Linear::new(weight, bias));
+            }
+            layers.push(Block {
+                attn_norm: take(&format!("{p}.input_layernorm.weight"))?,
+                mlp_norm: take(&format!("{p}.post_attention_layernorm.weight"))?,
+                proj,
+            });
+        }
+        let norm = take("model.norm.weight")?;
+        // Without its own head the model is tied, whatever the config says.
+        let lm_head = Linear::new(take("lm_head.weight").unwrap_or_else(|_| embed.clone()), None);
+        let (cos, sin) = rope_tables(&cfg, dev)?;
+        Ok(Llama { cfg, embed, layers, norm, lm_head, cos, sin })
+    }
+
+    /// A fresh cache for generation.
+    pub fn cache(&self) -> Cache {
+        Cache { kv: vec![None; self.layers.len()] }
+    }
+
+    /// Hidden states after the final norm, `[batch, seq, hidden]`, for `ids` `[batch, seq]`
+    /// placed after the cached positions.
+    pub fn hidden(&self, ids: &Tensor, mut cache: Option<&mut Cache>, mut train: Option<&mut TrainCtx>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let offset = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
+        let cos = self.cos.narrow(0, offset, t)?;
+        let sin = self.sin.narrow(0, offset, t)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let kv = cache.as_deref_mut().map(|c| &mut c.kv[i]);
+            let h = rms_norm(&x, &layer.attn_norm, self.cfg.rms_norm_eps)?;
+            let h = self.attention(layer, &h, &cos, &sin, mask.as_ref(), kv, train.as_deref_mut())?;
+            x = (x + h)?;
+            let h = rms_norm(&x, &layer.mlp_norm, self.cfg.rms_norm_eps)?;
+            let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
+            let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
+            let h = layer.proj["down_proj"].forward(&(gate.silu()? * up)?, train.as_deref_mut())?;
+            x = (x + h)?;
+        }
+        rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)
+    }
+
+    /// Logits for hidden states `[.., hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden, None)
+    }
+
+    /// Logits at every position, `[batch, seq, vocab]`.
+    pub fn forward(&self, ids: &Tensor, cache: Option<&mut Cache>) -> Result<Tensor> {
+        self.logits(&self.hidden(ids, cache, None)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: &Block,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        kv: Option<&mut Option<(Tensor, Tensor)>>,
+        mut train: Option<&mut TrainCtx>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
+        let q = layer.proj["q_proj"].forward(x, train.as_deref_mut())?;
+        let k = layer.proj["k_proj"].forward(x, train.as_deref_mut())?;
+        let v = layer.proj["v_proj"].forward(x, train.as_deref_mut())?;
+        let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
+        let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        let mut v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        let q = candle_nn::rotary_emb::rope_slow(&q, cos, sin)?;
+        let mut k = candle_nn::rotary_emb::rope_slow(&k, cos, sin)?;
+        if let Some(slot) = kv {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let k = repeat_kv(&k, nh / nkv)?;
+        let v = repeat_kv(&v, nh / nkv)?;
+        let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
+        if let Some(m) = mask {
+            att = att.broadcast_add(m)?;
+        }
+        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        layer.proj["o_proj"].forward(&y, train)
+    }
+}
+
+/// RMSNorm from differentiable ops (candle's fused `rms_norm` records no backward).
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let var = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(w)
+}
+
+fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
+    if n == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    Tensor::cat(&vec![x; n], 2)?.reshape((b, kv * n, t, d))
+}
+
+/// `[t, offset + t]`: 0 where position i may attend j, −∞ elsewhere.
+fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| (0..offset + t).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Tensor::from_vec(m, (t, offset + t), dev)
+}
+
+/// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.
+fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let hd = cfg.head_dim();
+    let base = cfg.rope_base();
+    let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64) as f32).collect();
+    let inv = Tensor::from_vec(inv, (1, hd / 2), dev)?;
+    let pos = Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?.to_dtype(DType::F32)?;
+    let freqs = pos.reshape((cfg.max_position_embeddings, 1))?.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}

@@ -1,0 +1,4 @@
+//! Model files, one per architecture family, written for training: composite ops that
+//! backpropagate, hidden states and logits at every position, LoRA-able projections.
+
+pub mod llama;

@@ -1,0 +1,156 @@
+//! Loading checkpoints into [`Llama`]: Hugging Face folders (config.json + safetensors) and GGUF
+//! files (dequantized, renamed to Hugging Face names, Q/K converted to the half-split RoPE layout).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor};
+
+use crate::models::llama::{Config, Llama};
+use crate::{Error, Result};
+
+/// Loads a Hugging Face folder: `config.json` and every `*.safetensors` in it (memory-mapped).
+pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let cfg: Config = serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))?;
+    let mut tensors = HashMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::bad(dir, "no .safetensors file in the folder"));
+    }
+    for f in &files {
+        let t = candle_core::safetensors::load(f, dev).map_err(|e| Error::bad(f, e))?;
+        for (k, v) in t {
+            tensors.insert(k, v.to_dtype(DType::F32).map_err(|e| Error::bad(f, e))?);
+        }
+    }
+    Llama::new(cfg, &mut tensors, dev).map_err(|e| Error::bad(dir, e))
+}
+
+/// Loads a GGUF model with every tensor dequantized to f32.
+pub fn load_gguf(path: &Path, dev: &Device) -> Result<Llama> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
+    let cfg = gguf_config(&content).map_err(|e| Error::bad(path, e))?;
+    let arch = cfg.model_type.clone();
+    let mut tensors = HashMap::new();
+    let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    for name in names {
+        let Some(hf) = hf_name(&name) else { continue };
+        let q = content.tensor(&mut f, &name, dev).map_err(|e| Error::bad(path, e))?;
+        let mut t = q.dequantize(dev).map_err(|e| Error::bad(path, e))?;
+        // llama.cpp's converter permutes Q and K of "llama" models for interleaved RoPE.
+        if arch == "llama" && (hf.ends_with("q_proj.weight") || hf.ends_with("k_proj.weight")) {
+            let heads = if hf.ends_with("q_proj.weight") { cfg.num_attention_heads } else { cfg.kv_heads() };
+            t = unpermute(&t, heads).map_err(|e| Error::bad(path, e))?;
+        }
+        tensors.insert(hf, t);
+    }
+    Llama::new(cfg, &mut tensors, dev).map_err(|e| Error::bad(path, e))
+}
+
+/// The model configuration a GGUF file declares.
+pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String> {
+    let md = &c.metadata;
+    let arch = md
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or("general.architecture is missing")?;
+    if !matches!(arch.as_str(), "llama" | "qwen2" | "mistral") {
+        return Err(format!("architecture '{arch}' is not supported yet (llama, mistral, qwen2 are)"));
+    }
+    let num = |k: &str| -> std::result::Result<u64, String> {
+        let key = format!("{arch}.{k}");
+        md.get(&key).and_then(|v| crate::gguf::as_u64(v)).ok_or(format!("{key} is missing"))
+    };
+    let float = |k: &str| -> Option<f64> {
+        md.get(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok().map(f64::from).or_else(|| v.to_f64().ok()))
+    };
+    let heads = num("attention.head_count")? as usize;
+    let vocab = match md.get("tokenizer.ggml.tokens") {
+        Some(gguf_file::Value::Array(a)) => a.len(),
+        _ => c.tensor_infos.get("token_embd.weight").map(|t| t.shape.dims()[0]).ok_or("vocabulary size is unknown")?,
+    };
+    Ok(Config {
+        vocab_size: vocab,
+        hidden_size: num("embedding_length")? as usize,
+        intermediate_size: num("feed_forward_length")? as usize,
+        num_hidden_layers: num("block_count")? as usize,
+        num_attention_heads: heads,
+        num_key_value_heads: Some(num("attention.head_count_kv").map(|v| v as usize).unwrap_or(heads)),
+        head_dim: None,
+        rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+        rope_theta: Some(float("rope.freq_base").unwrap_or(10_000.0)),
+        rope_parameters: None,
+        max_position_embeddings: num("context_length")? as usize,
+        tie_word_embeddings: !c.tensor_infos.contains_key("output.weight"),
+        attention_bias: false,
+        model_type: if arch == "mistral" { "llama".into() } else { arch },
+    })
+}
+
+/// GGUF tensor name → Hugging Face name.
+fn hf_name(gguf: &str) -> Option<String> {
+    Some(match gguf {
+        "token_embd.weight" => "model.embed_tokens.weight".into(),
+        "output_norm.weight" => "model.norm.weight".into(),
+        "output.weight" => "lm_head.weight".into(),
+        _ => {
+            let rest = gguf.strip_prefix("blk.")?;
+            let (i, rest) = rest.split_once('.')?;
+            let (module, kind) = rest.rsplit_once('.')?;
+            let hf = match module {
+                "attn_norm" => "input_layernorm",
+                "ffn_norm" => "post_attention_layernorm",
+                "attn_q" => "self_attn.q_proj",
+                "attn_k" => "self_attn.k_proj",
+                "attn_v" => "self_attn.v_proj",
+                "attn_output" => "self_attn.o_proj",
+                "ffn_gate" => "mlp.gate_proj",
+                "ffn_up" => "mlp.up_proj",
+                "ffn_down" => "mlp.down_proj",
+                _ => return None,
+            };
+            format!("model.layers.{i}.{hf}.{kind}")
+        }
+    })
+}
+
+/// Inverse of llama.cpp's `permute`: interleaved RoPE rows back to the half-split layout.
+fn unpermute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    let hd = out / heads;
+    w.reshape((heads, hd / 2, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gguf_names_map_to_hf() {
+        assert_eq!(hf_name("blk.3.attn_q.weight").unwrap(), "model.layers.3.self_attn.q_proj.weight");
+        assert_eq!(hf_name("blk.0.ffn_down.weight").unwrap(), "model.layers.0.mlp.down_proj.weight");
+        assert_eq!(hf_name("blk.1.attn_k.bias").unwrap(), "model.layers.1.self_attn.k_proj.bias");
+        assert_eq!(hf_name("token_embd.weight").unwrap(), "model.embed_tokens.weight");
+        assert_eq!(hf_name("rope_freqs.weight"), None);
+    }
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() {
+        // llama.cpp: w.reshape(H, 2, hd/2, in).swapaxes(1, 2).reshape(out, in)
+        let (h, hd, inp) = (2, 4, 3);
+        let w = Tensor::arange(0f32, (h * hd * inp) as f32, &Device::Cpu).unwrap().reshape((h * hd, inp)).unwrap();
+        let permuted = w.reshape((h, 2, hd / 2, inp)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((h * hd, inp)).unwrap();
+        let back = unpermute(&permuted, h).unwrap();
+        assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
+    }
+}
