@@ -137,7 +137,11 @@ pub fn generate(
         }
         // Hold back a possible start of a stop string and incomplete UTF-8 (U+FFFD).
         let hold = s.stop.iter().map(|st| partial_suffix(&text, st)).max().unwrap_or(0);
-        let safe = if text.ends_with('\u{FFFD}') { text.len() - '\u{FFFD}'.len_utf8() } else { text.len() - hold };
+        let safe = if text.ends_with('\u{FFFD}') {
+            text.len() - '\u{FFFD}'.len_utf8()
+        } else {
+            text.len() - hold
+        };
         if safe > emitted && text.is_char_boundary(safe) {
             if !on_text(&text[emitted..safe]) {
                 break Finish::Cancelled;
@@ -154,10 +158,18 @@ pub fn generate(
 
 /// Length of the longest suffix of `text` that is a proper prefix of `stop`.
 fn partial_suffix(text: &str, stop: &str) -> usize {
-    (1..stop.len()).rev().find(|&n| text.len() >= n && stop.is_char_boundary(n) && text.ends_with(&stop[..n])).unwrap_or(0)
+    (1..stop.len())
+        .rev()
+        .find(|&n| text.len() >= n && stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
+        .unwrap_or(0)
 }
 
-fn apply_penalties(logits: &mut [f32], prompt: &[u32], counts: &std::collections::HashMap<u32, usize>, s: &Sampling) {
+fn apply_penalties(
+    logits: &mut [f32],
+    prompt: &[u32],
+    counts: &std::collections::HashMap<u32, usize>,
+    s: &Sampling,
+) {
     if s.repetition_penalty != 1.0 {
         for &t in prompt.iter().chain(counts.keys()) {
             if let Some(l) = logits.get_mut(t as usize) {
@@ -177,7 +189,11 @@ fn apply_penalties(logits: &mut [f32], prompt: &[u32], counts: &std::collections
 /// Picks the next token from `logits` under `s`.
 pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32 {
     let argmax = || {
-        logits.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |b, (i, &l)| if l > b.1 { (i, l) } else { b }).0 as u32
+        logits
+            .iter()
+            .enumerate()
+            .fold((0usize, f32::NEG_INFINITY), |b, (i, &l)| if l > b.1 { (i, l) } else { b })
+            .0 as u32
     };
     if s.temperature <= 0.0 {
         return argmax();
@@ -188,7 +204,8 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32
         idx.truncate(s.top_k);
     }
     let max = logits[idx[0]] as f64;
-    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
+    let mut probs: Vec<f64> =
+        idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     // min_p relative to the top token, then nucleus.
@@ -266,7 +283,12 @@ mod tests {
         let mut logits = vec![2.0, 2.0, -1.0];
         let mut counts = std::collections::HashMap::new();
         counts.insert(0u32, 2usize);
-        let p = Sampling { repetition_penalty: 2.0, frequency_penalty: 0.5, presence_penalty: 0.25, ..s(1.0) };
+        let p = Sampling {
+            repetition_penalty: 2.0,
+            frequency_penalty: 0.5,
+            presence_penalty: 0.25,
+            ..s(1.0)
+        };
         apply_penalties(&mut logits, &[2], &counts, &p);
         assert_eq!(logits, vec![2.0 / 2.0 - 1.0 - 0.25, 2.0, -2.0]);
     }

@@ -3,6 +3,7 @@
 //!
 //! `engine` knows nothing about SQLite, git, projects or Tauri: it takes paths and returns values.
 
+pub mod bundle;
 pub mod generate;
 pub mod gguf;
 pub mod lora;

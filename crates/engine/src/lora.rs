@@ -5,7 +5,8 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
 /// The projections LoRA can target, by their Hugging Face module names.
-pub const TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const TARGETS: [&str; 7] =
+    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 /// LoRA hyperparameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +23,12 @@ pub struct LoraConfig {
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: TARGETS.iter().map(|s| s.to_string()).collect() }
+        LoraConfig {
+            r: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: TARGETS.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
@@ -64,7 +70,13 @@ pub struct LoraPair {
 
 impl LoraPair {
     /// PEFT's default initialisation: A ~ U(-1/√in, 1/√in), B = 0, from `rng`.
-    pub fn init(in_dim: usize, out_dim: usize, cfg: &LoraConfig, rng: &mut rand::rngs::StdRng, dev: &Device) -> Result<LoraPair> {
+    pub fn init(
+        in_dim: usize,
+        out_dim: usize,
+        cfg: &LoraConfig,
+        rng: &mut rand::rngs::StdRng,
+        dev: &Device,
+    ) -> Result<LoraPair> {
         let bound = 1.0 / (in_dim as f32).sqrt();
         let a: Vec<f32> = (0..cfg.r * in_dim).map(|_| rng.random_range(-bound..bound)).collect();
         let a = Var::from_tensor(&Tensor::from_vec(a, (cfg.r, in_dim), dev)?)?;
@@ -90,7 +102,9 @@ impl TrainCtx {
             return Ok(x.clone());
         }
         let keep = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep }).collect();
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep })
+            .collect();
         x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
     }
 }
@@ -128,7 +142,9 @@ impl Linear {
                 Some(ctx) => ctx.dropout(x, l.dropout)?,
                 None => x.clone(),
             };
-            let delta = x.broadcast_matmul(&l.a.as_tensor().t()?)?.broadcast_matmul(&l.b.as_tensor().t()?)?;
+            let delta = x
+                .broadcast_matmul(&l.a.as_tensor().t()?)?
+                .broadcast_matmul(&l.b.as_tensor().t()?)?;
             y = (y + (delta * l.scale)?)?;
         }
         Ok(y)

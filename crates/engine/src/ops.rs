@@ -33,7 +33,13 @@ impl CustomOp2 for AttachInputGrad {
         "frozen-linear"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, y: &CpuStorage, ly: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        y: &CpuStorage,
+        ly: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         clone_contiguous(y, ly)
     }
 
@@ -59,7 +65,13 @@ impl CustomOp2 for AttachInputGrad {
         clone_contiguous(y, ly)
     }
 
-    fn bwd(&self, _x: &Tensor, _y: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(grad.broadcast_matmul(&self.w)?), None))
     }
 }

@@ -16,7 +16,11 @@ use crate::{Error, Result};
 /// Builds the tokenizer a GGUF file describes.
 pub fn from_gguf(content: &gguf_file::Content, path: &Path) -> Result<Tokenizer> {
     let mut tok = Tokenizer::from_gguf(content).map_err(|e| Error::bad(path, e))?;
-    let pre = content.metadata.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).map(String::as_str);
+    let pre = content
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+        .map(String::as_str);
     if pre == Some("smollm") {
         // SmolLM's tokenizer.json: single digits, then byte-level BPE without a prefix space.
         // candle treats unknown pre-tokenizers as GPT-2's, which adds a prefix space.

@@ -38,17 +38,30 @@ pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
 pub fn load_gguf(path: &Path, dev: &Device) -> Result<Llama> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
-    let cfg = gguf_config(&content).map_err(|e| Error::bad(path, e))?;
+    llama_from_gguf(&content, &mut f, path, dev)
+}
+
+/// Builds the f32 model from an already-read GGUF header and its open file.
+pub fn llama_from_gguf(
+    content: &gguf_file::Content,
+    f: &mut std::fs::File,
+    path: &Path,
+    dev: &Device,
+) -> Result<Llama> {
+    let cfg = gguf_config(content).map_err(|e| Error::bad(path, e))?;
     let arch = cfg.model_type.clone();
     let mut tensors = HashMap::new();
-    let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
-    for name in names {
-        let Some(hf) = hf_name(&name) else { continue };
-        let q = content.tensor(&mut f, &name, dev).map_err(|e| Error::bad(path, e))?;
+    for name in content.tensor_infos.keys() {
+        let Some(hf) = hf_name(name) else { continue };
+        let q = content.tensor(f, name, dev).map_err(|e| Error::bad(path, e))?;
         let mut t = q.dequantize(dev).map_err(|e| Error::bad(path, e))?;
         // llama.cpp's converter permutes Q and K of "llama" models for interleaved RoPE.
         if arch == "llama" && (hf.ends_with("q_proj.weight") || hf.ends_with("k_proj.weight")) {
-            let heads = if hf.ends_with("q_proj.weight") { cfg.num_attention_heads } else { cfg.kv_heads() };
+            let heads = if hf.ends_with("q_proj.weight") {
+                cfg.num_attention_heads
+            } else {
+                cfg.kv_heads()
+            };
             t = unpermute(&t, heads).map_err(|e| Error::bad(path, e))?;
         }
         tensors.insert(hf, t);
@@ -65,19 +78,26 @@ pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String
         .cloned()
         .ok_or("general.architecture is missing")?;
     if !matches!(arch.as_str(), "llama" | "qwen2" | "mistral") {
-        return Err(format!("architecture '{arch}' is not supported yet (llama, mistral, qwen2 are)"));
+        return Err(format!(
+            "architecture '{arch}' is not supported yet (llama, mistral, qwen2 are)"
+        ));
     }
     let num = |k: &str| -> std::result::Result<u64, String> {
         let key = format!("{arch}.{k}");
         md.get(&key).and_then(|v| crate::gguf::as_u64(v)).ok_or(format!("{key} is missing"))
     };
     let float = |k: &str| -> Option<f64> {
-        md.get(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok().map(f64::from).or_else(|| v.to_f64().ok()))
+        md.get(&format!("{arch}.{k}"))
+            .and_then(|v| v.to_f32().ok().map(f64::from).or_else(|| v.to_f64().ok()))
     };
     let heads = num("attention.head_count")? as usize;
     let vocab = match md.get("tokenizer.ggml.tokens") {
         Some(gguf_file::Value::Array(a)) => a.len(),
-        _ => c.tensor_infos.get("token_embd.weight").map(|t| t.shape.dims()[0]).ok_or("vocabulary size is unknown")?,
+        _ => c
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|t| t.shape.dims()[0])
+            .ok_or("vocabulary size is unknown")?,
     };
     Ok(Config {
         vocab_size: vocab,
@@ -85,7 +105,9 @@ pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String
         intermediate_size: num("feed_forward_length")? as usize,
         num_hidden_layers: num("block_count")? as usize,
         num_attention_heads: heads,
-        num_key_value_heads: Some(num("attention.head_count_kv").map(|v| v as usize).unwrap_or(heads)),
+        num_key_value_heads: Some(
+            num("attention.head_count_kv").map(|v| v as usize).unwrap_or(heads),
+        ),
         head_dim: None,
         rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
         rope_theta: Some(float("rope.freq_base").unwrap_or(10_000.0)),
@@ -137,8 +159,14 @@ mod tests {
 
     #[test]
     fn gguf_names_map_to_hf() {
-        assert_eq!(hf_name("blk.3.attn_q.weight").unwrap(), "model.layers.3.self_attn.q_proj.weight");
-        assert_eq!(hf_name("blk.0.ffn_down.weight").unwrap(), "model.layers.0.mlp.down_proj.weight");
+        assert_eq!(
+            hf_name("blk.3.attn_q.weight").unwrap(),
+            "model.layers.3.self_attn.q_proj.weight"
+        );
+        assert_eq!(
+            hf_name("blk.0.ffn_down.weight").unwrap(),
+            "model.layers.0.mlp.down_proj.weight"
+        );
         assert_eq!(hf_name("blk.1.attn_k.bias").unwrap(), "model.layers.1.self_attn.k_proj.bias");
         assert_eq!(hf_name("token_embd.weight").unwrap(), "model.embed_tokens.weight");
         assert_eq!(hf_name("rope_freqs.weight"), None);
@@ -148,8 +176,19 @@ mod tests {
     fn unpermute_inverts_llama_cpp_permute() {
         // llama.cpp: w.reshape(H, 2, hd/2, in).swapaxes(1, 2).reshape(out, in)
         let (h, hd, inp) = (2, 4, 3);
-        let w = Tensor::arange(0f32, (h * hd * inp) as f32, &Device::Cpu).unwrap().reshape((h * hd, inp)).unwrap();
-        let permuted = w.reshape((h, 2, hd / 2, inp)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((h * hd, inp)).unwrap();
+        let w = Tensor::arange(0f32, (h * hd * inp) as f32, &Device::Cpu)
+            .unwrap()
+            .reshape((h * hd, inp))
+            .unwrap();
+        let permuted = w
+            .reshape((h, 2, hd / 2, inp))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((h * hd, inp))
+            .unwrap();
         let back = unpermute(&permuted, h).unwrap();
         assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
     }

@@ -86,7 +86,11 @@ impl Config {
 
     /// RoPE base.
     pub fn rope_base(&self) -> f64 {
-        self.rope_parameters.as_ref().and_then(|r| r.rope_theta).or(self.rope_theta).unwrap_or(10_000.0)
+        self.rope_parameters
+            .as_ref()
+            .and_then(|r| r.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0)
     }
 
     /// Whether q, k, v carry a bias (Qwen2 always, Llama with `attention_bias`).
@@ -161,7 +165,8 @@ impl Llama {
     /// Builds the model from tensors named as in a Hugging Face checkpoint.
     pub fn new(cfg: Config, w: &mut HashMap<String, Tensor>, dev: &Device) -> Result<Llama> {
         let mut take = |name: &str| -> Result<Tensor> {
-            w.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("tensor {name} is missing")))
+            w.remove(name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("tensor {name} is missing")))
         };
         let embed = take("model.embed_tokens.weight")?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -175,7 +180,8 @@ impl Llama {
                     "o_proj" => cfg.o_bias(),
                     _ => false,
                 };
-                let bias = if has_bias { Some(take(&format!("{p}.{parent}.{name}.bias"))?) } else { None };
+                let bias =
+                    if has_bias { Some(take(&format!("{p}.{parent}.{name}.bias"))?) } else { None };
                 proj.insert(name, Linear::new(weight, bias));
             }
             layers.push(Block {
@@ -198,17 +204,27 @@ impl Llama {
 
     /// Hidden states after the final norm, `[batch, seq, hidden]`, for `ids` `[batch, seq]`
     /// placed after the cached positions.
-    pub fn hidden(&self, ids: &Tensor, mut cache: Option<&mut Cache>, mut train: Option<&mut TrainCtx>) -> Result<Tensor> {
+    pub fn hidden(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut Cache>,
+        mut train: Option<&mut TrainCtx>,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
         let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
         let cos = self.cos.narrow(0, offset, t)?;
         let sin = self.sin.narrow(0, offset, t)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.kv[i]);
             let h = rms_norm(&x, &layer.attn_norm, self.cfg.rms_norm_eps)?;
-            let h = self.attention(layer, &h, &cos, &sin, mask.as_ref(), kv, train.as_deref_mut())?;
+            let h =
+                self.attention(layer, &h, &cos, &sin, mask.as_ref(), kv, train.as_deref_mut())?;
             x = (x + h)?;
             let h = rms_norm(&x, &layer.mlp_norm, self.cfg.rms_norm_eps)?;
             let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
@@ -241,7 +257,8 @@ impl Llama {
         mut train: Option<&mut TrainCtx>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let (nh, nkv, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
+        let (nh, nkv, hd) =
+            (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
         let q = layer.proj["q_proj"].forward(x, train.as_deref_mut())?;
         let k = layer.proj["k_proj"].forward(x, train.as_deref_mut())?;
         let v = layer.proj["v_proj"].forward(x, train.as_deref_mut())?;
@@ -286,7 +303,9 @@ fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
 /// `[t, offset + t]`: 0 where position i may attend j, −∞ elsewhere.
 fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
     let m: Vec<f32> = (0..t)
-        .flat_map(|i| (0..offset + t).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|i| {
+            (0..offset + t).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY })
+        })
         .collect();
     Tensor::from_vec(m, (t, offset + t), dev)
 }
@@ -295,9 +314,11 @@ fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
 fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
     let hd = cfg.head_dim();
     let base = cfg.rope_base();
-    let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64) as f32).collect();
+    let inv: Vec<f32> =
+        (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64) as f32).collect();
     let inv = Tensor::from_vec(inv, (1, hd / 2), dev)?;
-    let pos = Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?.to_dtype(DType::F32)?;
+    let pos =
+        Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?.to_dtype(DType::F32)?;
     let freqs = pos.reshape((cfg.max_position_embeddings, 1))?.broadcast_mul(&inv)?;
     Ok((freqs.cos()?, freqs.sin()?))
 }

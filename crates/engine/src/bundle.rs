@@ -1,0 +1,92 @@
+//! A model ready to use: weights, tokenizer, chat template and end tokens, from one GGUF file or
+//! one Hugging Face folder.
+
+use std::path::Path;
+
+use candle_core::Device;
+use candle_core::quantized::gguf_file;
+use tokenizers::Tokenizer;
+
+use crate::models::llama::Llama;
+use crate::template::{CHATML, ChatTemplate, Message};
+use crate::{Error, Result, tokenizer, weights};
+
+/// Everything needed to prompt, generate and train.
+pub struct Bundle {
+    /// The f32 model.
+    pub model: Llama,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Its chat template (the model's own, else ChatML).
+    pub template: ChatTemplate,
+    /// Token ids that end a reply.
+    pub eos: Vec<u32>,
+    /// Where the tensors live.
+    pub device: Device,
+}
+
+impl Bundle {
+    /// Opens a `.gguf` file or a Hugging Face folder.
+    pub fn open(path: &Path, device: &Device) -> Result<Bundle> {
+        if path.is_dir() { open_hf(path, device) } else { open_gguf(path, device) }
+    }
+
+    /// Token ids of `messages` rendered with the chat template, ready for the assistant to speak.
+    pub fn prompt_ids(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let text = self.template.render(messages, true)?;
+        tokenizer::encode(&self.tokenizer, &text)
+    }
+}
+
+fn open_gguf(path: &Path, device: &Device) -> Result<Bundle> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
+    let model = weights::llama_from_gguf(&content, &mut f, path, device)?;
+    let tok = tokenizer::from_gguf(&content, path)?;
+    let md = &content.metadata;
+    let id = |k: &str| md.get(k).and_then(crate::gguf::as_u64).map(|v| v as u32);
+    let token = |i: Option<u32>| i.and_then(|i| tok.id_to_token(i)).unwrap_or_default();
+    let (bos, eos) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"));
+    let source =
+        md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str);
+    let template = ChatTemplate::new(source.unwrap_or(CHATML), &token(bos), &token(eos))?;
+    let mut eos_ids: Vec<u32> = eos.into_iter().collect();
+    // ChatML replies end with <|im_end|> even when the file names another end token.
+    if let Some(im_end) = tok.token_to_id("<|im_end|>") {
+        if !eos_ids.contains(&im_end) {
+            eos_ids.push(im_end);
+        }
+    }
+    Ok(Bundle { model, tokenizer: tok, template, eos: eos_ids, device: device.clone() })
+}
+
+fn open_hf(dir: &Path, device: &Device) -> Result<Bundle> {
+    let model = weights::load_hf(dir, device)?;
+    let tok = tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let cfg_path = dir.join("tokenizer_config.json");
+    let cfg: serde_json::Value = match std::fs::read_to_string(&cfg_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))?,
+        Err(_) => serde_json::Value::Null,
+    };
+    let text = |k: &str| -> Option<String> {
+        match &cfg[k] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => {
+                o.get("content").and_then(|c| c.as_str()).map(String::from)
+            }
+            _ => None,
+        }
+    };
+    // Newer checkpoints keep the template in chat_template.jinja.
+    let source = text("chat_template")
+        .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok());
+    let (bos, eos) = (text("bos_token").unwrap_or_default(), text("eos_token").unwrap_or_default());
+    let template = ChatTemplate::new(source.as_deref().unwrap_or(CHATML), &bos, &eos)?;
+    let mut eos_ids: Vec<u32> = tok.token_to_id(&eos).into_iter().collect();
+    if let Some(im_end) = tok.token_to_id("<|im_end|>") {
+        if !eos_ids.contains(&im_end) {
+            eos_ids.push(im_end);
+        }
+    }
+    Ok(Bundle { model, tokenizer: tok, template, eos: eos_ids, device: device.clone() })
+}

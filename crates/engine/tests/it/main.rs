@@ -1,0 +1,23 @@
+//! Engine checks against reference outputs (transformers, PEFT) on real and tiny models.
+
+mod greedy;
+
+use std::path::PathBuf;
+
+/// The real default model, when setup provided it (`cargo xtask test` always does).
+pub fn default_gguf() -> Option<PathBuf> {
+    match std::env::var_os("VIBEFLOW_DEFAULT_GGUF") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+            None
+        }
+    }
+}
+
+/// A committed fixture, parsed.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
