@@ -6,6 +6,7 @@
 
 mod catalog;
 mod error;
+mod inference;
 mod models;
 mod projects;
 pub mod slug;
@@ -13,7 +14,10 @@ pub mod slug;
 use std::path::{Path, PathBuf};
 
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
+/// Sampling controls, re-exported for the shells.
+pub use engine::generate::Sampling;
 pub use error::{Error, Result};
+pub use inference::{GenerateRequest, GenerateResult};
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

@@ -36,6 +36,48 @@ enum Command {
     /// Installed models
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// Generate a reply from a model (streams text as it comes)
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Model: installed id (see `models list`), a .gguf file or a Hugging Face folder
+    #[arg(long, default_value = app::DEFAULT_MODEL)]
+    model: String,
+    /// The user's message
+    #[arg(long)]
+    prompt: String,
+    /// System message (else the template's default)
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 is greedy
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    /// Nucleus sampling threshold
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Keep only the k most likely tokens (0: all)
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Drop tokens below this fraction of the top token's probability
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f64,
+    /// Penalty on tokens already present (1: none)
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Sampler seed
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop before this string (repeatable)
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Print one JSON object at the end instead of streaming text
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +238,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 s
             })
+        }
+        Command::Generate(g) => {
+            let req = app::GenerateRequest {
+                model: g.model,
+                system: g.system,
+                prompt: g.prompt,
+                sampling: app::Sampling {
+                    temperature: g.temperature,
+                    top_p: g.top_p,
+                    top_k: g.top_k,
+                    min_p: g.min_p,
+                    repetition_penalty: g.repetition_penalty,
+                    seed: g.seed,
+                    max_tokens: g.max_tokens,
+                    stop: g.stop,
+                    ..app::Sampling::default()
+                },
+            };
+            let json = g.json;
+            let mut stream = |piece: &str| {
+                if !json {
+                    let mut out = std::io::stdout().lock();
+                    // Stop generating when the reader went away (`| head`).
+                    return write!(out, "{piece}").and_then(|_| out.flush()).is_ok();
+                }
+                true
+            };
+            let r = app.generate(&req, &mut stream)?;
+            if json {
+                print(true, &r, String::new)
+            } else {
+                println!();
+                Ok(())
+            }
         }
         Command::Models(ModelsCmd::Import { path, sha256, json }) => {
             let m = app.model_import(&path, sha256.as_deref())?;

@@ -159,6 +159,7 @@ fn every_command_has_help() {
         &["models", "--help"],
         &["models", "list", "--help"],
         &["models", "import", "--help"],
+        &["generate", "--help"],
     ] {
         let text = home.ok(args);
         assert!(text.contains("Usage: vibeflow"), "{args:?}: {text}");
@@ -184,4 +185,22 @@ fn default_model_is_listed_with_figures_from_its_file() {
     assert_eq!(m["sha256"], sha);
     let text = home.ok(&["models", "list"]);
     assert!(text.contains("smollm2-135m-instruct") && text.contains("embedded"), "{text}");
+}
+
+#[test]
+fn generate_greedy_answers_from_the_default_model() {
+    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
+        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+        return;
+    };
+    let home = Home::new();
+    home.ok(&["models", "import", gguf.to_str().unwrap()]);
+    let args = ["generate", "--prompt", "What is the capital of France?", "--temperature", "0"];
+    let text = home.ok(&[&args[..], &["--max-tokens", "12"]].concat());
+    assert!(text.contains("Paris"), "{text}");
+    let r = home.json(&[&args[..], &["--max-tokens", "3", "--json"]].concat());
+    assert_eq!(r["completion_tokens"], 3);
+    assert_eq!(r["finish_reason"], "length");
+    let e = home.err(&["generate", "--model", "nope", "--prompt", "x"]);
+    assert!(e.contains("no model 'nope'"), "{e}");
 }

@@ -1,0 +1,92 @@
+//! Generation from a model reference: a catalog id, an installed model id, or a path.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use engine::bundle::Bundle;
+use engine::generate::{F32Decoder, Sampling};
+use engine::template::Message;
+
+use crate::{App, Error, Result};
+
+/// A generation request, as the CLI and the app's playground make it.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// Model reference: installed id, or a `.gguf` file or Hugging Face folder.
+    pub model: String,
+    /// Optional system message.
+    pub system: Option<String>,
+    /// The user's message.
+    pub prompt: String,
+    /// Sampling controls.
+    pub sampling: Sampling,
+}
+
+/// What a generation produced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GenerateResult {
+    /// The model reference, resolved to a path.
+    pub model_path: String,
+    /// Generated text.
+    pub text: String,
+    /// Number of prompt tokens.
+    pub prompt_tokens: usize,
+    /// Number of generated tokens.
+    pub completion_tokens: usize,
+    /// `stop`, `length` or `cancelled`.
+    pub finish_reason: String,
+    /// Decoding speed, tokens per second (prompt excluded).
+    pub tokens_per_second: f64,
+}
+
+impl App {
+    /// Resolves a model reference to a file or folder.
+    pub fn resolve_model(&self, reference: &str) -> Result<PathBuf> {
+        let p = Path::new(reference);
+        if p.exists() {
+            return Ok(p.to_path_buf());
+        }
+        self.model_path(reference)
+    }
+
+    /// Generates a reply, streaming text pieces to `on_text` (return `false` to stop).
+    pub fn generate(
+        &self,
+        req: &GenerateRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<GenerateResult> {
+        let path = self.resolve_model(&req.model)?;
+        let bundle = Bundle::open(&path, &Device::Cpu)?;
+        let mut messages = Vec::new();
+        if let Some(s) = &req.system {
+            messages.push(Message::new("system", s));
+        }
+        messages.push(Message::new("user", &req.prompt));
+        let ids = bundle.prompt_ids(&messages)?;
+        let mut dec = F32Decoder::new(&bundle.model, &bundle.device);
+        let start = std::time::Instant::now();
+        let out = engine::generate::generate(
+            &mut dec,
+            &bundle.tokenizer,
+            &ids,
+            &bundle.eos,
+            &req.sampling,
+            on_text,
+        )
+        .map_err(Error::from)?;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        Ok(GenerateResult {
+            model_path: path.display().to_string(),
+            prompt_tokens: ids.len(),
+            completion_tokens: out.tokens.len(),
+            finish_reason: match out.finish {
+                engine::generate::Finish::Stop => "stop",
+                engine::generate::Finish::Length => "length",
+                engine::generate::Finish::Cancelled => "cancelled",
+            }
+            .into(),
+            tokens_per_second: out.tokens.len() as f64 / secs,
+            text: out.text,
+        })
+    }
+}
