@@ -3,12 +3,15 @@
 //!
 //! `engine` knows nothing about SQLite, git, projects or Tauri: it takes paths and returns values.
 
+pub mod adapter;
 pub mod bundle;
 pub mod generate;
 pub mod gguf;
 pub mod lora;
+pub mod loss;
 pub mod models;
 pub mod ops;
+pub mod optim;
 pub mod template;
 pub mod tokenizer;
 pub mod weights;

@@ -1,6 +1,7 @@
 //! Engine checks against reference outputs (transformers, PEFT) on real and tiny models.
 
 mod greedy;
+mod parity;
 
 use std::path::PathBuf;
 

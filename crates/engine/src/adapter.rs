@@ -1,0 +1,220 @@
+//! Trainable parameters of a model, and LoRA adapters in PEFT's on-disk layout
+//! (`adapter_config.json` + `adapter_model.safetensors` with PEFT tensor names), so `peft`,
+//! vLLM and llama.cpp's converter load what we write, and we load what they write.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::lora::{LoraConfig, LoraPair};
+use crate::models::llama::{Llama, PROJECTIONS};
+use crate::{Error, Result};
+
+/// Named trainable tensors, in a stable order (names are PEFT's for LoRA, Hugging Face's for
+/// full fine-tuning).
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    /// `(name, variable)`.
+    pub vars: Vec<(String, Var)>,
+}
+
+impl Params {
+    /// Number of trainable scalars.
+    pub fn count(&self) -> usize {
+        self.vars.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}
+
+/// PEFT's name of a LoRA tensor (`which` is `lora_A` or `lora_B`).
+pub fn peft_name(layer: usize, parent: &str, proj: &str, which: &str) -> String {
+    format!("base_model.model.model.layers.{layer}.{parent}.{proj}.{which}.weight")
+}
+
+/// Adds freshly initialised LoRA pairs (PEFT's init, from `seed`) to the targeted projections.
+pub fn add_lora(model: &mut Llama, cfg: &LoraConfig, seed: u64, dev: &Device) -> Result<Params> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut params = Params::default();
+    for (i, layer) in model.layers.iter_mut().enumerate() {
+        for (parent, proj) in PROJECTIONS {
+            if !cfg.targets.iter().any(|t| t == proj) {
+                continue;
+            }
+            let Some(lin) = layer.proj.get_mut(proj) else { continue };
+            let (out, inp) = lin.weight.dims2()?;
+            let pair = LoraPair::init(inp, out, cfg, &mut rng, dev)?;
+            params.vars.push((peft_name(i, parent, proj, "lora_A"), pair.a.clone()));
+            params.vars.push((peft_name(i, parent, proj, "lora_B"), pair.b.clone()));
+            lin.lora = Some(pair);
+        }
+    }
+    Ok(params)
+}
+
+/// Makes every weight trainable (full fine-tuning); names are the checkpoint's.
+pub fn make_full(model: &mut Llama) -> Result<Params> {
+    let mut params = Params::default();
+    let tied = model.lm_head.weight.id() == model.embed.id();
+    let embed = Var::from_tensor(&model.embed)?;
+    model.embed = embed.as_tensor().clone();
+    params.vars.push(("model.embed_tokens.weight".into(), embed.clone()));
+    for (i, layer) in model.layers.iter_mut().enumerate() {
+        for (parent, proj) in PROJECTIONS {
+            let Some(lin) = layer.proj.get_mut(proj) else { continue };
+            let w = Var::from_tensor(&lin.weight)?;
+            lin.weight = w.as_tensor().clone();
+            params.vars.push((format!("model.layers.{i}.{parent}.{proj}.weight"), w.clone()));
+            lin.full = Some(w);
+            if let Some(b) = &lin.bias {
+                let b = Var::from_tensor(b)?;
+                lin.bias = Some(b.as_tensor().clone());
+                params.vars.push((format!("model.layers.{i}.{parent}.{proj}.bias"), b));
+            }
+        }
+        for (name, t) in [
+            ("input_layernorm", &mut layer.attn_norm),
+            ("post_attention_layernorm", &mut layer.mlp_norm),
+        ] {
+            let v = Var::from_tensor(t)?;
+            *t = v.as_tensor().clone();
+            params.vars.push((format!("model.layers.{i}.{name}.weight"), v));
+        }
+    }
+    let norm = Var::from_tensor(&model.norm)?;
+    model.norm = norm.as_tensor().clone();
+    params.vars.push(("model.norm.weight".into(), norm));
+    if tied {
+        model.lm_head.weight = embed.as_tensor().clone();
+        model.lm_head.full = Some(embed);
+    } else {
+        let w = Var::from_tensor(&model.lm_head.weight)?;
+        model.lm_head.weight = w.as_tensor().clone();
+        params.vars.push(("lm_head.weight".into(), w.clone()));
+        model.lm_head.full = Some(w);
+    }
+    Ok(params)
+}
+
+/// `adapter_config.json`, the fields we read and write (PEFT ignores none of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    /// Always `LORA`.
+    pub peft_type: String,
+    /// Always `CAUSAL_LM`.
+    #[serde(default)]
+    pub task_type: Option<String>,
+    /// Rank.
+    pub r: usize,
+    /// Scaling numerator.
+    pub lora_alpha: f64,
+    /// Dropout used in training.
+    #[serde(default)]
+    pub lora_dropout: f32,
+    /// Targeted module names.
+    pub target_modules: Vec<String>,
+    /// Always `none`.
+    #[serde(default)]
+    pub bias: Option<String>,
+    /// Always false for these models.
+    #[serde(default)]
+    pub fan_in_fan_out: bool,
+    /// Scale by `alpha/√r` instead of `alpha/r`.
+    #[serde(default)]
+    pub use_rslora: bool,
+    /// The base model the adapter was trained on.
+    #[serde(default)]
+    pub base_model_name_or_path: Option<String>,
+    /// Whether the adapter is for inference.
+    #[serde(default)]
+    pub inference_mode: bool,
+}
+
+/// Writes the model's LoRA pairs as a PEFT adapter in `dir` (created if needed).
+pub fn save_peft(model: &Llama, cfg: &LoraConfig, base: &str, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        for (parent, proj) in PROJECTIONS {
+            if let Some(l) = layer.proj.get(proj).and_then(|l| l.lora.as_ref()) {
+                tensors.insert(peft_name(i, parent, proj, "lora_A"), l.a.as_tensor().clone());
+                tensors.insert(peft_name(i, parent, proj, "lora_B"), l.b.as_tensor().clone());
+            }
+        }
+    }
+    let ac = AdapterConfig {
+        peft_type: "LORA".into(),
+        task_type: Some("CAUSAL_LM".into()),
+        r: cfg.r,
+        lora_alpha: cfg.alpha,
+        lora_dropout: cfg.dropout,
+        target_modules: cfg.targets.clone(),
+        bias: Some("none".into()),
+        fan_in_fan_out: false,
+        use_rslora: false,
+        base_model_name_or_path: Some(base.into()),
+        inference_mode: true,
+    };
+    let json = serde_json::to_string_pretty(&ac).map_err(|e| Error::bad(dir, e))?;
+    write_atomic(&dir.join("adapter_config.json"), json.as_bytes())?;
+    let tmp = dir.join(".adapter_model.safetensors.partial");
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    let dest = dir.join("adapter_model.safetensors");
+    std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
+}
+
+/// Loads a PEFT adapter from `dir` onto the model (unmerged); returns its configuration and
+/// trainable parameters.
+pub fn load_peft(model: &mut Llama, dir: &Path, dev: &Device) -> Result<(LoraConfig, Params)> {
+    let cfg_path = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let ac: AdapterConfig = serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))?;
+    if ac.peft_type != "LORA" {
+        return Err(Error::bad(
+            &cfg_path,
+            format!("peft_type {} is not supported (LORA is)", ac.peft_type),
+        ));
+    }
+    let st_path = dir.join("adapter_model.safetensors");
+    let mut tensors =
+        candle_core::safetensors::load(&st_path, dev).map_err(|e| Error::bad(&st_path, e))?;
+    let scale = if ac.use_rslora {
+        ac.lora_alpha / (ac.r as f64).sqrt()
+    } else {
+        ac.lora_alpha / ac.r as f64
+    };
+    let cfg = LoraConfig {
+        r: ac.r,
+        alpha: ac.lora_alpha,
+        dropout: ac.lora_dropout,
+        targets: ac.target_modules.clone(),
+    };
+    let mut params = Params::default();
+    for (i, layer) in model.layers.iter_mut().enumerate() {
+        for (parent, proj) in PROJECTIONS {
+            let (an, bn) =
+                (peft_name(i, parent, proj, "lora_A"), peft_name(i, parent, proj, "lora_B"));
+            let (Some(a), Some(b)) = (tensors.remove(&an), tensors.remove(&bn)) else { continue };
+            let Some(lin) = layer.proj.get_mut(proj) else { continue };
+            let (a, b) = (
+                Var::from_tensor(&a.to_dtype(candle_core::DType::F32)?)?,
+                Var::from_tensor(&b.to_dtype(candle_core::DType::F32)?)?,
+            );
+            params.vars.push((an, a.clone()));
+            params.vars.push((bn, b.clone()));
+            lin.lora = Some(LoraPair { a, b, scale, dropout: ac.lora_dropout });
+        }
+    }
+    if params.vars.is_empty() {
+        return Err(Error::bad(&st_path, "no LoRA tensor matches this model's layers"));
+    }
+    Ok((cfg, params))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
