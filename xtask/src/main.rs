@@ -113,7 +113,29 @@ fn setup(purpose: Purpose) -> Result<PathBuf> {
         step(&format!("installing {TAURI_DRIVER}"));
         check(cmd("npm").args(["install", "--global", "--no-fund", "--no-audit", TAURI_DRIVER]))?;
     }
+    if purpose == Purpose::Test {
+        python_packages()?;
+    }
     default_model()
+}
+
+/// The Python reference stack the engine's cross-checks run as a peer (tests only; the product
+/// never needs Python).
+const PYTHON_PACKAGES: &[&str] = &[
+    "torch==2.15.0",
+    "transformers==5.24.0",
+    "peft==0.21.2",
+    "gguf==0.19.0",
+    "safetensors==0.8.0",
+];
+
+fn python_packages() -> Result<()> {
+    let probe = "import torch, transformers, peft, gguf, safetensors";
+    if output(Command::new("python3").args(["-c", probe])).is_some() {
+        return Ok(());
+    }
+    step(&format!("installing Python reference packages: {}", PYTHON_PACKAGES.join(" ")));
+    check(Command::new("python3").args(["-m", "pip", "install", "--quiet"]).args(PYTHON_PACKAGES))
 }
 
 fn system_packages() -> Result<()> {

@@ -10,14 +10,22 @@ mod inference;
 mod models;
 mod projects;
 pub mod slug;
+mod training;
 
 use std::path::{Path, PathBuf};
 
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;
+/// Engine types the shells pass through.
+pub use engine::{
+    lora::LoraConfig,
+    optim::{AdamWConfig, Schedule},
+    train::{Method, Progress, Summary, TrainConfig},
+};
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
+pub use training::TrainRequest;
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

@@ -38,6 +38,72 @@ enum Command {
     Models(ModelsCmd),
     /// Generate a reply from a model (streams text as it comes)
     Generate(GenerateArgs),
+    /// Fine-tune a model on a chat JSONL file (OpenAI `messages` per line)
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Chat JSONL file: one {"messages": [...]} per line
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder: checkpoints/, then adapter/ (LoRA) or model/ (full)
+    #[arg(long)]
+    out: PathBuf,
+    /// Base model: installed id, .gguf file or Hugging Face folder
+    #[arg(long, default_value = app::DEFAULT_MODEL)]
+    base: String,
+    /// lora or full
+    #[arg(long, default_value = "lora")]
+    method: String,
+    /// Optimizer steps (default: as many as --epochs need)
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<usize>,
+    /// Passes over the training split
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Peak learning rate
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    /// Examples per micro-batch
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Micro-batches per optimizer step
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// LoRA rank
+    #[arg(long, default_value_t = 8)]
+    lora_r: usize,
+    /// LoRA alpha (the update is scaled by alpha / r)
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// LoRA dropout
+    #[arg(long, default_value_t = 0.0)]
+    lora_dropout: f32,
+    /// Projections that get adapters
+    #[arg(long, default_value = "q,k,v,o,gate,up,down")]
+    targets: String,
+    /// Longest example in tokens
+    #[arg(long, default_value_t = 512)]
+    max_len: usize,
+    /// Warmup steps
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    /// Seed of initialisation, data order and dropout
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Evaluate every N steps (0: start and end only)
+    #[arg(long, default_value_t = 0)]
+    eval_every: usize,
+    /// Checkpoint every N steps (0: never)
+    #[arg(long, default_value_t = 50)]
+    checkpoint_every: usize,
+    /// Continue from the newest checkpoint in --out
+    #[arg(long)]
+    resume: bool,
+    /// Print progress and the summary as JSON lines
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -272,6 +338,75 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!();
                 Ok(())
             }
+        }
+        Command::Train(t) => {
+            let method = match t.method.as_str() {
+                "lora" => app::Method::Lora(app::LoraConfig {
+                    r: t.lora_r,
+                    alpha: t.lora_alpha,
+                    dropout: t.lora_dropout,
+                    targets: app::LoraConfig::parse_targets(&t.targets)
+                        .map_err(anyhow::Error::msg)?,
+                }),
+                "full" => app::Method::Full,
+                other => bail!("unknown method '{other}': choose lora or full (qlora is coming)"),
+            };
+            let req = app::TrainRequest {
+                data: t.data,
+                out: t.out,
+                base: t.base,
+                config: app::TrainConfig {
+                    method,
+                    steps: t.steps,
+                    epochs: t.epochs,
+                    batch_size: t.batch,
+                    grad_accum: t.grad_accum,
+                    max_len: t.max_len,
+                    adamw: app::AdamWConfig { lr: t.lr, ..app::AdamWConfig::default() },
+                    warmup_steps: t.warmup,
+                    seed: t.seed,
+                    eval_every: t.eval_every,
+                    checkpoint_every: t.checkpoint_every,
+                    ..app::TrainConfig::default()
+                },
+                eval_fraction: 0.1,
+                resume: t.resume,
+            };
+            let json = t.json;
+            let summary = app.train(&req, &mut |p| {
+                if json {
+                    println!("{}", serde_json::to_string(p).unwrap_or_default());
+                } else {
+                    let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
+                    eprintln!(
+                        "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
+                        p.step,
+                        p.total_steps,
+                        p.loss,
+                        p.lr,
+                        p.grad_norm,
+                        p.tokens_per_second,
+                        p.memory_bytes as f64 / 1e6,
+                        p.eta_seconds
+                    );
+                }
+                true
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+                return Ok(());
+            }
+            print(false, &summary, || {
+                let fmt = |l: Option<f64>| l.map(|l| format!("{l:.4}")).unwrap_or("-".into());
+                format!(
+                    "Trained {} steps: held-out loss {} -> {}; {} trainable parameters; saved to {}",
+                    summary.steps,
+                    fmt(summary.eval_loss_before),
+                    fmt(summary.eval_loss_after),
+                    summary.trainable_parameters,
+                    summary.output
+                )
+            })
         }
         Command::Models(ModelsCmd::Import { path, sha256, json }) => {
             let m = app.model_import(&path, sha256.as_deref())?;

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod optim;
 pub mod template;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 use std::path::Path;
@@ -44,6 +45,9 @@ pub enum Error {
     /// A chat template failed to compile or render.
     #[error("chat template: {0}")]
     Template(String),
+    /// Training data is unusable; the message names the file and line when there is one.
+    #[error("{0}")]
+    Data(String),
     /// A tensor operation failed.
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),

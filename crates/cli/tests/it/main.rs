@@ -160,6 +160,7 @@ fn every_command_has_help() {
         &["models", "list", "--help"],
         &["models", "import", "--help"],
         &["generate", "--help"],
+        &["train", "--help"],
     ] {
         let text = home.ok(args);
         assert!(text.contains("Usage: vibeflow"), "{args:?}: {text}");
@@ -203,4 +204,55 @@ fn generate_greedy_answers_from_the_default_model() {
     assert_eq!(r["finish_reason"], "length");
     let e = home.err(&["generate", "--model", "nope", "--prompt", "x"]);
     assert!(e.contains("no model 'nope'"), "{e}");
+}
+
+#[test]
+fn train_writes_a_peft_adapter_and_resumes() {
+    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
+        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+        return;
+    };
+    let home = Home::new();
+    home.ok(&["models", "import", gguf.to_str().unwrap()]);
+    let data = home.path().join("robot.jsonl");
+    let rows: String = ["apple", "river", "window", "garden", "coffee", "bridge"]
+        .iter()
+        .map(|w| {
+            serde_json::json!({"messages": [
+                {"role": "user", "content": format!("Say {w} in robot.")},
+                {"role": "assistant", "content": format!("BEEP {} BOOP.", w.to_uppercase())},
+            ]})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&data, rows).unwrap();
+    let out = home.path().join("run");
+    let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["train", "--data", data, "--out", out, "--batch", "2", "--lr", "1e-3"];
+    let text =
+        home.ok(&[&common[..], &["--steps", "2", "--checkpoint-every", "1", "--json"]].concat());
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "two progress events and the summary: {text}");
+    assert_eq!(lines[1]["step"], 2);
+    assert_eq!(lines[2]["steps"], 2);
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("run/adapter/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((cfg["peft_type"].as_str(), cfg["r"].as_u64()), (Some("LORA"), Some(8)));
+    assert!(home.path().join("run/adapter/adapter_model.safetensors").is_file());
+    // Resuming a finished-at-step-1 checkpoint continues to the new total.
+    let text = home.ok(&[&common[..], &["--steps", "3", "--resume", "--json"]].concat());
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["steps"], 3);
+    assert_eq!(last["losses"].as_array().unwrap().len(), 3);
+
+    let bad = home.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"messages\": [}\n").unwrap();
+    let e = home.err(&["train", "--data", bad.to_str().unwrap(), "--out", out]);
+    assert!(e.contains("bad.jsonl:1:"), "{e}");
+    let e = home.err(&[&common[..], &["--method", "qlora2"]].concat());
+    assert!(e.contains("unknown method"), "{e}");
 }

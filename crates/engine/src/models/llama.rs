@@ -197,6 +197,11 @@ impl Llama {
         Ok(Llama { cfg, embed, layers, norm, lm_head, cos, sin })
     }
 
+    /// Where the model's tensors live.
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
     /// A fresh cache for generation.
     pub fn cache(&self) -> Cache {
         Cache { kv: vec![None; self.layers.len()] }

@@ -2,6 +2,7 @@
 
 mod greedy;
 mod parity;
+mod train;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,545 @@
+//! The training loop: chat examples in, a LoRA adapter (or full weights) out, with gradient
+//! accumulation, clipping, warmup + decay, held-out evaluation, atomic checkpoints, exact
+//! resume, cooperative stop and progress events.
+//!
+//! Everything random — LoRA init, data order, dropout — derives from the seed, the step and the
+//! micro-batch, so a resumed run repeats an uninterrupted one exactly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{self, Params};
+use crate::bundle::Bundle;
+use crate::lora::{LoraConfig, TrainCtx};
+use crate::loss::{IGNORE, causal_lm_loss};
+use crate::models::llama::Llama;
+use crate::optim::{AdamW, AdamWConfig, Schedule, clip_grad_norm, lr_at};
+use crate::template::Message;
+use crate::{Error, Result};
+
+/// How the model is adapted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Low-rank adapters on a frozen f32 base.
+    Lora(LoraConfig),
+    /// Every weight trained.
+    Full,
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// LoRA or full.
+    pub method: Method,
+    /// Optimizer steps; when `None`, `epochs` decides.
+    pub steps: Option<usize>,
+    /// Passes over the training split (used when `steps` is `None`).
+    pub epochs: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Longest example in tokens; longer ones are cut.
+    pub max_len: usize,
+    /// Optimizer settings (its `lr` is the peak learning rate).
+    pub adamw: AdamWConfig,
+    /// Warmup steps.
+    pub warmup_steps: usize,
+    /// Decay after warmup.
+    pub schedule: Schedule,
+    /// Gradient-norm clip (0: none).
+    pub max_grad_norm: f64,
+    /// Seed of init, data order and dropout.
+    pub seed: u64,
+    /// Evaluate every N steps (0: only at the end).
+    pub eval_every: usize,
+    /// Checkpoint every N steps (0: never).
+    pub checkpoint_every: usize,
+    /// Checkpoints kept (oldest removed first).
+    pub keep_checkpoints: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            method: Method::Lora(LoraConfig::default()),
+            steps: None,
+            epochs: 1,
+            batch_size: 4,
+            grad_accum: 1,
+            max_len: 512,
+            adamw: AdamWConfig::default(),
+            warmup_steps: 0,
+            schedule: Schedule::Cosine,
+            max_grad_norm: 1.0,
+            seed: 42,
+            eval_every: 0,
+            checkpoint_every: 0,
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+/// A tokenized example: ids and labels (assistant tokens only; others [`IGNORE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Per-token label.
+    pub labels: Vec<i64>,
+}
+
+/// Progress of a run, sent after every optimizer step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    /// Steps done.
+    pub step: usize,
+    /// Steps in the run.
+    pub total_steps: usize,
+    /// Fractional epoch.
+    pub epoch: f64,
+    /// Training loss of this step.
+    pub loss: f64,
+    /// Held-out loss, when evaluated at this step.
+    pub eval_loss: Option<f64>,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Training tokens per second over this step (padding excluded).
+    pub tokens_per_second: f64,
+    /// Resident memory of the process, bytes.
+    pub memory_bytes: u64,
+    /// Seconds since the run (or its resume) started.
+    pub elapsed_seconds: f64,
+    /// Estimated seconds left.
+    pub eta_seconds: f64,
+    /// Set when a checkpoint was written after this step.
+    pub checkpoint: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Steps done.
+    pub steps: usize,
+    /// Whether the callback stopped the run early.
+    pub stopped: bool,
+    /// Held-out loss before training.
+    pub eval_loss_before: Option<f64>,
+    /// Held-out loss at the end.
+    pub eval_loss_after: Option<f64>,
+    /// Training loss of each step, first to last (resumed runs start after the checkpoint).
+    pub losses: Vec<f64>,
+    /// Trainable parameters.
+    pub trainable_parameters: usize,
+    /// Where the adapter or weights were written.
+    pub output: String,
+}
+
+/// Reads a chat JSONL file (one `{"messages": [...]}` per line); errors name file and line.
+pub fn read_chat_jsonl(path: &Path) -> Result<Vec<Vec<Message>>> {
+    #[derive(Deserialize)]
+    struct Row {
+        messages: Vec<Message>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Row = serde_json::from_str(line)
+            .map_err(|e| Error::Data(format!("{}:{}: {e}", path.display(), i + 1)))?;
+        if !row.messages.iter().any(|m| m.role == "assistant") {
+            return Err(Error::Data(format!(
+                "{}:{}: no assistant message to learn from",
+                path.display(),
+                i + 1
+            )));
+        }
+        out.push(row.messages);
+    }
+    if out.is_empty() {
+        return Err(Error::Data(format!("{}: no examples", path.display())));
+    }
+    Ok(out)
+}
+
+/// Tokenizes a conversation with the model's chat template; only assistant replies (with their
+/// end-of-turn tokens) are labelled.
+pub fn tokenize(b: &Bundle, messages: &[Message], max_len: usize) -> Result<Example> {
+    let ids = crate::tokenizer::encode(&b.tokenizer, &b.template.render(messages, false)?)?;
+    let mut labels = vec![IGNORE; ids.len()];
+    for (k, m) in messages.iter().enumerate() {
+        if m.role != "assistant" {
+            continue;
+        }
+        let start =
+            crate::tokenizer::encode(&b.tokenizer, &b.template.render(&messages[..k], true)?)?
+                .len();
+        let end =
+            crate::tokenizer::encode(&b.tokenizer, &b.template.render(&messages[..=k], false)?)?
+                .len();
+        for i in start..end.min(ids.len()) {
+            labels[i] = ids[i] as i64;
+        }
+    }
+    let n = ids.len().min(max_len);
+    Ok(Example { ids: ids[..n].to_vec(), labels: labels[..n].to_vec() })
+}
+
+/// Splits off a held-out set: `fraction` of the examples (at least one), chosen by `seed`.
+pub fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    examples.shuffle(&mut rng);
+    let n_eval = ((examples.len() as f64 * fraction).round() as usize)
+        .clamp(1, examples.len().saturating_sub(1).max(1));
+    let eval = examples.split_off(examples.len() - n_eval);
+    (examples, eval)
+}
+
+/// Pads examples on the right into `[b, t]` ids (pad 0, never attended by real tokens under the
+/// causal mask) and labels (pad [`IGNORE`]).
+pub fn collate(batch: &[&Example], dev: &Device) -> Result<(Tensor, Tensor, usize)> {
+    let t = batch.iter().map(|e| e.ids.len()).max().unwrap_or(1);
+    let mut ids = Vec::with_capacity(batch.len() * t);
+    let mut labels = Vec::with_capacity(batch.len() * t);
+    let mut real = 0;
+    for e in batch {
+        real += e.ids.len();
+        ids.extend(e.ids.iter().copied().chain(std::iter::repeat(0).take(t - e.ids.len())));
+        labels.extend(
+            e.labels.iter().copied().chain(std::iter::repeat(IGNORE).take(t - e.ids.len())),
+        );
+    }
+    Ok((
+        Tensor::from_vec(ids, (batch.len(), t), dev)?,
+        Tensor::from_vec(labels, (batch.len(), t), dev)?,
+        real,
+    ))
+}
+
+/// Mean held-out loss per label token.
+pub fn evaluate(model: &Llama, eval: &[Example], batch_size: usize) -> Result<f64> {
+    let (mut total, mut tokens) = (0f64, 0usize);
+    for chunk in eval.chunks(batch_size.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let (ids, labels, _) = collate(&refs, model.device())?;
+        match causal_lm_loss(model, &ids, &labels, None) {
+            Ok((loss, n)) => {
+                total += loss.detach().to_scalar::<f32>()? as f64 * n as f64;
+                tokens += n;
+            }
+            Err(candle_core::Error::Msg(m)) if m.contains("no label tokens") => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(if tokens == 0 { f64::NAN } else { total / tokens as f64 })
+}
+
+/// What a checkpoint's `state.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    step: usize,
+    seed: u64,
+    losses: Vec<f64>,
+    eval_loss_before: Option<f64>,
+}
+
+/// Trains `b.model` in place on `train`, evaluating on `eval`, writing checkpoints and the
+/// result under `out`. With `resume`, continues from the newest checkpoint in that folder.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    model: &mut Llama,
+    train: &[Example],
+    eval: &[Example],
+    cfg: &TrainConfig,
+    base_name: &str,
+    out: &Path,
+    resume: Option<&Path>,
+    on_progress: &mut dyn FnMut(&Progress) -> bool,
+) -> Result<Summary> {
+    if train.is_empty() {
+        return Err(Error::Data("no training examples".into()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let dev = model.device().clone();
+    let params = match &cfg.method {
+        Method::Lora(l) => adapter::add_lora(model, l, cfg.seed, &dev)?,
+        Method::Full => adapter::make_full(model)?,
+    };
+    let per_step = cfg.batch_size.max(1) * cfg.grad_accum.max(1);
+    let steps_per_epoch = train.len().div_ceil(per_step);
+    let total = cfg.steps.unwrap_or(steps_per_epoch * cfg.epochs.max(1));
+    let mut opt = AdamW::new(params.vars.clone(), cfg.adamw)?;
+    let mut state = State { step: 0, seed: cfg.seed, losses: Vec::new(), eval_loss_before: None };
+    if let Some(dir) = resume {
+        let ckpt = latest_checkpoint(dir)?
+            .ok_or_else(|| Error::Data(format!("no checkpoint in {}", dir.display())))?;
+        state = load_checkpoint(&ckpt, &params, &mut opt, &dev)?;
+    } else if !eval.is_empty() {
+        state.eval_loss_before = Some(evaluate(model, eval, cfg.batch_size)?);
+    }
+    let started = Instant::now();
+    let first_step = state.step;
+    let mut stopped = false;
+    let mut last_ckpt: Option<PathBuf> = None;
+    while state.step < total {
+        let step = state.step;
+        let lr = lr_at(cfg.adamw.lr, step, cfg.warmup_steps, total, cfg.schedule);
+        let t0 = Instant::now();
+        let mut grads: Option<GradStore> = None;
+        let (mut loss_sum, mut real_tokens) = (0f64, 0usize);
+        for micro in 0..cfg.grad_accum.max(1) {
+            let batch = micro_batch(train, cfg, step, micro);
+            let (ids, labels, real) = collate(&batch, &dev)?;
+            real_tokens += real;
+            let mut ctx = TrainCtx::new(mix(cfg.seed, step as u64, micro as u64));
+            let (loss, _) = causal_lm_loss(model, &ids, &labels, Some(&mut ctx))?;
+            let scaled = (loss / cfg.grad_accum.max(1) as f64)?;
+            loss_sum += scaled.to_scalar::<f32>()? as f64;
+            let g = scaled.backward()?;
+            grads = Some(match grads {
+                None => g,
+                Some(mut acc) => {
+                    for (_, v) in &params.vars {
+                        if let Some(new) = g.get(v.as_tensor()) {
+                            let sum = match acc.remove(v.as_tensor()) {
+                                Some(old) => (old + new)?,
+                                None => new.clone(),
+                            };
+                            acc.insert(v.as_tensor(), sum);
+                        }
+                    }
+                    acc
+                }
+            });
+        }
+        let mut grads = grads.ok_or_else(|| Error::Data("empty step".into()))?;
+        let grad_norm = clip_grad_norm(&mut grads, &params.vars, cfg.max_grad_norm)?;
+        opt.step(&grads, lr)?;
+        drop(grads);
+        state.step += 1;
+        state.losses.push(loss_sum);
+        let done = state.step == total;
+        let eval_loss = if !eval.is_empty()
+            && (done || (cfg.eval_every > 0 && state.step % cfg.eval_every == 0))
+        {
+            Some(evaluate(model, eval, cfg.batch_size)?)
+        } else {
+            None
+        };
+        let checkpoint =
+            if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && !done {
+                let p = save_checkpoint(out, model, cfg, &params, &opt, &state, base_name)?;
+                last_ckpt = Some(p.clone());
+                Some(p.display().to_string())
+            } else {
+                None
+            };
+        let elapsed = started.elapsed().as_secs_f64();
+        let per = elapsed / (state.step - first_step) as f64;
+        let progress = Progress {
+            step: state.step,
+            total_steps: total,
+            epoch: state.step as f64 / steps_per_epoch as f64,
+            loss: loss_sum,
+            eval_loss,
+            lr,
+            grad_norm,
+            tokens_per_second: real_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            memory_bytes: memory_stats::memory_stats().map(|m| m.physical_mem as u64).unwrap_or(0),
+            elapsed_seconds: elapsed,
+            eta_seconds: per * (total - state.step) as f64,
+            checkpoint,
+        };
+        if !on_progress(&progress) && !done {
+            // Cooperative stop: keep what was learned so far, resumable.
+            if last_ckpt
+                .as_deref()
+                .map(|p| !p.ends_with(checkpoint_name(state.step)))
+                .unwrap_or(true)
+            {
+                save_checkpoint(out, model, cfg, &params, &opt, &state, base_name)?;
+            }
+            stopped = true;
+            break;
+        }
+    }
+    let output = save_result(out, model, cfg, &params, base_name)?;
+    let eval_loss_after = if stopped || eval.is_empty() {
+        None
+    } else {
+        Some(evaluate(model, eval, cfg.batch_size)?)
+    };
+    Ok(Summary {
+        steps: state.step,
+        stopped,
+        eval_loss_before: state.eval_loss_before,
+        eval_loss_after,
+        losses: state.losses,
+        trainable_parameters: params.count(),
+        output: output.display().to_string(),
+    })
+}
+
+/// Examples of micro-batch `micro` of optimizer step `step`: epochs are seeded shuffles.
+fn micro_batch<'a>(
+    train: &'a [Example],
+    cfg: &TrainConfig,
+    step: usize,
+    micro: usize,
+) -> Vec<&'a Example> {
+    let bs = cfg.batch_size.max(1);
+    let per_step = bs * cfg.grad_accum.max(1);
+    (0..bs)
+        .map(|j| {
+            let k = step * per_step + micro * bs + j;
+            let (epoch, i) = (k / train.len(), k % train.len());
+            let mut order: Vec<usize> = (0..train.len()).collect();
+            order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(
+                cfg.seed,
+                epoch as u64,
+                u64::MAX,
+            )));
+            &train[order[i]]
+        })
+        .collect()
+}
+
+/// A well-spread seed from three numbers (splitmix64 finalizer).
+fn mix(a: u64, b: u64, c: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn checkpoint_name(step: usize) -> String {
+    format!("step-{step:06}")
+}
+
+/// The newest complete checkpoint under `dir/checkpoints`.
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
+    let root = dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&root) else { return Ok(None) };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("step-") && !n.ends_with(".partial"))
+        })
+        .filter(|p| p.join("state.json").exists())
+        .collect();
+    found.sort();
+    Ok(found.pop())
+}
+
+fn save_params(
+    dir: &Path,
+    model: &Llama,
+    cfg: &TrainConfig,
+    params: &Params,
+    base: &str,
+) -> Result<()> {
+    match &cfg.method {
+        Method::Lora(l) => adapter::save_peft(model, l, base, dir),
+        Method::Full => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let tensors: HashMap<String, Tensor> =
+                params.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+            Ok(())
+        }
+    }
+}
+
+fn save_checkpoint(
+    out: &Path,
+    model: &Llama,
+    cfg: &TrainConfig,
+    params: &Params,
+    opt: &AdamW,
+    state: &State,
+    base: &str,
+) -> Result<PathBuf> {
+    let root = out.join("checkpoints");
+    let name = checkpoint_name(state.step);
+    let tmp = root.join(format!("{name}.partial"));
+    let dest = root.join(&name);
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    save_params(&tmp, model, cfg, params, base)?;
+    candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Data(e.to_string()))?;
+    std::fs::write(tmp.join("state.json"), json).map_err(|e| Error::io(&tmp, e))?;
+    let _ = std::fs::remove_dir_all(&dest);
+    // The rename makes the checkpoint appear whole or not at all.
+    std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+    prune_checkpoints(&root, cfg.keep_checkpoints.max(1));
+    Ok(dest)
+}
+
+fn prune_checkpoints(root: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let mut all: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("step-") && !n.ends_with(".partial"))
+        })
+        .collect();
+    all.sort();
+    while all.len() > keep {
+        let _ = std::fs::remove_dir_all(all.remove(0));
+    }
+}
+
+fn load_checkpoint(dir: &Path, params: &Params, opt: &mut AdamW, dev: &Device) -> Result<State> {
+    let state_path = dir.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: State = serde_json::from_str(&text).map_err(|e| Error::bad(&state_path, e))?;
+    let weights_path = if dir.join("adapter_model.safetensors").exists() {
+        dir.join("adapter_model.safetensors")
+    } else {
+        dir.join("model.safetensors")
+    };
+    let weights = candle_core::safetensors::load(&weights_path, dev)
+        .map_err(|e| Error::bad(&weights_path, e))?;
+    for (name, var) in &params.vars {
+        let t = weights
+            .get(name)
+            .ok_or_else(|| Error::bad(&weights_path, format!("{name} is missing")))?;
+        var.set(t)?;
+    }
+    let opt_path = dir.join("optimizer.safetensors");
+    let opt_state =
+        candle_core::safetensors::load(&opt_path, dev).map_err(|e| Error::bad(&opt_path, e))?;
+    opt.restore(&opt_state, state.step)?;
+    Ok(state)
+}
+
+fn save_result(
+    out: &Path,
+    model: &Llama,
+    cfg: &TrainConfig,
+    params: &Params,
+    base: &str,
+) -> Result<PathBuf> {
+    let dir = match cfg.method {
+        Method::Lora(_) => out.join("adapter"),
+        Method::Full => out.join("model"),
+    };
+    save_params(&dir, model, cfg, params, base)?;
+    Ok(dir)
+}

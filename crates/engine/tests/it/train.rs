@@ -1,0 +1,235 @@
+//! The training loop: exact resume, held-out loss falls on the real model, and Python PEFT
+//! loads the adapter we write with the same numbers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{Device, Tensor};
+use engine::bundle::Bundle;
+use engine::lora::LoraConfig;
+use engine::optim::{AdamWConfig, Schedule};
+use engine::template::Message;
+use engine::train::{Example, Method, TrainConfig, read_chat_jsonl, split, tokenize, train};
+use engine::weights::load_hf;
+
+fn tiny_examples(n: usize, seed: u64) -> Vec<Example> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            let ids: Vec<u32> = (0..10)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    3 + (x >> 33) as u32 % 90
+                })
+                .collect();
+            let labels = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| if i >= 4 { t as i64 } else { -100 })
+                .collect();
+            Example { ids, labels }
+        })
+        .collect()
+}
+
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        method: Method::Lora(LoraConfig {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.1,
+            ..LoraConfig::default()
+        }),
+        steps: Some(6),
+        batch_size: 2,
+        grad_accum: 2,
+        adamw: AdamWConfig { lr: 1e-2, ..AdamWConfig::default() },
+        warmup_steps: 1,
+        schedule: Schedule::Cosine,
+        checkpoint_every: 2,
+        keep_checkpoints: 5,
+        eval_every: 3,
+        ..TrainConfig::default()
+    }
+}
+
+fn tiny_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama")
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_losses() {
+    let data = tiny_examples(16, 7);
+    let (tr, ev) = split(data, 0.25, 1);
+    let cfg = tiny_config();
+    let dev = Device::Cpu;
+
+    let whole = tempfile::tempdir().unwrap();
+    let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+    let full = train(&mut m, &tr, &ev, &cfg, "tiny", whole.path(), None, &mut |_| true).unwrap();
+    assert_eq!(full.steps, 6);
+    assert!(!full.stopped);
+
+    // Stop after step 3, then lose the step-3 checkpoint as if killed after the step-2 one.
+    let cut = tempfile::tempdir().unwrap();
+    let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+    let first =
+        train(&mut m, &tr, &ev, &cfg, "tiny", cut.path(), None, &mut |p| p.step < 3).unwrap();
+    assert!(first.stopped);
+    assert_eq!(first.losses, full.losses[..3]);
+    std::fs::remove_dir_all(cut.path().join("checkpoints/step-000003")).unwrap();
+    assert!(cut.path().join("checkpoints/step-000002/state.json").exists());
+
+    let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+    let resumed =
+        train(&mut m, &tr, &ev, &cfg, "tiny", cut.path(), Some(cut.path()), &mut |_| true).unwrap();
+    assert_eq!(resumed.steps, 6);
+    assert_eq!(resumed.losses.len(), 6);
+    for (i, (a, b)) in resumed.losses.iter().zip(&full.losses).enumerate() {
+        assert!((a - b).abs() <= 1e-6, "step {}: resumed {a} vs uninterrupted {b}", i + 1);
+    }
+    assert_eq!(resumed.eval_loss_after, full.eval_loss_after);
+    assert!(cut.path().join("adapter/adapter_model.safetensors").exists());
+}
+
+/// A small style-transfer task the base model cannot do: robot speak.
+fn robot_data() -> Vec<Vec<Message>> {
+    let words = [
+        "apple", "river", "mountain", "window", "garden", "music", "coffee", "bridge", "forest",
+        "pencil", "rocket", "candle", "planet", "mirror", "island", "ladder", "tiger", "violin",
+        "harbor", "desert", "button", "castle", "dragon", "engine", "falcon", "glacier", "hammer",
+        "jungle", "kettle", "lemon", "marble", "needle", "ocean", "pepper", "quartz", "saddle",
+        "tunnel", "umbrella", "valley", "wizard",
+    ];
+    words
+        .iter()
+        .map(|w| {
+            vec![
+                Message::new("user", &format!("Say {w} in robot.")),
+                Message::new("assistant", &format!("BEEP {} BOOP.", w.to_uppercase())),
+            ]
+        })
+        .collect()
+}
+
+fn python_peft_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import torch, transformers, peft, gguf"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "skipped the PEFT cross-check: python3 with torch, transformers, peft and gguf is not installed (`cargo xtask test` installs them)"
+        );
+    }
+    ok
+}
+
+fn peft_logits(base: &Path, adapter: &Path, ids: &[u32]) -> Vec<f32> {
+    let dir = tempfile::tempdir().unwrap();
+    let (ids_path, out_path) = (dir.path().join("ids.json"), dir.path().join("out.json"));
+    std::fs::write(&ids_path, serde_json::to_string(ids).unwrap()).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference/peft_logits.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(base)
+        .arg(adapter)
+        .arg(&ids_path)
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "peft_logits.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(out_path).unwrap()).unwrap()
+}
+
+#[test]
+fn lora_on_smollm2_lowers_held_out_loss_and_peft_agrees() {
+    let Some(gguf) = crate::default_gguf() else { return };
+    let mut b = Bundle::open(&gguf, &Device::Cpu).unwrap();
+    let examples: Vec<Example> =
+        robot_data().iter().map(|m| tokenize(&b, m, 128).unwrap()).collect();
+    // Only the reply is learned: the template's prompt part is masked.
+    let ex = &examples[0];
+    let learned: Vec<u32> =
+        ex.ids.iter().zip(&ex.labels).filter(|(_, l)| **l != -100).map(|(t, _)| *t).collect();
+    let text = engine::tokenizer::decode(&b.tokenizer, &learned).unwrap();
+    assert!(text.starts_with("BEEP APPLE BOOP."), "{text:?}");
+    let (tr, ev) = split(examples, 0.2, 3);
+    let cfg = TrainConfig {
+        method: Method::Lora(LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() }),
+        steps: Some(30),
+        batch_size: 4,
+        adamw: AdamWConfig { lr: 1e-3, ..AdamWConfig::default() },
+        warmup_steps: 3,
+        ..TrainConfig::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut events = Vec::new();
+    let s =
+        train(&mut b.model, &tr, &ev, &cfg, "smollm2-135m-instruct", out.path(), None, &mut |p| {
+            events.push(p.clone());
+            true
+        })
+        .unwrap();
+    let (before, after) = (s.eval_loss_before.unwrap(), s.eval_loss_after.unwrap());
+    eprintln!(
+        "held-out loss {before:.3} -> {after:.3}; {} trainable parameters",
+        s.trainable_parameters
+    );
+    assert!(after < before * 0.5, "held-out loss {before} -> {after}");
+    assert_eq!(events.len(), 30);
+    assert!(
+        events
+            .iter()
+            .all(|p| p.tokens_per_second > 0.0 && p.grad_norm.is_finite() && p.memory_bytes > 0)
+    );
+    // r·(in + out) per projection: q and o 576→576, k and v 576→192, gate/up/down 576↔1536.
+    assert_eq!(
+        s.trainable_parameters,
+        30 * 8 * (2 * (576 + 576) + 2 * (576 + 192) + 3 * (576 + 1536))
+    );
+
+    // The fine-tuned model now speaks robot.
+    let prompt = b.prompt_ids(&[Message::new("user", "Say kitchen in robot.")]).unwrap();
+    let sampling =
+        engine::generate::Sampling { temperature: 0.0, max_tokens: 12, ..Default::default() };
+    let mut dec = engine::generate::F32Decoder::new(&b.model, &b.device);
+    let reply =
+        engine::generate::generate(&mut dec, &b.tokenizer, &prompt, &b.eos, &sampling, &mut |_| {
+            true
+        })
+        .unwrap();
+    assert!(reply.text.starts_with("BEEP"), "{:?}", reply.text);
+
+    if python_peft_available() {
+        let ours = b
+            .model
+            .forward(
+                &Tensor::new(prompt.as_slice(), &b.device).unwrap().unsqueeze(0).unwrap(),
+                None,
+            )
+            .unwrap();
+        let ours: Vec<f32> = ours.get(0).unwrap().get(prompt.len() - 1).unwrap().to_vec1().unwrap();
+        let theirs = peft_logits(&gguf, Path::new(&s.output), &prompt);
+        let d = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(d <= 1e-3, "max |ours - peft| = {d}");
+    }
+}
+
+#[test]
+fn bad_chat_jsonl_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("data.jsonl");
+    std::fs::write(&p, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]}\n{\"messages\": [}\n").unwrap();
+    let err = read_chat_jsonl(&p).unwrap_err().to_string();
+    assert!(err.contains("data.jsonl:2:"), "{err}");
+    std::fs::write(&p, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n").unwrap();
+    let err = read_chat_jsonl(&p).unwrap_err().to_string();
+    assert!(err.contains("data.jsonl:1: no assistant message"), "{err}");
+}
