@@ -4,6 +4,7 @@
 //! Everything an action touches lives under one home folder (`~/.vibeflow`, or `VIBEFLOW_HOME`),
 //! which is injected, so tests run against temporary homes.
 
+mod bench;
 mod catalog;
 mod error;
 mod inference;
@@ -14,6 +15,7 @@ mod training;
 
 use std::path::{Path, PathBuf};
 
+pub use bench::{Measure, TrainBench, TrainShape};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;

@@ -40,6 +40,40 @@ enum Command {
     Generate(GenerateArgs),
     /// Fine-tune a model on a chat JSONL file (OpenAI `messages` per line)
     Train(TrainArgs),
+    /// Measure speed and memory, optionally against a peer in the same run
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// LoRA training (r=8, all seven projections, f32) against PyTorch + PEFT
+    Train {
+        /// Model to train
+        #[arg(long, default_value = app::DEFAULT_MODEL)]
+        model: String,
+        /// Also run PyTorch + PEFT (python3 with torch, transformers, peft, gguf), alternating
+        #[arg(long)]
+        vs_peer: bool,
+        /// Sequences per step
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Tokens per sequence
+        #[arg(long, default_value_t = 256)]
+        seq: usize,
+        /// Timed steps per round (after one warmup step)
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Rounds
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Threads for the peer (ours uses the machine's rayon pool)
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -406,6 +440,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     summary.trainable_parameters,
                     summary.output
                 )
+            })
+        }
+        Command::Bench(BenchCmd::Train {
+            model,
+            vs_peer,
+            batch,
+            seq,
+            steps,
+            rounds,
+            threads,
+            json,
+        }) => {
+            let shape = app::TrainShape { batch, seq, steps, rounds, threads };
+            let r = app.bench_train(&model, shape, vs_peer)?;
+            print(json, &r, || {
+                let side = |name: &str, v: &[app::Measure]| {
+                    v.iter()
+                        .map(|m| {
+                            format!(
+                                "{name:<14} {:>8.1} tokens/s  {:>7.0} MB peak",
+                                m.tokens_per_second,
+                                m.peak_rss_bytes as f64 / 1e6
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                let mut s = format!(
+                    "LoRA training, batch {batch} x {seq} tokens, r=8, all projections, f32\n"
+                );
+                s += &side("vibeflow", &r.ours);
+                if !r.peer.is_empty() {
+                    s += "\n";
+                    s += &side("pytorch+peft", &r.peer);
+                }
+                if let (Some(sp), Some(mem)) = (r.speed_ratio, r.memory_ratio) {
+                    s += &format!(
+                        "\nspeed ratio (ours/peer) {sp:.2}x   memory ratio (ours/peer) {mem:.2}x"
+                    );
+                }
+                s
             })
         }
         Command::Models(ModelsCmd::Import { path, sha256, json }) => {
