@@ -382,9 +382,35 @@ fn test(extra: &[String]) -> Result<()> {
     } else {
         cmd("cargo")
     };
-    c.args(["test", "--release", "--workspace", "--exclude", "ui"])
+    c.args(["test", "--release", "--workspace", "--exclude", "ui", "--lib", "--bins", "--tests"])
         .args(extra)
         .env("VIBEFLOW_DEFAULT_GGUF", &gguf)
-        .env("VIBEFLOW_E2E", "1");
-    check(&mut c)
+        .env("VIBEFLOW_E2E", "1")
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().with_context(|| format!("cannot start {c:?}"))?;
+    // Echo cargo's output and add up its per-binary results into one closing line.
+    let (mut passed, mut failed) = (0usize, 0usize);
+    if let Some(out) = child.stdout.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| -> usize {
+                    rest.split(';')
+                        .filter_map(|part| part.trim().strip_suffix(word))
+                        .filter_map(|n| n.split_whitespace().last()?.parse().ok())
+                        .sum()
+                };
+                passed += count(" passed");
+                failed += count(" failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed with {status}");
+    }
+    Ok(())
 }
