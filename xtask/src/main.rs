@@ -399,7 +399,7 @@ fn test(extra: &[String]) -> Result<()> {
                 let count = |word: &str| -> usize {
                     rest.split(';')
                         .filter_map(|part| part.trim().strip_suffix(word))
-                        .filter_map(|n| n.split_whitespace().last()?.parse().ok())
+                        .filter_map(|n| n.split_whitespace().last()?.parse::<usize>().ok())
                         .sum()
                 };
                 passed += count(" passed");
