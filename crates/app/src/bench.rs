@@ -82,6 +82,7 @@ fn rss() -> u64 {
 }
 
 fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
+    let _hold = crate::memory::HoldPages::new();
     let mut b = Bundle::open(path, &Device::Cpu)?;
     let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
     let params = engine::adapter::add_lora(&mut b.model, &lora, 0, &b.device)?;

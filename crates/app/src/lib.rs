@@ -8,6 +8,7 @@ mod bench;
 mod catalog;
 mod error;
 mod inference;
+mod memory;
 mod models;
 mod projects;
 pub mod slug;

@@ -33,6 +33,7 @@ impl App {
         req: &TrainRequest,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Summary> {
+        let _hold = crate::memory::HoldPages::new();
         let base = self.resolve_model(&req.base)?;
         let conversations = engine::train::read_chat_jsonl(&req.data)?;
         let mut bundle = Bundle::open(&base, &Device::Cpu)?;

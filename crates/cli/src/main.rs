@@ -12,6 +12,9 @@ use app::App;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "vibeflow", version, about = "Fine-tune an open LLM on your own machine, offline")]
 struct Cli {

@@ -130,24 +130,29 @@ impl Linear {
 
     /// `[.., in] -> [.., out]`; `train` enables LoRA dropout.
     pub fn forward(&self, x: &Tensor, train: Option<&mut TrainCtx>) -> Result<Tensor> {
+        let (out, inp) = self.weight.dims2()?;
+        let mut shape = x.dims().to_vec();
+        // All rows in one 2-D GEMM: faster than batched matmuls over a broadcast weight.
+        let x = x.contiguous()?.reshape((x.elem_count() / inp, inp))?;
         let mut y = match &self.full {
-            Some(w) => x.broadcast_matmul(&w.as_tensor().t()?)?,
-            None => crate::ops::frozen_linear(x, &self.weight)?,
+            Some(w) => x.matmul(&w.as_tensor().t()?)?,
+            None => crate::ops::frozen_linear(&x, &self.weight)?,
         };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         if let Some(l) = &self.lora {
             let x = match train {
-                Some(ctx) => ctx.dropout(x, l.dropout)?,
-                None => x.clone(),
+                Some(ctx) => ctx.dropout(&x, l.dropout)?,
+                None => x,
             };
-            let delta = x
-                .broadcast_matmul(&l.a.as_tensor().t()?)?
-                .broadcast_matmul(&l.b.as_tensor().t()?)?;
+            let delta = x.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
             y = (y + (delta * l.scale)?)?;
         }
-        Ok(y)
+        if let Some(last) = shape.last_mut() {
+            *last = out;
+        }
+        y.reshape(shape)
     }
 
     /// `W + scale·B·A`: the weight with the adapter merged in.
