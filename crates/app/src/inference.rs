@@ -18,6 +18,8 @@ pub struct GenerateRequest {
     pub system: Option<String>,
     /// The user's message.
     pub prompt: String,
+    /// A PEFT adapter folder to apply (unmerged), e.g. a run's `adapter/`.
+    pub adapter: Option<PathBuf>,
     /// Sampling controls.
     pub sampling: Sampling,
 }
@@ -56,7 +58,10 @@ impl App {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerateResult> {
         let path = self.resolve_model(&req.model)?;
-        let bundle = Bundle::open(&path, &Device::Cpu)?;
+        let mut bundle = Bundle::open(&path, &Device::Cpu)?;
+        if let Some(dir) = &req.adapter {
+            engine::adapter::load_peft(&mut bundle.model, dir, &bundle.device)?;
+        }
         let mut messages = Vec::new();
         if let Some(s) = &req.system {
             messages.push(Message::new("system", s));

@@ -29,13 +29,11 @@ impl App {
         // Validate before copying anything.
         engine::gguf::inspect(src)?;
         let sha = sha256_file(src)?;
-        if let Some(want) = expected_sha256 {
-            if !want.eq_ignore_ascii_case(&sha) {
-                return Err(Error::Integrity(format!(
-                    "{} has sha256 {sha}, expected {want}: the file is damaged or not the one intended",
-                    src.display()
-                )));
-            }
+        if let Some(want) = expected_sha256.filter(|w| !w.eq_ignore_ascii_case(&sha)) {
+            return Err(Error::Integrity(format!(
+                "{} has sha256 {sha}, expected {want}: the file is damaged or not the one intended",
+                src.display()
+            )));
         }
         let card = catalog().into_iter().find(|c| c.source.sha256 == sha);
         let file_name = match &card {

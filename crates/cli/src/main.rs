@@ -154,6 +154,9 @@ struct GenerateArgs {
     /// System message (else the template's default)
     #[arg(long)]
     system: Option<String>,
+    /// PEFT adapter folder to apply (e.g. the adapter/ a `train` run wrote)
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Most tokens to generate
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
@@ -347,6 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 model: g.model,
                 system: g.system,
                 prompt: g.prompt,
+                adapter: g.adapter,
                 sampling: app::Sampling {
                     temperature: g.temperature,
                     top_p: g.top_p,

@@ -50,14 +50,8 @@ fn open_gguf(path: &Path, device: &Device) -> Result<Bundle> {
     let source =
         md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str);
     let template = ChatTemplate::new(source.unwrap_or(CHATML), &token(bos), &token(eos))?;
-    let mut eos_ids: Vec<u32> = eos.into_iter().collect();
-    // ChatML replies end with <|im_end|> even when the file names another end token.
-    if let Some(im_end) = tok.token_to_id("<|im_end|>") {
-        if !eos_ids.contains(&im_end) {
-            eos_ids.push(im_end);
-        }
-    }
-    Ok(Bundle { model, tokenizer: tok, template, eos: eos_ids, device: device.clone() })
+    let eos = end_tokens(&tok, eos);
+    Ok(Bundle { model, tokenizer: tok, template, eos, device: device.clone() })
 }
 
 fn open_hf(dir: &Path, device: &Device) -> Result<Bundle> {
@@ -82,11 +76,16 @@ fn open_hf(dir: &Path, device: &Device) -> Result<Bundle> {
         .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok());
     let (bos, eos) = (text("bos_token").unwrap_or_default(), text("eos_token").unwrap_or_default());
     let template = ChatTemplate::new(source.as_deref().unwrap_or(CHATML), &bos, &eos)?;
-    let mut eos_ids: Vec<u32> = tok.token_to_id(&eos).into_iter().collect();
-    if let Some(im_end) = tok.token_to_id("<|im_end|>") {
-        if !eos_ids.contains(&im_end) {
-            eos_ids.push(im_end);
-        }
+    let eos = end_tokens(&tok, tok.token_to_id(&eos));
+    Ok(Bundle { model, tokenizer: tok, template, eos, device: device.clone() })
+}
+
+/// The declared end token, plus `<|im_end|>` where the vocabulary has it: ChatML replies end
+/// there even when a file names another end token.
+fn end_tokens(tok: &Tokenizer, declared: Option<u32>) -> Vec<u32> {
+    let mut ids: Vec<u32> = declared.into_iter().collect();
+    if let Some(im_end) = tok.token_to_id("<|im_end|>").filter(|id| !ids.contains(id)) {
+        ids.push(im_end);
     }
-    Ok(Bundle { model, tokenizer: tok, template, eos: eos_ids, device: device.clone() })
+    ids
 }

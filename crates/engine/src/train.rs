@@ -215,10 +215,8 @@ pub fn collate(batch: &[&Example], dev: &Device) -> Result<(Tensor, Tensor, usiz
     let mut real = 0;
     for e in batch {
         real += e.ids.len();
-        ids.extend(e.ids.iter().copied().chain(std::iter::repeat(0).take(t - e.ids.len())));
-        labels.extend(
-            e.labels.iter().copied().chain(std::iter::repeat(IGNORE).take(t - e.ids.len())),
-        );
+        ids.extend(e.ids.iter().copied().chain(std::iter::repeat_n(0, t - e.ids.len())));
+        labels.extend(e.labels.iter().copied().chain(std::iter::repeat_n(IGNORE, t - e.ids.len())));
     }
     Ok((
         Tensor::from_vec(ids, (batch.len(), t), dev)?,
@@ -331,14 +329,15 @@ pub fn train(
         state.losses.push(loss_sum);
         let done = state.step == total;
         let eval_loss = if !eval.is_empty()
-            && (done || (cfg.eval_every > 0 && state.step % cfg.eval_every == 0))
+            && (done || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)))
         {
             Some(evaluate(model, eval, cfg.batch_size)?)
         } else {
             None
         };
         let checkpoint =
-            if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && !done {
+            if cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every) && !done
+            {
                 let p = save_checkpoint(out, model, cfg, &params, &opt, &state, base_name)?;
                 last_ckpt = Some(p.clone());
                 Some(p.display().to_string())

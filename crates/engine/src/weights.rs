@@ -84,7 +84,7 @@ pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String
     }
     let num = |k: &str| -> std::result::Result<u64, String> {
         let key = format!("{arch}.{k}");
-        md.get(&key).and_then(|v| crate::gguf::as_u64(v)).ok_or(format!("{key} is missing"))
+        md.get(&key).and_then(crate::gguf::as_u64).ok_or(format!("{key} is missing"))
     };
     let float = |k: &str| -> Option<f64> {
         md.get(&format!("{arch}.{k}"))

@@ -249,6 +249,23 @@ fn train_writes_a_peft_adapter_and_resumes() {
     assert_eq!(last["steps"], 3);
     assert_eq!(last["losses"].as_array().unwrap().len(), 3);
 
+    // The adapter applies at generation time.
+    let r = home.json(&[
+        "generate",
+        "--prompt",
+        "Say apple in robot.",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "4",
+        "--adapter",
+        &format!("{out}/adapter"),
+        "--json",
+    ]);
+    assert_eq!(r["completion_tokens"], 4);
+    let e = home.err(&["generate", "--prompt", "x", "--adapter", "/nonexistent/adapter"]);
+    assert!(e.contains("adapter_config.json"), "{e}");
+
     let bad = home.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"messages\": [}\n").unwrap();
     let e = home.err(&["train", "--data", bad.to_str().unwrap(), "--out", out]);
