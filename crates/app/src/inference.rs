@@ -20,6 +20,8 @@ pub struct GenerateRequest {
     pub prompt: String,
     /// A PEFT adapter folder to apply (unmerged), e.g. a run's `adapter/`.
     pub adapter: Option<PathBuf>,
+    /// Run a GGUF's quantized weights directly (no adapter) instead of the f32 path.
+    pub quantized: bool,
     /// Sampling controls.
     pub sampling: Sampling,
 }
@@ -68,10 +70,23 @@ impl App {
         }
         messages.push(Message::new("user", &req.prompt));
         let ids = bundle.prompt_ids(&messages)?;
-        let mut dec = F32Decoder::new(&bundle.model, &bundle.device);
+        if req.quantized && req.adapter.is_some() {
+            return Err(Error::InvalidInput(
+                "--quantized runs the base weights only: drop --adapter or --quantized".into(),
+            ));
+        }
+        let mut f32_dec;
+        let mut q_dec;
+        let dec: &mut dyn engine::generate::Decoder = if req.quantized {
+            q_dec = engine::generate::QuantDecoder::open(&path, &bundle.device)?;
+            &mut q_dec
+        } else {
+            f32_dec = F32Decoder::new(&bundle.model, &bundle.device);
+            &mut f32_dec
+        };
         let start = std::time::Instant::now();
         let out = engine::generate::generate(
-            &mut dec,
+            dec,
             &bundle.tokenizer,
             &ids,
             &bundle.eos,

@@ -157,6 +157,9 @@ struct GenerateArgs {
     /// PEFT adapter folder to apply (e.g. the adapter/ a `train` run wrote)
     #[arg(long)]
     adapter: Option<PathBuf>,
+    /// Run the GGUF's quantized weights (Q4_1 …) directly instead of the f32 path
+    #[arg(long)]
+    quantized: bool,
     /// Most tokens to generate
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
@@ -351,6 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 system: g.system,
                 prompt: g.prompt,
                 adapter: g.adapter,
+                quantized: g.quantized,
                 sampling: app::Sampling {
                     temperature: g.temperature,
                     top_p: g.top_p,

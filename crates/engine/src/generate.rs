@@ -99,6 +99,45 @@ impl Decoder for F32Decoder<'_> {
     }
 }
 
+/// The quantized fast path: the GGUF's own Q4_1/Q8_0 weights through candle's quantized
+/// kernels (candle-transformers' `quantized_llama`; inference only, "llama" GGUFs).
+pub struct QuantDecoder {
+    model: candle_transformers::models::quantized_llama::ModelWeights,
+    pos: usize,
+    device: Device,
+}
+
+impl QuantDecoder {
+    /// Loads the GGUF at `path` without dequantizing it.
+    pub fn open(path: &std::path::Path, device: &Device) -> Result<QuantDecoder> {
+        use candle_core::quantized::gguf_file;
+        let mut f = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+        let content = gguf_file::Content::read(&mut f).map_err(|e| crate::Error::bad(path, e))?;
+        let arch =
+            content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned();
+        if arch.as_deref() != Some("llama") {
+            return Err(crate::Error::bad(
+                path,
+                "the quantized fast path supports llama GGUFs; use the f32 path",
+            ));
+        }
+        let model = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+            content, &mut f, device,
+        )
+        .map_err(|e| crate::Error::bad(path, e))?;
+        Ok(QuantDecoder { model, pos: 0, device: device.clone() })
+    }
+}
+
+impl Decoder for QuantDecoder {
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let logits = self.model.forward(&input, self.pos)?;
+        self.pos += ids.len();
+        Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
 /// Generates after `prompt`, streaming each piece of text to `on_text` (return `false` to stop).
 pub fn generate(
     dec: &mut dyn Decoder,
