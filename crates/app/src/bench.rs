@@ -1,5 +1,6 @@
 //! Benchmarks against peers, in the same run on the same machine: our LoRA training against
-//! PyTorch + PEFT (`scripts/bench/peft_train.py`). A measuring tool, not a product path: it is
+//! PyTorch + PEFT (`scripts/bench/peft_train.py`), and our decoding against llama.cpp
+//! (`scripts/bench/llamacpp_generate.py`). A measuring tool, not a product path: it is
 //! the one place that starts Python.
 
 use std::path::PathBuf;
@@ -114,21 +115,117 @@ fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
 fn bench_peer(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/peft_train.py");
-    let out = Command::new("python3")
-        .arg(&script)
+    let mut c = Command::new("python3");
+    c.arg(&script)
         .arg(path)
         .args([s.steps, s.batch, s.seq, s.threads].map(|v| v.to_string()))
-        .env("OMP_NUM_THREADS", s.threads.to_string())
-        .output()
-        .map_err(|e| {
-            Error::InvalidInput(format!("cannot run the peer (python3 {}): {e}", script.display()))
-        })?;
+        .env("OMP_NUM_THREADS", s.threads.to_string());
+    run_peer(c, "PyTorch + PEFT")
+}
+
+/// Shape of a generation benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GenerateShape {
+    /// Tokens decoded after the prompt (greedy, not stopping at end tokens).
+    pub new_tokens: usize,
+    /// Rounds, alternating ours and the peer.
+    pub rounds: usize,
+    /// Threads the peer may use.
+    pub threads: usize,
+}
+
+/// Decoding speed: our f32 and quantized paths against llama.cpp.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenerateBench {
+    /// The shape measured.
+    pub shape: GenerateShape,
+    /// Our f32 path.
+    pub ours_f32: Vec<Measure>,
+    /// Our quantized (GGUF weights as stored) path.
+    pub ours_quantized: Vec<Measure>,
+    /// llama.cpp through llama-cpp-python (empty without `--vs-peer`).
+    pub peer: Vec<Measure>,
+    /// Best quantized ÷ best peer, tokens/s.
+    pub quantized_ratio: Option<f64>,
+    /// Best f32 ÷ best peer, tokens/s.
+    pub f32_ratio: Option<f64>,
+}
+
+impl App {
+    /// Runs the decoding benchmark, alternating with llama.cpp when `vs_peer`.
+    pub fn bench_generate(
+        &self,
+        model: &str,
+        shape: GenerateShape,
+        vs_peer: bool,
+    ) -> Result<GenerateBench> {
+        let path = self.resolve_model(model)?;
+        let b = Bundle::open(&path, &Device::Cpu)?;
+        let prompt = b.prompt_ids(&[engine::template::Message::new(
+            "user",
+            "Write a short story about a lighthouse keeper.",
+        )])?;
+        let (mut f, mut q, mut peer) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..shape.rounds.max(1) {
+            let mut dec = engine::generate::F32Decoder::new(&b.model, &b.device);
+            f.push(decode(&mut dec, &prompt, shape.new_tokens)?);
+            let mut dec = engine::generate::QuantDecoder::open(&path, &b.device)?;
+            q.push(decode(&mut dec, &prompt, shape.new_tokens)?);
+            if vs_peer {
+                peer.push(generate_peer(&path, &prompt, shape)?);
+            }
+        }
+        let best = |v: &[Measure]| v.iter().map(|m| m.tokens_per_second).fold(f64::NAN, f64::max);
+        let ratio = |v: &[Measure]| (!peer.is_empty()).then(|| best(v) / best(&peer));
+        Ok(GenerateBench {
+            shape,
+            quantized_ratio: ratio(&q),
+            f32_ratio: ratio(&f),
+            ours_f32: f,
+            ours_quantized: q,
+            peer,
+        })
+    }
+}
+
+fn decode(dec: &mut dyn engine::generate::Decoder, prompt: &[u32], n: usize) -> Result<Measure> {
+    let argmax = |v: &[f32]| {
+        v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap_or(0)
+    };
+    let mut logits = dec.step(prompt)?;
+    let t = Instant::now();
+    let mut peak = rss();
+    for _ in 0..n {
+        logits = dec.step(&[argmax(&logits)])?;
+        peak = peak.max(rss());
+    }
+    Ok(Measure { tokens_per_second: n as f64 / t.elapsed().as_secs_f64(), peak_rss_bytes: peak })
+}
+
+fn generate_peer(path: &std::path::Path, prompt: &[u32], s: GenerateShape) -> Result<Measure> {
+    let dir = std::env::temp_dir().join(format!("vibeflow-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let ids = dir.join("prompt.json");
+    std::fs::write(&ids, serde_json::to_string(prompt).unwrap_or_default())
+        .map_err(|e| Error::io(&ids, e))?;
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/llamacpp_generate.py");
+    let mut c = Command::new("python3");
+    c.arg(&script).arg(path).arg(&ids).args([s.new_tokens, s.threads].map(|v| v.to_string()));
+    let r = run_peer(c, "llama.cpp (llama-cpp-python)");
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn run_peer(mut c: Command, name: &str) -> Result<Measure> {
+    let out =
+        c.output().map_err(|e| Error::InvalidInput(format!("cannot run the {name} peer: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or_default();
-        return Err(Error::InvalidInput(format!("the PyTorch + PEFT peer failed: {last}")));
+        return Err(Error::InvalidInput(format!("the {name} peer failed: {last}")));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or_default())
-        .map_err(|e| Error::InvalidInput(format!("the peer printed no result: {e}")))
+        .map_err(|e| Error::InvalidInput(format!("the {name} peer printed no result: {e}")))
 }

@@ -16,7 +16,7 @@ mod training;
 
 use std::path::{Path, PathBuf};
 
-pub use bench::{Measure, TrainBench, TrainShape};
+pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;

@@ -77,6 +77,27 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Greedy decoding, f32 and quantized paths, against llama.cpp (llama-cpp-python)
+    Generate {
+        /// Model (a GGUF for the quantized path and the peer)
+        #[arg(long, default_value = app::DEFAULT_MODEL)]
+        model: String,
+        /// Also run llama.cpp through llama-cpp-python, alternating
+        #[arg(long)]
+        vs_peer: bool,
+        /// Tokens decoded after the prompt
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Rounds
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Threads for the peer
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -490,6 +511,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     s += &format!(
                         "\nspeed ratio (ours/peer) {sp:.2}x   memory ratio (ours/peer) {mem:.2}x"
                     );
+                }
+                s
+            })
+        }
+        Command::Bench(BenchCmd::Generate { model, vs_peer, tokens, rounds, threads, json }) => {
+            let shape = app::GenerateShape { new_tokens: tokens, rounds, threads };
+            let r = app.bench_generate(&model, shape, vs_peer)?;
+            print(json, &r, || {
+                let best =
+                    |v: &[app::Measure]| v.iter().map(|m| m.tokens_per_second).fold(0.0, f64::max);
+                let mut s = format!("Greedy decoding, {tokens} tokens after a chat prompt\n");
+                s += &format!("vibeflow f32        {:>7.1} tokens/s\n", best(&r.ours_f32));
+                s += &format!("vibeflow quantized  {:>7.1} tokens/s", best(&r.ours_quantized));
+                if !r.peer.is_empty() {
+                    s += &format!("\nllama.cpp           {:>7.1} tokens/s", best(&r.peer));
+                }
+                if let (Some(q), Some(f)) = (r.quantized_ratio, r.f32_ratio) {
+                    s += &format!("\nratio (ours/peer): quantized {q:.2}x, f32 {f:.2}x");
                 }
                 s
             })

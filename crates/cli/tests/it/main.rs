@@ -161,6 +161,8 @@ fn every_command_has_help() {
         &["models", "import", "--help"],
         &["generate", "--help"],
         &["train", "--help"],
+        &["bench", "train", "--help"],
+        &["bench", "generate", "--help"],
     ] {
         let text = home.ok(args);
         assert!(text.contains("Usage: vibeflow"), "{args:?}: {text}");
@@ -272,4 +274,24 @@ fn train_writes_a_peft_adapter_and_resumes() {
     assert!(e.contains("bad.jsonl:1:"), "{e}");
     let e = home.err(&[&common[..], &["--method", "qlora2"]].concat());
     assert!(e.contains("unknown method"), "{e}");
+}
+
+#[test]
+fn bench_commands_measure_our_side() {
+    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
+        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+        return;
+    };
+    let home = Home::new();
+    home.ok(&["models", "import", gguf.to_str().unwrap()]);
+    let g = home.json(&["bench", "generate", "--tokens", "2", "--rounds", "1", "--json"]);
+    assert!(g["ours_f32"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{g}");
+    assert!(g["ours_quantized"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{g}");
+    assert_eq!(g["peer"], serde_json::json!([]));
+    let t = home.json(&[
+        "bench", "train", "--batch", "1", "--seq", "16", "--steps", "1", "--rounds", "1", "--json",
+    ]);
+    assert!(t["ours"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{t}");
+    assert!(t["ours"][0]["peak_rss_bytes"].as_u64().unwrap() > 500_000_000, "{t}");
+    assert!(t["speed_ratio"].is_null());
 }
