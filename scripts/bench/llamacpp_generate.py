@@ -13,6 +13,18 @@ import time
 from llama_cpp import Llama
 
 
+def peak_rss():
+    # VmHWM belongs to this process image; ru_maxrss would include the RSS of the parent that
+    # spawned us (Linux carries it across fork and exec).
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main():
     path, ids_path, n, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     ids = json.load(open(ids_path))
@@ -23,7 +35,7 @@ def main():
         tok = llm.sample(temp=0.0)
         llm.eval([tok])
     secs = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss()
     print(json.dumps({"tokens_per_second": n / secs, "peak_rss_bytes": rss}))
 
 

@@ -17,6 +17,18 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 
+def peak_rss():
+    # VmHWM belongs to this process image; ru_maxrss would include the RSS of the parent that
+    # spawned us (Linux carries it across fork and exec).
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main():
     path, steps, batch, seq, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
@@ -40,7 +52,7 @@ def main():
     for _ in range(steps):
         step()
     secs = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    rss = peak_rss()
     print(json.dumps({"tokens_per_second": steps * batch * seq / secs, "peak_rss_bytes": rss}))
 
 
