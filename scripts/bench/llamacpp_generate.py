@@ -6,23 +6,12 @@
 Prints one JSON object: tokens_per_second (decode only, after the prompt) and peak_rss_bytes.
 """
 import json
-import resource
 import sys
 import time
 
+from common import peak_rss
+
 from llama_cpp import Llama
-
-
-def peak_rss():
-    # VmHWM belongs to this process image; ru_maxrss would include the RSS of the parent that
-    # spawned us (Linux carries it across fork and exec).
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main():

@@ -8,25 +8,14 @@ step) and peak_rss_bytes.
 """
 import json
 import os
-import resource
 import sys
 import time
+
+from common import peak_rss
 
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
-
-
-def peak_rss():
-    # VmHWM belongs to this process image; ru_maxrss would include the RSS of the parent that
-    # spawned us (Linux carries it across fork and exec).
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main():

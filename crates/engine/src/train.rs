@@ -428,8 +428,12 @@ fn checkpoint_name(step: usize) -> String {
 
 /// The newest complete checkpoint under `dir/checkpoints`.
 pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
-    let root = dir.join("checkpoints");
-    let Ok(entries) = std::fs::read_dir(&root) else { return Ok(None) };
+    Ok(checkpoints(&dir.join("checkpoints")).pop())
+}
+
+/// Complete checkpoints under `root`, oldest first (a `.partial` folder is an interrupted write).
+fn checkpoints(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -440,7 +444,7 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
         .filter(|p| p.join("state.json").exists())
         .collect();
     found.sort();
-    Ok(found.pop())
+    found
 }
 
 fn save_params(
@@ -489,16 +493,7 @@ fn save_checkpoint(
 }
 
 fn prune_checkpoints(root: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
-    let mut all: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("step-") && !n.ends_with(".partial"))
-        })
-        .collect();
-    all.sort();
+    let mut all = checkpoints(root);
     while all.len() > keep {
         let _ = std::fs::remove_dir_all(all.remove(0));
     }

@@ -50,6 +50,18 @@ impl Home {
         one_line_error(&out)
     }
 
+    /// A home with the real default model installed, when setup provided it (`cargo xtask test`
+    /// always does); otherwise says why the test does nothing.
+    fn with_default_model() -> Option<Home> {
+        let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
+            eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+            return None;
+        };
+        let home = Home::new();
+        home.ok(&["models", "import", gguf.to_str().unwrap()]);
+        Some(home)
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -192,12 +204,7 @@ fn default_model_is_listed_with_figures_from_its_file() {
 
 #[test]
 fn generate_greedy_answers_from_the_default_model() {
-    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
-        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
-        return;
-    };
-    let home = Home::new();
-    home.ok(&["models", "import", gguf.to_str().unwrap()]);
+    let Some(home) = Home::with_default_model() else { return };
     let args = ["generate", "--prompt", "What is the capital of France?", "--temperature", "0"];
     let text = home.ok(&[&args[..], &["--max-tokens", "12"]].concat());
     assert!(text.contains("Paris"), "{text}");
@@ -210,12 +217,7 @@ fn generate_greedy_answers_from_the_default_model() {
 
 #[test]
 fn train_writes_a_peft_adapter_and_resumes() {
-    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
-        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
-        return;
-    };
-    let home = Home::new();
-    home.ok(&["models", "import", gguf.to_str().unwrap()]);
+    let Some(home) = Home::with_default_model() else { return };
     let data = home.path().join("robot.jsonl");
     let rows: String = ["apple", "river", "window", "garden", "coffee", "bridge"]
         .iter()
@@ -278,12 +280,7 @@ fn train_writes_a_peft_adapter_and_resumes() {
 
 #[test]
 fn bench_commands_measure_our_side() {
-    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
-        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
-        return;
-    };
-    let home = Home::new();
-    home.ok(&["models", "import", gguf.to_str().unwrap()]);
+    let Some(home) = Home::with_default_model() else { return };
     let g = home.json(&["bench", "generate", "--tokens", "2", "--rounds", "1", "--json"]);
     assert!(g["ours_f32"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{g}");
     assert!(g["ours_quantized"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{g}");
