@@ -319,20 +319,25 @@ fn build_ui() -> Result<()> {
     let wasm = target_dir().join("wasm32-unknown-unknown/release/ui.wasm");
     let dist = root().join("ui/dist");
     std::fs::create_dir_all(&dist)?;
+    // wasm-bindgen writes beside the target first, so unchanged output keeps its timestamps in
+    // ui/dist and cargo does not rebuild the app (which embeds ui/dist) for nothing.
+    let bindgen = target_dir().join("ui-bindgen");
     check(
         Command::new("wasm-bindgen")
             .args(["--target", "web", "--no-typescript", "--out-name", "ui", "--out-dir"])
-            .arg(&dist)
+            .arg(&bindgen)
             .arg(&wasm),
     )?;
-    for (from, to) in [
-        ("ui/index.html", "index.html"),
-        ("ui/main.js", "main.js"),
-        ("assets/styles.css", "styles.css"),
-        ("src-tauri/icons/128x128.png", "icon.png"),
-    ] {
-        let (from, to) = (root().join(from), dist.join(to));
-        // Unchanged files keep their timestamps, so cargo does not rebuild the app for nothing.
+    let mut files: Vec<(PathBuf, &str)> = vec![
+        (root().join("ui/index.html"), "index.html"),
+        (root().join("ui/main.js"), "main.js"),
+        (root().join("assets/styles.css"), "styles.css"),
+        (root().join("src-tauri/icons/128x128.png"), "icon.png"),
+    ];
+    files.push((bindgen.join("ui.js"), "ui.js"));
+    files.push((bindgen.join("ui_bg.wasm"), "ui_bg.wasm"));
+    for (from, to) in files {
+        let to = dist.join(to);
         if std::fs::read(&from)? != std::fs::read(&to).unwrap_or_default() {
             std::fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
         }
@@ -340,9 +345,16 @@ fn build_ui() -> Result<()> {
     Ok(())
 }
 
+/// `cargo test` flags shared by `run` and `test`: both build one configuration, so the app a
+/// user runs is the binary the end-to-end test drove, and neither command rebuilds after the
+/// other (a plain `cargo build` unifies features without the dev-dependencies and would rebuild
+/// most of the tree).
+const CARGO_TEST: &[&str] =
+    &["test", "--release", "--workspace", "--exclude", "ui", "--lib", "--bins", "--tests"];
+
 fn build_native() -> Result<()> {
     step("building the app and the CLI (release)");
-    check(cmd("cargo").args(["build", "--release", "-p", "vibeflow-desktop", "-p", "cli"]))
+    check(cmd("cargo").args(CARGO_TEST).arg("--no-run"))
 }
 
 fn run() -> Result<()> {
@@ -382,7 +394,7 @@ fn test(extra: &[String]) -> Result<()> {
     } else {
         cmd("cargo")
     };
-    c.args(["test", "--release", "--workspace", "--exclude", "ui", "--lib", "--bins", "--tests"])
+    c.args(CARGO_TEST)
         .args(extra)
         .env("VIBEFLOW_DEFAULT_GGUF", &gguf)
         .env("VIBEFLOW_E2E", "1")
