@@ -1,6 +1,6 @@
 //! Text generation with a KV cache and the sampling controls users expect.
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 
 use crate::Result;
@@ -268,11 +268,6 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32
         }
     }
     idx[keep - 1] as u32
-}
-
-/// Softmax over the last dimension of a logits tensor (for reports and tests).
-pub fn probabilities(logits: &Tensor) -> Result<Tensor> {
-    Ok(candle_nn::ops::softmax(logits, D::Minus1)?)
 }
 
 #[cfg(test)]

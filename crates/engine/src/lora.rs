@@ -4,9 +4,12 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
+use crate::models::llama::PROJECTIONS;
+
 /// The projections LoRA can target, by their Hugging Face module names.
-pub const TARGETS: [&str; 7] =
-    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+fn targets() -> impl Iterator<Item = &'static str> {
+    PROJECTIONS.iter().map(|(_, name)| *name)
+}
 
 /// LoRA hyperparameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +30,7 @@ impl Default for LoraConfig {
             r: 8,
             alpha: 16.0,
             dropout: 0.0,
-            targets: TARGETS.iter().map(|s| s.to_string()).collect(),
+            targets: targets().map(String::from).collect(),
         }
     }
 }
@@ -40,7 +43,7 @@ impl LoraConfig {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 let full = if s.ends_with("_proj") { s.to_string() } else { format!("{s}_proj") };
-                if TARGETS.contains(&full.as_str()) {
+                if targets().any(|t| t == full) {
                     Ok(full)
                 } else {
                     Err(format!("unknown LoRA target '{s}': choose from q,k,v,o,gate,up,down"))
@@ -153,13 +156,5 @@ impl Linear {
             *last = out;
         }
         y.reshape(shape)
-    }
-
-    /// `W + scale·B·A`: the weight with the adapter merged in.
-    pub fn merged_weight(&self) -> Result<Tensor> {
-        match &self.lora {
-            Some(l) => self.weight.add(&(l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?),
-            None => Ok(self.weight.clone()),
-        }
     }
 }

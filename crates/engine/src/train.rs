@@ -398,17 +398,22 @@ fn micro_batch<'a>(
     micro: usize,
 ) -> Vec<&'a Example> {
     let bs = cfg.batch_size.max(1);
-    let per_step = bs * cfg.grad_accum.max(1);
-    (0..bs)
-        .map(|j| {
-            let k = step * per_step + micro * bs + j;
+    let first = (step * cfg.grad_accum.max(1) + micro) * bs;
+    // A batch spans at most two epochs; shuffle each epoch's order once, not once per example.
+    let mut orders: Vec<(usize, Vec<usize>)> = Vec::with_capacity(2);
+    (first..first + bs)
+        .map(|k| {
             let (epoch, i) = (k / train.len(), k % train.len());
-            let mut order: Vec<usize> = (0..train.len()).collect();
-            order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(
-                cfg.seed,
-                epoch as u64,
-                u64::MAX,
-            )));
+            if orders.last().is_none_or(|(e, _)| *e != epoch) {
+                let mut order: Vec<usize> = (0..train.len()).collect();
+                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(
+                    cfg.seed,
+                    epoch as u64,
+                    u64::MAX,
+                )));
+                orders.push((epoch, order));
+            }
+            let (_, order) = &orders[orders.len() - 1];
             &train[order[i]]
         })
         .collect()
