@@ -1,0 +1,59 @@
+//! Datasets: read any common file, detect its shape, report its quality, fix, split and normalize
+//! it to OpenAI chat JSONL.
+//!
+//! The crate knows files and text only: no SQLite, git, projects or models. Token counts come in
+//! through [`quality::Tokens`], which the app implements with the base model's tokenizer.
+//!
+//! The flow of an import (see [`pipeline::run`]):
+//! [`read::sniff`] (format, encoding) → [`shape::detect`] (mapping, confidence, evidence) →
+//! one streaming pass that normalizes every row to chat, writes it to a JSONL file and measures it
+//! ([`quality::measure`]) → [`quality::analyze`] (duplicates, language, scores, the report) →
+//! [`transform::apply`] (the manifest's fixes) → the kept rows, and a seeded split
+//! ([`split::assign`]).
+
+pub mod chat;
+pub mod manifest;
+pub mod pipeline;
+pub mod quality;
+pub mod read;
+pub mod shape;
+pub mod split;
+pub mod thresholds;
+pub mod transform;
+
+use std::path::Path;
+
+/// Errors of the data crate. Messages are one line and name the file (and line, when known).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The content is not what we can use; the message says where and why.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result of the data crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    /// An error about `path` as a whole.
+    pub(crate) fn file(path: &Path, msg: impl std::fmt::Display) -> Error {
+        Error::Invalid(format!("{}: {msg}", path.display()))
+    }
+
+    /// An error at one place in `path`.
+    pub(crate) fn at(path: &Path, loc: read::Loc, msg: impl std::fmt::Display) -> Error {
+        Error::Invalid(format!("{}{loc}: {msg}", path.display()))
+    }
+}

@@ -1,0 +1,251 @@
+//! One import: source file → normalized chat JSONL, its measures, the report and the previews.
+//! One streaming pass over the source (rows are measured in parallel batches), then a cheap
+//! pass over our own JSONL that keeps the rows the transforms keep.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::chat::Conversation;
+use crate::quality::{self, Measured, Report, RowQuality, Tokens};
+use crate::read::{self, Loc, Sniffed};
+use crate::shape::Detection;
+use crate::thresholds::DETECTION_SAMPLE_ROWS;
+use crate::transform::{self, Transform};
+use crate::{Error, Result};
+
+/// What [`run`] needs besides the file.
+pub struct Options<'a> {
+    /// The mapping to apply (detected or confirmed).
+    pub detection: &'a Detection,
+    /// Fixes, in order.
+    pub transforms: &'a [Transform],
+    /// The base model's tokenizer.
+    pub tokens: &'a dyn Tokens,
+    /// Context, cutoff, expected language.
+    pub quality: quality::Config,
+}
+
+/// What [`run`] produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The report of the source rows, before any fix.
+    pub report: Report,
+    /// The report of the kept rows (equal to `report` when there are no transforms).
+    pub result: Report,
+    /// Rows kept.
+    pub kept: usize,
+    /// Rows the transforms removed.
+    pub dropped: usize,
+    /// The first rows of the source with their scores.
+    pub preview: Vec<RowPreview>,
+    /// The lowest-scoring rows of the source (score below 100), worst first.
+    pub worst: Vec<RowPreview>,
+    /// sha256 of the written JSONL.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// One row as the data pane shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowPreview {
+    /// 1-based row of the source.
+    pub row: usize,
+    /// Where it is in the file.
+    pub loc: Loc,
+    /// User text (shortened).
+    pub input: String,
+    /// Assistant text (shortened).
+    pub output: String,
+    /// 0–100.
+    pub score: u8,
+    /// Why not 100.
+    pub reasons: Vec<String>,
+    /// Removed by a transform.
+    pub dropped: bool,
+}
+
+/// Rows shown in each preview list.
+pub const PREVIEW_ROWS: usize = 10;
+
+/// Rows measured per parallel batch (bounds memory: one batch of rows is held at a time).
+const BATCH: usize = 2048;
+
+/// Column names in file order and the first rows, for [`crate::shape::detect`].
+pub fn sample(path: &Path, sniffed: &Sniffed) -> Result<(Vec<String>, Vec<Map<String, Value>>)> {
+    let mut rows = Vec::new();
+    let res = read::read(path, sniffed, &mut |rec| {
+        rows.push(rec.fields);
+        if rows.len() >= DETECTION_SAMPLE_ROWS { Err(Error::Invalid(STOP.into())) } else { Ok(()) }
+    });
+    match res {
+        Err(Error::Invalid(m)) if m == STOP => {}
+        other => other?,
+    }
+    let columns = if sniffed.format == read::Format::Csv {
+        read::csv_header(path, sniffed)?
+    } else {
+        let mut cols: Vec<String> = Vec::new();
+        for r in &rows {
+            for k in r.keys() {
+                if !cols.contains(k) {
+                    cols.push(k.clone());
+                }
+            }
+        }
+        cols
+    };
+    Ok((columns, rows))
+}
+
+const STOP: &str = "\u{0}stop";
+
+/// Reads `path` with the chosen mapping, writes the kept rows to `out` as chat JSONL, and
+/// reports. On error nothing is left at `out`.
+pub fn run(path: &Path, sniffed: &Sniffed, opts: &Options, out: &Path) -> Result<Outcome> {
+    let all = temp_path(out, "all");
+    let res = run_inner(path, sniffed, opts, out, &all);
+    let _ = std::fs::remove_file(&all);
+    if res.is_err() {
+        let _ = std::fs::remove_file(out);
+    }
+    res
+}
+
+fn run_inner(
+    path: &Path,
+    sniffed: &Sniffed,
+    opts: &Options,
+    out: &Path,
+    all: &Path,
+) -> Result<Outcome> {
+    let mapping = &opts.detection.mapping;
+    let mut writer = BufWriter::new(File::create(all).map_err(|e| Error::io(all, e))?);
+    let mut measures: Vec<Measured> = Vec::new();
+    let mut locs: Vec<Loc> = Vec::new();
+    let mut batch: Vec<Conversation> = Vec::with_capacity(BATCH);
+    let mut flush = |batch: &mut Vec<Conversation>, measures: &mut Vec<Measured>| -> Result<()> {
+        let done: Vec<(Measured, String)> =
+            batch.par_iter().map(|c| (quality::measure(c, opts.tokens), c.to_line())).collect();
+        for (m, line) in done {
+            measures.push(m);
+            writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;
+            writer.write_all(b"\n").map_err(|e| Error::io(all, e))?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    read::read(path, sniffed, &mut |rec| {
+        locs.push(rec.loc);
+        batch.push(mapping.conversation(&rec.fields));
+        if batch.len() == BATCH { flush(&mut batch, &mut measures) } else { Ok(()) }
+    })?;
+    flush(&mut batch, &mut measures)?;
+    drop(flush);
+    writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
+    if measures.is_empty() {
+        return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));
+    }
+
+    let (quality, report) = quality::analyze(&measures, &opts.quality);
+    let keep = transform::apply(opts.transforms, &measures, &quality);
+    let kept_measures: Vec<Measured> =
+        measures.iter().zip(&keep).filter(|(_, k)| **k).map(|(m, _)| *m).collect();
+    if kept_measures.is_empty() {
+        return Err(Error::file(path, "the fixes leave no rows: relax them"));
+    }
+    let result = if opts.transforms.is_empty() {
+        report.clone()
+    } else {
+        quality::analyze(&kept_measures, &opts.quality).1
+    };
+
+    // Which source rows to preview: the first ones, and the worst ones.
+    let mut order: Vec<usize> = (0..quality.len()).filter(|&i| quality[i].score < 100).collect();
+    order.sort_by_key(|&i| (quality[i].score, i));
+    order.truncate(PREVIEW_ROWS);
+    let first: Vec<usize> = (0..quality.len().min(PREVIEW_ROWS)).collect();
+
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut dst = BufWriter::new(File::create(out).map_err(|e| Error::io(out, e))?);
+    let src = BufReader::new(File::open(all).map_err(|e| Error::io(all, e))?);
+    let mut previews: Vec<(usize, RowPreview)> = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        let line = line.map_err(|e| Error::io(all, e))?;
+        if first.contains(&i) || order.contains(&i) {
+            let conv: Conversation = serde_json::from_str(&line).unwrap_or_default();
+            previews.push((
+                i,
+                preview(i, locs[i], &conv, &measures[i], &quality[i], &report, !keep[i]),
+            ));
+        }
+        if keep[i] {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+            bytes += line.len() as u64 + 1;
+            dst.write_all(line.as_bytes()).map_err(|e| Error::io(out, e))?;
+            dst.write_all(b"\n").map_err(|e| Error::io(out, e))?;
+        }
+    }
+    dst.into_inner()
+        .map_err(|e| Error::io(out, e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io(out, e))?;
+    let pick = |idx: &[usize]| -> Vec<RowPreview> {
+        idx.iter()
+            .filter_map(|i| previews.iter().find(|(j, _)| j == i).map(|(_, p)| p.clone()))
+            .collect()
+    };
+    Ok(Outcome {
+        preview: pick(&first),
+        worst: pick(&order),
+        kept: kept_measures.len(),
+        dropped: measures.len() - kept_measures.len(),
+        report,
+        result,
+        sha256: format!("{:x}", hasher.finalize()),
+        bytes,
+    })
+}
+
+fn preview(
+    i: usize,
+    loc: Loc,
+    conv: &Conversation,
+    m: &Measured,
+    q: &RowQuality,
+    report: &Report,
+    dropped: bool,
+) -> RowPreview {
+    RowPreview {
+        row: i + 1,
+        loc,
+        input: shorten(&conv.text_of("user")),
+        output: shorten(&conv.text_of("assistant")),
+        score: q.score,
+        reasons: quality::reasons(m, q, report),
+        dropped,
+    }
+}
+
+fn shorten(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.chars().count() <= MAX {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(MAX - 1).collect();
+    t.push('…');
+    t
+}
+
+fn temp_path(out: &Path, tag: &str) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    out.with_file_name(format!(".{name}.{tag}.{}.tmp", std::process::id()))
+}

@@ -1,0 +1,703 @@
+//! The quality report: measures of each row ([`measure`], parallel, no IO) folded into dataset
+//! figures, per-row scores with reasons, and the issues worth a fix ([`analyze`]).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use whatlang::Lang;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::chat::Conversation;
+use crate::thresholds::{self as th, penalty};
+
+/// Token counting with the base model's tokenizer (implemented by the app).
+pub trait Tokens: Sync {
+    /// Tokens of `text` alone, without special tokens.
+    fn count(&self, text: &str) -> usize;
+    /// Tokens the chat template adds around a conversation of `messages` messages.
+    fn overhead(&self, messages: usize) -> usize;
+}
+
+/// What one row measures. Small and `Copy`: one is kept per row, never the text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// Tokens of the user messages.
+    pub input_tokens: u32,
+    /// Tokens of the assistant messages.
+    pub output_tokens: u32,
+    /// Tokens of the whole rendered conversation (what training sees).
+    pub total_tokens: u32,
+    /// Hash of the exact conversation.
+    pub exact: u64,
+    /// Hash of its user and assistant text with case, punctuation and spacing ignored (0 when
+    /// there is no such text).
+    pub near: u64,
+    /// Language, when whatlang is confident.
+    pub lang: Option<Lang>,
+    /// [`flag`] bits.
+    pub flags: u8,
+}
+
+/// Bits of [`Measured::flags`].
+pub mod flag {
+    /// No user text.
+    pub const MISSING_INPUT: u8 = 1;
+    /// No assistant text.
+    pub const MISSING_OUTPUT: u8 = 2;
+    /// Replacement characters or mojibake.
+    pub const DAMAGED: u8 = 4;
+    /// Input or output without a single letter or digit.
+    pub const NO_TEXT: u8 = 8;
+}
+
+/// Settings of an analysis.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The base model's context length (tokens).
+    pub context: usize,
+    /// The training cutoff (`max_len`, tokens).
+    pub cutoff: usize,
+    /// The language the user expects (ISO 639-3, e.g. `eng`); else the dataset's own.
+    pub expected_language: Option<String>,
+}
+
+/// Measures one conversation.
+pub fn measure(conv: &Conversation, tokens: &dyn Tokens) -> Measured {
+    let input = conv.text_of("user");
+    let output = conv.text_of("assistant");
+    let mut total = tokens.overhead(conv.messages.len());
+    let (mut input_tokens, mut output_tokens) = (0, 0);
+    for m in &conv.messages {
+        let n = tokens.count(&m.content);
+        total += n;
+        match m.role.as_str() {
+            "user" => input_tokens += n,
+            "assistant" => output_tokens += n,
+            _ => {}
+        }
+    }
+    let mut flags = 0;
+    if input.trim().is_empty() {
+        flags |= flag::MISSING_INPUT;
+    }
+    if output.trim().is_empty() {
+        flags |= flag::MISSING_OUTPUT;
+    }
+    if conv.messages.iter().any(|m| damaged(&m.content)) {
+        flags |= flag::DAMAGED;
+    }
+    let has_text = |s: &str| s.chars().any(char::is_alphanumeric);
+    if flags & (flag::MISSING_INPUT | flag::MISSING_OUTPUT) == 0
+        && (!has_text(&input) || !has_text(&output))
+    {
+        flags |= flag::NO_TEXT;
+    }
+    let normalized = normalize(&input, &output);
+    let near = if normalized.is_empty() { 0 } else { xxh3_64(normalized.as_bytes()) };
+    Measured {
+        input_tokens: input_tokens as u32,
+        output_tokens: output_tokens as u32,
+        total_tokens: total as u32,
+        exact: xxh3_64(conv.to_line().as_bytes()),
+        near,
+        lang: language(&input, &output),
+        flags,
+    }
+}
+
+/// The quality of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowQuality {
+    /// 0–100.
+    pub score: u8,
+    /// [`reason`] bits.
+    pub reasons: u16,
+    /// The 1-based row this one repeats (exactly or nearly), 0 if none.
+    pub repeats: u32,
+}
+
+/// Bits of [`RowQuality::reasons`].
+pub mod reason {
+    /// Empty input.
+    pub const MISSING_INPUT: u16 = 1;
+    /// Empty output.
+    pub const MISSING_OUTPUT: u16 = 2;
+    /// Same as an earlier row.
+    pub const DUPLICATE: u16 = 4;
+    /// Same as an earlier row but for case, punctuation and spacing.
+    pub const NEAR_DUPLICATE: u16 = 8;
+    /// Replacement characters or mojibake.
+    pub const ENCODING: u16 = 16;
+    /// No letter or digit in the input or the output.
+    pub const NO_TEXT: u16 = 32;
+    /// Longer than the cutoff.
+    pub const TRUNCATED: u16 = 64;
+    /// Not the dataset's language.
+    pub const LANGUAGE: u16 = 128;
+    /// Input/output ratio beyond 10:1.
+    pub const IMBALANCE: u16 = 256;
+}
+
+/// The report of a dataset (serialized into `--json` and the manifest folder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Rows.
+    pub rows: usize,
+    /// Rows with an empty input.
+    pub missing_input: usize,
+    /// Rows with an empty output.
+    pub missing_output: usize,
+    /// Rows repeating an earlier row exactly.
+    pub duplicates: usize,
+    /// Rows repeating an earlier row but for case, punctuation and spacing.
+    pub near_duplicates: usize,
+    /// Rows with replacement characters or mojibake.
+    pub encoding_damaged: usize,
+    /// Rows whose input or output has no letter or digit.
+    pub no_text: usize,
+    /// Rows whose input/output token ratio exceeds 10:1 either way.
+    pub imbalanced: usize,
+    /// Token lengths.
+    pub tokens: TokenStats,
+    /// The dataset's language, when one dominates.
+    pub language: Option<Language>,
+    /// Rows in another language (reliable detections only).
+    pub language_mismatches: usize,
+    /// Mean row score.
+    pub mean_score: f64,
+    /// Rows scoring below [`th::LOW_SCORE`].
+    pub low_score_rows: usize,
+    /// The recommended split.
+    pub split: SplitPlan,
+    /// What deserves attention, most important first, with the fix that addresses it.
+    pub issues: Vec<Issue>,
+}
+
+/// Distribution of token lengths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenStats {
+    /// Of the user text.
+    pub input: Dist,
+    /// Of the assistant text.
+    pub output: Dist,
+    /// Of the whole templated conversation.
+    pub total: Dist,
+    /// Histogram of `total`: buckets of doubling width.
+    pub histogram: Vec<Bucket>,
+    /// The model's context length.
+    pub context: usize,
+    /// Rows longer than the context.
+    pub over_context: usize,
+    /// The training cutoff.
+    pub cutoff: usize,
+    /// Rows longer than the cutoff (their end is cut in training).
+    pub over_cutoff: usize,
+}
+
+/// Summary of a distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Dist {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u32,
+    /// 95th percentile.
+    pub p95: u32,
+    /// Largest.
+    pub max: u32,
+}
+
+/// `count` rows have `from ≤ total tokens < to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Inclusive lower bound.
+    pub from: u32,
+    /// Exclusive upper bound.
+    pub to: u32,
+    /// Rows.
+    pub count: usize,
+}
+
+/// A detected language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Language {
+    /// ISO 639-3 code (`eng`).
+    pub code: String,
+    /// English name.
+    pub name: String,
+    /// Share of reliably detected rows in it.
+    pub share: f64,
+}
+
+/// The split the report recommends.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitPlan {
+    /// Held-out share.
+    pub test_fraction: f64,
+    /// Training rows.
+    pub train: usize,
+    /// Held-out rows.
+    pub test: usize,
+}
+
+impl SplitPlan {
+    /// 80/20, or 90/10 above [`th::LARGE_DATASET_ROWS`]; at least one row each side when there
+    /// are two or more.
+    pub fn recommended(rows: usize) -> SplitPlan {
+        let f =
+            if rows > th::LARGE_DATASET_ROWS { th::TEST_FRACTION_LARGE } else { th::TEST_FRACTION };
+        SplitPlan::with(rows, f)
+    }
+
+    /// `fraction` of `rows` held out (rounded; at least one each side when there are two).
+    pub fn with(rows: usize, fraction: f64) -> SplitPlan {
+        let test = if rows < 2 {
+            0
+        } else {
+            ((rows as f64 * fraction).round() as usize).clamp(1, rows - 1)
+        };
+        SplitPlan { test_fraction: fraction, train: rows - test, test }
+    }
+}
+
+/// One finding of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Issue {
+    /// Stable identifier (`missing`, `duplicates`, …) the UI matches on.
+    pub kind: String,
+    /// `warning` or `info`.
+    pub severity: String,
+    /// Rows concerned.
+    pub rows: usize,
+    /// One line for people.
+    pub message: String,
+    /// The `vibeflow data fix` flag that addresses it, when there is one.
+    pub fix: Option<String>,
+}
+
+/// Folds the measures of all rows (in order) into per-row quality and the report.
+pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
+    let n = rows.len();
+    // Language: the expected one, else the one most reliable detections agree on.
+    let mut langs: HashMap<Lang, usize> = HashMap::new();
+    for r in rows {
+        if let Some(l) = r.lang {
+            *langs.entry(l).or_default() += 1;
+        }
+    }
+    let reliable: usize = langs.values().sum();
+    let top = langs.iter().max_by_key(|(l, c)| (**c, l.code())).map(|(l, c)| (*l, *c));
+    let expected = cfg.expected_language.as_deref().and_then(Lang::from_code);
+    let dataset_lang = expected.or_else(|| {
+        top.filter(|(_, c)| *c as f64 >= th::DOMINANT_LANGUAGE_SHARE * reliable as f64)
+            .map(|(l, _)| l)
+    });
+
+    let mut exact_seen: HashMap<u64, u32> = HashMap::with_capacity(n);
+    let mut near_seen: HashMap<u64, u32> = HashMap::with_capacity(n);
+    let mut quality = Vec::with_capacity(n);
+    for (i, r) in rows.iter().enumerate() {
+        let index = i as u32 + 1;
+        let mut q = RowQuality { score: 100, reasons: 0, repeats: 0 };
+        let mut hit = |bit: u16, cost: u8| {
+            q.reasons |= bit;
+            q.score = q.score.saturating_sub(cost);
+        };
+        if r.flags & flag::MISSING_INPUT != 0 {
+            hit(reason::MISSING_INPUT, 100);
+        }
+        if r.flags & flag::MISSING_OUTPUT != 0 {
+            hit(reason::MISSING_OUTPUT, 100);
+        }
+        if r.flags & flag::DAMAGED != 0 {
+            hit(reason::ENCODING, penalty::ENCODING);
+        }
+        if r.flags & flag::NO_TEXT != 0 {
+            hit(reason::NO_TEXT, penalty::NO_TEXT);
+        }
+        if r.total_tokens as usize > cfg.cutoff {
+            hit(reason::TRUNCATED, penalty::TRUNCATED);
+        }
+        if let (Some(l), Some(d)) = (r.lang, dataset_lang)
+            && l != d
+        {
+            hit(reason::LANGUAGE, penalty::LANGUAGE);
+        }
+        if imbalanced(r) {
+            hit(reason::IMBALANCE, penalty::IMBALANCE);
+        }
+        let mut repeats = 0;
+        match exact_seen.get(&r.exact) {
+            Some(&first) => {
+                repeats = first;
+                hit(reason::DUPLICATE, penalty::DUPLICATE);
+            }
+            None => {
+                exact_seen.insert(r.exact, index);
+                if r.near != 0 {
+                    match near_seen.get(&r.near) {
+                        Some(&first) => {
+                            repeats = first;
+                            hit(reason::NEAR_DUPLICATE, penalty::NEAR_DUPLICATE);
+                        }
+                        None => {
+                            near_seen.insert(r.near, index);
+                        }
+                    }
+                }
+            }
+        }
+        q.repeats = repeats;
+        quality.push(q);
+    }
+
+    let count = |bit: u16| quality.iter().filter(|q| q.reasons & bit != 0).count();
+    let dist = |f: &dyn Fn(&Measured) -> u32| {
+        let mut v: Vec<u32> = rows.iter().map(f).collect();
+        v.sort_unstable();
+        distribution(&v)
+    };
+    let totals: Vec<u32> = rows.iter().map(|r| r.total_tokens).collect();
+    let tokens = TokenStats {
+        input: dist(&|r| r.input_tokens),
+        output: dist(&|r| r.output_tokens),
+        total: dist(&|r| r.total_tokens),
+        histogram: histogram(&totals),
+        context: cfg.context,
+        over_context: totals.iter().filter(|&&t| t as usize > cfg.context).count(),
+        cutoff: cfg.cutoff,
+        over_cutoff: count(reason::TRUNCATED),
+    };
+    let language = dataset_lang.map(|l| Language {
+        code: l.code().to_string(),
+        name: l.eng_name().to_string(),
+        share: if reliable > 0 {
+            langs.get(&l).copied().unwrap_or(0) as f64 / reliable as f64
+        } else {
+            0.0
+        },
+    });
+    let mean_score =
+        if n > 0 { quality.iter().map(|q| q.score as f64).sum::<f64>() / n as f64 } else { 0.0 };
+    let mut report = Report {
+        rows: n,
+        missing_input: count(reason::MISSING_INPUT),
+        missing_output: count(reason::MISSING_OUTPUT),
+        duplicates: count(reason::DUPLICATE),
+        near_duplicates: count(reason::NEAR_DUPLICATE),
+        encoding_damaged: count(reason::ENCODING),
+        no_text: count(reason::NO_TEXT),
+        imbalanced: count(reason::IMBALANCE),
+        tokens,
+        language,
+        language_mismatches: count(reason::LANGUAGE),
+        mean_score,
+        low_score_rows: quality.iter().filter(|q| q.score < th::LOW_SCORE).count(),
+        split: SplitPlan::recommended(n),
+        issues: Vec::new(),
+    };
+    report.issues = issues(
+        &report,
+        quality
+            .iter()
+            .filter(|q| q.reasons & (reason::MISSING_INPUT | reason::MISSING_OUTPUT) != 0)
+            .count(),
+    );
+    (quality, report)
+}
+
+/// Reasons of one row, for people.
+pub fn reasons(m: &Measured, q: &RowQuality, report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let has = |bit| q.reasons & bit != 0;
+    if has(reason::MISSING_INPUT) {
+        out.push("missing input".to_string());
+    }
+    if has(reason::MISSING_OUTPUT) {
+        out.push("missing output".to_string());
+    }
+    if has(reason::DUPLICATE) {
+        out.push(format!("duplicate of row {}", q.repeats));
+    }
+    if has(reason::NEAR_DUPLICATE) {
+        out.push(format!("near-duplicate of row {}", q.repeats));
+    }
+    if has(reason::ENCODING) {
+        out.push("encoding damage (replacement characters or mojibake)".into());
+    }
+    if has(reason::NO_TEXT) {
+        out.push("no letters or digits in the input or output".into());
+    }
+    if has(reason::TRUNCATED) {
+        out.push(format!(
+            "{} tokens: longer than the cutoff ({}), the end is cut",
+            m.total_tokens, report.tokens.cutoff
+        ));
+    }
+    if has(reason::LANGUAGE) {
+        let lang = m.lang.map(|l| l.eng_name()).unwrap_or("?");
+        let dataset = report.language.as_ref().map_or("?", |l| l.name.as_str());
+        out.push(format!("in {lang}, the dataset is in {dataset}"));
+    }
+    if has(reason::IMBALANCE) {
+        out.push(format!(
+            "input {} tokens vs output {}: beyond {}:1",
+            m.input_tokens,
+            m.output_tokens,
+            th::IMBALANCE_RATIO
+        ));
+    }
+    out
+}
+
+fn imbalanced(r: &Measured) -> bool {
+    let (i, o) = (r.input_tokens as f64, r.output_tokens as f64);
+    i > 0.0 && o > 0.0 && (i / o > th::IMBALANCE_RATIO || o / i > th::IMBALANCE_RATIO)
+}
+
+fn issues(r: &Report, missing: usize) -> Vec<Issue> {
+    let pct = |k: usize| 100.0 * k as f64 / r.rows.max(1) as f64;
+    let mut out = Vec::new();
+    let mut add = |kind: &str, severity: &str, rows: usize, message: String, fix: Option<&str>| {
+        out.push(Issue {
+            kind: kind.into(),
+            severity: severity.into(),
+            rows,
+            message,
+            fix: fix.map(str::to_string),
+        })
+    };
+    if r.rows < th::FEW_ROWS {
+        add(
+            "size",
+            "warning",
+            r.rows,
+            format!(
+                "only {} rows: the model will likely memorise them (overfitting); aim for {} or more",
+                r.rows,
+                th::FEW_ROWS
+            ),
+            None,
+        );
+    } else if r.rows > th::MANY_ROWS {
+        add(
+            "size",
+            "warning",
+            r.rows,
+            format!("{} rows: training on all of them takes long; consider a sample", r.rows),
+            None,
+        );
+    }
+    if missing > 0 {
+        add(
+            "missing",
+            "warning",
+            missing,
+            format!("{missing} rows ({:.1} %) have an empty input or output", pct(missing)),
+            Some("--drop-missing"),
+        );
+    }
+    if r.duplicates > 0 {
+        add(
+            "duplicates",
+            "warning",
+            r.duplicates,
+            format!(
+                "{} rows ({:.1} %) repeat an earlier row exactly",
+                r.duplicates,
+                pct(r.duplicates)
+            ),
+            Some("--drop-duplicates"),
+        );
+    }
+    if r.near_duplicates > 0 {
+        add(
+            "near_duplicates",
+            "warning",
+            r.near_duplicates,
+            format!(
+                "{} rows ({:.1} %) repeat an earlier row but for case, punctuation or spacing",
+                r.near_duplicates,
+                pct(r.near_duplicates)
+            ),
+            Some("--drop-near-duplicates"),
+        );
+    }
+    if r.encoding_damaged > 0 {
+        add(
+            "encoding",
+            "warning",
+            r.encoding_damaged,
+            format!(
+                "{} rows ({:.1} %) show encoding damage (� or mojibake such as 'Ã©')",
+                r.encoding_damaged,
+                pct(r.encoding_damaged)
+            ),
+            Some("--min-score 60"),
+        );
+    }
+    if r.no_text > 0 {
+        add(
+            "no_text",
+            "warning",
+            r.no_text,
+            format!("{} rows have an input or output without a letter or digit", r.no_text),
+            Some("--min-score 60"),
+        );
+    }
+    if r.tokens.over_cutoff > 0 {
+        add(
+            "too_long",
+            "warning",
+            r.tokens.over_cutoff,
+            format!(
+                "{} rows ({:.1} %) are longer than the cutoff of {} tokens and would be cut; {} exceed the model's context ({})",
+                r.tokens.over_cutoff,
+                pct(r.tokens.over_cutoff),
+                r.tokens.cutoff,
+                r.tokens.over_context,
+                r.tokens.context
+            ),
+            Some("--max-tokens N"),
+        );
+    }
+    if r.language_mismatches > 0 {
+        let lang = r.language.as_ref().map_or("the dataset's", |l| l.name.as_str());
+        add(
+            "language",
+            "warning",
+            r.language_mismatches,
+            format!("{} rows are not in {lang}", r.language_mismatches),
+            Some("--language CODE"),
+        );
+    }
+    if r.imbalanced > 0 {
+        add(
+            "imbalance",
+            "info",
+            r.imbalanced,
+            format!(
+                "{} rows ({:.1} %) have an input/output length ratio beyond {}:1 (normal for classification; review otherwise)",
+                r.imbalanced,
+                pct(r.imbalanced),
+                th::IMBALANCE_RATIO
+            ),
+            None,
+        );
+    }
+    out
+}
+
+fn distribution(sorted: &[u32]) -> Dist {
+    if sorted.is_empty() {
+        return Dist::default();
+    }
+    let at = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    Dist {
+        mean: sorted.iter().map(|&v| v as f64).sum::<f64>() / sorted.len() as f64,
+        p50: at(0.5),
+        p95: at(0.95),
+        max: sorted[sorted.len() - 1],
+    }
+}
+
+/// Buckets `[0, 32)`, `[32, 64)`, `[64, 128)`… up to the largest value.
+fn histogram(values: &[u32]) -> Vec<Bucket> {
+    let Some(&max) = values.iter().max() else { return Vec::new() };
+    let mut buckets = vec![Bucket { from: 0, to: 32, count: 0 }];
+    while buckets.last().is_some_and(|b| b.to <= max) {
+        let to = buckets.last().map_or(32, |b| b.to);
+        buckets.push(Bucket { from: to, to: to.saturating_mul(2), count: 0 });
+    }
+    for &v in values {
+        let i = if v < 32 { 0 } else { (31 - v.leading_zeros()) as usize - 4 };
+        let last = buckets.len() - 1;
+        buckets[i.min(last)].count += 1;
+    }
+    buckets
+}
+
+/// Lower-case words of input and output, punctuation dropped, single spaces.
+fn normalize(input: &str, output: &str) -> String {
+    let mut out = String::with_capacity(input.len() + output.len() + 1);
+    for part in [input, output] {
+        for word in part.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.extend(word.chars().flat_map(char::to_lowercase));
+        }
+        out.push('\u{1}');
+    }
+    if out.chars().all(|c| c == '\u{1}') { String::new() } else { out }
+}
+
+/// U+FFFD, or UTF-8 read as Latin-1/cp1252: `Ã©`, `â€™`, `Â ` and friends.
+fn damaged(s: &str) -> bool {
+    if s.contains('\u{FFFD}') {
+        return true;
+    }
+    let mut prev = '\0';
+    for c in s.chars() {
+        if matches!(prev, 'Ã' | 'Â') && ('\u{80}'..='\u{BF}').contains(&c) {
+            return true;
+        }
+        if matches!(prev, 'Ã' | 'Â' | 'â') && "€œ™ž¦©®¢¡§¨ª«¬".contains(c) {
+            return true;
+        }
+        prev = c;
+    }
+    false
+}
+
+/// The language of a row when whatlang is sure (on at most a few hundred characters).
+fn language(input: &str, output: &str) -> Option<Lang> {
+    let mut sample = String::with_capacity(th::LANGUAGE_SAMPLE_CHARS * 4);
+    for part in [output, input] {
+        for c in part.chars() {
+            if sample.len() >= th::LANGUAGE_SAMPLE_CHARS {
+                break;
+            }
+            sample.push(c);
+        }
+        sample.push(' ');
+    }
+    let info = whatlang::detect(&sample)?;
+    info.is_reliable().then_some(info.lang())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mojibake() {
+        assert!(damaged("cafÃ© au lait"));
+        assert!(damaged("it\u{e2}\u{20ac}\u{2122}s"));
+        assert!(damaged("bad \u{FFFD} byte"));
+        assert!(!damaged("café, naïve, Ärger, Ölkanne"));
+        assert!(!damaged("Ã alone"));
+    }
+
+    #[test]
+    fn near_duplicates_ignore_case_and_punctuation() {
+        assert_eq!(normalize("Hello, World!", "Yes."), normalize("hello world", "YES"));
+        assert_ne!(normalize("hello world", "yes"), normalize("hello", "world yes"));
+        assert_eq!(normalize("", "?!"), "");
+    }
+
+    #[test]
+    fn histogram_buckets() {
+        let h = histogram(&[0, 31, 32, 100, 129]);
+        let counts: Vec<_> = h.iter().map(|b| (b.from, b.to, b.count)).collect();
+        assert_eq!(counts, [(0, 32, 2), (32, 64, 1), (64, 128, 1), (128, 256, 1)]);
+    }
+
+    #[test]
+    fn split_plans() {
+        assert_eq!(SplitPlan::recommended(300).test, 60);
+        assert_eq!(SplitPlan::recommended(20_000).test, 2_000);
+        assert_eq!(SplitPlan::recommended(2).test, 1);
+        assert_eq!(SplitPlan::recommended(1).test, 0);
+    }
+}

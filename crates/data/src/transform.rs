@@ -1,0 +1,87 @@
+//! Fixes, recorded as transforms in the dataset manifest so that the dataset can be rebuilt from
+//! its source file: each one removes rows, in order, from what the previous ones kept.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::quality::{Measured, RowQuality, flag};
+
+/// One fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transform {
+    /// Drop rows with an empty input or output.
+    DropMissing,
+    /// Keep the first of rows that are exactly equal.
+    DropDuplicates,
+    /// Keep the first of rows equal but for case, punctuation and spacing.
+    DropNearDuplicates,
+    /// Drop rows longer than `max_tokens` (whole templated conversation).
+    DropLong {
+        /// Longest kept row, in tokens.
+        max_tokens: usize,
+    },
+    /// Drop rows reliably detected in another language (undetectable rows are kept).
+    KeepLanguage {
+        /// ISO 639-3 code, e.g. `eng`.
+        code: String,
+    },
+    /// Drop rows whose quality score is below `min`.
+    DropBelowScore {
+        /// Lowest kept score (0–100).
+        min: u8,
+    },
+}
+
+impl Transform {
+    /// One line for people and commit messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Transform::DropMissing => "drop rows with an empty input or output".into(),
+            Transform::DropDuplicates => "drop exact duplicates".into(),
+            Transform::DropNearDuplicates => "drop near-duplicates".into(),
+            Transform::DropLong { max_tokens } => format!("drop rows over {max_tokens} tokens"),
+            Transform::KeepLanguage { code } => format!("keep rows in language '{code}'"),
+            Transform::DropBelowScore { min } => format!("drop rows scoring below {min}"),
+        }
+    }
+
+    /// Checks settings a user typed.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Transform::KeepLanguage { code } if whatlang::Lang::from_code(code).is_none() => Err(
+                format!("unknown language code '{code}': use ISO 639-3, e.g. eng, deu, fra, spa"),
+            ),
+            Transform::DropBelowScore { min } if *min > 100 => {
+                Err(format!("a score is 0–100, got {min}"))
+            }
+            Transform::DropLong { max_tokens: 0 } => Err("--max-tokens must be above 0".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Which rows survive `transforms`, applied in order.
+pub fn apply(transforms: &[Transform], rows: &[Measured], quality: &[RowQuality]) -> Vec<bool> {
+    let mut keep = vec![true; rows.len()];
+    for t in transforms {
+        let mut seen = HashSet::new();
+        for (i, r) in rows.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            keep[i] = match t {
+                Transform::DropMissing => {
+                    r.flags & (flag::MISSING_INPUT | flag::MISSING_OUTPUT) == 0
+                }
+                Transform::DropDuplicates => seen.insert(r.exact),
+                Transform::DropNearDuplicates => r.near == 0 || seen.insert(r.near),
+                Transform::DropLong { max_tokens } => r.total_tokens as usize <= *max_tokens,
+                Transform::KeepLanguage { code } => r.lang.is_none_or(|l| l.code() == code),
+                Transform::DropBelowScore { min } => quality[i].score >= *min,
+            };
+        }
+    }
+    keep
+}

@@ -1,0 +1,101 @@
+//! Bad input: one located line each, nothing half-written.
+
+use crate::{Words, file, records};
+
+fn check(name: &str, bytes: &[u8], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(&dir, name, bytes);
+    let err = records(&p).map(|r| r.len()).unwrap_err().to_string();
+    let err = err.replace(&format!("{}", dir.path().display()), "DIR");
+    assert_eq!(err, expected);
+}
+
+#[test]
+fn malformed_jsonl_names_line_and_column() {
+    let mut text = String::new();
+    for i in 1..17 {
+        text += &format!("{{\"prompt\": \"q{i}\", \"completion\": \"a{i}\"}}\n");
+    }
+    text += "{\"prompt\": \"q17\", \"completion\": \"a17\" \"extra\": 1}\n";
+    check("bad.jsonl", text.as_bytes(), "DIR/bad.jsonl:17: expected `,` or `}` at column 39");
+}
+
+#[test]
+fn ragged_csv_row_names_its_line() {
+    check(
+        "ragged.csv",
+        b"question,answer\n\"a\",\"b\"\n\"multi\nline\",\"x\"\nonly one field\n",
+        "DIR/ragged.csv:5: this row has 1 fields, the header has 2",
+    );
+}
+
+#[test]
+fn empty_binary_and_not_json() {
+    check("empty.csv", b"", "DIR/empty.csv: the file is empty: nothing to import");
+    check("blank.jsonl", b" \n\n \t\n", "DIR/blank.jsonl: the file is empty: nothing to import");
+    check(
+        "image.csv",
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+        "DIR/image.csv: this looks like a binary file (a NUL byte at offset 8), not CSV, TSV, JSON, JSONL or Parquet",
+    );
+    check(
+        "a.json",
+        b"hello",
+        "DIR/a.json: expected JSON (an array of objects, or one object per line): the file starts with neither '[' nor '{'",
+    );
+    check("arr.json", b"[1, 2]", "DIR/arr.json: item 1: expected a JSON object, found a number");
+    check(
+        "cut.json",
+        b"[{\"a\": 1}, {\"a\":",
+        "DIR/cut.json:1: EOF while parsing a value (the JSON ends too early)",
+    );
+    check(
+        "bad.parquet",
+        b"PAR1 not really",
+        "DIR/bad.parquet: not a readable Parquet file (Invalid Parquet file. Corrupt footer)",
+    );
+}
+
+#[test]
+fn a_50_mb_single_line() {
+    let mut big = b"{\"prompt\": \"".to_vec();
+    big.resize(50 << 20, b'a');
+    check(
+        "big.jsonl",
+        &big,
+        "DIR/big.jsonl:1: this row is longer than 16 MiB: is this really a dataset row?",
+    );
+    let mut csv = b"prompt,completion\n".to_vec();
+    csv.resize(50 << 20, b'b');
+    check(
+        "big.csv",
+        &csv,
+        "DIR/big.csv:2: this row is longer than 16 MiB: is this really a dataset row?",
+    );
+}
+
+#[test]
+fn pipeline_leaves_nothing_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("question,answer\n");
+    for i in 0..5000 {
+        text += &format!("q{i}?,a{i}\n");
+    }
+    text += "broken\n";
+    let p = file(&dir, "late.csv", text.as_bytes());
+    let sniffed = data::read::sniff(&p).unwrap();
+    let (cols, sample) = data::pipeline::sample(&p, &sniffed).unwrap();
+    let detection = data::shape::detect(&cols, &sample).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let opts = data::pipeline::Options {
+        detection: &detection,
+        transforms: &[],
+        tokens: &Words,
+        quality: data::quality::Config { context: 8192, cutoff: 512, expected_language: None },
+    };
+    let err = data::pipeline::run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    assert!(err.ends_with("late.csv:5002: this row has 1 fields, the header has 2"), "{err}");
+    let left: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["late.csv"]);
+}

@@ -1,0 +1,93 @@
+use data::pipeline::{Options, Outcome, run, sample};
+use data::quality::Config;
+use data::transform::Transform;
+
+use crate::{Words, file};
+
+fn import(
+    dir: &tempfile::TempDir,
+    name: &str,
+    text: &str,
+    transforms: &[Transform],
+) -> (Outcome, String) {
+    let p = file(dir, name, text.as_bytes());
+    let sniffed = data::read::sniff(&p).unwrap();
+    let (cols, rows) = sample(&p, &sniffed).unwrap();
+    let detection = data::shape::detect(&cols, &rows).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let opts = Options {
+        detection: &detection,
+        transforms,
+        tokens: &Words,
+        quality: Config { context: 40, cutoff: 30, expected_language: None },
+    };
+    let outcome = run(&p, &sniffed, &opts, &out).unwrap();
+    (outcome, std::fs::read_to_string(out).unwrap())
+}
+
+const MESSY: &str = "question,answer,id
+How do I reset my password?,Open Settings and choose Security then Reset password.,1
+How do I reset my password?,Open Settings and choose Security then Reset password.,2
+\"HOW do I reset my password!!\",\"open settings and choose security, then reset password\",3
+Where can I download my invoices?,,4
+???,???,5
+Wo finde ich meine Rechnungen und wie kann ich sie herunterladen?,Unter Abrechnung findest du alle Rechnungen als PDF zum Herunterladen.,6
+Can I export my notes?,Yes: File then Export lets you save every notebook as Markdown or PDF files.,7
+Why was I charged twice?,Sorry! The second charge is a pending authorisation that disappears within three days.,8
+Is there a dark theme?,Yes. Choose Appearance in Settings and pick Dark.,9
+Tell me everything about sync in great detail please because I really need to understand it all before I decide to pay for the premium plan today,Sync keeps every device up to date.,10
+Does the app work offline?,Yes; changes made offline are synced caf\u{c3}\u{a9} later when you reconnect to the internet.,11
+";
+
+#[test]
+fn report_counts_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, jsonl) = import(&dir, "messy.csv", MESSY, &[]);
+    let r = &o.report;
+    assert_eq!(r.rows, 11);
+    assert_eq!((r.missing_input, r.missing_output), (0, 1));
+    assert_eq!((r.duplicates, r.near_duplicates), (1, 1));
+    assert_eq!(r.no_text, 1);
+    assert_eq!(r.encoding_damaged, 1);
+    assert_eq!(r.language.as_ref().map(|l| l.code.as_str()), Some("eng"));
+    assert_eq!(r.language_mismatches, 1);
+    assert_eq!(r.imbalanced, 0);
+    assert_eq!(r.tokens.over_cutoff, 1);
+    assert_eq!(r.tokens.input.max, 27);
+    assert_eq!((r.tokens.total.max, r.tokens.over_context), (40, 0));
+    assert_eq!(r.split.test, 2);
+    assert_eq!(jsonl.lines().count(), 11);
+    assert!(r.issues.iter().any(|i| i.kind == "size" && i.message.starts_with("only 11 rows")));
+    // The per-row view: the first rows with their scores and reasons.
+    let p: Vec<(usize, u8, Vec<String>)> =
+        o.preview.iter().take(5).map(|p| (p.row, p.score, p.reasons.clone())).collect();
+    assert_eq!(
+        p,
+        [
+            (1, 100, vec![]),
+            (2, 40, vec!["duplicate of row 1".to_string()]),
+            (3, 60, vec!["near-duplicate of row 1".to_string()]),
+            (4, 0, vec!["missing output".to_string()]),
+            (5, 50, vec!["no letters or digits in the input or output".to_string()]),
+        ]
+    );
+    assert_eq!(o.worst[0].row, 4);
+}
+
+#[test]
+fn fixes_are_applied_in_order_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixes = [
+        Transform::DropMissing,
+        Transform::DropDuplicates,
+        Transform::DropNearDuplicates,
+        Transform::KeepLanguage { code: "eng".into() },
+        Transform::DropBelowScore { min: 60 },
+    ];
+    let (o, jsonl) = import(&dir, "messy.csv", MESSY, &fixes);
+    assert_eq!((o.kept, o.dropped), (6, 5));
+    assert_eq!(jsonl.lines().count(), 6);
+    assert_eq!(o.result.duplicates + o.result.near_duplicates + o.result.missing_output, 0);
+    let (again, jsonl2) = import(&dir, "messy.csv", MESSY, &fixes);
+    assert_eq!((again.sha256.clone(), jsonl2), (o.sha256.clone(), jsonl));
+}
