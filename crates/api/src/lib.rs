@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod dataset;
+
 /// Names of the Tauri commands, shared by `src-tauri` (registration) and `ui` (invoke).
 pub mod cmd {
     /// List projects: no arguments, returns `Vec<ProjectSummary>`.
@@ -128,6 +130,10 @@ pub enum ErrorCode {
     Vcs,
     /// A model file could not be read.
     Model,
+    /// A dataset file is malformed (the message says where).
+    Data,
+    /// The dataset's columns are ambiguous: the user must choose the mapping.
+    MappingUncertain,
     /// Anything else.
     Internal,
 }

@@ -36,10 +36,25 @@ pub enum Error {
     /// A model file could not be read.
     #[error(transparent)]
     Model(#[from] engine::Error),
+    /// A dataset file is malformed; the message says where.
+    #[error("{0}")]
+    Data(String),
+    /// The dataset's columns are ambiguous: the user must choose the mapping.
+    #[error("{0}")]
+    MappingUncertain(String),
 }
 
 /// Result of a use case.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<data::Error> for Error {
+    fn from(e: data::Error) -> Error {
+        match e {
+            data::Error::Io { path, source } => Error::Io { path, source },
+            data::Error::Invalid(m) => Error::Data(m),
+        }
+    }
+}
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
@@ -58,6 +73,8 @@ impl Error {
             Error::Store(_) => ErrorCode::Store,
             Error::Vcs(_) => ErrorCode::Vcs,
             Error::Model(_) => ErrorCode::Model,
+            Error::Data(_) => ErrorCode::Data,
+            Error::MappingUncertain(_) => ErrorCode::MappingUncertain,
         }
     }
 }

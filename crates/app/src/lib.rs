@@ -6,6 +6,7 @@
 
 mod bench;
 mod catalog;
+mod datasets;
 mod error;
 mod inference;
 mod memory;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
+pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;
 /// Engine types the shells pass through.
@@ -28,7 +30,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
-pub use training::TrainRequest;
+pub use training::{ProjectTrainRequest, RunRecord, TrainRequest};
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

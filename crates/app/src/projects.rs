@@ -142,14 +142,14 @@ impl App {
             .collect())
     }
 
-    fn project_row(&self, slug: &str) -> Result<store::ProjectRow> {
+    pub(crate) fn project_row(&self, slug: &str) -> Result<store::ProjectRow> {
         self.store.project(slug)?.ok_or_else(|| {
             Error::NotFound(format!("no project '{slug}': see `vibeflow project list`"))
         })
     }
 
     /// Slugs come from [`slug::slugify`] or the index, so they are single safe components.
-    fn project_dir(&self, slug: &str) -> PathBuf {
+    pub(crate) fn project_dir(&self, slug: &str) -> PathBuf {
         self.projects_dir().join(slug)
     }
 }

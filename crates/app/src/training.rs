@@ -4,7 +4,14 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use engine::bundle::Bundle;
+use engine::template::Message;
 use engine::train::{Progress, Summary, TrainConfig};
+
+/// One JSONL row of a normalized dataset.
+#[derive(serde::Deserialize)]
+struct Conversation {
+    messages: Vec<Message>,
+}
 
 use crate::{App, Result};
 
@@ -57,5 +64,226 @@ impl App {
             resume,
             on_progress,
         )?)
+    }
+}
+
+/// `vibeflow train -p P`: train on the project's current dataset and record the run.
+#[derive(Debug, Clone)]
+pub struct ProjectTrainRequest {
+    /// Project slug.
+    pub project: String,
+    /// Dataset name; default: the current one.
+    pub dataset: Option<String>,
+    /// Engine settings.
+    pub config: TrainConfig,
+    /// Continue this run (its newest checkpoint) instead of starting a new one.
+    pub resume: Option<String>,
+}
+
+/// What `train -p` recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    /// Run id (`run-1`, `run-2`, …).
+    pub id: String,
+    /// Dataset name and version trained on.
+    pub dataset: String,
+    /// Dataset version.
+    pub dataset_version: u32,
+    /// `done` or `stopped`.
+    pub status: String,
+    /// The run folder (`runs/<id>/` in the project).
+    pub path: String,
+    /// The commit that recorded it.
+    pub commit: String,
+    /// The engine's summary.
+    pub summary: Summary,
+}
+
+/// `runs/<id>/run.toml`.
+#[derive(serde::Serialize)]
+struct RunFile<'a> {
+    run: RunSection<'a>,
+    dataset: RunDataset<'a>,
+    config: &'a TrainConfig,
+    result: RunResult,
+}
+
+#[derive(serde::Serialize)]
+struct RunSection<'a> {
+    id: &'a str,
+    base_model: &'a str,
+    started_at: i64,
+    finished_at: i64,
+    status: &'a str,
+    threads: usize,
+    os: &'static str,
+    arch: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct RunDataset<'a> {
+    name: &'a str,
+    version: u32,
+    sha256: &'a str,
+    train_rows: usize,
+    test_rows: usize,
+}
+
+#[derive(serde::Serialize)]
+struct RunResult {
+    steps: usize,
+    eval_loss_before: Option<f64>,
+    eval_loss_after: Option<f64>,
+    last_train_loss: Option<f64>,
+    trainable_parameters: usize,
+    /// sha256 of `adapter/adapter_model.safetensors` (weights stay out of git).
+    adapter_sha256: Option<String>,
+}
+
+impl App {
+    /// Trains on a project's dataset (its seeded split: train rows to learn, test rows to
+    /// evaluate), records the run in SQLite and commits `runs/<id>/run.toml`.
+    pub fn train_project(
+        &self,
+        req: &ProjectTrainRequest,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<RunRecord> {
+        let _hold = crate::memory::HoldPages::new();
+        let row = self.project_row(&req.project)?;
+        let (lines, is_test, manifest) = self.dataset_rows(&row.slug, req.dataset.as_deref())?;
+        let base = self.resolve_model(&row.base_model)?;
+        let mut bundle = Bundle::open(&base, &Device::Cpu)?;
+        let (mut train, mut eval) = (Vec::new(), Vec::new());
+        for (i, line) in lines.iter().enumerate() {
+            let conv: Conversation = serde_json::from_str(line).map_err(|e| {
+                crate::Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
+            })?;
+            let ex = engine::train::tokenize(&bundle, &conv.messages, req.config.max_len)?;
+            if is_test[i] { eval.push(ex) } else { train.push(ex) }
+        }
+        let existing = self.store.runs(&row.slug)?;
+        let id = match &req.resume {
+            Some(id) if existing.iter().any(|r| &r.id == id) => id.clone(),
+            Some(id) => {
+                return Err(crate::Error::NotFound(format!(
+                    "no run '{id}' in project '{}'",
+                    row.slug
+                )));
+            }
+            None => format!("run-{}", existing.len() + 1),
+        };
+        let dir = self.project_dir(&row.slug);
+        let rel = PathBuf::from("runs").join(&id);
+        let out = dir.join(&rel);
+        std::fs::create_dir_all(&out).map_err(|e| crate::Error::io(&out, e))?;
+        let method = match req.config.method {
+            engine::train::Method::Lora(_) => "lora",
+            engine::train::Method::Full => "full",
+        };
+        let started_at = crate::now();
+        let mut record = store::RunRow {
+            id: id.clone(),
+            project: row.slug.clone(),
+            dataset: manifest.dataset.name.clone(),
+            dataset_sha256: manifest.result.sha256.clone(),
+            base_model: row.base_model.clone(),
+            method: method.into(),
+            status: "running".into(),
+            steps: 0,
+            train_loss: None,
+            eval_loss: None,
+            started_at,
+            finished_at: None,
+        };
+        self.store.upsert_run(&record)?;
+        let result = engine::train::train(
+            &mut bundle.model,
+            &train,
+            &eval,
+            &req.config,
+            &row.base_model,
+            &out,
+            req.resume.is_some().then_some(out.as_path()),
+            on_progress,
+        );
+        let summary = match result {
+            Ok(s) => s,
+            Err(e) => {
+                record.status = "failed".into();
+                record.finished_at = Some(crate::now());
+                self.store.upsert_run(&record)?;
+                return Err(e.into());
+            }
+        };
+        let status = if summary.stopped { "stopped" } else { "done" };
+        let adapter = out.join("adapter").join("adapter_model.safetensors");
+        let adapter_sha256 = adapter.exists().then(|| crate::sha256_file(&adapter)).transpose()?;
+        let finished_at = crate::now();
+        let file = RunFile {
+            run: RunSection {
+                id: &id,
+                base_model: &row.base_model,
+                started_at,
+                finished_at,
+                status,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                os: std::env::consts::OS,
+                arch: std::env::consts::ARCH,
+            },
+            dataset: RunDataset {
+                name: &manifest.dataset.name,
+                version: manifest.dataset.version,
+                sha256: &manifest.result.sha256,
+                train_rows: train.len(),
+                test_rows: eval.len(),
+            },
+            config: &req.config,
+            result: RunResult {
+                steps: summary.steps,
+                eval_loss_before: summary.eval_loss_before,
+                eval_loss_after: summary.eval_loss_after,
+                last_train_loss: summary.losses.last().copied(),
+                trainable_parameters: summary.trainable_parameters,
+                adapter_sha256,
+            },
+        };
+        let text = toml::to_string_pretty(&file)
+            .map_err(|e| crate::Error::InvalidInput(format!("cannot write run.toml: {e}")))?;
+        let run_toml = out.join("run.toml");
+        std::fs::write(&run_toml, text).map_err(|e| crate::Error::io(&run_toml, e))?;
+        let mut paths = vec![rel.join("run.toml")];
+        let adapter_config = rel.join("adapter").join("adapter_config.json");
+        if dir.join(&adapter_config).exists() {
+            paths.push(adapter_config);
+        }
+        let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+        let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
+        let commit = vcs::commit(
+            &dir,
+            &refs,
+            &format!(
+                "Train {id} on {} v{} ({status}, {} steps): held-out loss {} -> {}",
+                manifest.dataset.name,
+                manifest.dataset.version,
+                summary.steps,
+                fmt(summary.eval_loss_before),
+                fmt(summary.eval_loss_after)
+            ),
+        )?;
+        record.status = status.into();
+        record.steps = summary.steps as i64;
+        record.train_loss = summary.losses.last().copied();
+        record.eval_loss = summary.eval_loss_after;
+        record.finished_at = Some(finished_at);
+        self.store.upsert_run(&record)?;
+        Ok(RunRecord {
+            id,
+            dataset: manifest.dataset.name.clone(),
+            dataset_version: manifest.dataset.version,
+            status: status.into(),
+            path: out.display().to_string(),
+            commit,
+            summary,
+        })
     }
 }

@@ -19,7 +19,7 @@ pub struct Manifest {
     /// How sure the detection was, and whether the user confirmed it.
     pub detection: DetectionInfo,
     /// Fixes, applied in order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transforms: Vec<Transform>,
     /// The train/test split.
     pub split: SplitInfo,

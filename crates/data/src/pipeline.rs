@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::chat::Conversation;
 use crate::quality::{self, Measured, Report, RowQuality, Tokens};
+pub use api::dataset::RowPreview;
+
 use crate::read::{self, Loc, Sniffed};
 use crate::shape::Detection;
 use crate::thresholds::DETECTION_SAMPLE_ROWS;
@@ -50,25 +52,6 @@ pub struct Outcome {
     pub sha256: String,
     /// Its size.
     pub bytes: u64,
-}
-
-/// One row as the data pane shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowPreview {
-    /// 1-based row of the source.
-    pub row: usize,
-    /// Where it is in the file.
-    pub loc: Loc,
-    /// User text (shortened).
-    pub input: String,
-    /// Assistant text (shortened).
-    pub output: String,
-    /// 0–100.
-    pub score: u8,
-    /// Why not 100.
-    pub reasons: Vec<String>,
-    /// Removed by a transform.
-    pub dropped: bool,
 }
 
 /// Rows shown in each preview list.

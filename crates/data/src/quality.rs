@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+pub use api::dataset::{Bucket, Dist, Issue, Language, Report, SplitPlan, TokenStats};
 use whatlang::Lang;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -138,141 +138,18 @@ pub mod reason {
     pub const IMBALANCE: u16 = 256;
 }
 
-/// The report of a dataset (serialized into `--json` and the manifest folder).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// Rows.
-    pub rows: usize,
-    /// Rows with an empty input.
-    pub missing_input: usize,
-    /// Rows with an empty output.
-    pub missing_output: usize,
-    /// Rows repeating an earlier row exactly.
-    pub duplicates: usize,
-    /// Rows repeating an earlier row but for case, punctuation and spacing.
-    pub near_duplicates: usize,
-    /// Rows with replacement characters or mojibake.
-    pub encoding_damaged: usize,
-    /// Rows whose input or output has no letter or digit.
-    pub no_text: usize,
-    /// Rows whose input/output token ratio exceeds 10:1 either way.
-    pub imbalanced: usize,
-    /// Token lengths.
-    pub tokens: TokenStats,
-    /// The dataset's language, when one dominates.
-    pub language: Option<Language>,
-    /// Rows in another language (reliable detections only).
-    pub language_mismatches: usize,
-    /// Mean row score.
-    pub mean_score: f64,
-    /// Rows scoring below [`th::LOW_SCORE`].
-    pub low_score_rows: usize,
-    /// The recommended split.
-    pub split: SplitPlan,
-    /// What deserves attention, most important first, with the fix that addresses it.
-    pub issues: Vec<Issue>,
+/// 80/20, or 90/10 above [`th::LARGE_DATASET_ROWS`]; at least one row each side when there are
+/// two or more.
+pub fn recommended_split(rows: usize) -> SplitPlan {
+    let f = if rows > th::LARGE_DATASET_ROWS { th::TEST_FRACTION_LARGE } else { th::TEST_FRACTION };
+    split_with(rows, f)
 }
 
-/// Distribution of token lengths.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenStats {
-    /// Of the user text.
-    pub input: Dist,
-    /// Of the assistant text.
-    pub output: Dist,
-    /// Of the whole templated conversation.
-    pub total: Dist,
-    /// Histogram of `total`: buckets of doubling width.
-    pub histogram: Vec<Bucket>,
-    /// The model's context length.
-    pub context: usize,
-    /// Rows longer than the context.
-    pub over_context: usize,
-    /// The training cutoff.
-    pub cutoff: usize,
-    /// Rows longer than the cutoff (their end is cut in training).
-    pub over_cutoff: usize,
-}
-
-/// Summary of a distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Dist {
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: u32,
-    /// 95th percentile.
-    pub p95: u32,
-    /// Largest.
-    pub max: u32,
-}
-
-/// `count` rows have `from ≤ total tokens < to`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bucket {
-    /// Inclusive lower bound.
-    pub from: u32,
-    /// Exclusive upper bound.
-    pub to: u32,
-    /// Rows.
-    pub count: usize,
-}
-
-/// A detected language.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Language {
-    /// ISO 639-3 code (`eng`).
-    pub code: String,
-    /// English name.
-    pub name: String,
-    /// Share of reliably detected rows in it.
-    pub share: f64,
-}
-
-/// The split the report recommends.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SplitPlan {
-    /// Held-out share.
-    pub test_fraction: f64,
-    /// Training rows.
-    pub train: usize,
-    /// Held-out rows.
-    pub test: usize,
-}
-
-impl SplitPlan {
-    /// 80/20, or 90/10 above [`th::LARGE_DATASET_ROWS`]; at least one row each side when there
-    /// are two or more.
-    pub fn recommended(rows: usize) -> SplitPlan {
-        let f =
-            if rows > th::LARGE_DATASET_ROWS { th::TEST_FRACTION_LARGE } else { th::TEST_FRACTION };
-        SplitPlan::with(rows, f)
-    }
-
-    /// `fraction` of `rows` held out (rounded; at least one each side when there are two).
-    pub fn with(rows: usize, fraction: f64) -> SplitPlan {
-        let test = if rows < 2 {
-            0
-        } else {
-            ((rows as f64 * fraction).round() as usize).clamp(1, rows - 1)
-        };
-        SplitPlan { test_fraction: fraction, train: rows - test, test }
-    }
-}
-
-/// One finding of the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Issue {
-    /// Stable identifier (`missing`, `duplicates`, …) the UI matches on.
-    pub kind: String,
-    /// `warning` or `info`.
-    pub severity: String,
-    /// Rows concerned.
-    pub rows: usize,
-    /// One line for people.
-    pub message: String,
-    /// The `vibeflow data fix` flag that addresses it, when there is one.
-    pub fix: Option<String>,
+/// `fraction` of `rows` held out (rounded; at least one each side when there are two).
+pub fn split_with(rows: usize, fraction: f64) -> SplitPlan {
+    let test =
+        if rows < 2 { 0 } else { ((rows as f64 * fraction).round() as usize).clamp(1, rows - 1) };
+    SplitPlan { test_fraction: fraction, train: rows - test, test }
 }
 
 /// Folds the measures of all rows (in order) into per-row quality and the report.
@@ -393,7 +270,7 @@ pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
         language_mismatches: count(reason::LANGUAGE),
         mean_score,
         low_score_rows: quality.iter().filter(|q| q.score < th::LOW_SCORE).count(),
-        split: SplitPlan::recommended(n),
+        split: recommended_split(n),
         issues: Vec::new(),
     };
     report.issues = issues(
@@ -695,9 +572,9 @@ mod tests {
 
     #[test]
     fn split_plans() {
-        assert_eq!(SplitPlan::recommended(300).test, 60);
-        assert_eq!(SplitPlan::recommended(20_000).test, 2_000);
-        assert_eq!(SplitPlan::recommended(2).test, 1);
-        assert_eq!(SplitPlan::recommended(1).test, 0);
+        assert_eq!(recommended_split(300).test, 60);
+        assert_eq!(recommended_split(20_000).test, 2_000);
+        assert_eq!(recommended_split(2).test, 1);
+        assert_eq!(recommended_split(1).test, 0);
     }
 }

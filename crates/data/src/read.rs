@@ -58,28 +58,7 @@ impl Sniffed {
     }
 }
 
-/// Where a record came from, for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "at", rename_all = "lowercase")]
-pub enum Loc {
-    /// A 1-based line of a text file (where the record starts).
-    Line(u64),
-    /// A 1-based element of a JSON array.
-    Item(u64),
-    /// A 1-based row of a Parquet file.
-    Row(u64),
-}
-
-impl fmt::Display for Loc {
-    /// Follows a file name: `:17`, `: item 3`, `: row 9`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Loc::Line(n) => write!(f, ":{n}"),
-            Loc::Item(n) => write!(f, ": item {n}"),
-            Loc::Row(n) => write!(f, ": row {n}"),
-        }
-    }
-}
+pub use api::dataset::Loc;
 
 /// One row of a file: column name → value.
 #[derive(Debug, Clone, PartialEq)]

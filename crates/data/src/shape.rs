@@ -55,14 +55,7 @@ pub struct Detection {
     pub unused: Vec<Unused>,
 }
 
-/// A column left out of training.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unused {
-    /// Column name.
-    pub column: String,
-    /// What it looks like.
-    pub reason: String,
-}
+pub use api::dataset::Unused;
 
 impl Mapping {
     /// The conversation of one row. Missing fields give empty messages (the report counts them).
@@ -341,7 +334,9 @@ pub fn detect(
         .filter(|s| !used.contains(&s.name.as_str()))
         .map(|s| Unused { column: s.name.clone(), reason: s.looks_like().into() })
         .collect();
-    Ok(Detection { mapping, confidence: confidence.min(0.98), evidence, unused })
+    // Two decimals: the manifest shows it.
+    let confidence = (confidence.min(0.98) * 100.0).round() / 100.0;
+    Ok(Detection { mapping, confidence, evidence, unused })
 }
 
 const INPUT_NAMES: &[&str] = &[

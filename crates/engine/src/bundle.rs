@@ -38,11 +38,40 @@ impl Bundle {
     }
 }
 
+/// The text side of a model: tokenizer, chat template and end tokens, without its weights
+/// (fast to open: for counting tokens and rendering prompts).
+pub struct Chat {
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Its chat template (the model's own, else ChatML).
+    pub template: ChatTemplate,
+    /// Token ids that end a reply.
+    pub eos: Vec<u32>,
+}
+
+impl Chat {
+    /// Opens the text side of a `.gguf` file or a Hugging Face folder.
+    pub fn open(path: &Path) -> Result<Chat> {
+        if path.is_dir() {
+            chat_hf(path)
+        } else {
+            let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
+            chat_gguf(&content, path)
+        }
+    }
+}
+
 fn open_gguf(path: &Path, device: &Device) -> Result<Bundle> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
     let model = weights::llama_from_gguf(&content, &mut f, path, device)?;
-    let tok = tokenizer::from_gguf(&content, path)?;
+    let Chat { tokenizer, template, eos } = chat_gguf(&content, path)?;
+    Ok(Bundle { model, tokenizer, template, eos, device: device.clone() })
+}
+
+fn chat_gguf(content: &gguf_file::Content, path: &Path) -> Result<Chat> {
+    let tok = tokenizer::from_gguf(content, path)?;
     let md = &content.metadata;
     let id = |k: &str| md.get(k).and_then(crate::gguf::as_u64).map(|v| v as u32);
     let token = |i: Option<u32>| i.and_then(|i| tok.id_to_token(i)).unwrap_or_default();
@@ -51,11 +80,16 @@ fn open_gguf(path: &Path, device: &Device) -> Result<Bundle> {
         md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str);
     let template = ChatTemplate::new(source.unwrap_or(CHATML), &token(bos), &token(eos))?;
     let eos = end_tokens(&tok, eos);
-    Ok(Bundle { model, tokenizer: tok, template, eos, device: device.clone() })
+    Ok(Chat { tokenizer: tok, template, eos })
 }
 
 fn open_hf(dir: &Path, device: &Device) -> Result<Bundle> {
     let model = weights::load_hf(dir, device)?;
+    let Chat { tokenizer, template, eos } = chat_hf(dir)?;
+    Ok(Bundle { model, tokenizer, template, eos, device: device.clone() })
+}
+
+fn chat_hf(dir: &Path) -> Result<Chat> {
     let tok = tokenizer::from_file(&dir.join("tokenizer.json"))?;
     let cfg_path = dir.join("tokenizer_config.json");
     let cfg: serde_json::Value = match std::fs::read_to_string(&cfg_path) {
@@ -77,7 +111,7 @@ fn open_hf(dir: &Path, device: &Device) -> Result<Bundle> {
     let (bos, eos) = (text("bos_token").unwrap_or_default(), text("eos_token").unwrap_or_default());
     let template = ChatTemplate::new(source.as_deref().unwrap_or(CHATML), &bos, &eos)?;
     let eos = end_tokens(&tok, tok.token_to_id(&eos));
-    Ok(Bundle { model, tokenizer: tok, template, eos, device: device.clone() })
+    Ok(Chat { tokenizer: tok, template, eos })
 }
 
 /// The declared end token, plus `<|im_end|>` where the vocabulary has it: ChatML replies end

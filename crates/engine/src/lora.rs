@@ -12,7 +12,7 @@ fn targets() -> impl Iterator<Item = &'static str> {
 }
 
 /// LoRA hyperparameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LoraConfig {
     /// Rank.
     pub r: usize,

@@ -41,6 +41,14 @@ pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
     Ok(tok.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?.get_ids().to_vec())
 }
 
+/// Number of tokens of `text` (no special tokens added; 0 when the tokenizer fails on it).
+pub fn count(tok: &Tokenizer, text: &str) -> usize {
+    if text.is_empty() {
+        return 0;
+    }
+    tok.encode_fast(text, false).map_or(0, |e| e.len())
+}
+
 /// Text of `ids`, special tokens skipped.
 pub fn decode(tok: &Tokenizer, ids: &[u32]) -> Result<String> {
     tok.decode(ids, true).map_err(|e| Error::Tokenizer(e.to_string()))

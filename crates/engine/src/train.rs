@@ -25,7 +25,8 @@ use crate::template::Message;
 use crate::{Error, Result};
 
 /// How the model is adapted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Low-rank adapters on a frozen f32 base.
     Lora(LoraConfig),
@@ -34,7 +35,7 @@ pub enum Method {
 }
 
 /// Training settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainConfig {
     /// LoRA or full.
     pub method: Method,

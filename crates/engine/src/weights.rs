@@ -10,11 +10,20 @@ use candle_core::{DType, Device, Tensor};
 use crate::models::llama::{Config, Llama};
 use crate::{Error, Result};
 
-/// Loads a Hugging Face folder: `config.json` and every `*.safetensors` in it (memory-mapped).
-pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
+/// The context length (`max_position_embeddings`) of a Hugging Face folder.
+pub fn context_length(dir: &Path) -> Result<usize> {
+    Ok(hf_config(dir)?.max_position_embeddings)
+}
+
+fn hf_config(dir: &Path) -> Result<Config> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let cfg: Config = serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))
+}
+
+/// Loads a Hugging Face folder: `config.json` and every `*.safetensors` in it (memory-mapped).
+pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
+    let cfg = hf_config(dir)?;
     let mut tensors = HashMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: Vec<_> = entries

@@ -52,7 +52,84 @@ pub const MIGRATIONS: &[&str] = &[
         size_bytes  INTEGER NOT NULL,
         added_at    INTEGER NOT NULL
     );",
+    // 2: dataset versions and training runs, per project.
+    "CREATE TABLE datasets (
+        project     TEXT NOT NULL REFERENCES projects(slug) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        rows        INTEGER NOT NULL,
+        sha256      TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        commit_id   TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (project, name, version)
+    );
+    CREATE TABLE runs (
+        id          TEXT NOT NULL,
+        project     TEXT NOT NULL REFERENCES projects(slug) ON DELETE CASCADE,
+        dataset     TEXT NOT NULL,
+        dataset_sha256 TEXT NOT NULL,
+        base_model  TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        steps       INTEGER NOT NULL,
+        train_loss  REAL,
+        eval_loss   REAL,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        PRIMARY KEY (project, id)
+    );",
 ];
+
+/// A dataset version row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetRow {
+    /// Project slug.
+    pub project: String,
+    /// Dataset name.
+    pub name: String,
+    /// 1, 2, …
+    pub version: i64,
+    /// Rows kept.
+    pub rows: i64,
+    /// sha256 of the normalized JSONL.
+    pub sha256: String,
+    /// Source file name.
+    pub source: String,
+    /// The git commit that recorded it.
+    pub commit_id: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// A training run row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Run id (unique within the project).
+    pub id: String,
+    /// Project slug.
+    pub project: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// sha256 of the dataset JSONL trained on.
+    pub dataset_sha256: String,
+    /// Base model reference.
+    pub base_model: String,
+    /// `lora`, `qlora` or `full`.
+    pub method: String,
+    /// `running`, `done`, `stopped` or `failed`.
+    pub status: String,
+    /// Optimizer steps done.
+    pub steps: i64,
+    /// Last training loss.
+    pub train_loss: Option<f64>,
+    /// Last held-out loss.
+    pub eval_loss: Option<f64>,
+    /// Seconds since the Unix epoch.
+    pub started_at: i64,
+    /// When it ended.
+    pub finished_at: Option<i64>,
+}
 
 /// A project row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +266,82 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records a dataset version.
+    pub fn insert_dataset(&self, d: &DatasetRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO datasets (project, name, version, rows, sha256, source, commit_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![d.project, d.name, d.version, d.rows, d.sha256, d.source, d.commit_id, d.created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Every version of every dataset of a project, by name then version.
+    pub fn datasets(&self, project: &str) -> Result<Vec<DatasetRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT project, name, version, rows, sha256, source, commit_id, created_at
+             FROM datasets WHERE project = ?1 ORDER BY name, version",
+        )?;
+        let rows = stmt.query_map([project], |r| {
+            Ok(DatasetRow {
+                project: r.get(0)?,
+                name: r.get(1)?,
+                version: r.get(2)?,
+                rows: r.get(3)?,
+                sha256: r.get(4)?,
+                source: r.get(5)?,
+                commit_id: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Inserts a run or replaces its row (status and losses change as it goes).
+    pub fn upsert_run(&self, r: &RunRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs (id, project, dataset, dataset_sha256, base_model, method, status, steps,
+                               train_loss, eval_loss, started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT(project, id) DO UPDATE SET status = excluded.status, steps = excluded.steps,
+               train_loss = excluded.train_loss, eval_loss = excluded.eval_loss,
+               finished_at = excluded.finished_at",
+            params![
+                r.id, r.project, r.dataset, r.dataset_sha256, r.base_model, r.method, r.status,
+                r.steps, r.train_loss, r.eval_loss, r.started_at, r.finished_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Runs of a project, oldest first.
+    pub fn runs(&self, project: &str) -> Result<Vec<RunRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, project, dataset, dataset_sha256, base_model, method, status, steps,
+                    train_loss, eval_loss, started_at, finished_at
+             FROM runs WHERE project = ?1 ORDER BY started_at, id",
+        )?;
+        let rows = stmt.query_map([project], |r| {
+            Ok(RunRow {
+                id: r.get(0)?,
+                project: r.get(1)?,
+                dataset: r.get(2)?,
+                dataset_sha256: r.get(3)?,
+                base_model: r.get(4)?,
+                method: r.get(5)?,
+                status: r.get(6)?,
+                steps: r.get(7)?,
+                train_loss: r.get(8)?,
+                eval_loss: r.get(9)?,
+                started_at: r.get(10)?,
+                finished_at: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRow> {
     Ok(ProjectRow {
         slug: r.get(0)?,
@@ -281,5 +434,51 @@ mod tests {
         m.sha256 = "11".into();
         s.upsert_model(&m).unwrap();
         assert_eq!(s.models().unwrap(), vec![m]);
+    }
+
+    #[test]
+    fn datasets_and_runs_go_with_their_project() {
+        let store = Store::open_in_memory().unwrap();
+        store.insert_project(&project("p", 1)).unwrap();
+        let d = DatasetRow {
+            project: "p".into(),
+            name: "support".into(),
+            version: 1,
+            rows: 300,
+            sha256: "ab".into(),
+            source: "support.csv".into(),
+            commit_id: "c1".into(),
+            created_at: 2,
+        };
+        store.insert_dataset(&d).unwrap();
+        store.insert_dataset(&DatasetRow { version: 2, rows: 290, ..d.clone() }).unwrap();
+        assert!(store.insert_dataset(&d).is_err(), "a version is recorded once");
+        let mut run = RunRow {
+            id: "run-1".into(),
+            project: "p".into(),
+            dataset: "support".into(),
+            dataset_sha256: "ab".into(),
+            base_model: "m".into(),
+            method: "lora".into(),
+            status: "running".into(),
+            steps: 0,
+            train_loss: None,
+            eval_loss: None,
+            started_at: 3,
+            finished_at: None,
+        };
+        store.upsert_run(&run).unwrap();
+        run.status = "done".into();
+        run.steps = 30;
+        run.eval_loss = Some(0.5);
+        store.upsert_run(&run).unwrap();
+        assert_eq!(store.runs("p").unwrap(), [run]);
+        assert_eq!(
+            store.datasets("p").unwrap().iter().map(|d| d.rows).collect::<Vec<_>>(),
+            [300, 290]
+        );
+        store.delete_project("p").unwrap();
+        assert!(store.datasets("p").unwrap().is_empty());
+        assert!(store.runs("p").unwrap().is_empty());
     }
 }

@@ -1,5 +1,7 @@
 //! CLI workflows over a temporary home: the `vibeflow` binary as a user runs it.
 
+mod data;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -173,6 +175,13 @@ fn every_command_has_help() {
         &["models", "import", "--help"],
         &["generate", "--help"],
         &["train", "--help"],
+        &["data", "--help"],
+        &["data", "import", "--help"],
+        &["data", "report", "--help"],
+        &["data", "fix", "--help"],
+        &["data", "split", "--help"],
+        &["data", "list", "--help"],
+        &["data", "samples", "--help"],
         &["bench", "train", "--help"],
         &["bench", "generate", "--help"],
     ] {

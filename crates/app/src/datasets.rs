@@ -1,0 +1,676 @@
+//! Datasets of a project: import (detect, report, normalize), fix, split, list, and the sample
+//! datasets shipped for offline discovery.
+//!
+//! A dataset version is `data/<name>.toml` (manifest), `data/<name>.report.json` (what the data
+//! pane shows) and `data/<name>.jsonl` (normalized chat) committed to the project's git; above
+//! [`data::thresholds::GIT_MAX_BYTES`] the JSONL goes to the home's `objects/` by hash instead.
+//! The source file is kept in `objects/` too, so every fix is rebuilt from it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use api::dataset::{
+    DatasetDetail, DatasetSummary, DetectionView, SampleDataset, SourceView, SplitView,
+};
+use data::manifest::{DatasetInfo, DetectionInfo, Manifest, ResultInfo, SourceInfo, SplitInfo};
+use data::read::{Format, Sniffed};
+use data::shape::Detection;
+use data::thresholds::{GIT_MAX_BYTES, MIN_CONFIDENCE};
+pub use data::transform::Transform;
+use sha2::{Digest, Sha256};
+
+use crate::{App, Error, Result, now, slug};
+
+/// Where the rows of an import come from.
+#[derive(Debug, Clone)]
+pub enum ImportSource {
+    /// A file on disk.
+    File(PathBuf),
+    /// A sample dataset by id (`vibeflow data samples`).
+    Sample(String),
+}
+
+/// Columns the user chose (CLI `--input --output --system`).
+#[derive(Debug, Clone)]
+pub struct ColumnMapping {
+    /// Input column.
+    pub input: String,
+    /// Output column.
+    pub output: String,
+    /// Optional system column.
+    pub system: Option<String>,
+}
+
+/// `vibeflow data import`.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// Project slug.
+    pub project: String,
+    /// The file or sample.
+    pub source: ImportSource,
+    /// Dataset name; default: from the file name.
+    pub name: Option<String>,
+    /// The user's mapping; required when detection is less than 60 % sure.
+    pub mapping: Option<ColumnMapping>,
+    /// Expected language (ISO 639-3); default: the dataset's own.
+    pub language: Option<String>,
+}
+
+/// Training cutoff the report measures against (the engine's default `max_len`).
+pub const DEFAULT_CUTOFF: usize = 512;
+
+/// Seed of the default split.
+pub const DEFAULT_SPLIT_SEED: u64 = 42;
+
+impl App {
+    /// Imports a file (or a sample) into a project: detect, report, normalize, commit.
+    pub fn data_import(&self, req: &ImportRequest) -> Result<DatasetDetail> {
+        let row = self.project_row(&req.project)?;
+        let (path, _tmp) = match &req.source {
+            ImportSource::File(p) => (p.clone(), None),
+            ImportSource::Sample(id) => {
+                let dir = tempdir_in(&self.home.join("tmp"))?;
+                let (sample, bytes) = sample_bytes(id)?;
+                let p = dir.path.join(&sample.file);
+                std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+                (p, Some(dir))
+            }
+        };
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::InvalidInput(format!("{}: not a file", path.display())))?;
+        let name = match &req.name {
+            Some(n) => slug::slugify(n).map_err(Error::InvalidInput)?,
+            None => {
+                let stem = Path::new(&file_name).file_stem().map(|s| s.to_string_lossy());
+                slug::slugify(stem.as_deref().unwrap_or("dataset")).map_err(Error::InvalidInput)?
+            }
+        };
+        let sniffed = data::read::sniff(&path)?;
+        let (columns, sample) = data::pipeline::sample(&path, &sniffed)?;
+        let detection = match &req.mapping {
+            Some(m) => data::shape::confirmed(&columns, &m.input, &m.output, m.system.as_deref())
+                .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?,
+            None => data::shape::detect(&columns, &sample)
+                .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?,
+        };
+        if detection.confidence < MIN_CONFIDENCE {
+            return Err(Error::MappingUncertain(format!(
+                "not sure which columns to train on ({:.0} % sure): the best guess is {}, because {}; confirm with --input COL --output COL [--system COL]",
+                detection.confidence * 100.0,
+                detection.mapping.describe(),
+                detection.evidence.join("; ")
+            )));
+        }
+        let sha256 = self.put_object(&path)?;
+        let source = SourceInfo {
+            file: file_name,
+            sha256,
+            bytes: sniffed.bytes,
+            format: sniffed.format,
+            encoding: sniffed.encoding_name(),
+            converted: sniffed.converted,
+            delimiter: (sniffed.format == Format::Csv)
+                .then(|| (sniffed.delimiter as char).to_string()),
+        };
+        let spec = Spec {
+            name,
+            source,
+            sniffed,
+            detection,
+            transforms: Vec::new(),
+            language: req.language.clone(),
+            seed: DEFAULT_SPLIT_SEED,
+            test_fraction: None,
+        };
+        self.build(&row.slug, &row.base_model, spec, "Import")
+    }
+
+    /// Adds fixes to a dataset and rebuilds it from its source (a new version).
+    pub fn data_fix(
+        &self,
+        project: &str,
+        name: Option<&str>,
+        fixes: &[Transform],
+    ) -> Result<DatasetDetail> {
+        if fixes.is_empty() {
+            return Err(Error::InvalidInput(
+                "no fix given: use --drop-missing, --drop-duplicates, --drop-near-duplicates, --max-tokens N, --language CODE or --min-score N".into(),
+            ));
+        }
+        for f in fixes {
+            f.validate().map_err(Error::InvalidInput)?;
+        }
+        let (row, manifest) = self.current_manifest(project, name)?;
+        let mut spec = self.spec_of(&manifest)?;
+        for f in fixes {
+            // A fix given again replaces its earlier setting.
+            spec.transforms.retain(|t| std::mem::discriminant(t) != std::mem::discriminant(f));
+            spec.transforms.push(f.clone());
+        }
+        self.build(&row.slug, &row.base_model, spec, "Fix")
+    }
+
+    /// Changes a dataset's split (a new version; the rows are unchanged).
+    pub fn data_split(
+        &self,
+        project: &str,
+        name: Option<&str>,
+        test_fraction: Option<f64>,
+        seed: Option<u64>,
+    ) -> Result<DatasetDetail> {
+        if let Some(f) = test_fraction.filter(|f| !(0.0..1.0).contains(f) || *f == 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "--test-fraction must be above 0 and below 1, got {f}"
+            )));
+        }
+        let (row, manifest) = self.current_manifest(project, name)?;
+        let mut spec = self.spec_of(&manifest)?;
+        spec.test_fraction = test_fraction.or(Some(manifest.split.test_fraction));
+        spec.seed = seed.unwrap_or(manifest.split.seed);
+        self.build(&row.slug, &row.base_model, spec, "Split")
+    }
+
+    /// The report of a dataset's current version (as committed).
+    pub fn data_report(&self, project: &str, name: Option<&str>) -> Result<DatasetDetail> {
+        let row = self.project_row(project)?;
+        let name = self.dataset_name(&row.slug, name)?;
+        let path = self.project_dir(&row.slug).join("data").join(format!("{name}.report.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Data(format!("{}: {e}: import the dataset again", path.display())))
+    }
+
+    /// Every version of every dataset of a project.
+    pub fn data_list(&self, project: &str) -> Result<Vec<DatasetSummary>> {
+        let row = self.project_row(project)?;
+        let rows = self.store.datasets(&row.slug)?;
+        let current = self.dataset_name(&row.slug, None).ok();
+        let newest = |name: &str| rows.iter().filter(|r| r.name == name).map(|r| r.version).max();
+        Ok(rows
+            .iter()
+            .map(|r| DatasetSummary {
+                current: Some(&r.name) == current.as_ref() && Some(r.version) == newest(&r.name),
+                name: r.name.clone(),
+                version: r.version as u32,
+                rows: r.rows as usize,
+                sha256: r.sha256.clone(),
+                source: r.source.clone(),
+                commit: r.commit_id.clone(),
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    /// The sample datasets shipped with VibeFlow.
+    pub fn data_samples(&self) -> Result<Vec<SampleDataset>> {
+        samples()
+    }
+
+    /// The normalized rows of a dataset's current version and which are held out: (JSONL lines,
+    /// is_test, manifest).
+    pub(crate) fn dataset_rows(
+        &self,
+        project: &str,
+        name: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<bool>, Manifest)> {
+        let (row, manifest) = self.current_manifest(project, name)?;
+        let path = match manifest.result.stored.as_str() {
+            "objects" => self.object_path(&manifest.result.sha256),
+            _ => self
+                .project_dir(&row.slug)
+                .join("data")
+                .join(format!("{}.jsonl", manifest.dataset.name)),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        if format!("{:x}", Sha256::digest(text.as_bytes())) != manifest.result.sha256 {
+            return Err(Error::Integrity(format!(
+                "{}: its content differs from the manifest's hash: import or fix the dataset again",
+                path.display()
+            )));
+        }
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let is_test = data::split::assign(&refs, manifest.split.seed, manifest.split.test);
+        Ok((lines, is_test, manifest))
+    }
+
+    /// The current dataset's name: `name` when given (checked), else the newest dataset.
+    pub(crate) fn dataset_name(&self, slug: &str, name: Option<&str>) -> Result<String> {
+        let rows = self.store.datasets(slug)?;
+        match name {
+            Some(n) if rows.iter().any(|r| r.name == n) => Ok(n.to_string()),
+            Some(n) => Err(Error::NotFound(format!("no dataset '{n}' in project '{slug}'"))),
+            None => rows
+                .iter()
+                .max_by_key(|r| (r.created_at, r.version))
+                .map(|r| r.name.clone())
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "project '{slug}' has no dataset yet: vibeflow data import FILE -p {slug}"
+                    ))
+                }),
+        }
+    }
+
+    fn current_manifest(
+        &self,
+        project: &str,
+        name: Option<&str>,
+    ) -> Result<(store::ProjectRow, Manifest)> {
+        let row = self.project_row(project)?;
+        let name = self.dataset_name(&row.slug, name)?;
+        let path = self.project_dir(&row.slug).join("data").join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest =
+            Manifest::parse(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+        Ok((row, manifest))
+    }
+
+    /// What rebuilds `manifest`'s dataset from its source object.
+    fn spec_of(&self, manifest: &Manifest) -> Result<Spec> {
+        let src = self.object_path(&manifest.source.sha256);
+        if !src.exists() {
+            return Err(Error::NotFound(format!(
+                "the source of dataset '{}' ({}) is no longer in {}: import it again",
+                manifest.dataset.name,
+                manifest.source.file,
+                src.display()
+            )));
+        }
+        let sniffed = data::read::sniff(&src)?;
+        Ok(Spec {
+            name: manifest.dataset.name.clone(),
+            source: manifest.source.clone(),
+            sniffed,
+            detection: Detection {
+                mapping: manifest.mapping.clone(),
+                confidence: manifest.detection.confidence,
+                evidence: vec![format!("mapping of version {}", manifest.dataset.version)],
+                unused: Vec::new(),
+            },
+            transforms: manifest.transforms.clone(),
+            language: None,
+            seed: manifest.split.seed,
+            test_fraction: Some(manifest.split.test_fraction),
+        })
+    }
+
+    /// Runs the pipeline for `spec` and records the result as a new version (unless it equals
+    /// the current one).
+    fn build(&self, slug: &str, base: &str, spec: Spec, verb: &str) -> Result<DatasetDetail> {
+        let dir = self.project_dir(slug);
+        let data_dir = dir.join("data");
+        let created = !data_dir.exists();
+        std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
+        let result = self.build_in(slug, base, spec, verb, &dir, &data_dir);
+        if result.is_err() && created {
+            // Only removes an empty folder: a failed first import leaves the project as it was.
+            let _ = std::fs::remove_dir(&data_dir);
+        }
+        result
+    }
+
+    fn build_in(
+        &self,
+        slug: &str,
+        base: &str,
+        spec: Spec,
+        verb: &str,
+        dir: &Path,
+        data_dir: &Path,
+    ) -> Result<DatasetDetail> {
+        let src = self.object_path(&spec.source.sha256);
+        let tokens = self.model_tokens(base)?;
+        let opts = data::pipeline::Options {
+            detection: &spec.detection,
+            transforms: &spec.transforms,
+            tokens: &tokens,
+            quality: data::quality::Config {
+                context: tokens.context,
+                cutoff: DEFAULT_CUTOFF,
+                expected_language: spec.language.clone(),
+            },
+        };
+        let tmp = data_dir.join(format!(".{}.jsonl.tmp", spec.name));
+        // Errors name the user's file, not our copy of it.
+        let outcome = data::pipeline::run(&src, &spec.sniffed, &opts, &tmp).map_err(|e| {
+            let msg = e.to_string().replace(&src.display().to_string(), &spec.source.file);
+            Error::Data(msg)
+        })?;
+        let plan = match spec.test_fraction {
+            Some(f) => data::quality::split_with(outcome.kept, f),
+            None => outcome.result.split,
+        };
+        let manifest_path = data_dir.join(format!("{}.toml", spec.name));
+        let previous =
+            std::fs::read_to_string(&manifest_path).ok().and_then(|t| Manifest::parse(&t).ok());
+        let split = SplitInfo {
+            seed: spec.seed,
+            test_fraction: plan.test_fraction,
+            train: plan.train,
+            test: plan.test,
+        };
+        let stored = if outcome.bytes <= GIT_MAX_BYTES { "git" } else { "objects" };
+        let result = ResultInfo {
+            rows: outcome.kept,
+            dropped: outcome.dropped,
+            sha256: outcome.sha256.clone(),
+            bytes: outcome.bytes,
+            stored: stored.into(),
+        };
+        if let Some(prev) = &previous
+            && prev.result == result
+            && prev.mapping == spec.detection.mapping
+            && prev.transforms == spec.transforms
+            && prev.split == split
+            && prev.source.sha256 == spec.source.sha256
+        {
+            let _ = std::fs::remove_file(&tmp);
+            let mut detail = self.data_report(slug, Some(&spec.name))?;
+            detail.changed = false;
+            return Ok(detail);
+        }
+        let version = previous.as_ref().map_or(1, |p| p.dataset.version + 1);
+        let manifest = Manifest {
+            dataset: DatasetInfo { name: spec.name.clone(), version, created_at: now() },
+            source: spec.source.clone(),
+            mapping: spec.detection.mapping.clone(),
+            detection: DetectionInfo {
+                confidence: spec.detection.confidence,
+                confirmed: spec.detection.evidence.first().is_some_and(|e| e.contains("confirmed")),
+            },
+            transforms: spec.transforms.clone(),
+            split: split.clone(),
+            result: result.clone(),
+        };
+        let jsonl_rel = PathBuf::from("data").join(format!("{}.jsonl", spec.name));
+        let jsonl = dir.join(&jsonl_rel);
+        let placed = if stored == "git" {
+            std::fs::rename(&tmp, &jsonl).map_err(|e| Error::io(&jsonl, e))
+        } else {
+            let obj = self.object_path(&outcome.sha256);
+            let res = self.move_into_objects(&tmp, &obj);
+            if res.is_ok() && jsonl.exists() {
+                std::fs::remove_file(&jsonl).map_err(|e| Error::io(&jsonl, e))?;
+            }
+            res
+        };
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let mut detail = DatasetDetail {
+            project: slug.into(),
+            name: spec.name.clone(),
+            version,
+            changed: true,
+            source: SourceView {
+                file: spec.source.file.clone(),
+                format: format_name(spec.source.format).into(),
+                encoding: spec.source.encoding.clone(),
+                converted: spec.source.converted,
+                bytes: spec.source.bytes,
+                sha256: spec.source.sha256.clone(),
+            },
+            detection: DetectionView {
+                shape: shape_name(&spec.detection.mapping).into(),
+                mapping: spec.detection.mapping.describe(),
+                confidence: spec.detection.confidence,
+                confirmed: manifest.detection.confirmed,
+                evidence: spec.detection.evidence.clone(),
+                unused: spec.detection.unused.clone(),
+            },
+            transforms: spec.transforms.iter().map(Transform::describe).collect(),
+            report: outcome.report,
+            result: outcome.result,
+            kept: outcome.kept,
+            dropped: outcome.dropped,
+            preview: outcome.preview,
+            worst: outcome.worst,
+            split: SplitView {
+                seed: split.seed,
+                test_fraction: split.test_fraction,
+                train: split.train,
+                test: split.test,
+            },
+            sha256: outcome.sha256,
+            stored: stored.into(),
+            commit: String::new(),
+        };
+        // Fixes and splits keep what the import saw (evidence, unused columns).
+        if previous.is_some()
+            && verb != "Import"
+            && let Ok(old) = self.data_report(slug, Some(&spec.name))
+        {
+            detail.detection.evidence = old.detection.evidence;
+            detail.detection.unused = old.detection.unused;
+            detail.detection.confirmed = old.detection.confirmed;
+        }
+        let toml_rel = PathBuf::from("data").join(format!("{}.toml", spec.name));
+        let report_rel = PathBuf::from("data").join(format!("{}.report.json", spec.name));
+        write_file(&dir.join(&toml_rel), manifest.to_toml().as_bytes())?;
+        let report_json = serde_json::to_string_pretty(&detail).unwrap_or_default();
+        write_file(&dir.join(&report_rel), report_json.as_bytes())?;
+        let message = match verb {
+            "Split" => format!(
+                "Split dataset {} v{version}: {} train / {} test (seed {})",
+                spec.name, split.train, split.test, split.seed
+            ),
+            _ => format!(
+                "{verb} dataset {} v{version} from {}: {} rows{}",
+                spec.name,
+                spec.source.file,
+                detail.kept,
+                if detail.dropped > 0 {
+                    format!(" ({} dropped: {})", detail.dropped, detail.transforms.join(", "))
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        let commit = vcs::commit(dir, &[&toml_rel, &report_rel, &jsonl_rel], &message)?;
+        self.store.insert_dataset(&store::DatasetRow {
+            project: slug.into(),
+            name: spec.name.clone(),
+            version: version as i64,
+            rows: detail.kept as i64,
+            sha256: detail.sha256.clone(),
+            source: spec.source.file.clone(),
+            commit_id: commit.clone(),
+            created_at: manifest.dataset.created_at,
+        })?;
+        detail.commit = commit;
+        Ok(detail)
+    }
+
+    /// `objects/sha256/ab/cdef…` of a hash.
+    pub(crate) fn object_path(&self, sha256: &str) -> PathBuf {
+        let (a, b) = sha256.split_at(2.min(sha256.len()));
+        self.home.join("objects").join("sha256").join(a).join(b)
+    }
+
+    /// Copies a file into `objects/` by content hash (once) and returns the hash.
+    fn put_object(&self, src: &Path) -> Result<String> {
+        let tmp_dir = self.home.join("objects").join("tmp");
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), now()));
+        let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
+        let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut buf).map_err(|e| Error::io(src, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
+        }
+        drop(out);
+        let sha = format!("{:x}", hasher.finalize());
+        let dst = self.object_path(&sha);
+        if dst.exists() {
+            let _ = std::fs::remove_file(&tmp);
+        } else {
+            self.move_into_objects(&tmp, &dst)?;
+        }
+        Ok(sha)
+    }
+
+    fn move_into_objects(&self, from: &Path, to: &Path) -> Result<()> {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        if std::fs::rename(from, to).is_err() {
+            std::fs::copy(from, to).map_err(|e| Error::io(to, e))?;
+            let _ = std::fs::remove_file(from);
+        }
+        Ok(())
+    }
+
+    /// The base model's tokenizer, for token counts.
+    fn model_tokens(&self, base: &str) -> Result<ModelTokens> {
+        let path = self.resolve_model(base)?;
+        let chat = engine::bundle::Chat::open(&path)?;
+        let context = if path.is_dir() {
+            engine::weights::context_length(&path)?
+        } else {
+            engine::gguf::inspect(&path).map(|s| s.context_length as usize).unwrap_or(2048)
+        };
+        ModelTokens::new(chat, context)
+    }
+}
+
+/// What a dataset version is built from.
+struct Spec {
+    name: String,
+    source: SourceInfo,
+    sniffed: Sniffed,
+    detection: Detection,
+    transforms: Vec<Transform>,
+    language: Option<String>,
+    seed: u64,
+    test_fraction: Option<f64>,
+}
+
+/// Token counts with the model's own tokenizer; template overhead measured by rendering.
+struct ModelTokens {
+    chat: engine::bundle::Chat,
+    context: usize,
+    /// Template tokens around [user, assistant] and [system, user, assistant].
+    pair: usize,
+    with_system: usize,
+    /// Per extra message.
+    per_message: usize,
+}
+
+impl ModelTokens {
+    fn new(chat: engine::bundle::Chat, context: usize) -> Result<ModelTokens> {
+        use engine::template::Message;
+        let render = |roles: &[&str]| -> Result<usize> {
+            let msgs: Vec<Message> = roles.iter().map(|r| Message::new(r, "")).collect();
+            let text = chat.template.render(&msgs, false)?;
+            Ok(engine::tokenizer::count(&chat.tokenizer, &text))
+        };
+        let pair = render(&["user", "assistant"])?;
+        let with_system = render(&["system", "user", "assistant"])?;
+        let two_pairs = render(&["user", "assistant", "user", "assistant"])?;
+        Ok(ModelTokens {
+            per_message: two_pairs.saturating_sub(pair) / 2,
+            pair,
+            with_system,
+            chat,
+            context,
+        })
+    }
+}
+
+impl data::quality::Tokens for ModelTokens {
+    fn count(&self, text: &str) -> usize {
+        engine::tokenizer::count(&self.chat.tokenizer, text)
+    }
+
+    fn overhead(&self, messages: usize) -> usize {
+        match messages {
+            0..=2 => self.pair,
+            3 => self.with_system,
+            n => self.pair + (n - 2) * self.per_message,
+        }
+    }
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Jsonl => "jsonl",
+        Format::Parquet => "parquet",
+    }
+}
+
+fn shape_name(m: &data::shape::Mapping) -> &'static str {
+    match m {
+        data::shape::Mapping::Messages { .. } => "messages",
+        data::shape::Mapping::Sharegpt { .. } => "sharegpt",
+        data::shape::Mapping::Alpaca { .. } => "alpaca",
+        data::shape::Mapping::Columns { .. } => "columns",
+    }
+}
+
+/// Writes through a temporary file and a rename, so a crash leaves the old file or the new one.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// A folder removed when dropped.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn tempdir_in(parent: &Path) -> Result<TempDir> {
+    let path = parent.join(format!("sample-{}-{}", std::process::id(), now()));
+    std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(TempDir { path })
+}
+
+const SAMPLES_INDEX: &str = include_str!("../../../assets/datasets/index.toml");
+
+/// The sample files, compiled in so that discovery works offline anywhere.
+const SAMPLE_FILES: &[(&str, &[u8])] = &[
+    ("customer-support.csv", include_bytes!("../../../assets/datasets/customer-support.csv")),
+    ("tech-qa.jsonl", include_bytes!("../../../assets/datasets/tech-qa.jsonl")),
+    ("review-sentiment.json", include_bytes!("../../../assets/datasets/review-sentiment.json")),
+];
+
+fn samples() -> Result<Vec<SampleDataset>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        dataset: Vec<SampleDataset>,
+    }
+    let index: Index = toml::from_str(SAMPLES_INDEX)
+        .map_err(|e| Error::Data(format!("assets/datasets/index.toml: {e}")))?;
+    Ok(index.dataset)
+}
+
+fn sample_bytes(id: &str) -> Result<(SampleDataset, &'static [u8])> {
+    let all = samples()?;
+    let ids = all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+    let sample = all.iter().find(|s| s.id == id).cloned().ok_or_else(|| {
+        Error::NotFound(format!("no sample dataset '{id}': the samples are {ids}"))
+    })?;
+    let bytes =
+        SAMPLE_FILES.iter().find(|(f, _)| *f == sample.file).map(|(_, b)| *b).ok_or_else(|| {
+            Error::NotFound(format!("sample file {} is not built in", sample.file))
+        })?;
+    Ok((sample, bytes))
+}
