@@ -127,10 +127,13 @@ const PYTHON_PACKAGES: &[&str] = &[
     "peft==0.21.2",
     "gguf==0.19.0",
     "safetensors==0.8.0",
+    // Data: the Parquet fixtures' writer and the `bench data` peer.
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",
 ];
 
 fn python_packages() -> Result<()> {
-    let probe = "import torch, transformers, peft, gguf, safetensors";
+    let probe = "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow";
     if output(Command::new("python3").args(["-c", probe])).is_some() {
         return Ok(());
     }

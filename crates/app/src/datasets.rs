@@ -531,7 +531,7 @@ impl App {
     }
 
     /// The base model's tokenizer, for token counts.
-    fn model_tokens(&self, base: &str) -> Result<ModelTokens> {
+    pub(crate) fn model_tokens(&self, base: &str) -> Result<ModelTokens> {
         let path = self.resolve_model(base)?;
         let chat = engine::bundle::Chat::open(&path)?;
         let context = if path.is_dir() {
@@ -556,9 +556,9 @@ struct Spec {
 }
 
 /// Token counts with the model's own tokenizer; template overhead measured by rendering.
-struct ModelTokens {
+pub(crate) struct ModelTokens {
     chat: engine::bundle::Chat,
-    context: usize,
+    pub(crate) context: usize,
     /// Template tokens around [user, assistant] and [system, user, assistant].
     pair: usize,
     with_system: usize,

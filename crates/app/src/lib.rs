@@ -5,6 +5,7 @@
 //! which is injected, so tests run against temporary homes.
 
 mod bench;
+mod bench_data;
 mod catalog;
 mod datasets;
 mod error;
@@ -18,6 +19,7 @@ mod training;
 use std::path::{Path, PathBuf};
 
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
+pub use bench_data::{DataBench, DataMeasure, DataRound};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.

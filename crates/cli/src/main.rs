@@ -80,6 +80,24 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Dataset import + quality report (tokenization included) against pandas
+    Data {
+        /// Model whose tokenizer counts tokens
+        #[arg(long, default_value = app::DEFAULT_MODEL)]
+        model: String,
+        /// Rows of the 1x file (about 600 bytes each)
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Sizes to measure, as multiples of --rows
+        #[arg(long, default_value = "1,4", value_delimiter = ',')]
+        scales: Vec<usize>,
+        /// Also run pandas (python3 with pandas) on the same file
+        #[arg(long)]
+        vs_peer: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Greedy decoding, f32 and quantized paths, against llama.cpp (llama-cpp-python)
     Generate {
         /// Model (a GGUF for the quantized path and the peer)
@@ -629,6 +647,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Data(cmd) => data(&app, cmd),
+        Command::Bench(BenchCmd::Data { model, rows, scales, vs_peer, json }) => {
+            let b = app.bench_data(&model, rows, &scales, vs_peer)?;
+            print(json, &b, || {
+                let mut s = String::from(
+                    "Import + quality report (tokenized with the model's tokenizer) vs pandas (read_json lines, drop_duplicates, str.len)\n",
+                );
+                for r in &b.rounds {
+                    s += &format!(
+                        "\n{} rows ({:.1} MB): ours {:.0} rows/s ({:.2} s), peak {:.0} MB",
+                        r.rows,
+                        r.bytes as f64 / 1e6,
+                        r.ours.rows_per_second,
+                        r.ours.seconds,
+                        r.ours.peak_rss_bytes as f64 / 1e6
+                    );
+                    if let (Some(p), Some(ratio)) = (&r.peer, r.speed_ratio) {
+                        s += &format!(
+                            "; pandas {:.0} rows/s ({:.2} s), peak {:.0} MB; speed {:.2}x",
+                            p.rows_per_second,
+                            p.seconds,
+                            p.peak_rss_bytes as f64 / 1e6,
+                            ratio
+                        );
+                    }
+                }
+                s
+            })
+        }
         Command::Bench(BenchCmd::Train {
             model,
             vs_peer,

@@ -57,3 +57,43 @@ impl Error {
         Error::Invalid(format!("{}{loc}: {msg}", path.display()))
     }
 }
+
+/// The body of the fuzz targets (`crates/data/fuzz`): read `bytes` as the file `name`, detect
+/// the shape of what was read and measure every row. Must never panic, whatever the bytes.
+#[doc(hidden)]
+pub fn fuzz_one(name: &str, bytes: &[u8]) {
+    struct Chars;
+    impl quality::Tokens for Chars {
+        fn count(&self, text: &str) -> usize {
+            text.len() / 4
+        }
+        fn overhead(&self, messages: usize) -> usize {
+            messages
+        }
+    }
+    let mut rows = Vec::new();
+    let _ = read::read_bytes(Path::new(name), bytes, &mut |r| {
+        if rows.len() < 64 {
+            rows.push(r.fields);
+        }
+        Ok(())
+    });
+    let mut columns: Vec<String> = Vec::new();
+    for r in &rows {
+        columns.extend(r.keys().filter(|k| !columns.contains(k)).cloned().collect::<Vec<_>>());
+    }
+    if let Ok(d) = shape::detect(&columns, &rows) {
+        let measured: Vec<quality::Measured> = rows
+            .iter()
+            .map(|r| {
+                let conv = d.mapping.conversation(r);
+                quality::measure(&conv, &conv.to_line(), &Chars)
+            })
+            .collect();
+        let cfg = quality::Config { context: 64, cutoff: 32, expected_language: None };
+        let (q, report) = quality::analyze(&measured, &cfg);
+        for (m, q) in measured.iter().zip(&q) {
+            let _ = quality::reasons(m, q, &report);
+        }
+    }
+}

@@ -114,8 +114,13 @@ fn run_inner(
     let mut locs: Vec<Loc> = Vec::new();
     let mut batch: Vec<Conversation> = Vec::with_capacity(BATCH);
     let mut flush = |batch: &mut Vec<Conversation>, measures: &mut Vec<Measured>| -> Result<()> {
-        let done: Vec<(Measured, String)> =
-            batch.par_iter().map(|c| (quality::measure(c, opts.tokens), c.to_line())).collect();
+        let done: Vec<(Measured, String)> = batch
+            .par_iter()
+            .map(|c| {
+                let line = c.to_line();
+                (quality::measure(c, &line, opts.tokens), line)
+            })
+            .collect();
         for (m, line) in done {
             measures.push(m);
             writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;

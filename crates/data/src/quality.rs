@@ -61,8 +61,8 @@ pub struct Config {
     pub expected_language: Option<String>,
 }
 
-/// Measures one conversation.
-pub fn measure(conv: &Conversation, tokens: &dyn Tokens) -> Measured {
+/// Measures one conversation; `line` is its JSONL line ([`Conversation::to_line`]).
+pub fn measure(conv: &Conversation, line: &str, tokens: &dyn Tokens) -> Measured {
     let input = conv.text_of("user");
     let output = conv.text_of("assistant");
     let mut total = tokens.overhead(conv.messages.len());
@@ -98,7 +98,7 @@ pub fn measure(conv: &Conversation, tokens: &dyn Tokens) -> Measured {
         input_tokens: input_tokens as u32,
         output_tokens: output_tokens as u32,
         total_tokens: total as u32,
-        exact: xxh3_64(conv.to_line().as_bytes()),
+        exact: xxh3_64(line.as_bytes()),
         near,
         lang: language(&input, &output),
         flags,

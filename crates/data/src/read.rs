@@ -89,9 +89,35 @@ pub fn read(
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     match sniffed.format {
         Format::Parquet => read_parquet(path, file, each),
-        Format::Csv => read_csv(path, text_reader(file, sniffed), sniffed.delimiter, each),
-        Format::Jsonl => read_jsonl(path, text_reader(file, sniffed), each),
-        Format::Json => read_json_array(path, text_reader(file, sniffed), each),
+        _ => read_text(path, file, sniffed, each),
+    }
+}
+
+/// Sniffs and reads a file already in memory (`name` gives the extension and the messages).
+/// The fuzz targets enter here.
+pub fn read_bytes(
+    name: &Path,
+    bytes: &[u8],
+    each: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<Sniffed> {
+    let sniffed = sniff_bytes(name, &bytes[..bytes.len().min(SNIFF_BYTES)], bytes.len() as u64)?;
+    match sniffed.format {
+        Format::Parquet => read_parquet(name, bytes::Bytes::copy_from_slice(bytes), each)?,
+        _ => read_text(name, bytes, &sniffed, each)?,
+    }
+    Ok(sniffed)
+}
+
+fn read_text(
+    path: &Path,
+    r: impl Read,
+    sniffed: &Sniffed,
+    each: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    match sniffed.format {
+        Format::Csv => read_csv(path, text_reader(r, sniffed), sniffed.delimiter, each),
+        Format::Jsonl => read_jsonl(path, text_reader(r, sniffed), each),
+        Format::Json | Format::Parquet => read_json_array(path, text_reader(r, sniffed), each),
     }
 }
 
@@ -204,7 +230,7 @@ fn sniff_delimiter(sample: &str) -> u8 {
 
 /// The file as UTF-8 text: BOMs removed, other encodings transcoded, invalid bytes replaced by
 /// U+FFFD (which the report counts as encoding damage).
-fn text_reader(file: File, sniffed: &Sniffed) -> BufReader<impl Read> {
+fn text_reader<R: Read>(file: R, sniffed: &Sniffed) -> BufReader<impl Read + use<R>> {
     let dec = encoding_rs_io::DecodeReaderBytesBuilder::new()
         .encoding(Some(sniffed.encoding))
         .bom_override(true)
@@ -411,7 +437,11 @@ fn read_json_array(
     res.and_then(|()| de.end()).map_err(|e| json_error(path, None, &e))
 }
 
-fn read_parquet(path: &Path, file: File, each: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(
+    path: &Path,
+    file: R,
+    each: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let bad = |e: parquet::errors::ParquetError| Error::file(path, parquet_error(e));
     let reader = SerializedFileReader::new(file).map_err(bad)?;

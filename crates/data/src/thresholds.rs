@@ -27,7 +27,7 @@ pub const TEST_FRACTION_LARGE: f64 = 0.1;
 pub const DOMINANT_LANGUAGE_SHARE: f64 = 0.5;
 
 /// Characters of a row given to language detection (enough for whatlang, bounded cost).
-pub const LANGUAGE_SAMPLE_CHARS: usize = 300;
+pub const LANGUAGE_SAMPLE_CHARS: usize = 100;
 
 /// A row scoring below this is "low quality" in the report.
 pub const LOW_SCORE: u8 = 50;

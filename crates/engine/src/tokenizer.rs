@@ -42,11 +42,54 @@ pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
 }
 
 /// Number of tokens of `text` (no special tokens added; 0 when the tokenizer fails on it).
+///
+/// Equal to `encode(text).len()`, computed the way BPE allows: tokens never cross pre-token
+/// boundaries, so the count is the sum over pre-tokens, each counted once per thread and
+/// cached. No `Encoding` (offsets, token strings) is built: ~10× faster on dataset reports.
+/// Texts containing an added token, or tokenizers with a normalizer, take the full path.
 pub fn count(tok: &Tokenizer, text: &str) -> usize {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
     if text.is_empty() {
         return 0;
     }
-    tok.encode_fast(text, false).map_or(0, |e| e.len())
+    let full = || tok.encode_fast(text, false).map_or(0, |e| e.len());
+    let Some(pre) = tok.get_pre_tokenizer() else { return full() };
+    if tok.get_normalizer().is_some()
+        || (text.contains('<')
+            && tok.get_added_vocabulary().get_vocab().keys().any(|t| text.contains(t.as_str())))
+    {
+        return full();
+    }
+    let mut pts = PreTokenizedString::from(text);
+    if pre.pre_tokenize(&mut pts).is_err() {
+        return full();
+    }
+    thread_local! {
+        static CACHE: RefCell<(usize, HashMap<String, u32>)> = RefCell::new((0, HashMap::new()));
+    }
+    CACHE.with_borrow_mut(|(owner, cache)| {
+        // One cache per tokenizer: a thread that switches tokenizers starts afresh.
+        let me = tok as *const Tokenizer as usize;
+        if *owner != me || cache.len() > 1 << 20 {
+            *owner = me;
+            cache.clear();
+        }
+        let mut n = 0usize;
+        for (piece, _, _) in pts.get_splits(OffsetReferential::Normalized, OffsetType::Byte) {
+            n += match cache.get(piece) {
+                Some(&c) => c as usize,
+                None => {
+                    let c = tok.get_model().tokenize(piece).map_or(0, |t| t.len());
+                    cache.insert(piece.to_string(), c as u32);
+                    c
+                }
+            };
+        }
+        n
+    })
 }
 
 /// Text of `ids`, special tokens skipped.

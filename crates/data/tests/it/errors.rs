@@ -99,3 +99,26 @@ fn pipeline_leaves_nothing_on_error() {
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["late.csv"]);
 }
+
+#[test]
+fn fuzz_bodies_survive_seeds_and_mangled_seeds() {
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut n = 0;
+    for dir in std::fs::read_dir(seeds).unwrap() {
+        let dir = dir.unwrap().path();
+        let ext = dir.file_name().unwrap().to_str().unwrap().to_string();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            data::fuzz_one(&format!("x.{ext}"), &bytes);
+            // Every prefix, and every byte flipped in turn: the shapes a crash hides in.
+            for cut in 0..bytes.len().min(400) {
+                data::fuzz_one(&format!("x.{ext}"), &bytes[..cut]);
+                let mut b = bytes.clone();
+                b[cut] ^= 0x5a;
+                data::fuzz_one(&format!("x.{ext}"), &b);
+                n += 2;
+            }
+        }
+    }
+    assert!(n > 1000, "{n}");
+}
