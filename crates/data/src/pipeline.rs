@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::chat::Conversation;
@@ -61,7 +60,7 @@ pub const PREVIEW_ROWS: usize = 10;
 const BATCH: usize = 2048;
 
 /// Column names in file order and the first rows, for [`crate::shape::detect`].
-pub fn sample(path: &Path, sniffed: &Sniffed) -> Result<(Vec<String>, Vec<Map<String, Value>>)> {
+pub fn sample(path: &Path, sniffed: &Sniffed) -> Result<(Vec<String>, Vec<read::Fields>)> {
     let mut rows = Vec::new();
     let res = read::read(path, sniffed, &mut |rec| {
         rows.push(rec.fields);
@@ -135,7 +134,6 @@ fn run_inner(
         if batch.len() == BATCH { flush(&mut batch, &mut measures) } else { Ok(()) }
     })?;
     flush(&mut batch, &mut measures)?;
-    drop(flush);
     writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
     if measures.is_empty() {
         return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));

@@ -60,6 +60,9 @@ impl Sniffed {
 
 pub use api::dataset::Loc;
 
+/// The fields of a row: column name → value.
+pub type Fields = Map<String, Value>;
+
 /// One row of a file: column name → value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -437,7 +440,31 @@ fn read_json_array(
     res.and_then(|()| de.end()).map_err(|e| json_error(path, None, &e))
 }
 
+/// Reads a Parquet file. The `parquet` crate panics on some malformed files (found by our fuzz
+/// target): such a panic becomes this file's error instead of reaching the user.
 fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(
+    path: &Path,
+    file: R,
+    each: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    let run = std::panic::AssertUnwindSafe(|| parquet_rows(path, file, each));
+    match std::panic::catch_unwind(run) {
+        Ok(result) => result,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::file(
+                path,
+                format!("not a readable Parquet file (the reader failed: {why})"),
+            ))
+        }
+    }
+}
+
+fn parquet_rows<R: parquet::file::reader::ChunkReader + 'static>(
     path: &Path,
     file: R,
     each: &mut dyn FnMut(Record) -> Result<()>,
