@@ -83,11 +83,13 @@ pub fn fuzz_one(name: &str, bytes: &[u8]) {
         columns.extend(r.keys().filter(|k| !columns.contains(k)).cloned().collect::<Vec<_>>());
     }
     if let Ok(d) = shape::detect(&columns, &rows) {
+        // Measuring is the costly part (language detection): a few rows keep the fuzzer fast.
         let measured: Vec<quality::Measured> = rows
             .iter()
+            .take(4)
             .map(|r| {
                 let conv = d.mapping.conversation(r);
-                quality::measure(&conv, &conv.to_line(), &Chars)
+                quality::measure(&conv, &conv.to_line(), &Chars, &quality::Languages::all())
             })
             .collect();
         let cfg = quality::Config { context: 64, cutoff: 32, expected_language: None };

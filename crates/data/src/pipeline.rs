@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chat::Conversation;
-use crate::quality::{self, Measured, Report, RowQuality, Tokens};
+use crate::quality::{self, Languages, Measured, Report, RowQuality, Tokens};
 pub use api::dataset::RowPreview;
 
 use crate::read::{self, Loc, Sniffed};
@@ -111,29 +111,60 @@ fn run_inner(
     let mut writer = BufWriter::new(File::create(all).map_err(|e| Error::io(all, e))?);
     let mut measures: Vec<Measured> = Vec::new();
     let mut locs: Vec<Loc> = Vec::new();
-    let mut batch: Vec<Conversation> = Vec::with_capacity(BATCH);
-    let mut flush = |batch: &mut Vec<Conversation>, measures: &mut Vec<Measured>| -> Result<()> {
+    // The first batch is checked against every language; later ones against the languages it
+    // showed plus the most written ones (the same answers where it matters, far cheaper).
+    let mut langs = Languages::all();
+    let mut measure = |batch: Vec<Conversation>, measures: &mut Vec<Measured>| -> Result<()> {
         let done: Vec<(Measured, String)> = batch
             .par_iter()
             .map(|c| {
                 let line = c.to_line();
-                (quality::measure(c, &line, opts.tokens), line)
+                (quality::measure(c, &line, opts.tokens, &langs), line)
             })
             .collect();
+        if measures.is_empty() {
+            langs = Languages::focused(done.iter().filter_map(|(m, _)| m.lang));
+        }
         for (m, line) in done {
             measures.push(m);
             writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;
             writer.write_all(b"\n").map_err(|e| Error::io(all, e))?;
         }
-        batch.clear();
         Ok(())
     };
-    read::read(path, sniffed, &mut |rec| {
-        locs.push(rec.loc);
-        batch.push(mapping.conversation(&rec.fields));
-        if batch.len() == BATCH { flush(&mut batch, &mut measures) } else { Ok(()) }
+    // Reading and parsing on one thread, measuring (parallel) on the others: a pipeline with
+    // two batches in flight, so memory stays bounded by the batch size.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Loc, Conversation)>>(2);
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            read::read(path, sniffed, &mut |rec| {
+                batch.push((rec.loc, mapping.conversation(&rec.fields)));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // The receiver only goes away after an error of its own, reported below.
+                    tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
+                }
+                Ok(())
+            })?;
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok::<(), Error>(())
+        });
+        let mut consumed = Ok(());
+        for batch in rx {
+            let (l, convs): (Vec<Loc>, Vec<Conversation>) = batch.into_iter().unzip();
+            locs.extend(l);
+            consumed = measure(convs, &mut measures);
+            if consumed.is_err() {
+                break;
+            }
+        }
+        let read = reader.join().unwrap_or_else(|_| Err(Error::file(path, "the reader crashed")));
+        consumed?;
+        read
     })?;
-    flush(&mut batch, &mut measures)?;
     writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
     if measures.is_empty() {
         return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));

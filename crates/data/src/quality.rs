@@ -61,8 +61,36 @@ pub struct Config {
     pub expected_language: Option<String>,
 }
 
+/// Language detection: all of whatlang's languages, or a focused set (much cheaper: whatlang's
+/// scoring is quadratic in the candidates).
+pub struct Languages(whatlang::Detector);
+
+impl Languages {
+    /// Every language whatlang knows.
+    pub fn all() -> Languages {
+        Languages(whatlang::Detector::new())
+    }
+
+    /// The languages `seen` (in the first rows of a file) and the twelve most written ones.
+    pub fn focused(seen: impl IntoIterator<Item = Lang>) -> Languages {
+        use Lang::*;
+        let mut list = vec![Eng, Cmn, Spa, Hin, Ara, Fra, Rus, Por, Deu, Jpn, Ita, Kor];
+        for l in seen {
+            if !list.contains(&l) {
+                list.push(l);
+            }
+        }
+        Languages(whatlang::Detector::with_allowlist(list))
+    }
+}
+
 /// Measures one conversation; `line` is its JSONL line ([`Conversation::to_line`]).
-pub fn measure(conv: &Conversation, line: &str, tokens: &dyn Tokens) -> Measured {
+pub fn measure(
+    conv: &Conversation,
+    line: &str,
+    tokens: &dyn Tokens,
+    langs: &Languages,
+) -> Measured {
     let input = conv.text_of("user");
     let output = conv.text_of("assistant");
     let mut total = tokens.overhead(conv.messages.len());
@@ -100,7 +128,7 @@ pub fn measure(conv: &Conversation, line: &str, tokens: &dyn Tokens) -> Measured
         total_tokens: total as u32,
         exact: xxh3_64(line.as_bytes()),
         near,
-        lang: language(&input, &output),
+        lang: language(&input, &output, langs),
         flags,
     }
 }
@@ -528,7 +556,7 @@ fn damaged(s: &str) -> bool {
 }
 
 /// The language of a row when whatlang is sure (on at most a few hundred characters).
-fn language(input: &str, output: &str) -> Option<Lang> {
+fn language(input: &str, output: &str, langs: &Languages) -> Option<Lang> {
     let mut sample = String::with_capacity(th::LANGUAGE_SAMPLE_CHARS * 4);
     for part in [output, input] {
         for c in part.chars() {
@@ -539,7 +567,7 @@ fn language(input: &str, output: &str) -> Option<Lang> {
         }
         sample.push(' ');
     }
-    let info = whatlang::detect(&sample)?;
+    let info = langs.0.detect(&sample)?;
     info.is_reliable().then_some(info.lang())
 }
 
