@@ -1,5 +1,6 @@
 //! Engine checks against reference outputs (transformers, PEFT) on real and tiny models.
 
+mod count;
 mod greedy;
 mod parity;
 mod train;
