@@ -32,7 +32,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
-pub use training::{ProjectTrainRequest, RunRecord, TrainRequest};
+pub use training::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, RunRecord, TrainRequest};
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

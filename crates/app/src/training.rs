@@ -67,6 +67,9 @@ impl App {
     }
 }
 
+/// Default of [`ProjectTrainRequest::eval_rows`].
+pub const DEFAULT_EVAL_ROWS: usize = 200;
+
 /// `vibeflow train -p P`: train on the project's current dataset and record the run.
 #[derive(Debug, Clone)]
 pub struct ProjectTrainRequest {
@@ -74,6 +77,9 @@ pub struct ProjectTrainRequest {
     pub project: String,
     /// Dataset name; default: the current one.
     pub dataset: Option<String>,
+    /// Held-out rows evaluated during training (the first of the test split): evaluation runs
+    /// the model over each, so on a CPU a full large test split would dwarf the training.
+    pub eval_rows: usize,
     /// Engine settings.
     pub config: TrainConfig,
     /// Continue this run (its newest checkpoint) instead of starting a new one.
@@ -127,6 +133,8 @@ struct RunDataset<'a> {
     sha256: &'a str,
     train_rows: usize,
     test_rows: usize,
+    /// Test rows evaluated during training (the first `eval_rows` of the split).
+    eval_rows: usize,
 }
 
 #[derive(serde::Serialize)]
@@ -155,6 +163,9 @@ impl App {
         let mut bundle = Bundle::open(&base, &Device::Cpu)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
+            if is_test[i] && eval.len() >= req.eval_rows {
+                continue;
+            }
             let conv: Conversation = serde_json::from_str(line).map_err(|e| {
                 crate::Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
             })?;
@@ -235,7 +246,8 @@ impl App {
                 version: manifest.dataset.version,
                 sha256: &manifest.result.sha256,
                 train_rows: train.len(),
-                test_rows: eval.len(),
+                test_rows: manifest.split.test,
+                eval_rows: eval.len(),
             },
             config: &req.config,
             result: RunResult {

@@ -238,6 +238,9 @@ struct TrainArgs {
     /// Dataset of the project (default: the current one)
     #[arg(long, requires = "project")]
     dataset: Option<String>,
+    /// Held-out rows evaluated during training (-p): the first N of the test split
+    #[arg(long, default_value_t = app::DEFAULT_EVAL_ROWS, requires = "project")]
+    eval_rows: usize,
     /// Chat JSONL file: one {"messages": [...]} per line
     #[arg(long, required_unless_present = "project", requires = "out")]
     data: Option<PathBuf>,
@@ -594,6 +597,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let req = app::ProjectTrainRequest {
                     project,
                     dataset: t.dataset,
+                    eval_rows: t.eval_rows,
                     config,
                     resume: t.resume.filter(|r| !r.is_empty()),
                 };

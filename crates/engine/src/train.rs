@@ -269,6 +269,17 @@ pub fn train(
     if train.is_empty() {
         return Err(Error::Data("no training examples".into()));
     }
+    // An example cut at `max_len` before its reply starts has nothing to learn or score.
+    let learnable = |e: &&Example| e.labels.iter().any(|&l| l != IGNORE);
+    let train: Vec<Example> = train.iter().filter(learnable).cloned().collect();
+    let eval: Vec<Example> = eval.iter().filter(learnable).cloned().collect();
+    if train.is_empty() {
+        return Err(Error::Data(format!(
+            "every example is cut at max_len {} before its reply starts: raise --max-len",
+            cfg.max_len
+        )));
+    }
+    let (train, eval) = (&train[..], &eval[..]);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let dev = model.device().clone();
     let params = match &cfg.method {

@@ -256,3 +256,57 @@ fn train_on_the_project_dataset_records_a_run() {
         (Some("run-1"), Some(3))
     );
 }
+
+#[test]
+fn large_datasets_go_to_objects_and_only_the_manifest_to_git() {
+    let Some(home) = Home::with_default_model() else { return };
+    let p = project(&home);
+    // ~9 MB of normalized chat: over the 8 MiB git threshold.
+    let file = home.path().join("big.jsonl");
+    let mut text = String::new();
+    for i in 0..9000 {
+        let answer = format!("Answer {i}: {}", "this reply is long enough to matter. ".repeat(24));
+        text +=
+            &serde_json::json!({"prompt": format!("Question number {i}?"), "completion": answer})
+                .to_string();
+        text.push('\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    let d = home.json(&["data", "import", file.to_str().unwrap(), "-p", p, "--json"]);
+    assert_eq!((d["stored"].as_str(), d["kept"].as_u64()), (Some("objects"), Some(9000)));
+    let sha = d["sha256"].as_str().unwrap();
+    let object = home.path().join("objects/sha256").join(&sha[..2]).join(&sha[2..]);
+    assert!(object.metadata().unwrap().len() > 8 << 20);
+    let repo = home.path().join("projects/support-bot");
+    assert!(!repo.join("data/big.jsonl").exists());
+    let tracked =
+        std::process::Command::new("git").args(["ls-files"]).current_dir(&repo).output().unwrap();
+    let tracked = String::from_utf8_lossy(&tracked.stdout).to_string();
+    assert!(tracked.contains("data/big.toml") && !tracked.contains("data/big.jsonl"), "{tracked}");
+    // Training reads it from objects/, checked against the manifest's hash.
+    // SmolLM2's template adds a ~30-token system prompt: 32 tokens leave no reply to learn.
+    let e = home.err(&["train", "-p", p, "--steps", "1", "--max-len", "32", "--eval-rows", "4"]);
+    assert!(
+        e.ends_with("every example is cut at max_len 32 before its reply starts: raise --max-len"),
+        "{e}"
+    );
+    let text = home.ok(&[
+        "train",
+        "-p",
+        p,
+        "--steps",
+        "1",
+        "--batch",
+        "1",
+        "--max-len",
+        "80",
+        "--eval-rows",
+        "4",
+        "--json",
+    ]);
+    let run: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(run["status"], "done");
+    std::fs::write(&object, "tampered").unwrap();
+    let e = home.err(&["train", "-p", p, "--steps", "1", "--eval-rows", "4"]);
+    assert!(e.contains("differs from the manifest's hash"), "{e}");
+}
