@@ -60,40 +60,43 @@ impl App {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerateResult> {
         let path = self.resolve_model(&req.model)?;
-        let mut bundle = Bundle::open(&path, &Device::Cpu)?;
-        if let Some(dir) = &req.adapter {
-            engine::adapter::load_peft(&mut bundle.model, dir, &bundle.device)?;
-        }
-        let mut messages = Vec::new();
-        if let Some(s) = &req.system {
-            messages.push(Message::new("system", s));
-        }
-        messages.push(Message::new("user", &req.prompt));
-        let ids = bundle.prompt_ids(&messages)?;
         if req.quantized && req.adapter.is_some() {
             return Err(Error::InvalidInput(
                 "--quantized runs the base weights only: drop --adapter or --quantized".into(),
             ));
         }
+        let device = Device::Cpu;
+        let mut messages = Vec::new();
+        if let Some(s) = &req.system {
+            messages.push(Message::new("system", s));
+        }
+        messages.push(Message::new("user", &req.prompt));
+        // The quantized path needs only the text side and the GGUF's own weights: the f32
+        // model is not built (it costs seconds and ~0.5 GB for SmolLM2).
+        let bundle;
+        let chat;
         let mut f32_dec;
         let mut q_dec;
-        let dec: &mut dyn engine::generate::Decoder = if req.quantized {
-            q_dec = engine::generate::QuantDecoder::open(&path, &bundle.device)?;
-            &mut q_dec
-        } else {
-            f32_dec = F32Decoder::new(&bundle.model, &bundle.device);
-            &mut f32_dec
-        };
+        let (dec, tokenizer, eos, ids): (&mut dyn engine::generate::Decoder, _, _, _) =
+            if req.quantized {
+                chat = engine::bundle::Chat::open(&path)?;
+                let text = chat.template.render(&messages, true)?;
+                let ids = engine::tokenizer::encode(&chat.tokenizer, &text)?;
+                q_dec = engine::generate::QuantDecoder::open(&path, &device)?;
+                (&mut q_dec, &chat.tokenizer, &chat.eos, ids)
+            } else {
+                let mut b = Bundle::open(&path, &device)?;
+                if let Some(dir) = &req.adapter {
+                    engine::adapter::load_peft(&mut b.model, dir, &b.device)?;
+                }
+                bundle = b;
+                let ids = bundle.prompt_ids(&messages)?;
+                f32_dec = F32Decoder::new(&bundle.model, &bundle.device);
+                (&mut f32_dec, &bundle.tokenizer, &bundle.eos, ids)
+            };
         let start = std::time::Instant::now();
-        let out = engine::generate::generate(
-            dec,
-            &bundle.tokenizer,
-            &ids,
-            &bundle.eos,
-            &req.sampling,
-            on_text,
-        )
-        .map_err(Error::from)?;
+        let out = engine::generate::generate(dec, tokenizer, &ids, eos, &req.sampling, on_text)
+            .map_err(Error::from)?;
         let secs = start.elapsed().as_secs_f64().max(1e-9);
         Ok(GenerateResult {
             model_path: path.display().to_string(),

@@ -220,6 +220,14 @@ fn generate_greedy_answers_from_the_default_model() {
     let r = home.json(&[&args[..], &["--max-tokens", "3", "--json"]].concat());
     assert_eq!(r["completion_tokens"], 3);
     assert_eq!(r["finish_reason"], "length");
+    // The quantized path: same prompt tokens, without building the f32 model.
+    let q = home.json(&[&args[..], &["--max-tokens", "3", "--quantized", "--json"]].concat());
+    assert_eq!(
+        (q["prompt_tokens"].clone(), q["completion_tokens"].as_u64()),
+        (r["prompt_tokens"].clone(), Some(3))
+    );
+    let e = home.err(&[&args[..], &["--quantized", "--adapter", "/x"]].concat());
+    assert!(e.contains("drop --adapter or --quantized"), "{e}");
     let e = home.err(&["generate", "--model", "nope", "--prompt", "x"]);
     assert!(e.contains("no model 'nope'"), "{e}");
 }
