@@ -143,7 +143,7 @@ impl App {
             f.validate().map_err(Error::InvalidInput)?;
         }
         let (row, manifest) = self.current_manifest(project, name)?;
-        let mut spec = self.spec_of(&manifest)?;
+        let mut spec = self.spec_of(&row.slug, &manifest)?;
         for f in fixes {
             // A fix given again replaces its earlier setting.
             spec.transforms.retain(|t| std::mem::discriminant(t) != std::mem::discriminant(f));
@@ -166,7 +166,7 @@ impl App {
             )));
         }
         let (row, manifest) = self.current_manifest(project, name)?;
-        let mut spec = self.spec_of(&manifest)?;
+        let mut spec = self.spec_of(&row.slug, &manifest)?;
         spec.test_fraction = test_fraction.or(Some(manifest.split.test_fraction));
         spec.seed = seed.unwrap_or(manifest.split.seed);
         self.build(&row.slug, &row.base_model, spec, "Split")
@@ -268,8 +268,9 @@ impl App {
         Ok((row, manifest))
     }
 
-    /// What rebuilds `manifest`'s dataset from its source object.
-    fn spec_of(&self, manifest: &Manifest) -> Result<Spec> {
+    /// What rebuilds `manifest`'s dataset from its source object. The detection's evidence and
+    /// unused columns are what the import saw, as its committed report records them.
+    fn spec_of(&self, slug: &str, manifest: &Manifest) -> Result<Spec> {
         let src = self.object_path(&manifest.source.sha256);
         if !src.exists() {
             return Err(Error::NotFound(format!(
@@ -280,6 +281,9 @@ impl App {
             )));
         }
         let sniffed = data::read::sniff(&src)?;
+        let seen = self.data_report(slug, Some(&manifest.dataset.name)).ok();
+        let (evidence, unused) =
+            seen.map(|d| (d.detection.evidence, d.detection.unused)).unwrap_or_default();
         Ok(Spec {
             name: manifest.dataset.name.clone(),
             source: manifest.source.clone(),
@@ -287,11 +291,12 @@ impl App {
             detection: Detection {
                 mapping: manifest.mapping.clone(),
                 confidence: manifest.detection.confidence,
-                evidence: vec![format!("mapping of version {}", manifest.dataset.version)],
-                unused: Vec::new(),
+                evidence,
+                unused,
+                confirmed: manifest.detection.confirmed,
             },
             transforms: manifest.transforms.clone(),
-            language: None,
+            language: manifest.detection.language.clone(),
             seed: manifest.split.seed,
             test_fraction: Some(manifest.split.test_fraction),
         })
@@ -379,7 +384,8 @@ impl App {
             mapping: spec.detection.mapping.clone(),
             detection: DetectionInfo {
                 confidence: spec.detection.confidence,
-                confirmed: spec.detection.evidence.first().is_some_and(|e| e.contains("confirmed")),
+                confirmed: spec.detection.confirmed,
+                language: spec.language.clone(),
             },
             transforms: spec.transforms.clone(),
             split: split.clone(),
@@ -418,7 +424,7 @@ impl App {
                 shape: shape_name(&spec.detection.mapping).into(),
                 mapping: spec.detection.mapping.describe(),
                 confidence: spec.detection.confidence,
-                confirmed: manifest.detection.confirmed,
+                confirmed: spec.detection.confirmed,
                 evidence: spec.detection.evidence.clone(),
                 unused: spec.detection.unused.clone(),
             },
@@ -439,15 +445,6 @@ impl App {
             stored: stored.into(),
             commit: String::new(),
         };
-        // Fixes and splits keep what the import saw (evidence, unused columns).
-        if previous.is_some()
-            && verb != "Import"
-            && let Ok(old) = self.data_report(slug, Some(&spec.name))
-        {
-            detail.detection.evidence = old.detection.evidence;
-            detail.detection.unused = old.detection.unused;
-            detail.detection.confirmed = old.detection.confirmed;
-        }
         let toml_rel = PathBuf::from("data").join(format!("{}.toml", spec.name));
         let report_rel = PathBuf::from("data").join(format!("{}.report.json", spec.name));
         write_file(&dir.join(&toml_rel), manifest.to_toml().as_bytes())?;

@@ -65,6 +65,9 @@ pub struct DetectionInfo {
     pub confidence: f64,
     /// The user chose the mapping.
     pub confirmed: bool,
+    /// The language the user said to expect (ISO 639-3), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// `[split]`.

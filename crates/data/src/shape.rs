@@ -53,6 +53,8 @@ pub struct Detection {
     pub evidence: Vec<String>,
     /// Columns not needed for training, each with the reason.
     pub unused: Vec<Unused>,
+    /// The user chose the mapping ([`confirmed`]) rather than [`detect`].
+    pub confirmed: bool,
 }
 
 pub use api::dataset::Unused;
@@ -183,6 +185,7 @@ pub fn confirmed(
         mapping,
         confidence: 1.0,
         evidence: vec!["mapping confirmed by you".into()],
+        confirmed: true,
         unused: columns
             .iter()
             .filter(|c| !used.contains(c))
@@ -336,7 +339,7 @@ pub fn detect(
         .collect();
     // Two decimals: the manifest shows it.
     let confidence = (confidence.min(0.98) * 100.0).round() / 100.0;
-    Ok(Detection { mapping, confidence, evidence, unused })
+    Ok(Detection { mapping, confidence, evidence, unused, confirmed: false })
 }
 
 const INPUT_NAMES: &[&str] = &[
@@ -413,6 +416,7 @@ fn whole(columns: &[String], mapping: Mapping, confidence: f64, what: &str) -> D
             .collect(),
         mapping,
         confidence,
+        confirmed: false,
     }
 }
 

@@ -87,6 +87,8 @@ fn import_report_fix_split_and_versions() {
         (Some(3), Some(5), Some(4))
     );
     assert_eq!(fixed["result"]["duplicates"], 0);
+    // A fix keeps what the import saw.
+    assert_eq!(fixed["detection"]["unused"], v2["detection"]["unused"]);
     let manifest =
         std::fs::read_to_string(home.path().join("projects/support-bot/data/tickets.toml"))
             .unwrap();
@@ -135,6 +137,11 @@ fn uncertain_mapping_must_be_confirmed() {
     assert!(!home.path().join("projects/support-bot/data").exists());
     let d = home.json(&["data", "import", f, "-p", p, "--input", "a", "--output", "b", "--json"]);
     assert_eq!(d["detection"]["confirmed"], true);
+    let fixed = home.json(&["data", "fix", "-p", p, "--drop-duplicates", "--json"]);
+    assert_eq!(
+        (fixed["detection"]["confirmed"].as_bool(), fixed["version"].as_u64()),
+        (Some(true), Some(2))
+    );
     let e = home.err(&["data", "import", f, "-p", p, "--input", "a", "--output", "c"]);
     assert!(e.ends_with("no column 'c': the columns are a, b"), "{e}");
 }
