@@ -217,7 +217,8 @@ fn generate_peer(path: &std::path::Path, prompt: &[u32], s: GenerateShape) -> Re
     r
 }
 
-fn run_peer(mut c: Command, name: &str) -> Result<Measure> {
+/// Runs a Python peer and parses the JSON object on the last line of its output.
+pub(crate) fn run_peer<T: serde::de::DeserializeOwned>(mut c: Command, name: &str) -> Result<T> {
     let out =
         c.output().map_err(|e| Error::InvalidInput(format!("cannot run the {name} peer: {e}")))?;
     if !out.status.success() {

@@ -146,19 +146,9 @@ impl RssSampler {
 fn pandas(file: &Path) -> Result<DataMeasure> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/pandas_data.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(file)
-        .output()
-        .map_err(|e| Error::InvalidInput(format!("cannot run the pandas peer: {e}")))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or_default();
-        return Err(Error::InvalidInput(format!("the pandas peer failed: {last}")));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or_default())
-        .map_err(|e| Error::InvalidInput(format!("the pandas peer printed no result: {e}")))
+    let mut c = Command::new("python3");
+    c.arg(&script).arg(file);
+    crate::bench::run_peer(c, "pandas")
 }
 
 /// A deterministic instruction/response JSONL of `rows` rows, ~600 bytes each: English-like
