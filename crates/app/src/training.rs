@@ -1,17 +1,10 @@
-//! Fine-tuning from a chat JSONL file (the project-aware form comes with datasets).
+//! Fine-tuning: from a chat JSONL file, or on a project's dataset (recording the run).
 
 use std::path::PathBuf;
 
 use candle_core::Device;
 use engine::bundle::Bundle;
-use engine::template::Message;
 use engine::train::{Progress, Summary, TrainConfig};
-
-/// One JSONL row of a normalized dataset.
-#[derive(serde::Deserialize)]
-struct Conversation {
-    messages: Vec<Message>,
-}
 
 use crate::{App, Result};
 
@@ -166,10 +159,10 @@ impl App {
             if is_test[i] && eval.len() >= req.eval_rows {
                 continue;
             }
-            let conv: Conversation = serde_json::from_str(line).map_err(|e| {
+            let messages = engine::train::parse_chat_line(line).map_err(|e| {
                 crate::Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
             })?;
-            let ex = engine::train::tokenize(&bundle, &conv.messages, req.config.max_len)?;
+            let ex = engine::train::tokenize(&bundle, &messages, req.config.max_len)?;
             if is_test[i] { eval.push(ex) } else { train.push(ex) }
         }
         let existing = self.store.runs(&row.slug)?;

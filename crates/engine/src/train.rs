@@ -145,28 +145,33 @@ pub struct Summary {
     pub output: String,
 }
 
-/// Reads a chat JSONL file (one `{"messages": [...]}` per line); errors name file and line.
-pub fn read_chat_jsonl(path: &Path) -> Result<Vec<Vec<Message>>> {
+/// The messages of one chat JSONL line, `{"messages": [...]}`.
+pub fn parse_chat_line(line: &str) -> serde_json::Result<Vec<Message>> {
     #[derive(Deserialize)]
     struct Row {
         messages: Vec<Message>,
     }
+    serde_json::from_str::<Row>(line).map(|r| r.messages)
+}
+
+/// Reads a chat JSONL file (one `{"messages": [...]}` per line); errors name file and line.
+pub fn read_chat_jsonl(path: &Path) -> Result<Vec<Vec<Message>>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(line)
+        let messages = parse_chat_line(line)
             .map_err(|e| Error::Data(format!("{}:{}: {e}", path.display(), i + 1)))?;
-        if !row.messages.iter().any(|m| m.role == "assistant") {
+        if !messages.iter().any(|m| m.role == "assistant") {
             return Err(Error::Data(format!(
                 "{}:{}: no assistant message to learn from",
                 path.display(),
                 i + 1
             )));
         }
-        out.push(row.messages);
+        out.push(messages);
     }
     if out.is_empty() {
         return Err(Error::Data(format!("{}: no examples", path.display())));
