@@ -58,25 +58,21 @@ impl App {
         scales: &[usize],
         vs_peer: bool,
     ) -> Result<DataBench> {
-        let tmp = self.home.join("tmp").join(format!("bench-data-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let result = (|| {
-            let mut rounds = Vec::new();
-            for &scale in scales {
-                let n = rows * scale;
-                let file = tmp.join(format!("bench-{n}.jsonl"));
-                generate(&file, n)?;
-                let bytes = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?.len();
-                let ours = self.bench_data_ours(model, &file, &tmp)?;
-                let peer = if vs_peer { Some(pandas(&file)?) } else { None };
-                let speed_ratio = peer.as_ref().map(|p| ours.rows_per_second / p.rows_per_second);
-                rounds.push(DataRound { rows: n, bytes, ours, peer, speed_ratio });
-                let _ = std::fs::remove_file(&file);
-            }
-            Ok(DataBench { rounds })
-        })();
-        let _ = std::fs::remove_dir_all(&tmp);
-        result
+        let dir = self.temp_dir("bench-data")?;
+        let tmp = dir.path();
+        let mut rounds = Vec::new();
+        for &scale in scales {
+            let n = rows * scale;
+            let file = tmp.join(format!("bench-{n}.jsonl"));
+            generate(&file, n)?;
+            let bytes = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?.len();
+            let ours = self.bench_data_ours(model, &file, tmp)?;
+            let peer = if vs_peer { Some(pandas(&file)?) } else { None };
+            let speed_ratio = peer.as_ref().map(|p| ours.rows_per_second / p.rows_per_second);
+            rounds.push(DataRound { rows: n, bytes, ours, peer, speed_ratio });
+            let _ = std::fs::remove_file(&file);
+        }
+        Ok(DataBench { rounds })
     }
 
     fn bench_data_ours(&self, model: &str, file: &Path, tmp: &Path) -> Result<DataMeasure> {

@@ -69,9 +69,9 @@ impl App {
         let (path, _tmp) = match &req.source {
             ImportSource::File(p) => (p.clone(), None),
             ImportSource::Sample(id) => {
-                let dir = tempdir_in(&self.home.join("tmp"))?;
+                let dir = self.temp_dir("sample")?;
                 let (sample, bytes) = sample_bytes(id)?;
-                let p = dir.path.join(&sample.file);
+                let p = dir.path().join(&sample.file);
                 std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
                 (p, Some(dir))
             }
@@ -482,6 +482,16 @@ impl App {
         Ok(detail)
     }
 
+    /// A fresh folder under the home's `tmp/`, removed when dropped.
+    pub(crate) fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        let parent = self.home.join("tmp");
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))
+    }
+
     /// `objects/sha256/ab/cdef…` of a hash.
     pub(crate) fn object_path(&self, sha256: &str) -> PathBuf {
         let (a, b) = sha256.split_at(2.min(sha256.len()));
@@ -621,23 +631,6 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-/// A folder removed when dropped.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn tempdir_in(parent: &Path) -> Result<TempDir> {
-    let path = parent.join(format!("sample-{}-{}", std::process::id(), now()));
-    std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-    Ok(TempDir { path })
 }
 
 const SAMPLES_INDEX: &str = include_str!("../../../assets/datasets/index.toml");
