@@ -234,22 +234,11 @@ pub struct DatasetDetail {
     pub detection: DetectionView,
     /// Fixes applied, in order.
     pub transforms: Vec<String>,
-    /// Report of the source rows.
-    pub report: Report,
-    /// Report of the kept rows (after the fixes).
-    pub result: Report,
-    /// Rows kept.
-    pub kept: usize,
-    /// Rows the fixes removed.
-    pub dropped: usize,
-    /// The first source rows with their scores.
-    pub preview: Vec<RowPreview>,
-    /// The lowest-scoring source rows.
-    pub worst: Vec<RowPreview>,
+    /// Reports, previews, counts and hash of the normalized JSONL (fields inlined in JSON).
+    #[serde(flatten)]
+    pub outcome: Outcome,
     /// The split.
     pub split: SplitView,
-    /// sha256 of the normalized JSONL.
-    pub sha256: String,
     /// `git` or `objects`.
     pub stored: String,
     /// The commit that recorded this version.
@@ -296,4 +285,25 @@ pub struct SampleDataset {
     pub task: String,
     /// SPDX license id.
     pub license: String,
+}
+
+/// What one import run produced (`data::pipeline::run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The report of the source rows, before any fix.
+    pub report: Report,
+    /// The report of the kept rows (equal to `report` when there are no transforms).
+    pub result: Report,
+    /// Rows kept.
+    pub kept: usize,
+    /// Rows the transforms removed.
+    pub dropped: usize,
+    /// The first rows of the source with their scores.
+    pub preview: Vec<RowPreview>,
+    /// The lowest-scoring rows of the source (score below 100), worst first.
+    pub worst: Vec<RowPreview>,
+    /// sha256 of the written JSONL.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
 }

@@ -429,19 +429,14 @@ impl App {
                 unused: spec.detection.unused.clone(),
             },
             transforms: spec.transforms.iter().map(Transform::describe).collect(),
-            report: outcome.report,
-            result: outcome.result,
-            kept: outcome.kept,
-            dropped: outcome.dropped,
-            preview: outcome.preview,
-            worst: outcome.worst,
+
             split: SplitView {
                 seed: split.seed,
                 test_fraction: split.test_fraction,
                 train: split.train,
                 test: split.test,
             },
-            sha256: outcome.sha256,
+            outcome,
             stored: stored.into(),
             commit: String::new(),
         };
@@ -459,9 +454,13 @@ impl App {
                 "{verb} dataset {} v{version} from {}: {} rows{}",
                 spec.name,
                 spec.source.file,
-                detail.kept,
-                if detail.dropped > 0 {
-                    format!(" ({} dropped: {})", detail.dropped, detail.transforms.join(", "))
+                detail.outcome.kept,
+                if detail.outcome.dropped > 0 {
+                    format!(
+                        " ({} dropped: {})",
+                        detail.outcome.dropped,
+                        detail.transforms.join(", ")
+                    )
                 } else {
                     String::new()
                 }
@@ -472,8 +471,8 @@ impl App {
             project: slug.into(),
             name: spec.name.clone(),
             version: version as i64,
-            rows: detail.kept as i64,
-            sha256: detail.sha256.clone(),
+            rows: detail.outcome.kept as i64,
+            sha256: detail.outcome.sha256.clone(),
             source: spec.source.file.clone(),
             commit_id: commit.clone(),
             created_at: manifest.dataset.created_at,

@@ -901,7 +901,7 @@ fn data(app: &App, cmd: DataCmd) -> anyhow::Result<()> {
 
 /// The detected mapping and the quality report, for people.
 fn describe_dataset(d: &api::dataset::DatasetDetail) -> String {
-    let r = &d.result;
+    let r = &d.outcome.result;
     let pct = |n: usize| 100.0 * n as f64 / r.rows.max(1) as f64;
     let mut s = format!(
         "Dataset {} v{} of project {}{}\n",
@@ -931,7 +931,7 @@ fn describe_dataset(d: &api::dataset::DatasetDetail) -> String {
         s += &format!("  - '{}': {}\n", u.column, u.reason);
     }
     if !d.transforms.is_empty() {
-        s += &format!("Fixes: {} ({} rows dropped)\n", d.transforms.join(", "), d.dropped);
+        s += &format!("Fixes: {} ({} rows dropped)\n", d.transforms.join(", "), d.outcome.dropped);
     }
     s += &format!("\nQuality report ({} rows)\n", r.rows);
     if let Some(l) = &r.language {
@@ -973,9 +973,9 @@ fn describe_dataset(d: &api::dataset::DatasetDetail) -> String {
             .unwrap_or_default();
         s += &format!("  ⚠ {}{fix}\n", i.message);
     }
-    if !d.worst.is_empty() {
+    if !d.outcome.worst.is_empty() {
         s += "\nLowest-scoring rows:\n";
-        for p in d.worst.iter().take(5) {
+        for p in d.outcome.worst.iter().take(5) {
             s += &format!(
                 "  row {:>5} (score {:>3}): {} | {}\n      {}\n",
                 p.row,
@@ -988,7 +988,7 @@ fn describe_dataset(d: &api::dataset::DatasetDetail) -> String {
     }
     s += &format!(
         "\n{} rows in data/{}.jsonl ({}), commit {}",
-        d.kept,
+        d.outcome.kept,
         d.name,
         if d.stored == "git" { "in git" } else { "in objects/: too large for git" },
         &d.commit[..d.commit.len().min(10)]

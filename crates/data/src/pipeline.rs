@@ -7,12 +7,11 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chat::Conversation;
 use crate::quality::{self, Languages, Measured, Report, RowQuality, Tokens};
-pub use api::dataset::RowPreview;
+pub use api::dataset::{Outcome, RowPreview};
 
 use crate::read::{self, Loc, Sniffed};
 use crate::shape::Detection;
@@ -30,27 +29,6 @@ pub struct Options<'a> {
     pub tokens: &'a dyn Tokens,
     /// Context, cutoff, expected language.
     pub quality: quality::Config,
-}
-
-/// What [`run`] produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// The report of the source rows, before any fix.
-    pub report: Report,
-    /// The report of the kept rows (equal to `report` when there are no transforms).
-    pub result: Report,
-    /// Rows kept.
-    pub kept: usize,
-    /// Rows the transforms removed.
-    pub dropped: usize,
-    /// The first rows of the source with their scores.
-    pub preview: Vec<RowPreview>,
-    /// The lowest-scoring rows of the source (score below 100), worst first.
-    pub worst: Vec<RowPreview>,
-    /// sha256 of the written JSONL.
-    pub sha256: String,
-    /// Its size.
-    pub bytes: u64,
 }
 
 /// Rows shown in each preview list.
