@@ -82,8 +82,8 @@ pub fn sniff(path: &Path) -> Result<Sniffed> {
     sniff_bytes(path, &head, bytes)
 }
 
-/// Streams the records of `path` into `each`, in file order. The column names (CSV header
-/// order; for JSON, the keys of the first record) are returned when the file is done.
+/// Streams the records of `path` into `each`, in file order; an error from `each` stops the
+/// read and is returned.
 pub fn read(
     path: &Path,
     sniffed: &Sniffed,
