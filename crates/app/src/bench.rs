@@ -97,7 +97,12 @@ fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
     let labels = ids.to_dtype(candle_core::DType::I64).map_err(engine::Error::from)?;
     let mut peak = rss();
     let mut step = || -> engine::Result<()> {
-        let (loss, _) = engine::loss::causal_lm_loss(&b.model, &ids, &labels, None)?;
+        let (loss, _) = engine::loss::causal_lm_loss(
+            &b.model,
+            &ids,
+            &labels,
+            engine::models::llama::Pass::Grad,
+        )?;
         let grads = loss.backward()?;
         peak = peak.max(rss());
         opt.step(&grads, 1e-4)?;

@@ -26,7 +26,7 @@ pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, T
 pub use engine::generate::Sampling;
 /// Engine types the shells pass through.
 pub use engine::{
-    lora::LoraConfig,
+    lora::{LoraConfig, Quant},
     optim::{AdamWConfig, Schedule},
     train::{Method, Progress, Summary, TrainConfig},
 };

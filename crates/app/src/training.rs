@@ -36,7 +36,7 @@ impl App {
         let _hold = crate::memory::HoldPages::new();
         let base = self.resolve_model(&req.base)?;
         let conversations = engine::train::read_chat_jsonl(&req.data)?;
-        let mut bundle = Bundle::open(&base, &Device::Cpu)?;
+        let mut bundle = open_base(&base, &req.config.method)?;
         let examples = conversations
             .iter()
             .map(|m| engine::train::tokenize(&bundle, m, req.config.max_len))
@@ -58,6 +58,14 @@ impl App {
             on_progress,
         )?)
     }
+}
+
+/// The base model for `method`: QLoRA keeps a GGUF's quantized weights as they are stored.
+fn open_base(path: &std::path::Path, method: &engine::train::Method) -> Result<Bundle> {
+    Ok(match method {
+        engine::train::Method::Qlora { .. } => Bundle::open_quantized(path, &Device::Cpu)?,
+        _ => Bundle::open(path, &Device::Cpu)?,
+    })
 }
 
 /// Default of [`ProjectTrainRequest::eval_rows`].
@@ -153,7 +161,7 @@ impl App {
         let row = self.project_row(&req.project)?;
         let (lines, is_test, manifest) = self.dataset_rows(&row.slug, req.dataset.as_deref())?;
         let base = self.resolve_model(&row.base_model)?;
-        let mut bundle = Bundle::open(&base, &Device::Cpu)?;
+        let mut bundle = open_base(&base, &req.config.method)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
             if is_test[i] && eval.len() >= req.eval_rows {
@@ -180,10 +188,7 @@ impl App {
         let rel = PathBuf::from("runs").join(&id);
         let out = dir.join(&rel);
         std::fs::create_dir_all(&out).map_err(|e| crate::Error::io(&out, e))?;
-        let method = match req.config.method {
-            engine::train::Method::Lora(_) => "lora",
-            engine::train::Method::Full => "full",
-        };
+        let method = req.config.method.name();
         let started_at = crate::now();
         let mut record = store::RunRow {
             id: id.clone(),

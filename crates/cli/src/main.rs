@@ -250,9 +250,12 @@ struct TrainArgs {
     /// Base model: installed id, .gguf file or Hugging Face folder
     #[arg(long, default_value = app::DEFAULT_MODEL)]
     base: String,
-    /// lora or full
+    /// lora, qlora (LoRA over a frozen quantized base) or full
     #[arg(long, default_value = "lora")]
     method: String,
+    /// QLoRA: block type for base weights not already quantized (a GGUF's own blocks are kept)
+    #[arg(long, default_value = "q4_1", value_name = "q4_0|q4_1|q8_0")]
+    quant: String,
     /// Optimizer steps (default: as many as --epochs need)
     #[arg(long, conflicts_with = "epochs")]
     steps: Option<usize>,
@@ -283,6 +286,10 @@ struct TrainArgs {
     /// Longest example in tokens
     #[arg(long, default_value_t = 512)]
     max_len: usize,
+    /// Keep every layer's activations instead of recomputing them in the backward pass
+    /// (faster, several times the memory)
+    #[arg(long)]
+    no_gradient_checkpointing: bool,
     /// Warmup steps
     #[arg(long, default_value_t = 0)]
     warmup: usize,
@@ -548,16 +555,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Train(t) => {
-            let method = match t.method.as_str() {
-                "lora" => app::Method::Lora(app::LoraConfig {
+            let lora = || -> anyhow::Result<app::LoraConfig> {
+                Ok(app::LoraConfig {
                     r: t.lora_r,
                     alpha: t.lora_alpha,
                     dropout: t.lora_dropout,
                     targets: app::LoraConfig::parse_targets(&t.targets)
                         .map_err(anyhow::Error::msg)?,
-                }),
+                })
+            };
+            let method = match t.method.as_str() {
+                "lora" => app::Method::Lora(lora()?),
+                "qlora" => app::Method::Qlora {
+                    lora: lora()?,
+                    quant: app::Quant::parse(&t.quant).map_err(anyhow::Error::msg)?,
+                },
                 "full" => app::Method::Full,
-                other => bail!("unknown method '{other}': choose lora or full (qlora is coming)"),
+                other => bail!("unknown method '{other}': choose lora, qlora or full"),
             };
             let config = app::TrainConfig {
                 method,
@@ -571,6 +585,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: t.seed,
                 eval_every: t.eval_every,
                 checkpoint_every: t.checkpoint_every,
+                gradient_checkpointing: !t.no_gradient_checkpointing,
                 ..app::TrainConfig::default()
             };
             let json = t.json;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lora::{LoraConfig, LoraPair};
 use crate::models::llama::{Llama, PROJECTIONS};
+use crate::ops::Weight;
 use crate::{Error, Result};
 
 /// Named trainable tensors, in a stable order (names are PEFT's for LoRA, Hugging Face's for
@@ -56,15 +57,20 @@ pub fn add_lora(model: &mut Llama, cfg: &LoraConfig, seed: u64, dev: &Device) ->
 /// Makes every weight trainable (full fine-tuning); names are the checkpoint's.
 pub fn make_full(model: &mut Llama) -> Result<Params> {
     let mut params = Params::default();
-    let tied = model.lm_head.weight.id() == model.embed.id();
+    let tied = model.lm_head.weight.as_dense().is_some_and(|w| w.id() == model.embed.id());
     let embed = Var::from_tensor(&model.embed)?;
     model.embed = embed.as_tensor().clone();
     params.vars.push(("model.embed_tokens.weight".into(), embed.clone()));
     for (i, layer) in model.layers.iter_mut().enumerate() {
         for (parent, proj) in PROJECTIONS {
             let Some(lin) = layer.proj.get_mut(proj) else { continue };
-            let w = Var::from_tensor(&lin.weight)?;
-            lin.weight = w.as_tensor().clone();
+            let dense = lin.weight.as_dense().ok_or_else(|| {
+                Error::Data(
+                    "full fine-tuning needs a dense base: open the model unquantized".into(),
+                )
+            })?;
+            let w = Var::from_tensor(dense)?;
+            lin.weight = Weight::Dense(w.as_tensor().clone());
             params.vars.push((format!("model.layers.{i}.{parent}.{proj}.weight"), w.clone()));
             lin.full = Some(w);
             if let Some(b) = &lin.bias {
@@ -86,11 +92,11 @@ pub fn make_full(model: &mut Llama) -> Result<Params> {
     model.norm = norm.as_tensor().clone();
     params.vars.push(("model.norm.weight".into(), norm));
     if tied {
-        model.lm_head.weight = embed.as_tensor().clone();
+        model.lm_head.weight = Weight::Dense(embed.as_tensor().clone());
         model.lm_head.full = Some(embed);
     } else {
-        let w = Var::from_tensor(&model.lm_head.weight)?;
-        model.lm_head.weight = w.as_tensor().clone();
+        let w = Var::from_tensor(&model.lm_head.weight.dense()?)?;
+        model.lm_head.weight = Weight::Dense(w.as_tensor().clone());
         params.vars.push(("lm_head.weight".into(), w.clone()));
         model.lm_head.full = Some(w);
     }

@@ -28,7 +28,13 @@ pub struct Bundle {
 impl Bundle {
     /// Opens a `.gguf` file or a Hugging Face folder.
     pub fn open(path: &Path, device: &Device) -> Result<Bundle> {
-        if path.is_dir() { open_hf(path, device) } else { open_gguf(path, device) }
+        if path.is_dir() { open_hf(path, device) } else { open_gguf(path, device, false) }
+    }
+
+    /// Like [`Bundle::open`], but a GGUF's quantized projection weights stay quantized (QLoRA's
+    /// frozen base, never dequantized whole); a Hugging Face folder opens dense.
+    pub fn open_quantized(path: &Path, device: &Device) -> Result<Bundle> {
+        if path.is_dir() { open_hf(path, device) } else { open_gguf(path, device, true) }
     }
 
     /// Token ids of `messages` rendered with the chat template, ready for the assistant to speak.
@@ -62,10 +68,10 @@ impl Chat {
     }
 }
 
-fn open_gguf(path: &Path, device: &Device) -> Result<Bundle> {
+fn open_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<Bundle> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
-    let model = weights::llama_from_gguf(&content, &mut f, path, device)?;
+    let model = weights::llama_from_gguf(&content, &mut f, path, device, keep_quantized)?;
     let Chat { tokenizer, template, eos } = chat_gguf(&content, path)?;
     Ok(Bundle { model, tokenizer, template, eos, device: device.clone() })
 }

@@ -93,7 +93,8 @@ impl<'a> F32Decoder<'a> {
 impl Decoder for F32Decoder<'_> {
     fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let hidden = self.model.hidden(&input, Some(&mut self.cache), None)?;
+        let hidden =
+            self.model.hidden(&input, Some(&mut self.cache), crate::models::llama::Pass::Infer)?;
         let last = hidden.narrow(1, ids.len() - 1, 1)?;
         Ok(self.model.logits(&last)?.flatten_all()?.to_vec1::<f32>()?)
     }

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
 use crate::models::llama::PROJECTIONS;
+use crate::ops::Weight;
 
 /// The projections LoRA can target, by their Hugging Face module names.
 fn targets() -> impl Iterator<Item = &'static str> {
@@ -58,6 +59,43 @@ impl LoraConfig {
     }
 }
 
+/// The block type of QLoRA's frozen base (GGUF types whose blocks are 32 values wide, so any
+/// model width that is a multiple of 32 fits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Quant {
+    /// 4-bit, one scale per 32 values (4.5 bits per weight).
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    /// 4-bit, a scale and a minimum per 32 values (5 bits per weight); the default.
+    #[serde(rename = "q4_1")]
+    Q4_1,
+    /// 8-bit, one scale per 32 values (8.5 bits per weight).
+    #[serde(rename = "q8_0")]
+    Q8_0,
+}
+
+impl Quant {
+    /// The GGML block type.
+    pub fn ggml(self) -> candle_core::quantized::GgmlDType {
+        use candle_core::quantized::GgmlDType;
+        match self {
+            Quant::Q4_0 => GgmlDType::Q4_0,
+            Quant::Q4_1 => GgmlDType::Q4_1,
+            Quant::Q8_0 => GgmlDType::Q8_0,
+        }
+    }
+
+    /// Parses `q4_0`, `q4_1` or `q8_0`.
+    pub fn parse(s: &str) -> std::result::Result<Quant, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "q4_0" => Ok(Quant::Q4_0),
+            "q4_1" => Ok(Quant::Q4_1),
+            "q8_0" => Ok(Quant::Q8_0),
+            other => Err(format!("unknown quantization '{other}': choose q4_0, q4_1 or q8_0")),
+        }
+    }
+}
+
 /// A trainable low-rank pair.
 #[derive(Debug, Clone)]
 pub struct LoraPair {
@@ -88,16 +126,46 @@ impl LoraPair {
     }
 }
 
+/// Gradients of parameters used inside recomputed (checkpointed) blocks, found during the
+/// backward pass and handed to the training loop (a block's backward may only return its input's).
+pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
+
 /// Per-step training state threaded through the forward pass: dropout masks come from here so
-/// a run is reproducible from its seed and resumable.
+/// a run is reproducible from its seed and resumable; with checkpointing, decoder blocks keep
+/// only their input and recompute the rest during the backward pass.
 pub struct TrainCtx {
     rng: rand::rngs::StdRng,
+    recomputed: Option<Recomputed>,
 }
 
 impl TrainCtx {
     /// A context seeded for one step.
     pub fn new(seed: u64) -> TrainCtx {
-        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed) }
+        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed), recomputed: None }
+    }
+
+    /// A context seeded for one step whose forward pass checkpoints every decoder block.
+    pub fn with_checkpointing(seed: u64) -> TrainCtx {
+        TrainCtx { recomputed: Some(Recomputed::default()), ..TrainCtx::new(seed) }
+    }
+
+    /// Where checkpointed blocks leave their parameters' gradients, when checkpointing.
+    pub fn recomputed(&self) -> Option<&Recomputed> {
+        self.recomputed.as_ref()
+    }
+
+    /// The dropout state as it is now, without checkpointing: replaying a block from it draws
+    /// the same masks.
+    pub fn snapshot(&self) -> TrainCtx {
+        TrainCtx { rng: self.rng.clone(), recomputed: None }
+    }
+
+    /// Takes the parameter gradients left by checkpointed blocks since the last call.
+    pub fn take_gradients(&self) -> Vec<(Tensor, Tensor)> {
+        match &self.recomputed {
+            Some(r) => std::mem::take(&mut *r.lock().unwrap_or_else(|e| e.into_inner())),
+            None => Vec::new(),
+        }
     }
 
     fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
@@ -112,14 +180,14 @@ impl TrainCtx {
     }
 }
 
-/// A projection: frozen or trainable weight, optional bias, optional LoRA.
+/// A projection: frozen (dense or quantized) or trainable weight, optional bias, optional LoRA.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// `[out, in]`.
-    pub weight: Tensor,
+    pub weight: Weight,
     /// `[out]`.
     pub bias: Option<Tensor>,
-    /// Set when fine-tuning all weights: then `weight` is this variable's tensor.
+    /// Set when fine-tuning all weights: then `weight` is this variable's (dense) tensor.
     pub full: Option<Var>,
     /// Set when this projection has an adapter.
     pub lora: Option<LoraPair>,
@@ -127,7 +195,7 @@ pub struct Linear {
 
 impl Linear {
     /// A frozen projection.
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
+    pub fn new(weight: Weight, bias: Option<Tensor>) -> Linear {
         Linear { weight, bias, full: None, lora: None }
     }
 

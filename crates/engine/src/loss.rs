@@ -1,22 +1,29 @@
-//! The causal language-model loss, computed only where labels exist.
+//! The causal language-model loss, computed only where labels exist, with a chunked
+//! cross-entropy that never holds more than [`CHUNK_ROWS`] rows of logits.
 
-use candle_core::{D, Result, Tensor};
+use std::sync::Arc;
 
-use crate::lora::TrainCtx;
-use crate::models::llama::Llama;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, D, Layout, Result, Shape, Storage, Tensor};
+
+use crate::models::llama::{Llama, Pass};
 
 /// Label value that masks a position out of the loss (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
 
+/// Rows of logits computed at once: 128 × a 49 k vocabulary is 25 MB, where a whole batch's
+/// logits and their softmax intermediates take gigabytes.
+pub const CHUNK_ROWS: usize = 128;
+
 /// Mean cross-entropy of predicting `labels[b, t+1]` from position `t`, over positions whose
 /// label is not [`IGNORE`] (transformers' `ForCausalLMLoss`). `ids` and `labels` are `[b, t]`
-/// (u32 and i64). Logits are computed only at those positions. Returns the loss and the number
-/// of tokens it averages over.
+/// (u32 and i64). Logits are computed only at those positions, a chunk at a time. Returns the
+/// loss and the number of tokens it averages over.
 pub fn causal_lm_loss(
     model: &Llama,
     ids: &Tensor,
     labels: &Tensor,
-    train: Option<&mut TrainCtx>,
+    pass: Pass,
 ) -> Result<(Tensor, usize)> {
     let (b, t) = ids.dims2()?;
     let lab = labels.to_vec2::<i64>()?;
@@ -36,12 +43,183 @@ pub fn causal_lm_loss(
         candle_core::bail!("the batch has no label tokens to learn from");
     }
     let dev = ids.device();
-    let hidden = model.hidden(ids, None, train)?;
+    let hidden = model.hidden(ids, None, pass)?;
     let hidden = hidden.reshape((b * t, hidden.dim(D::Minus1)?))?;
     let picked = hidden.index_select(&Tensor::new(rows, dev)?, 0)?;
-    let logits = model.logits(&picked)?;
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let targets = Tensor::new(targets, dev)?.unsqueeze(1)?;
-    let nll = logp.gather(&targets, 1)?.sum_all()?.neg()?;
+    let Some(head) = model.lm_head.weight.as_dense() else {
+        candle_core::bail!("the LM head must be dense");
+    };
+    let nll = cross_entropy_sum(&picked, head, &targets)?;
     Ok(((nll / n as f64)?, n))
+}
+
+/// `Σ_rows −log softmax(x·wᵀ)[target]` for `x` `[n, hidden]` and `w` `[vocab, hidden]`,
+/// differentiable in both. The forward and the backward pass each work through
+/// [`CHUNK_ROWS`] rows of logits at a time; the backward recomputes them (one more GEMM)
+/// rather than keep `[n, vocab]` alive between the passes.
+pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
+    let (n, _) = x.dims2()?;
+    if targets.len() != n {
+        candle_core::bail!("cross_entropy_sum: {} targets for {n} rows", targets.len());
+    }
+    let (x0, w0) = (x.detach(), w.detach());
+    let mut total = Tensor::zeros((), x.dtype(), x.device())?;
+    for (start, chunk) in (0..n).step_by(CHUNK_ROWS).zip(targets.chunks(CHUNK_ROWS)) {
+        let logits = x0.narrow(0, start, chunk.len())?.matmul(&w0.t()?)?;
+        let (lse, _) = log_sum_exp(&logits)?;
+        let picked = logits.gather(&target_column(chunk, x.device())?, 1)?;
+        total = (total + (lse - picked)?.sum_all()?)?;
+    }
+    x.apply_op2(w, CrossEntropy { targets: targets.into(), value: total })
+}
+
+/// Row-wise `log Σ exp`, `[rows, 1]`, and the row maxima it was shifted by.
+fn log_sum_exp(logits: &Tensor) -> Result<(Tensor, Tensor)> {
+    let max = logits.max_keepdim(1)?;
+    let lse = (logits.broadcast_sub(&max)?.exp()?.sum_keepdim(1)?.log()? + &max)?;
+    Ok((lse, max))
+}
+
+fn target_column(targets: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
+    Tensor::new(targets, dev)?.unsqueeze(1)
+}
+
+struct CrossEntropy {
+    targets: Arc<[u32]>,
+    /// The loss, computed when the op was built.
+    value: Tensor,
+}
+
+impl CrossEntropy {
+    fn output<S: BackendStorage>(
+        &self,
+        pick: impl Fn(&Storage) -> Option<&S>,
+    ) -> Result<(S, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        let s = pick(&storage).ok_or_else(|| {
+            candle_core::Error::Msg("cross_entropy_sum: inputs on different devices".into())
+        })?;
+        Ok((s.try_clone(layout)?, Shape::from(())))
+    }
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "chunked-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.output(|s| match s {
+            Storage::Cpu(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.output(|s| match s {
+            Storage::Cuda(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        self.output(|s| match s {
+            Storage::Metal(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let want_w = w.track_op();
+        let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
+        let dev = x.device();
+        let mut dx = Vec::new();
+        let mut dw: Option<Tensor> = None;
+        for (start, chunk) in
+            (0..x.dim(0)?).step_by(CHUNK_ROWS).zip(self.targets.chunks(CHUNK_ROWS))
+        {
+            let xc = x.narrow(0, start, chunk.len())?;
+            let logits = xc.matmul(&w.t()?)?;
+            let (lse, _) = log_sum_exp(&logits)?;
+            // d/dlogits of (lse − logit[target]) = softmax − one-hot.
+            let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?.to_dtype(x.dtype())?;
+            let d = logits
+                .broadcast_sub(&lse)?
+                .exp()?
+                .scatter_add(&target_column(chunk, dev)?, &minus_one, 1)?
+                .broadcast_mul(&grad)?;
+            dx.push(d.matmul(&w)?);
+            if want_w {
+                let g = d.t()?.matmul(&xc)?;
+                dw = Some(match dw {
+                    Some(acc) => (acc + g)?,
+                    None => g,
+                });
+            }
+        }
+        Ok((Some(Tensor::cat(&dx, 0)?), dw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn chunked_cross_entropy_matches_log_softmax_in_value_and_gradients() {
+        let dev = Device::Cpu;
+        // More rows than a chunk, so the chunk seams are crossed.
+        let n = CHUNK_ROWS * 2 + 37;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, 16), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1., (50, 16), &dev).unwrap()).unwrap();
+        let targets: Vec<u32> = (0..n as u32).map(|i| (i * 7 + 3) % 50).collect();
+        let ours = cross_entropy_sum(x.as_tensor(), w.as_tensor(), &targets).unwrap();
+        let logits = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap();
+        let logp = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+        let col = Tensor::new(targets.as_slice(), &dev).unwrap().unsqueeze(1).unwrap();
+        let reference = logp.gather(&col, 1).unwrap().sum_all().unwrap().neg().unwrap();
+        let (a, b) = (ours.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");
+        // Scale the loss so the incoming gradient is not 1.
+        let g1 = (ours * 0.5).unwrap().backward().unwrap();
+        let g2 = (reference * 0.5).unwrap().backward().unwrap();
+        for v in [&x, &w] {
+            let d = (g1.get(v.as_tensor()).unwrap() - g2.get(v.as_tensor()).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d <= 1e-5, "gradient differs by {d}");
+        }
+    }
 }

@@ -1,15 +1,82 @@
-//! Ops candle lacks for training: a matmul against a frozen weight that builds no weight gradient.
+//! Ops candle lacks for training: a matmul against a frozen weight that builds no weight gradient,
+//! dense or quantized.
 //!
 //! candle's `matmul` backward always computes the gradient of both operands, so a frozen base
 //! weight costs a weight-sized tensor and an extra GEMM per layer and step. [`frozen_linear`]
 //! is a custom op over the input alone: its forward runs the backend's GEMM against the weight,
-//! its backward returns only `g·W`.
+//! its backward returns only `g·W`. A quantized weight (QLoRA's frozen base) is dequantized for
+//! the GEMM in both directions and dropped right after, as bitsandbytes does: the model keeps
+//! only the quantized blocks, and the result is exactly LoRA over the dequantized base.
+
+use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
 
+/// A frozen projection weight `[out, in]`: f32, or quantized blocks (GGUF types).
+#[derive(Debug, Clone)]
+pub enum Weight {
+    /// A plain tensor (also the trainable one under full fine-tuning).
+    Dense(Tensor),
+    /// Quantized blocks, dequantized on use.
+    Quantized(Arc<QTensor>),
+}
+
+impl Weight {
+    /// `(out, in)`.
+    pub fn dims2(&self) -> Result<(usize, usize)> {
+        match self {
+            Weight::Dense(t) => t.dims2(),
+            Weight::Quantized(q) => q.shape().dims2(),
+        }
+    }
+
+    /// The f32 values (a cheap handle for `Dense`, a fresh dequantized tensor otherwise).
+    pub fn dense(&self) -> Result<Tensor> {
+        match self {
+            Weight::Dense(t) => Ok(t.clone()),
+            Weight::Quantized(q) => q.dequantize(&q.device()),
+        }
+    }
+
+    /// The tensor when dense.
+    pub fn as_dense(&self) -> Option<&Tensor> {
+        match self {
+            Weight::Dense(t) => Some(t),
+            Weight::Quantized(_) => None,
+        }
+    }
+
+    /// Bytes held.
+    pub fn storage_bytes(&self) -> usize {
+        match self {
+            Weight::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            Weight::Quantized(q) => q.storage_size_in_bytes(),
+        }
+    }
+
+    /// Quantizes a dense weight to `dtype` (a quantized one is kept as it is). Rows must be a
+    /// whole number of `dtype`'s blocks.
+    pub fn quantize(&self, dtype: GgmlDType) -> Result<Weight> {
+        match self {
+            Weight::Quantized(_) => Ok(self.clone()),
+            Weight::Dense(t) => {
+                let (_, inp) = t.dims2()?;
+                if !inp.is_multiple_of(dtype.block_size()) {
+                    candle_core::bail!(
+                        "cannot quantize to {dtype:?}: rows of {inp} values are not a whole number of {}-value blocks",
+                        dtype.block_size()
+                    );
+                }
+                Ok(Weight::Quantized(Arc::new(QTensor::quantize(t, dtype)?)))
+            }
+        }
+    }
+}
+
 /// `x · wᵀ` (`x`: `[.., in]`, `w`: `[out, in]`), differentiable in `x` only.
-pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+pub fn frozen_linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let (out, inp) = w.dims2()?;
     let rows = x.elem_count() / inp;
@@ -24,8 +91,8 @@ pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 struct FrozenLinear {
-    /// `[out, in]`, contiguous.
-    w: Tensor,
+    /// `[out, in]`.
+    w: Weight,
 }
 
 impl FrozenLinear {
@@ -58,7 +125,8 @@ impl CustomOp1 for FrozenLinear {
 
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
         let mnk = self.out_shape(xl)?;
-        let (ws, wl) = self.w.storage_and_layout();
+        let w = self.w.dense()?;
+        let (ws, wl) = w.storage_and_layout();
         match &*ws {
             Storage::Cpu(w) => gemm(x, xl, w, wl, mnk),
             _ => candle_core::bail!("frozen_linear: weight and input are on different devices"),
@@ -72,7 +140,8 @@ impl CustomOp1 for FrozenLinear {
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let mnk = self.out_shape(xl)?;
-        let (ws, wl) = self.w.storage_and_layout();
+        let w = self.w.dense()?;
+        let (ws, wl) = w.storage_and_layout();
         match &*ws {
             Storage::Cuda(w) => gemm(x, xl, w, wl, mnk),
             _ => candle_core::bail!("frozen_linear: weight and input are on different devices"),
@@ -86,7 +155,8 @@ impl CustomOp1 for FrozenLinear {
         xl: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
         let mnk = self.out_shape(xl)?;
-        let (ws, wl) = self.w.storage_and_layout();
+        let w = self.w.dense()?;
+        let (ws, wl) = w.storage_and_layout();
         match &*ws {
             Storage::Metal(w) => gemm(x, xl, w, wl, mnk),
             _ => candle_core::bail!("frozen_linear: weight and input are on different devices"),
@@ -94,7 +164,7 @@ impl CustomOp1 for FrozenLinear {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.matmul(&self.w)?))
+        Ok(Some(grad.matmul(&self.w.dense()?)?))
     }
 }
 
@@ -110,7 +180,7 @@ mod tests {
             Var::from_tensor(&Tensor::arange(0f32, 24., &dev).unwrap().reshape((2, 3, 4)).unwrap())
                 .unwrap();
         let w = (Tensor::arange(0f32, 20., &dev).unwrap().reshape((5, 4)).unwrap() * 0.1).unwrap();
-        let y = frozen_linear(x.as_tensor(), &w).unwrap();
+        let y = frozen_linear(x.as_tensor(), &Weight::Dense(w.clone())).unwrap();
         let reference = x.as_tensor().broadcast_matmul(&w.t().unwrap()).unwrap();
         assert_eq!(y.dims(), &[2, 3, 5]);
         assert_eq!(y.to_vec3::<f32>().unwrap(), reference.to_vec3::<f32>().unwrap());
@@ -121,5 +191,43 @@ mod tests {
             (gx - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-4, "{diff}");
         assert!(grads.get(&w).is_none(), "the frozen weight must get no gradient");
+    }
+
+    #[test]
+    fn a_quantized_weight_acts_as_its_dequantized_values() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (3, 64), &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1., (5, 64), &dev).unwrap();
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = Weight::Dense(w.clone()).quantize(dtype).unwrap();
+            assert!(q.storage_bytes() * 3 < 5 * 64 * 4, "{dtype:?} must be smaller than f32");
+            let dq = q.dense().unwrap();
+            // Quantized, not merely relabelled: the values moved, but not far.
+            let err =
+                (&dq - &w).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(err > 0.0 && err < 0.5, "{dtype:?}: {err}");
+            let y = frozen_linear(x.as_tensor(), &q).unwrap();
+            let reference = x.as_tensor().matmul(&dq.t().unwrap()).unwrap();
+            assert_eq!(y.to_vec2::<f32>().unwrap(), reference.to_vec2::<f32>().unwrap());
+            let grads = y.sum_all().unwrap().backward().unwrap();
+            let gx = grads.get(x.as_tensor()).unwrap();
+            let expected =
+                Tensor::ones((3, 5), candle_core::DType::F32, &dev).unwrap().matmul(&dq).unwrap();
+            let diff = (gx - expected)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-4, "{dtype:?}: {diff}");
+        }
+        assert!(
+            Weight::Dense(Tensor::zeros((2, 48), candle_core::DType::F32, &dev).unwrap())
+                .quantize(GgmlDType::Q4_1)
+                .is_err(),
+            "48 values are not whole 32-value blocks"
+        );
     }
 }

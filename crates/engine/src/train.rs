@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter::{self, Params};
 use crate::bundle::Bundle;
-use crate::lora::{LoraConfig, TrainCtx};
+use crate::lora::{LoraConfig, Quant, TrainCtx};
 use crate::loss::{IGNORE, causal_lm_loss};
-use crate::models::llama::Llama;
+use crate::models::llama::{Llama, Pass};
 use crate::optim::{AdamW, AdamWConfig, Schedule, clip_grad_norm, lr_at};
 use crate::template::Message;
 use crate::{Error, Result};
@@ -30,6 +30,15 @@ use crate::{Error, Result};
 pub enum Method {
     /// Low-rank adapters on a frozen f32 base.
     Lora(LoraConfig),
+    /// QLoRA: low-rank adapters on a frozen quantized base. Projections the checkpoint already
+    /// stores quantized (a GGUF opened with `Bundle::open_quantized`) keep their blocks; dense
+    /// ones are quantized to `quant` when training starts.
+    Qlora {
+        /// The adapters.
+        lora: LoraConfig,
+        /// Block type for dense projections.
+        quant: Quant,
+    },
     /// Every weight trained.
     Full,
 }
@@ -65,6 +74,29 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Checkpoints kept (oldest removed first).
     pub keep_checkpoints: usize,
+    /// Gradient checkpointing: keep only each decoder block's input during the forward pass
+    /// and recompute the block in the backward pass (same results, a fraction of the memory,
+    /// one more forward pass of compute).
+    pub gradient_checkpointing: bool,
+}
+
+impl Method {
+    /// `lora`, `qlora` or `full`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Lora(_) => "lora",
+            Method::Qlora { .. } => "qlora",
+            Method::Full => "full",
+        }
+    }
+
+    /// The adapter settings, unless all weights are trained.
+    pub fn lora(&self) -> Option<&LoraConfig> {
+        match self {
+            Method::Lora(l) | Method::Qlora { lora: l, .. } => Some(l),
+            Method::Full => None,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -84,6 +116,7 @@ impl Default for TrainConfig {
             eval_every: 0,
             checkpoint_every: 0,
             keep_checkpoints: 2,
+            gradient_checkpointing: true,
         }
     }
 }
@@ -237,7 +270,7 @@ pub fn evaluate(model: &Llama, eval: &[Example], batch_size: usize) -> Result<f6
     for chunk in eval.chunks(batch_size.max(1)) {
         let refs: Vec<&Example> = chunk.iter().collect();
         let (ids, labels, _) = collate(&refs, model.device())?;
-        match causal_lm_loss(model, &ids, &labels, None) {
+        match causal_lm_loss(model, &ids, &labels, Pass::Infer) {
             Ok((loss, n)) => {
                 total += loss.detach().to_scalar::<f32>()? as f64 * n as f64;
                 tokens += n;
@@ -289,6 +322,10 @@ pub fn train(
     let dev = model.device().clone();
     let params = match &cfg.method {
         Method::Lora(l) => adapter::add_lora(model, l, cfg.seed, &dev)?,
+        Method::Qlora { lora, quant } => {
+            model.quantize_projections(quant.ggml())?;
+            adapter::add_lora(model, lora, cfg.seed, &dev)?
+        }
         Method::Full => adapter::make_full(model)?,
     };
     let per_step = cfg.batch_size.max(1) * cfg.grad_accum.max(1);
@@ -317,11 +354,25 @@ pub fn train(
             let batch = micro_batch(train, cfg, step, micro);
             let (ids, labels, real) = collate(&batch, &dev)?;
             real_tokens += real;
-            let mut ctx = TrainCtx::new(mix(cfg.seed, step as u64, micro as u64));
-            let (loss, _) = causal_lm_loss(model, &ids, &labels, Some(&mut ctx))?;
+            let seed = mix(cfg.seed, step as u64, micro as u64);
+            let mut ctx = if cfg.gradient_checkpointing {
+                TrainCtx::with_checkpointing(seed)
+            } else {
+                TrainCtx::new(seed)
+            };
+            let (loss, _) = causal_lm_loss(model, &ids, &labels, Pass::Train(&mut ctx))?;
             let scaled = (loss / cfg.grad_accum.max(1) as f64)?;
             loss_sum += scaled.to_scalar::<f32>()? as f64;
-            let g = scaled.backward()?;
+            let mut g = scaled.backward()?;
+            drop(scaled);
+            // Parameters inside checkpointed blocks got their gradients during the replay.
+            for (t, new) in ctx.take_gradients() {
+                let sum = match g.remove(&t) {
+                    Some(old) => (old + new)?,
+                    None => new,
+                };
+                g.insert(&t, sum);
+            }
             grads = Some(match grads {
                 None => g,
                 Some(mut acc) => {
@@ -476,9 +527,9 @@ fn save_params(
     params: &Params,
     base: &str,
 ) -> Result<()> {
-    match &cfg.method {
-        Method::Lora(l) => adapter::save_peft(model, l, base, dir),
-        Method::Full => {
+    match cfg.method.lora() {
+        Some(l) => adapter::save_peft(model, l, base, dir),
+        None => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let tensors: HashMap<String, Tensor> =
                 params.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
@@ -552,9 +603,9 @@ fn save_result(
     params: &Params,
     base: &str,
 ) -> Result<PathBuf> {
-    let dir = match cfg.method {
-        Method::Lora(_) => out.join("adapter"),
-        Method::Full => out.join("model"),
+    let dir = match cfg.method.lora() {
+        Some(_) => out.join("adapter"),
+        None => out.join("model"),
     };
     save_params(&dir, model, cfg, params, base)?;
     Ok(dir)

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{GgmlDType, QStorage, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
 
 use crate::models::llama::{Config, Llama};
+use crate::ops::Weight;
 use crate::{Error, Result};
 
 /// The context length (`max_position_embeddings`) of a Hugging Face folder.
@@ -37,7 +39,7 @@ pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
     for f in &files {
         let t = candle_core::safetensors::load(f, dev).map_err(|e| Error::bad(f, e))?;
         for (k, v) in t {
-            tensors.insert(k, v.to_dtype(DType::F32).map_err(|e| Error::bad(f, e))?);
+            tensors.insert(k, Weight::Dense(v.to_dtype(DType::F32).map_err(|e| Error::bad(f, e))?));
         }
     }
     Llama::new(cfg, &mut tensors, dev).map_err(|e| Error::bad(dir, e))
@@ -47,15 +49,17 @@ pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
 pub fn load_gguf(path: &Path, dev: &Device) -> Result<Llama> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
-    llama_from_gguf(&content, &mut f, path, dev)
+    llama_from_gguf(&content, &mut f, path, dev, false)
 }
 
-/// Builds the f32 model from an already-read GGUF header and its open file.
+/// Builds the model from an already-read GGUF header and its open file: all f32, or with
+/// `keep_quantized` the projection weights left in the file's quantized blocks (QLoRA's base).
 pub fn llama_from_gguf(
     content: &gguf_file::Content,
     f: &mut std::fs::File,
     path: &Path,
     dev: &Device,
+    keep_quantized: bool,
 ) -> Result<Llama> {
     let cfg = gguf_config(content).map_err(|e| Error::bad(path, e))?;
     let arch = cfg.model_type.clone();
@@ -63,17 +67,30 @@ pub fn llama_from_gguf(
     for name in content.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
         let q = content.tensor(f, name, dev).map_err(|e| Error::bad(path, e))?;
-        let mut t = q.dequantize(dev).map_err(|e| Error::bad(path, e))?;
         // llama.cpp's converter permutes Q and K of "llama" models for interleaved RoPE.
-        if arch == "llama" && (hf.ends_with("q_proj.weight") || hf.ends_with("k_proj.weight")) {
-            let heads = if hf.ends_with("q_proj.weight") {
-                cfg.num_attention_heads
-            } else {
-                cfg.kv_heads()
+        let heads = match hf.rsplit('.').nth(1) {
+            Some("q_proj") if arch == "llama" => Some(cfg.num_attention_heads),
+            Some("k_proj") if arch == "llama" => Some(cfg.kv_heads()),
+            _ => None,
+        };
+        let is_projection = hf.ends_with("_proj.weight");
+        let w = if keep_quantized
+            && is_projection
+            && !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+        {
+            let q = match heads {
+                Some(h) => unpermute_rows(&q, h),
+                None => Ok(q),
             };
-            t = unpermute(&t, heads).map_err(|e| Error::bad(path, e))?;
-        }
-        tensors.insert(hf, t);
+            Weight::Quantized(Arc::new(q.map_err(|e| Error::bad(path, e))?))
+        } else {
+            let mut t = q.dequantize(dev).map_err(|e| Error::bad(path, e))?;
+            if let Some(h) = heads {
+                t = unpermute(&t, h).map_err(|e| Error::bad(path, e))?;
+            }
+            Weight::Dense(t)
+        };
+        tensors.insert(hf, w);
     }
     Llama::new(cfg, &mut tensors, dev).map_err(|e| Error::bad(path, e))
 }
@@ -162,6 +179,25 @@ fn unpermute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     w.reshape((heads, hd / 2, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))
 }
 
+/// [`unpermute`] on a quantized weight: whole rows of blocks move, no value changes.
+fn unpermute_rows(q: &QTensor, heads: usize) -> candle_core::Result<QTensor> {
+    let (out, _) = q.shape().dims2()?;
+    let dev = q.device();
+    // Where each row comes from: the same permutation applied to the row numbers.
+    let rows =
+        Tensor::arange(0u32, out as u32, &Device::Cpu)?.to_dtype(DType::F32)?.reshape((out, 1))?;
+    let from: Vec<f32> = unpermute(&rows, heads)?.flatten_all()?.to_vec1()?;
+    let data = q.data()?;
+    let row_bytes = data.len() / out;
+    let mut moved = Vec::with_capacity(data.len());
+    for r in from {
+        let r = r as usize;
+        moved.extend_from_slice(&data[r * row_bytes..(r + 1) * row_bytes]);
+    }
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(moved), &dev, q.dtype())?;
+    QTensor::new(storage, q.shape().clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +236,23 @@ mod tests {
             .unwrap();
         let back = unpermute(&permuted, h).unwrap();
         assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
+    }
+
+    #[test]
+    fn unpermuting_quantized_rows_equals_unpermuting_values() {
+        let (h, hd, inp) = (2, 4, 64);
+        let w = Tensor::randn(0f32, 1., (h * hd, inp), &Device::Cpu).unwrap();
+        for dtype in
+            [candle_core::quantized::GgmlDType::Q4_1, candle_core::quantized::GgmlDType::Q8_0]
+        {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let by_rows = unpermute_rows(&q, h).unwrap().dequantize(&Device::Cpu).unwrap();
+            let by_values = unpermute(&q.dequantize(&Device::Cpu).unwrap(), h).unwrap();
+            assert_eq!(by_rows.to_vec2::<f32>().unwrap(), by_values.to_vec2::<f32>().unwrap());
+            assert_ne!(
+                by_rows.to_vec2::<f32>().unwrap(),
+                q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap()
+            );
+        }
     }
 }

@@ -293,6 +293,28 @@ fn train_writes_a_peft_adapter_and_resumes() {
     assert!(e.contains("bad.jsonl:1:"), "{e}");
     let e = home.err(&[&common[..], &["--method", "qlora2"]].concat());
     assert!(e.contains("unknown method"), "{e}");
+
+    // QLoRA: the same adapter format, trained over the GGUF's quantized blocks.
+    let qout = home.path().join("qrun");
+    let q = [
+        "train",
+        "--data",
+        data,
+        "--out",
+        qout.to_str().unwrap(),
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--method",
+        "qlora",
+    ];
+    let last = home.ok(&[&q[..], &["--json"]].concat());
+    let summary: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["steps"], 1, "{summary}");
+    assert!(qout.join("adapter/adapter_model.safetensors").is_file());
+    let e = home.err(&[&q[..], &["--quant", "q3"]].concat());
+    assert!(e.contains("unknown quantization 'q3'"), "{e}");
 }
 
 #[test]

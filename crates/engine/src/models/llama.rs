@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
-use candle_core::{D, DType, Device, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Device, Layout, Result, Storage, Tensor, Var};
 use serde::Deserialize;
 
 use crate::lora::{Linear, TrainCtx};
+use crate::ops::Weight;
 
 /// `config.json` of a Llama or Qwen2 checkpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -162,39 +163,66 @@ pub const PROJECTIONS: [(&str, &str); 7] = [
 ];
 
 impl Llama {
-    /// Builds the model from tensors named as in a Hugging Face checkpoint.
-    pub fn new(cfg: Config, w: &mut HashMap<String, Tensor>, dev: &Device) -> Result<Llama> {
-        let mut take = |name: &str| -> Result<Tensor> {
+    /// Builds the model from tensors named as in a Hugging Face checkpoint. Projections keep
+    /// the form they come in (quantized for QLoRA); everything else is made dense.
+    pub fn new(cfg: Config, w: &mut HashMap<String, Weight>, dev: &Device) -> Result<Llama> {
+        let mut take_weight = |name: &str| -> Result<Weight> {
             w.remove(name)
                 .ok_or_else(|| candle_core::Error::Msg(format!("tensor {name} is missing")))
         };
-        let embed = take("model.embed_tokens.weight")?;
+        let embed = take_weight("model.embed_tokens.weight")?.dense()?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");
             let mut proj = HashMap::new();
             for (parent, name) in PROJECTIONS {
-                let weight = take(&format!("{p}.{parent}.{name}.weight"))?;
+                let weight = take_weight(&format!("{p}.{parent}.{name}.weight"))?;
                 let has_bias = match name {
                     "q_proj" | "k_proj" | "v_proj" => cfg.qkv_bias(),
                     "o_proj" => cfg.o_bias(),
                     _ => false,
                 };
-                let bias =
-                    if has_bias { Some(take(&format!("{p}.{parent}.{name}.bias"))?) } else { None };
+                let bias = if has_bias {
+                    Some(take_weight(&format!("{p}.{parent}.{name}.bias"))?.dense()?)
+                } else {
+                    None
+                };
                 proj.insert(name, Linear::new(weight, bias));
             }
             layers.push(Block {
-                attn_norm: take(&format!("{p}.input_layernorm.weight"))?,
-                mlp_norm: take(&format!("{p}.post_attention_layernorm.weight"))?,
+                attn_norm: take_weight(&format!("{p}.input_layernorm.weight"))?.dense()?,
+                mlp_norm: take_weight(&format!("{p}.post_attention_layernorm.weight"))?.dense()?,
                 proj,
             });
         }
-        let norm = take("model.norm.weight")?;
+        let norm = take_weight("model.norm.weight")?.dense()?;
         // Without its own head the model is tied, whatever the config says.
-        let lm_head = Linear::new(take("lm_head.weight").unwrap_or_else(|_| embed.clone()), None);
+        let head = match take_weight("lm_head.weight") {
+            Ok(w) => w.dense()?,
+            Err(_) => embed.clone(),
+        };
+        let lm_head = Linear::new(Weight::Dense(head), None);
         let (cos, sin) = rope_tables(&cfg, dev)?;
         Ok(Llama { cfg, embed, layers, norm, lm_head, cos, sin })
+    }
+
+    /// Quantizes every dense projection weight to `dtype` (QLoRA's frozen base); projections
+    /// already quantized keep their type.
+    pub fn quantize_projections(&mut self, dtype: candle_core::quantized::GgmlDType) -> Result<()> {
+        for layer in &mut self.layers {
+            for lin in layer.proj.values_mut() {
+                if lin.full.is_some() {
+                    candle_core::bail!("a fully trained projection cannot be quantized");
+                }
+                lin.weight = lin.weight.quantize(dtype)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes held by the projection weights (quantized or not).
+    pub fn projection_bytes(&self) -> usize {
+        self.layers.iter().flat_map(|l| l.proj.values()).map(|p| p.weight.storage_bytes()).sum()
     }
 
     /// Where the model's tensors live.
@@ -213,7 +241,7 @@ impl Llama {
         &self,
         ids: &Tensor,
         mut cache: Option<&mut Cache>,
-        mut train: Option<&mut TrainCtx>,
+        mut pass: Pass,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map(|c| c.len()).unwrap_or(0);
@@ -223,19 +251,32 @@ impl Llama {
             self.cfg.hidden_size,
         ))?;
         let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
+        let pos = Positions {
+            cos: self.cos.narrow(0, offset, t)?,
+            sin: self.sin.narrow(0, offset, t)?,
+            mask,
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.kv[i]);
-            let h = rms_norm(&x, &layer.attn_norm, self.cfg.rms_norm_eps)?;
-            let h =
-                self.attention(layer, &h, &cos, &sin, mask.as_ref(), kv, train.as_deref_mut())?;
-            x = (x + h)?;
-            let h = rms_norm(&x, &layer.mlp_norm, self.cfg.rms_norm_eps)?;
-            let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
-            let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
-            let h = layer.proj["down_proj"].forward(&(gate.silu()? * up)?, train.as_deref_mut())?;
-            x = (x + h)?;
+            x = match &mut pass {
+                Pass::Infer => {
+                    let y = block(&self.cfg, layer, &x, &pos, kv, None)?.detach();
+                    // Keep the cache free of graph edges too (a LoRA variable would hold
+                    // every step's activations alive through it).
+                    if let Some(Some((k, v))) = cache.as_deref_mut().map(|c| &mut c.kv[i]) {
+                        (*k, *v) = (k.detach(), v.detach());
+                    }
+                    y
+                }
+                Pass::Grad => block(&self.cfg, layer, &x, &pos, kv, None)?,
+                Pass::Train(ctx) if ctx.recomputed().is_some() => {
+                    if kv.is_some() {
+                        candle_core::bail!("checkpointed training runs without a cache");
+                    }
+                    checkpointed(&self.cfg, layer, &x, &pos, ctx)?
+                }
+                Pass::Train(ctx) => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
+            };
         }
         rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)
     }
@@ -245,49 +286,209 @@ impl Llama {
         self.lm_head.forward(hidden, None)
     }
 
-    /// Logits at every position, `[batch, seq, vocab]`.
+    /// Logits at every position, `[batch, seq, vocab]`, without gradients.
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut Cache>) -> Result<Tensor> {
-        self.logits(&self.hidden(ids, cache, None)?)
+        self.logits(&self.hidden(ids, cache, Pass::Infer)?)
+    }
+}
+
+/// How a forward pass runs.
+pub enum Pass<'a> {
+    /// No gradients will be asked for: each block's graph is dropped as soon as it is done
+    /// (evaluation, generation).
+    Infer,
+    /// Every op recorded, no dropout (gradient checks).
+    Grad,
+    /// Training: dropout masks from the context, and block checkpointing when it asks for it.
+    Train(&'a mut TrainCtx),
+}
+
+/// Rotary tables and the attention mask of the positions being computed.
+#[derive(Debug, Clone)]
+struct Positions {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Option<Tensor>,
+}
+
+impl Block {
+    /// The block's tensors that are trainable variables (LoRA pairs, or every weight when fully
+    /// fine-tuned).
+    fn variables(&self) -> Vec<Tensor> {
+        let mut all = vec![self.attn_norm.clone(), self.mlp_norm.clone()];
+        for lin in self.proj.values() {
+            all.extend(lin.weight.as_dense().cloned());
+            all.extend(lin.bias.clone());
+            if let Some(l) = &lin.lora {
+                all.push(l.a.as_tensor().clone());
+                all.push(l.b.as_tensor().clone());
+            }
+        }
+        all.retain(|t| t.is_variable());
+        all
+    }
+}
+
+/// One decoder block with its residual connections: `[b, t, hidden]` in and out.
+fn block(
+    cfg: &Config,
+    layer: &Block,
+    x: &Tensor,
+    pos: &Positions,
+    kv: Option<&mut Option<(Tensor, Tensor)>>,
+    mut train: Option<&mut TrainCtx>,
+) -> Result<Tensor> {
+    let h = rms_norm(x, &layer.attn_norm, cfg.rms_norm_eps)?;
+    let h = attention(cfg, layer, &h, pos, kv, train.as_deref_mut())?;
+    let x = (x + h)?;
+    let h = rms_norm(&x, &layer.mlp_norm, cfg.rms_norm_eps)?;
+    let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
+    let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
+    let h = layer.proj["down_proj"].forward(&(gate.silu()? * up)?, train)?;
+    x + h
+}
+
+fn attention(
+    cfg: &Config,
+    layer: &Block,
+    x: &Tensor,
+    pos: &Positions,
+    kv: Option<&mut Option<(Tensor, Tensor)>>,
+    mut train: Option<&mut TrainCtx>,
+) -> Result<Tensor> {
+    let (b, t, _) = x.dims3()?;
+    let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+    let q = layer.proj["q_proj"].forward(x, train.as_deref_mut())?;
+    let k = layer.proj["k_proj"].forward(x, train.as_deref_mut())?;
+    let v = layer.proj["v_proj"].forward(x, train.as_deref_mut())?;
+    let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
+    let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+    let mut v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+    let q = candle_nn::rotary_emb::rope_slow(&q, &pos.cos, &pos.sin)?;
+    let mut k = candle_nn::rotary_emb::rope_slow(&k, &pos.cos, &pos.sin)?;
+    if let Some(slot) = kv {
+        if let Some((pk, pv)) = slot.as_ref() {
+            k = Tensor::cat(&[pk, &k], 2)?;
+            v = Tensor::cat(&[pv, &v], 2)?;
+        }
+        *slot = Some((k.clone(), v.clone()));
+    }
+    let k = repeat_kv(&k, nh / nkv)?;
+    let v = repeat_kv(&v, nh / nkv)?;
+    let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
+    if let Some(m) = &pos.mask {
+        att = att.broadcast_add(m)?;
+    }
+    let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+    let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+    layer.proj["o_proj"].forward(&y, train)
+}
+
+/// A block whose activations are not kept: the forward pass stores its input and output only,
+/// and the backward pass runs the block again (same dropout masks) to get the input's gradient
+/// and the block's parameter gradients, which go to the context's [`Recomputed`] list.
+fn checkpointed(
+    cfg: &Config,
+    layer: &Block,
+    x: &Tensor,
+    pos: &Positions,
+    ctx: &mut TrainCtx,
+) -> Result<Tensor> {
+    let replay = ctx.snapshot();
+    let Some(sink) = ctx.recomputed().cloned() else {
+        candle_core::bail!("checkpointed block without a gradient list");
+    };
+    let out = block(cfg, layer, &x.detach(), pos, None, Some(ctx))?.detach();
+    // The op is only recorded on a tracked input: the first block's input (a frozen embedding
+    // lookup) becomes a variable whose gradient is simply not used.
+    let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
+    x.apply_op1(Checkpoint {
+        cfg: cfg.clone(),
+        layer: layer.clone(),
+        pos: pos.clone(),
+        replay,
+        out,
+        sink,
+    })
+}
+
+struct Checkpoint {
+    cfg: Config,
+    layer: Block,
+    pos: Positions,
+    /// Dropout state before the block ran.
+    replay: TrainCtx,
+    /// The block's output, computed when the op was built.
+    out: Tensor,
+    sink: crate::lora::Recomputed,
+}
+
+impl Checkpoint {
+    fn output<S: candle_core::backend::BackendStorage>(
+        &self,
+        pick: impl Fn(&Storage) -> Option<&S>,
+    ) -> Result<(S, candle_core::Shape)> {
+        let (storage, layout) = self.out.storage_and_layout();
+        let s = pick(&storage).ok_or_else(|| {
+            candle_core::Error::Msg("checkpoint: output and input on different devices".into())
+        })?;
+        if !layout.is_contiguous() || layout.start_offset() != 0 {
+            candle_core::bail!("checkpoint: the block's output is not a whole contiguous tensor");
+        }
+        Ok((s.try_clone(layout)?, layout.shape().clone()))
+    }
+}
+
+impl CustomOp1 for Checkpoint {
+    fn name(&self) -> &'static str {
+        "checkpointed-block"
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, candle_core::Shape)> {
+        self.output(|s| match s {
+            Storage::Cpu(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
         &self,
-        layer: &Block,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
-        kv: Option<&mut Option<(Tensor, Tensor)>>,
-        mut train: Option<&mut TrainCtx>,
-    ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (nh, nkv, hd) =
-            (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
-        let q = layer.proj["q_proj"].forward(x, train.as_deref_mut())?;
-        let k = layer.proj["k_proj"].forward(x, train.as_deref_mut())?;
-        let v = layer.proj["v_proj"].forward(x, train.as_deref_mut())?;
-        let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
-        let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-        let mut v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-        let q = candle_nn::rotary_emb::rope_slow(&q, cos, sin)?;
-        let mut k = candle_nn::rotary_emb::rope_slow(&k, cos, sin)?;
-        if let Some(slot) = kv {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            *slot = Some((k.clone(), v.clone()));
-        }
-        let k = repeat_kv(&k, nh / nkv)?;
-        let v = repeat_kv(&v, nh / nkv)?;
-        let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-        if let Some(m) = mask {
-            att = att.broadcast_add(m)?;
-        }
-        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
-        layer.proj["o_proj"].forward(&y, train)
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, candle_core::Shape)> {
+        self.output(|s| match s {
+            Storage::Cuda(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::MetalStorage, candle_core::Shape)> {
+        self.output(|s| match s {
+            Storage::Metal(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let x = Var::from_tensor(&x.detach())?;
+        let mut replay = self.replay.snapshot();
+        let y = block(&self.cfg, &self.layer, x.as_tensor(), &self.pos, None, Some(&mut replay))?;
+        // The vector-Jacobian product: d(sum(y ⊙ grad)) = Jᵀ·grad for every input.
+        let grads = (y * grad.detach())?.sum_all()?.backward()?;
+        let found: Vec<(Tensor, Tensor)> = self
+            .layer
+            .variables()
+            .into_iter()
+            .filter_map(|v| grads.get(&v).map(|g| (v.clone(), g.clone())))
+            .collect();
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+        Ok(grads.get(x.as_tensor()).cloned())
     }
 }
 

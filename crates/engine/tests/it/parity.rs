@@ -76,7 +76,8 @@ fn lora_parity(arch: &str) {
         check(&format!("{arch} logits, row {b}"), &ours, &theirs);
     }
 
-    let (loss, n) = causal_lm_loss(&model, &ids, &labels, None).unwrap();
+    let (loss, n) =
+        causal_lm_loss(&model, &ids, &labels, engine::models::llama::Pass::Grad).unwrap();
     assert_eq!(n, 7 + 4, "label tokens after the shift: positions 5..12 and 5..9");
     check(&format!("{arch} loss"), &loss.reshape(1).unwrap(), fx.get("loss"));
 
@@ -113,7 +114,8 @@ fn full_parity(arch: &str) {
     let mut model = load_hf(&fx.dir, &Device::Cpu).unwrap();
     let params = make_full(&mut model).unwrap();
     let (ids, labels) = fx.batch();
-    let (loss, _) = causal_lm_loss(&model, &ids, &labels, None).unwrap();
+    let (loss, _) =
+        causal_lm_loss(&model, &ids, &labels, engine::models::llama::Pass::Grad).unwrap();
     let grads = loss.backward().unwrap();
     let expected: Vec<&String> = fx.expected.keys().filter(|k| k.starts_with("full.")).collect();
     assert_eq!(expected.len(), params.vars.len(), "{arch}: same trainable tensors as PyTorch");

@@ -6,7 +6,8 @@ use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use engine::bundle::Bundle;
-use engine::lora::LoraConfig;
+use engine::lora::{LoraConfig, Quant};
+use engine::ops::Weight;
 use engine::optim::{AdamWConfig, Schedule};
 use engine::template::Message;
 use engine::train::{Example, Method, TrainConfig, read_chat_jsonl, split, tokenize, train};
@@ -90,6 +91,101 @@ fn killed_run_resumes_to_the_same_losses() {
     }
     assert_eq!(resumed.eval_loss_after, full.eval_loss_after);
     assert!(cut.path().join("adapter/adapter_model.safetensors").exists());
+}
+
+#[test]
+fn qlora_is_lora_over_the_quantized_base_in_a_fraction_of_the_memory() {
+    let data = tiny_examples(16, 11);
+    let (tr, ev) = split(data, 0.25, 1);
+    let lora = match tiny_config().method {
+        Method::Lora(l) => l,
+        _ => unreachable!(),
+    };
+    let dev = Device::Cpu;
+    for quant in [Quant::Q4_1, Quant::Q8_0] {
+        // QLoRA: the projections become quantized blocks when training starts.
+        let cfg =
+            TrainConfig { method: Method::Qlora { lora: lora.clone(), quant }, ..tiny_config() };
+        let out = tempfile::tempdir().unwrap();
+        let mut q = load_hf(&tiny_dir(), &dev).unwrap();
+        let dense_bytes = q.projection_bytes();
+        let qs = train(&mut q, &tr, &ev, &cfg, "tiny", out.path(), None, &mut |_| true).unwrap();
+        let quant_bytes = q.projection_bytes();
+        assert!(
+            quant_bytes * 3 < dense_bytes,
+            "{quant:?}: {quant_bytes} bytes of projections vs {dense_bytes} dense"
+        );
+
+        // Plain LoRA over a dense copy of the same quantized values: the same run, step by step.
+        let mut d = load_hf(&tiny_dir(), &dev).unwrap();
+        for layer in &mut d.layers {
+            for lin in layer.proj.values_mut() {
+                let w = lin.weight.quantize(quant.ggml()).unwrap().dense().unwrap();
+                lin.weight = Weight::Dense(w);
+            }
+        }
+        let cfg = TrainConfig { method: Method::Lora(lora.clone()), ..tiny_config() };
+        let out2 = tempfile::tempdir().unwrap();
+        let ds = train(&mut d, &tr, &ev, &cfg, "tiny", out2.path(), None, &mut |_| true).unwrap();
+        assert_eq!(qs.trainable_parameters, ds.trainable_parameters);
+        for (i, (a, b)) in qs.losses.iter().zip(&ds.losses).enumerate() {
+            assert!((a - b).abs() <= 1e-6, "{quant:?} step {}: qlora {a} vs lora {b}", i + 1);
+        }
+        // Learning happened, and it is not the dense model's run.
+        assert!(qs.eval_loss_after.unwrap() < qs.eval_loss_before.unwrap());
+        let mut f = load_hf(&tiny_dir(), &dev).unwrap();
+        let cfg = TrainConfig { method: Method::Lora(lora.clone()), ..tiny_config() };
+        let out3 = tempfile::tempdir().unwrap();
+        let fs = train(&mut f, &tr, &ev, &cfg, "tiny", out3.path(), None, &mut |_| true).unwrap();
+        assert_ne!(fs.losses, qs.losses, "{quant:?}: quantizing must change the base");
+        assert!(out.path().join("adapter/adapter_model.safetensors").exists());
+    }
+}
+
+#[test]
+fn gradient_checkpointing_changes_memory_not_results() {
+    let data = tiny_examples(16, 5);
+    let (tr, ev) = split(data, 0.25, 1);
+    let dev = Device::Cpu;
+    // LoRA with dropout (the replay must draw the same masks), and full fine-tuning (norms,
+    // projections and the embedding all trained).
+    for method in [tiny_config().method, Method::Full] {
+        let run = |checkpointing: bool| {
+            let cfg = TrainConfig {
+                method: method.clone(),
+                gradient_checkpointing: checkpointing,
+                ..tiny_config()
+            };
+            let out = tempfile::tempdir().unwrap();
+            let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+            let s = train(&mut m, &tr, &ev, &cfg, "tiny", out.path(), None, &mut |_| true).unwrap();
+            let file = if method == Method::Full {
+                "model/model.safetensors"
+            } else {
+                "adapter/adapter_model.safetensors"
+            };
+            let tensors = candle_core::safetensors::load(out.path().join(file), &dev).unwrap();
+            (s, tensors)
+        };
+        let (on, on_w) = run(true);
+        let (off, off_w) = run(false);
+        for (i, (a, b)) in on.losses.iter().zip(&off.losses).enumerate() {
+            assert!((a - b).abs() <= 1e-6, "{}: step {}: {a} vs {b}", method.name(), i + 1);
+        }
+        assert_eq!(on_w.len(), off_w.len());
+        for (name, a) in &on_w {
+            let d = (a - &off_w[name])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d <= 1e-5, "{}: {name} differs by {d}", method.name());
+        }
+        assert!(on.eval_loss_after.unwrap() < on.eval_loss_before.unwrap());
+    }
 }
 
 /// A small style-transfer task the base model cannot do: robot speak.
@@ -220,6 +316,56 @@ fn lora_on_smollm2_lowers_held_out_loss_and_peft_agrees() {
         let d = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(d <= 1e-3, "max |ours - peft| = {d}");
     }
+}
+
+#[test]
+fn qlora_on_smollm2_keeps_the_gguf_blocks_and_matches_lora() {
+    let Some(gguf) = crate::default_gguf() else { return };
+    let mut q = Bundle::open_quantized(&gguf, &Device::Cpu).unwrap();
+    let mut d = Bundle::open(&gguf, &Device::Cpu).unwrap();
+    // Every projection stays in the file's Q4_1 blocks: 5 bits per weight instead of 32.
+    let (qb, db) = (q.model.projection_bytes(), d.model.projection_bytes());
+    eprintln!(
+        "projection weights: {:.1} MB quantized vs {:.1} MB f32",
+        qb as f64 / 1e6,
+        db as f64 / 1e6
+    );
+    assert!(
+        q.model.layers.iter().flat_map(|l| l.proj.values()).all(|p| p.weight.as_dense().is_none())
+    );
+    assert_eq!(qb * 32, db * 5, "Q4_1 is 20 bytes per 32 weights");
+    let examples: Vec<Example> =
+        robot_data().iter().map(|m| tokenize(&d, m, 128).unwrap()).collect();
+    let (tr, ev) = split(examples, 0.2, 3);
+    let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
+    let cfg = |method| TrainConfig {
+        method,
+        steps: Some(3),
+        batch_size: 4,
+        adamw: AdamWConfig { lr: 1e-3, ..AdamWConfig::default() },
+        ..TrainConfig::default()
+    };
+    let ev = &ev[..4];
+    let (o1, o2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let qcfg = cfg(Method::Qlora { lora: lora.clone(), quant: Quant::Q4_1 });
+    let qs =
+        train(&mut q.model, &tr, ev, &qcfg, "smollm2", o1.path(), None, &mut |_| true).unwrap();
+    let ds = train(
+        &mut d.model,
+        &tr,
+        ev,
+        &cfg(Method::Lora(lora)),
+        "smollm2",
+        o2.path(),
+        None,
+        &mut |_| true,
+    )
+    .unwrap();
+    eprintln!("qlora losses {:?}, lora losses {:?}", qs.losses, ds.losses);
+    for (i, (a, b)) in qs.losses.iter().zip(&ds.losses).enumerate() {
+        assert!((a - b).abs() <= 1e-5, "step {}: qlora {a} vs lora {b}", i + 1);
+    }
+    assert!(qs.eval_loss_after.unwrap() < qs.eval_loss_before.unwrap());
 }
 
 #[test]
