@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use engine::bundle::Bundle;
-use engine::lora::LoraConfig;
+use engine::lora::{LoraConfig, TrainCtx};
+use engine::models::llama::Pass;
 use engine::optim::{AdamW, AdamWConfig};
 use serde::Serialize;
 
@@ -28,6 +29,9 @@ pub struct TrainShape {
     pub rounds: usize,
     /// Threads each side may use.
     pub threads: usize,
+    /// Both sides recompute each decoder block in the backward pass (ours: the training
+    /// default; PyTorch: `gradient_checkpointing_enable`).
+    pub gradient_checkpointing: bool,
 }
 
 /// One side's measurement.
@@ -82,8 +86,44 @@ fn rss() -> u64 {
     memory_stats::memory_stats().map(|m| m.physical_mem as u64).unwrap_or(0)
 }
 
+/// The highest resident memory seen while it lives, sampled every 5 ms on its own thread (from `statm`: reading `smaps` walks every page table and slowed training by a third)
+/// (the peak falls inside the backward pass, not between steps).
+struct PeakRss {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl PeakRss {
+    fn start() -> PeakRss {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = rss();
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss());
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak.max(rss())
+        });
+        PeakRss { stop, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for PeakRss {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
     let _hold = crate::memory::HoldPages::new();
+    let peak = PeakRss::start();
     let mut b = Bundle::open(path, &Device::Cpu)?;
     let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
     let params = engine::adapter::add_lora(&mut b.model, &lora, 0, &b.device)?;
@@ -95,16 +135,20 @@ fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
     let ids: Vec<u32> = (0..n as u64).map(|i| 3 + ((i * 2654435761) % 49000) as u32).collect();
     let ids = Tensor::from_vec(ids, (s.batch, s.seq), &b.device).map_err(engine::Error::from)?;
     let labels = ids.to_dtype(candle_core::DType::I64).map_err(engine::Error::from)?;
-    let mut peak = rss();
+    // The training loop's step (engine::train), without its data handling.
     let mut step = || -> engine::Result<()> {
-        let (loss, _) = engine::loss::causal_lm_loss(
-            &b.model,
-            &ids,
-            &labels,
-            engine::models::llama::Pass::Grad,
-        )?;
-        let grads = loss.backward()?;
-        peak = peak.max(rss());
+        let mut ctx = if s.gradient_checkpointing {
+            TrainCtx::with_checkpointing(0)
+        } else {
+            TrainCtx::new(0)
+        };
+        let (loss, _) =
+            engine::loss::causal_lm_loss(&b.model, &ids, &labels, Pass::Train(&mut ctx))?;
+        let mut grads = loss.backward()?;
+        drop(loss);
+        for (t, g) in ctx.take_gradients() {
+            grads.insert(&t, g);
+        }
         opt.step(&grads, 1e-4)?;
         Ok(())
     };
@@ -114,7 +158,7 @@ fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
         step()?;
     }
     let secs = t.elapsed().as_secs_f64();
-    Ok(Measure { tokens_per_second: (s.steps * n) as f64 / secs, peak_rss_bytes: peak })
+    Ok(Measure { tokens_per_second: (s.steps * n) as f64 / secs, peak_rss_bytes: peak.finish() })
 }
 
 fn bench_peer(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
@@ -124,6 +168,7 @@ fn bench_peer(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
     c.arg(&script)
         .arg(path)
         .args([s.steps, s.batch, s.seq, s.threads].map(|v| v.to_string()))
+        .arg(if s.gradient_checkpointing { "1" } else { "0" })
         .env("OMP_NUM_THREADS", s.threads.to_string());
     run_peer(c, "PyTorch + PEFT")
 }

@@ -18,8 +18,11 @@ pub struct GenerateRequest {
     pub system: Option<String>,
     /// The user's message.
     pub prompt: String,
-    /// A PEFT adapter folder to apply (unmerged), e.g. a run's `adapter/`.
+    /// A PEFT adapter folder to apply, e.g. a run's `adapter/`.
     pub adapter: Option<PathBuf>,
+    /// Fold the adapter into the weights first (faster per token) instead of applying it
+    /// unmerged.
+    pub merge: bool,
     /// Run a GGUF's quantized weights directly (no adapter) instead of the f32 path.
     pub quantized: bool,
     /// Sampling controls.
@@ -88,6 +91,9 @@ impl App {
                 let mut b = Bundle::open(&path, &device)?;
                 if let Some(dir) = &req.adapter {
                     engine::adapter::load_peft(&mut b.model, dir, &b.device)?;
+                    if req.merge {
+                        engine::adapter::merge_lora(&mut b.model)?;
+                    }
                 }
                 bundle = b;
                 let ids = bundle.prompt_ids(&messages)?;

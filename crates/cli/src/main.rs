@@ -76,6 +76,9 @@ enum BenchCmd {
         /// Threads for the peer (ours uses the machine's rayon pool)
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Keep every layer's activations on both sides (no gradient checkpointing)
+        #[arg(long)]
+        no_gradient_checkpointing: bool,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -324,6 +327,10 @@ struct GenerateArgs {
     /// PEFT adapter folder to apply (e.g. the adapter/ a `train` run wrote)
     #[arg(long)]
     adapter: Option<PathBuf>,
+    /// Fold the adapter into the weights before generating (W + alpha/r·B·A): same outputs,
+    /// the base model's speed
+    #[arg(long, requires = "adapter")]
+    merge: bool,
     /// Run the GGUF's quantized weights (Q4_1 …) directly instead of the f32 path
     #[arg(long)]
     quantized: bool,
@@ -524,6 +531,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 system: g.system,
                 prompt: g.prompt,
                 adapter: g.adapter,
+                merge: g.merge,
                 quantized: g.quantized,
                 sampling: app::Sampling {
                     temperature: g.temperature,
@@ -705,9 +713,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             steps,
             rounds,
             threads,
+            no_gradient_checkpointing,
             json,
         }) => {
-            let shape = app::TrainShape { batch, seq, steps, rounds, threads };
+            let gradient_checkpointing = !no_gradient_checkpointing;
+            let shape =
+                app::TrainShape { batch, seq, steps, rounds, threads, gradient_checkpointing };
             let r = app.bench_train(&model, shape, vs_peer)?;
             print(json, &r, || {
                 let side = |name: &str, v: &[app::Measure]| {
@@ -723,7 +734,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .join("\n")
                 };
                 let mut s = format!(
-                    "LoRA training, batch {batch} x {seq} tokens, r=8, all projections, f32\n"
+                    "LoRA training, batch {batch} x {seq} tokens, r=8, all projections, f32, gradient checkpointing {}\n",
+                    if gradient_checkpointing { "on" } else { "off" }
                 );
                 s += &side("vibeflow", &r.ours);
                 if !r.peer.is_empty() {

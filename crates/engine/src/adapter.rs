@@ -218,6 +218,22 @@ pub fn load_peft(model: &mut Llama, dir: &Path, dev: &Device) -> Result<(LoraCon
     Ok((cfg, params))
 }
 
+/// Folds every LoRA pair into its projection (`W + (alpha/r)·B·A`) and removes the pair: the
+/// model then runs at the base model's cost per token, with the adapter's outputs. A quantized
+/// projection becomes dense. Returns the number of projections merged.
+pub fn merge_lora(model: &mut Llama) -> Result<usize> {
+    let mut merged = 0;
+    for layer in &mut model.layers {
+        for lin in layer.proj.values_mut() {
+            let Some(pair) = lin.lora.take() else { continue };
+            let delta = (pair.b.as_tensor().matmul(pair.a.as_tensor())? * pair.scale)?;
+            lin.weight = Weight::Dense((lin.weight.dense()? + delta)?.detach());
+            merged += 1;
+        }
+    }
+    Ok(merged)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("partial");

@@ -284,6 +284,22 @@ fn train_writes_a_peft_adapter_and_resumes() {
         "--json",
     ]);
     assert_eq!(r["completion_tokens"], 4);
+    // Merged into the weights, the adapter says the same.
+    let adapter = format!("{out}/adapter");
+    let merged = home.json(&[
+        "generate",
+        "--prompt",
+        "Say apple in robot.",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "4",
+        "--adapter",
+        &adapter,
+        "--merge",
+        "--json",
+    ]);
+    assert_eq!(merged["text"], r["text"], "merged {merged} vs unmerged {r}");
     let e = home.err(&["generate", "--prompt", "x", "--adapter", "/nonexistent/adapter"]);
     assert!(e.contains("adapter_config.json"), "{e}");
 

@@ -1,12 +1,12 @@
 //! Numerical parity with transformers + PEFT on tiny random Llama and Qwen2 models: logits,
-//! masked loss, the gradient of every LoRA tensor, the weights after one AdamW step, and full
+//! masked loss (and the logits with the adapter merged), the gradient of every LoRA tensor, the weights after one AdamW step, and full
 //! fine-tuning gradients, all within 1e-4. Fixtures: `scripts/reference/tiny_parity.py`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use engine::adapter::{load_peft, make_full};
+use engine::adapter::{load_peft, make_full, merge_lora};
 use engine::loss::causal_lm_loss;
 use engine::optim::{AdamW, AdamWConfig};
 use engine::weights::load_hf;
@@ -74,6 +74,17 @@ fn lora_parity(arch: &str) {
         let ours = logits.get(b).unwrap().narrow(0, 0, n).unwrap();
         let theirs = fx.get("logits").get(b).unwrap().narrow(0, 0, n).unwrap();
         check(&format!("{arch} logits, row {b}"), &ours, &theirs);
+    }
+    // Merged into the weights (W + scale·B·A), the adapter gives the same logits.
+    let mut merged = model.clone();
+    assert_eq!(merge_lora(&mut merged).unwrap(), 2 * 7);
+    assert!(merged.layers.iter().flat_map(|l| l.proj.values()).all(|p| p.lora.is_none()));
+    let merged_logits = merged.forward(&ids, None).unwrap();
+    for (b, row) in mask.iter().enumerate() {
+        let n = row.iter().filter(|&&m| m == 1).count();
+        let ours = merged_logits.get(b).unwrap().narrow(0, 0, n).unwrap();
+        let theirs = fx.get("logits").get(b).unwrap().narrow(0, 0, n).unwrap();
+        check(&format!("{arch} merged logits, row {b}"), &ours, &theirs);
     }
 
     let (loss, n) =
