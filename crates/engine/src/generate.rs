@@ -100,8 +100,9 @@ impl Decoder for F32Decoder<'_> {
     }
 }
 
-/// The quantized fast path: the GGUF's own Q4_1/Q8_0 weights through candle's quantized
-/// kernels (candle-transformers' `quantized_llama`; inference only, "llama" GGUFs).
+/// The quantized fast path: the GGUF's quantized weights through candle's quantized kernels
+/// (candle-transformers' `quantized_llama`; inference only, "llama" GGUFs). Block types that
+/// candle has no SIMD kernel for (Q4_1, Q5_x) are converted to Q8_0 when loading.
 pub struct QuantDecoder {
     model: candle_transformers::models::quantized_llama::ModelWeights,
     pos: usize,
@@ -122,12 +123,58 @@ impl QuantDecoder {
                 "the quantized fast path supports llama GGUFs; use the f32 path",
             ));
         }
-        let model = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
-            content, &mut f, device,
-        )
+        let slow = content.tensor_infos.values().any(|t| !simd_type(t.ggml_dtype));
+        let model = if slow {
+            // Rewrite the file in memory with those blocks as Q8_0 (which holds a Q4_1 or Q5
+            // block's values almost exactly), then load that.
+            let mut copy = std::io::Cursor::new(
+                requantize(&content, &mut f, device).map_err(|e| crate::Error::bad(path, e))?,
+            );
+            let content =
+                gguf_file::Content::read(&mut copy).map_err(|e| crate::Error::bad(path, e))?;
+            candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+                content, &mut copy, device,
+            )
+        } else {
+            candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+                content, &mut f, device,
+            )
+        }
         .map_err(|e| crate::Error::bad(path, e))?;
         Ok(QuantDecoder { model, pos: 0, device: device.clone() })
     }
+}
+
+/// Whether candle multiplies this block type with SIMD (AVX2 + FMA, NEON): Q4_1 and the Q5_x
+/// types only have its scalar code, about 6× slower (measured on SmolLM2's Q4_1 file).
+fn simd_type(t: candle_core::quantized::GgmlDType) -> bool {
+    use candle_core::quantized::GgmlDType as T;
+    !matches!(t, T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_1)
+}
+
+/// The GGUF's bytes with every tensor of a type without SIMD kernels converted to Q8_0.
+fn requantize(
+    content: &candle_core::quantized::gguf_file::Content,
+    f: &mut std::fs::File,
+    device: &Device,
+) -> candle_core::Result<Vec<u8>> {
+    use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    for name in content.tensor_infos.keys() {
+        let q = content.tensor(f, name, device)?;
+        let q = if simd_type(q.dtype()) {
+            q
+        } else {
+            QTensor::quantize(&q.dequantize(device)?, GgmlDType::Q8_0)?
+        };
+        tensors.push((name.as_str(), q));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> =
+        content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (*n, q)).collect();
+    let mut out = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &refs)?;
+    Ok(out.into_inner())
 }
 
 impl Decoder for QuantDecoder {
