@@ -5,5 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // SAFETY: first thing in main; no other thread exists yet.
+    unsafe { app::fix_thread_count() };
     vibeflow_desktop::run()
 }

@@ -14,6 +14,7 @@ mod memory;
 mod models;
 mod projects;
 pub mod slug;
+mod threads;
 mod training;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
+pub use threads::fix_thread_count;
 pub use training::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, RunRecord, TrainRequest};
 
 /// Environment variable overriding the home folder.

@@ -419,6 +419,8 @@ enum ModelsCmd {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main; no other thread exists yet.
+    unsafe { app::fix_thread_count() };
     // Silent hook: a panic a library catches (the Parquet reader's) prints nothing; one that
     // reaches here prints one line below, never a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
