@@ -250,12 +250,8 @@ impl Llama {
             t,
             self.cfg.hidden_size,
         ))?;
-        let mask = if t > 1 { Some(causal_mask(t, offset, x.device())?) } else { None };
-        let pos = Positions {
-            cos: self.cos.narrow(0, offset, t)?,
-            sin: self.sin.narrow(0, offset, t)?,
-            mask,
-        };
+        let pos =
+            Positions { cos: self.cos.narrow(0, offset, t)?, sin: self.sin.narrow(0, offset, t)? };
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.kv[i]);
             x = match &mut pass {
@@ -303,12 +299,11 @@ pub enum Pass<'a> {
     Train(&'a mut TrainCtx),
 }
 
-/// Rotary tables and the attention mask of the positions being computed.
+/// Rotary tables of the positions being computed (the causal mask is `ops::causal_softmax`'s).
 #[derive(Debug, Clone)]
 struct Positions {
     cos: Tensor,
     sin: Tensor,
-    mask: Option<Tensor>,
 }
 
 impl Block {
@@ -375,11 +370,7 @@ fn attention(
     }
     let k = repeat_kv(&k, nh / nkv)?;
     let v = repeat_kv(&v, nh / nkv)?;
-    let mut att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-    if let Some(m) = &pos.mask {
-        att = att.broadcast_add(m)?;
-    }
-    let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+    let att = crate::ops::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
     let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
     layer.proj["o_proj"].forward(&y, train)
 }
@@ -504,16 +495,6 @@ fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
     }
     let (b, kv, t, d) = x.dims4()?;
     Tensor::cat(&vec![x; n], 2)?.reshape((b, kv * n, t, d))
-}
-
-/// `[t, offset + t]`: 0 where position i may attend j, −∞ elsewhere.
-fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..offset + t).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY })
-        })
-        .collect();
-    Tensor::from_vec(m, (t, offset + t), dev)
 }
 
 /// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.
