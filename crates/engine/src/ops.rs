@@ -8,7 +8,8 @@
 //! the GEMM in both directions and dropped right after, as bitsandbytes does: the model keeps
 //! only the quantized blocks, and the result is exactly LoRA over the dequantized base.
 //!
-//! [`causal_softmax`] fuses attention's scaling, causal mask and softmax into one pass over the
+//! [`rms_norm`] is RMSNorm in one pass with its own backward (candle's fused `rms_norm` records
+//! no backward; the composite records six activation-sized ops). [`causal_softmax`] fuses attention's scaling, causal mask and softmax into one pass over the
 //! scores, with a hand-written backward (candle's composite softmax records ~5 score-sized ops
 //! forward and twice that backward; its fused one records no backward at all).
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Storage, Tensor};
 
 /// A frozen projection weight `[out, in]`: f32, or quantized blocks (GGUF types).
 #[derive(Debug, Clone)]
@@ -240,6 +241,83 @@ impl CustomOp1 for CausalSoftmax {
     }
 }
 
+/// RMSNorm over the last dimension, `x / √(mean(x²) + eps) · w`, differentiable in `x` and
+/// `w`. On the CPU one fused pass; elsewhere candle's composite ops.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && w.dtype() == x.dtype() {
+        return x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps });
+    }
+    composite_rms_norm(x, w, eps)
+}
+
+fn composite_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let var = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(w)
+}
+
+struct RmsNorm {
+    eps: f64,
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (xs, ws) else {
+            candle_core::bail!("rms_norm: f32 input and weight expected");
+        };
+        let (Some((x0, x1)), Some((w0, w1))) = (xl.contiguous_offsets(), wl.contiguous_offsets())
+        else {
+            candle_core::bail!("rms_norm: contiguous input and weight expected");
+        };
+        let (x, w) = (&x[x0..x1], &w[w0..w1]);
+        let h = w.len();
+        if h == 0 || xl.dims().last() != Some(&h) {
+            candle_core::bail!("rms_norm: weight of {h} for input {:?}", xl.dims());
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(h).zip(x.par_chunks(h)).for_each(|(y, x)| {
+            let mean = x.iter().map(|v| v * v).sum::<f32>() / h as f32;
+            let r = 1.0 / (mean + self.eps as f32).sqrt();
+            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+                *y = x * r * w;
+            }
+        });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // n = x·r with r = (mean(x²) + eps)^-½; dx = r·(g⊙w − n·mean(g⊙w⊙n)); dw = Σ_rows g⊙n.
+        let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
+        let n = x.broadcast_mul(&r)?;
+        let gw = g.broadcast_mul(w)?;
+        let dot = (&gw * &n)?.mean_keepdim(D::Minus1)?;
+        let dx = (gw - n.broadcast_mul(&dot)?)?.broadcast_mul(&r)?;
+        let dw = if w.track_op() {
+            let h = w.elem_count();
+            Some((g * n)?.reshape(((), h))?.sum(0)?.reshape(w.shape())?)
+        } else {
+            None
+        };
+        Ok((Some(dx), dw))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +401,30 @@ mod tests {
             let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
             assert!(diff(a, b) < 1e-6, "{q}x{kv} gradient: {}", diff(a, b));
         }
+    }
+
+    #[test]
+    fn rms_norm_matches_the_composite_in_value_and_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 3., (2, 5, 16), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.5, 16, &dev).unwrap()).unwrap();
+        let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
+        let reference = composite_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert!(diff(&ours, &reference) < 1e-5, "values");
+        let up = Tensor::randn(0f32, 1., (2, 5, 16), &dev).unwrap();
+        let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w] {
+            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+            assert!(diff(a, b) < 1e-4, "gradient differs by {}", diff(a, b));
+        }
+        // A frozen weight gets no gradient.
+        let frozen = w.as_tensor().detach();
+        let y = rms_norm(x.as_tensor(), &frozen, 1e-6).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert!(g.get(&frozen).is_none() && g.get(x.as_tensor()).is_some());
     }
 }

@@ -1,18 +1,18 @@
 //! Llama-family decoder — Llama, SmolLM2, Mistral — and Qwen2 (q/k/v bias); upstream:
 //! transformers' `modeling_llama.py` and `modeling_qwen2.py`.
 //!
-//! Unlike candle-transformers' llama, every op here backpropagates (composite RMSNorm, RoPE and
-//! softmax), the forward pass returns hidden states at every position, and each projection is
+//! Unlike candle-transformers' llama, every op here backpropagates (our fused RMSNorm and causal
+//! softmax with their own backward, composite RoPE), the forward pass returns hidden states at every position, and each projection is
 //! a [`Linear`] that can carry LoRA. Weights use Hugging Face names and layout (half-split RoPE);
 //! GGUF checkpoints are converted on load (`crate::weights`).
 
 use std::collections::HashMap;
 
-use candle_core::{CpuStorage, CustomOp1, D, DType, Device, Layout, Result, Storage, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Storage, Tensor, Var};
 use serde::Deserialize;
 
 use crate::lora::{Linear, TrainCtx};
-use crate::ops::Weight;
+use crate::ops::{Weight, rms_norm};
 
 /// `config.json` of a Llama or Qwen2 checkpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -481,12 +481,6 @@ impl CustomOp1 for Checkpoint {
         self.sink.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
         Ok(grads.get(x.as_tensor()).cloned())
     }
-}
-
-/// RMSNorm from differentiable ops (candle's fused `rms_norm` records no backward).
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    let var = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(w)
 }
 
 fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
