@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, D, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{D, Result, Tensor};
 
 use crate::models::llama::{Llama, Pass};
 
@@ -70,7 +69,9 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
         let picked = logits.gather(&target_column(chunk, x.device())?, 1)?;
         total = (total + (lse - picked)?.sum_all()?)?;
     }
-    x.apply_op2(w, CrossEntropy { targets: targets.into(), value: total })
+    let targets: Arc<[u32]> = targets.into();
+    let bwd = move |x: &Tensor, w: &Tensor, g: &Tensor| cross_entropy_backward(x, w, &targets, g);
+    crate::ops::precomputed2(x, w, total, Box::new(bwd))
 }
 
 /// Row-wise `log Σ exp`, `[rows, 1]`, and the row maxima it was shifted by.
@@ -84,107 +85,39 @@ fn target_column(targets: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
     Tensor::new(targets, dev)?.unsqueeze(1)
 }
 
-struct CrossEntropy {
-    targets: Arc<[u32]>,
-    /// The loss, computed when the op was built.
-    value: Tensor,
-}
-
-impl CrossEntropy {
-    fn output<S: BackendStorage>(
-        &self,
-        pick: impl Fn(&Storage) -> Option<&S>,
-    ) -> Result<(S, Shape)> {
-        let (storage, layout) = self.value.storage_and_layout();
-        let s = pick(&storage).ok_or_else(|| {
-            candle_core::Error::Msg("cross_entropy_sum: inputs on different devices".into())
-        })?;
-        Ok((s.try_clone(layout)?, Shape::from(())))
-    }
-}
-
-impl CustomOp2 for CrossEntropy {
-    fn name(&self) -> &'static str {
-        "chunked-cross-entropy"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.output(|s| match s {
-            Storage::Cpu(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.output(|s| match s {
-            Storage::Cuda(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        _: &candle_core::MetalStorage,
-        _: &Layout,
-        _: &candle_core::MetalStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::MetalStorage, Shape)> {
-        self.output(|s| match s {
-            Storage::Metal(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let want_w = w.track_op();
-        let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
-        let dev = x.device();
-        let mut dx = Vec::new();
-        let mut dw: Option<Tensor> = None;
-        for (start, chunk) in
-            (0..x.dim(0)?).step_by(CHUNK_ROWS).zip(self.targets.chunks(CHUNK_ROWS))
-        {
-            let xc = x.narrow(0, start, chunk.len())?;
-            let logits = xc.matmul(&w.t()?)?;
-            let (lse, _) = log_sum_exp(&logits)?;
-            // d/dlogits of (lse − logit[target]) = softmax − one-hot.
-            let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?.to_dtype(x.dtype())?;
-            let d = logits
-                .broadcast_sub(&lse)?
-                .exp()?
-                .scatter_add(&target_column(chunk, dev)?, &minus_one, 1)?
-                .broadcast_mul(&grad)?;
-            dx.push(d.matmul(&w)?);
-            if want_w {
-                let g = d.t()?.matmul(&xc)?;
-                dw = Some(match dw {
-                    Some(acc) => (acc + g)?,
-                    None => g,
-                });
-            }
+/// The gradients of [`cross_entropy_sum`] for `x`, and for `w` when it trains.
+fn cross_entropy_backward(
+    x: &Tensor,
+    w: &Tensor,
+    targets: &[u32],
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let want_w = w.track_op();
+    let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
+    let dev = x.device();
+    let mut dx = Vec::new();
+    let mut dw: Option<Tensor> = None;
+    for (start, chunk) in (0..x.dim(0)?).step_by(CHUNK_ROWS).zip(targets.chunks(CHUNK_ROWS)) {
+        let xc = x.narrow(0, start, chunk.len())?;
+        let logits = xc.matmul(&w.t()?)?;
+        let (lse, _) = log_sum_exp(&logits)?;
+        // d/dlogits of (lse − logit[target]) = softmax − one-hot.
+        let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?.to_dtype(x.dtype())?;
+        let d = logits
+            .broadcast_sub(&lse)?
+            .exp()?
+            .scatter_add(&target_column(chunk, dev)?, &minus_one, 1)?
+            .broadcast_mul(&grad)?;
+        dx.push(d.matmul(&w)?);
+        if want_w {
+            let g = d.t()?.matmul(&xc)?;
+            dw = Some(match dw {
+                Some(acc) => (acc + g)?,
+                None => g,
+            });
         }
-        Ok((Some(Tensor::cat(&dx, 0)?), dw))
     }
+    Ok((Some(Tensor::cat(&dx, 0)?), dw))
 }
 
 #[cfg(test)]
@@ -211,14 +144,10 @@ mod tests {
         let g1 = (ours * 0.5).unwrap().backward().unwrap();
         let g2 = (reference * 0.5).unwrap().backward().unwrap();
         for v in [&x, &w] {
-            let d = (g1.get(v.as_tensor()).unwrap() - g2.get(v.as_tensor()).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = crate::ops::tests::max_diff(
+                g1.get(v.as_tensor()).unwrap(),
+                g2.get(v.as_tensor()).unwrap(),
+            );
             assert!(d <= 1e-5, "gradient differs by {d}");
         }
     }

@@ -241,6 +241,147 @@ impl CustomOp1 for CausalSoftmax {
     }
 }
 
+/// The backward of [`precomputed1`]: `(input, upstream gradient) -> input gradient`.
+pub type Backward1 = Box<dyn Fn(&Tensor, &Tensor) -> Result<Option<Tensor>> + Send + Sync>;
+/// The backward of [`precomputed2`]: `(a, b, upstream gradient) -> (a's, b's gradient)`.
+pub type Backward2 = Box<
+    dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> + Send + Sync,
+>;
+
+/// `value`, computed without recording a graph, as the result of an op on `x` whose backward
+/// is `bwd`: how a forward pass that keeps almost nothing (a checkpointed block) still takes
+/// part in backpropagation. `value` must be a whole contiguous tensor.
+pub fn precomputed1(x: &Tensor, value: Tensor, bwd: Backward1) -> Result<Tensor> {
+    x.apply_op1(Precomputed { value, bwd })
+}
+
+/// [`precomputed1`] for an op of two inputs (a chunked loss over hidden states and a head).
+pub fn precomputed2(a: &Tensor, b: &Tensor, value: Tensor, bwd: Backward2) -> Result<Tensor> {
+    a.apply_op2(b, Precomputed { value, bwd })
+}
+
+struct Precomputed<B> {
+    value: Tensor,
+    bwd: B,
+}
+
+impl<B> Precomputed<B> {
+    /// A copy of `value`'s storage on the backend `pick` selects.
+    fn copy<S: BackendStorage>(&self, pick: impl Fn(&Storage) -> Option<&S>) -> Result<(S, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        let s = pick(&storage).ok_or_else(|| {
+            candle_core::Error::Msg("precomputed op: value and inputs on different devices".into())
+        })?;
+        if !layout.is_contiguous() || layout.start_offset() != 0 {
+            candle_core::bail!("precomputed op: the value is not a whole contiguous tensor");
+        }
+        Ok((s.try_clone(layout)?, layout.shape().clone()))
+    }
+}
+
+fn cpu(s: &Storage) -> Option<&CpuStorage> {
+    match s {
+        Storage::Cpu(c) => Some(c),
+        _ => None,
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(s: &Storage) -> Option<&candle_core::CudaStorage> {
+    match s {
+        Storage::Cuda(c) => Some(c),
+        _ => None,
+    }
+}
+
+#[cfg(feature = "metal")]
+fn metal(s: &Storage) -> Option<&candle_core::MetalStorage> {
+    match s {
+        Storage::Metal(c) => Some(c),
+        _ => None,
+    }
+}
+
+impl CustomOp1 for Precomputed<Backward1> {
+    fn name(&self) -> &'static str {
+        "precomputed"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.copy(cpu)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.copy(cuda)
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        self.copy(metal)
+    }
+
+    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        (self.bwd)(x, grad)
+    }
+}
+
+impl CustomOp2 for Precomputed<Backward2> {
+    fn name(&self) -> &'static str {
+        "precomputed"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.copy(cpu)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.copy(cuda)
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        self.copy(metal)
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        (self.bwd)(a, b, grad)
+    }
+}
+
 /// RMSNorm over the last dimension, `x / √(mean(x²) + eps) · w`, differentiable in `x` and
 /// `w`. On the CPU one fused pass; elsewhere candle's composite ops.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
@@ -319,9 +460,14 @@ impl CustomOp2 for RmsNorm {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// Largest absolute difference between two tensors of one shape.
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
 
     #[test]
     fn matches_matmul_and_builds_only_the_input_gradient() {
@@ -390,16 +536,13 @@ mod tests {
             let scale = 0.125;
             let ours = causal_softmax(x.as_tensor(), scale).unwrap();
             let reference = composite_causal_softmax(x.as_tensor(), scale, q, kv).unwrap();
-            let diff = |a: &Tensor, b: &Tensor| {
-                (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
-            };
-            assert!(diff(&ours, &reference) < 1e-6, "{q}x{kv} values");
+            assert!(max_diff(&ours, &reference) < 1e-6, "{q}x{kv} values");
             // A non-uniform upstream gradient.
             let w = Tensor::randn(0f32, 1., (2, q, kv), &dev).unwrap();
             let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
             let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
-            assert!(diff(a, b) < 1e-6, "{q}x{kv} gradient: {}", diff(a, b));
+            assert!(max_diff(a, b) < 1e-6, "{q}x{kv} gradient: {}", max_diff(a, b));
         }
     }
 
@@ -410,16 +553,13 @@ mod tests {
         let w = Var::from_tensor(&Tensor::randn(1f32, 0.5, 16, &dev).unwrap()).unwrap();
         let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
         let reference = composite_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
-        };
-        assert!(diff(&ours, &reference) < 1e-5, "values");
+        assert!(max_diff(&ours, &reference) < 1e-5, "values");
         let up = Tensor::randn(0f32, 1., (2, 5, 16), &dev).unwrap();
         let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
         let g2 = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
         for v in [&x, &w] {
             let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
-            assert!(diff(a, b) < 1e-4, "gradient differs by {}", diff(a, b));
+            assert!(max_diff(a, b) < 1e-4, "gradient differs by {}", max_diff(a, b));
         }
         // A frozen weight gets no gradient.
         let frozen = w.as_tensor().detach();

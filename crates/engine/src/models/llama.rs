@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Storage, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::Deserialize;
 
 use crate::lora::{Linear, TrainCtx};
@@ -265,13 +265,13 @@ impl Llama {
                     y
                 }
                 Pass::Grad => block(&self.cfg, layer, &x, &pos, kv, None)?,
-                Pass::Train(ctx) if ctx.recomputed().is_some() => {
-                    if kv.is_some() {
-                        candle_core::bail!("checkpointed training runs without a cache");
+                Pass::Train(ctx) => match ctx.recomputed().cloned() {
+                    Some(_) if kv.is_some() => {
+                        candle_core::bail!("checkpointed training runs without a cache")
                     }
-                    checkpointed(&self.cfg, layer, &x, &pos, ctx)?
-                }
-                Pass::Train(ctx) => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
+                    Some(sink) => checkpointed(&self.cfg, layer, &x, &pos, ctx, sink)?,
+                    None => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
+                },
             };
         }
         rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)
@@ -384,103 +384,28 @@ fn checkpointed(
     x: &Tensor,
     pos: &Positions,
     ctx: &mut TrainCtx,
+    sink: crate::lora::Recomputed,
 ) -> Result<Tensor> {
     let replay = ctx.snapshot();
-    let Some(sink) = ctx.recomputed().cloned() else {
-        candle_core::bail!("checkpointed block without a gradient list");
-    };
     let out = block(cfg, layer, &x.detach(), pos, None, Some(ctx))?.detach();
     // The op is only recorded on a tracked input: the first block's input (a frozen embedding
     // lookup) becomes a variable whose gradient is simply not used.
     let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
-    x.apply_op1(Checkpoint {
-        cfg: cfg.clone(),
-        layer: layer.clone(),
-        pos: pos.clone(),
-        replay,
-        out,
-        sink,
-    })
-}
-
-struct Checkpoint {
-    cfg: Config,
-    layer: Block,
-    pos: Positions,
-    /// Dropout state before the block ran.
-    replay: TrainCtx,
-    /// The block's output, computed when the op was built.
-    out: Tensor,
-    sink: crate::lora::Recomputed,
-}
-
-impl Checkpoint {
-    fn output<S: candle_core::backend::BackendStorage>(
-        &self,
-        pick: impl Fn(&Storage) -> Option<&S>,
-    ) -> Result<(S, candle_core::Shape)> {
-        let (storage, layout) = self.out.storage_and_layout();
-        let s = pick(&storage).ok_or_else(|| {
-            candle_core::Error::Msg("checkpoint: output and input on different devices".into())
-        })?;
-        if !layout.is_contiguous() || layout.start_offset() != 0 {
-            candle_core::bail!("checkpoint: the block's output is not a whole contiguous tensor");
-        }
-        Ok((s.try_clone(layout)?, layout.shape().clone()))
-    }
-}
-
-impl CustomOp1 for Checkpoint {
-    fn name(&self) -> &'static str {
-        "checkpointed-block"
-    }
-
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, candle_core::Shape)> {
-        self.output(|s| match s {
-            Storage::Cpu(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, candle_core::Shape)> {
-        self.output(|s| match s {
-            Storage::Cuda(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        _: &candle_core::MetalStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::MetalStorage, candle_core::Shape)> {
-        self.output(|s| match s {
-            Storage::Metal(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
+    let bwd = move |x: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let x = Var::from_tensor(&x.detach())?;
-        let mut replay = self.replay.snapshot();
-        let y = block(&self.cfg, &self.layer, x.as_tensor(), &self.pos, None, Some(&mut replay))?;
+        let mut replay = replay.snapshot();
+        let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay))?;
         // The vector-Jacobian product: d(sum(y ⊙ grad)) = Jᵀ·grad for every input.
         let grads = (y * grad.detach())?.sum_all()?.backward()?;
-        let found: Vec<(Tensor, Tensor)> = self
-            .layer
+        let found = layer
             .variables()
             .into_iter()
-            .filter_map(|v| grads.get(&v).map(|g| (v.clone(), g.clone())))
-            .collect();
-        self.sink.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+            .filter_map(|v| grads.get(&v).map(|g| (v.clone(), g.clone())));
+        sink.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
         Ok(grads.get(x.as_tensor()).cloned())
-    }
+    };
+    crate::ops::precomputed1(&x, out, Box::new(bwd))
 }
 
 fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
