@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use engine::bundle::Bundle;
-use engine::lora::{LoraConfig, TrainCtx};
-use engine::models::llama::Pass;
+use engine::lora::LoraConfig;
 use engine::optim::{AdamW, AdamWConfig};
 use serde::Serialize;
 
@@ -137,18 +136,8 @@ fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
     let labels = ids.to_dtype(candle_core::DType::I64).map_err(engine::Error::from)?;
     // The training loop's step (engine::train), without its data handling.
     let mut step = || -> engine::Result<()> {
-        let mut ctx = if s.gradient_checkpointing {
-            TrainCtx::with_checkpointing(0)
-        } else {
-            TrainCtx::new(0)
-        };
-        let (loss, _) =
-            engine::loss::causal_lm_loss(&b.model, &ids, &labels, Pass::Train(&mut ctx))?;
-        let mut grads = loss.backward()?;
-        drop(loss);
-        for (t, g) in ctx.take_gradients() {
-            grads.insert(&t, g);
-        }
+        let (_, grads) =
+            engine::train::gradients(&b.model, &ids, &labels, 0, s.gradient_checkpointing, 1.0)?;
         opt.step(&grads, 1e-4)?;
         Ok(())
     };

@@ -355,24 +355,10 @@ pub fn train(
             let (ids, labels, real) = collate(&batch, &dev)?;
             real_tokens += real;
             let seed = mix(cfg.seed, step as u64, micro as u64);
-            let mut ctx = if cfg.gradient_checkpointing {
-                TrainCtx::with_checkpointing(seed)
-            } else {
-                TrainCtx::new(seed)
-            };
-            let (loss, _) = causal_lm_loss(model, &ids, &labels, Pass::Train(&mut ctx))?;
-            let scaled = (loss / cfg.grad_accum.max(1) as f64)?;
-            loss_sum += scaled.to_scalar::<f32>()? as f64;
-            let mut g = scaled.backward()?;
-            drop(scaled);
-            // Parameters inside checkpointed blocks got their gradients during the replay.
-            for (t, new) in ctx.take_gradients() {
-                let sum = match g.remove(&t) {
-                    Some(old) => (old + new)?,
-                    None => new,
-                };
-                g.insert(&t, sum);
-            }
+            let scale = 1.0 / cfg.grad_accum.max(1) as f64;
+            let (loss, g) =
+                gradients(model, &ids, &labels, seed, cfg.gradient_checkpointing, scale)?;
+            loss_sum += loss;
             grads = Some(match grads {
                 None => g,
                 Some(mut acc) => {
@@ -456,6 +442,34 @@ pub fn train(
         trainable_parameters: params.count(),
         output: output.display().to_string(),
     })
+}
+
+/// One micro-batch's training pass: the loss (times `scale`) with dropout from `seed`, and the
+/// gradients of that scaled loss, including those found when replaying checkpointed blocks.
+pub fn gradients(
+    model: &Llama,
+    ids: &Tensor,
+    labels: &Tensor,
+    seed: u64,
+    checkpointing: bool,
+    scale: f64,
+) -> Result<(f64, GradStore)> {
+    let mut ctx =
+        if checkpointing { TrainCtx::with_checkpointing(seed) } else { TrainCtx::new(seed) };
+    let (loss, _) = causal_lm_loss(model, ids, labels, Pass::Train(&mut ctx))?;
+    let scaled = (loss * scale)?;
+    let value = scaled.to_scalar::<f32>()? as f64;
+    let mut g = scaled.backward()?;
+    drop(scaled);
+    // Parameters inside checkpointed blocks got their gradients during the replay.
+    for (t, new) in ctx.take_gradients() {
+        let sum = match g.remove(&t) {
+            Some(old) => (old + new)?,
+            None => new,
+        };
+        g.insert(&t, sum);
+    }
+    Ok((value, g))
 }
 
 /// Examples of micro-batch `micro` of optimizer step `step`: epochs are seeded shuffles.
