@@ -270,35 +270,16 @@ fn train_writes_a_peft_adapter_and_resumes() {
     assert_eq!(last["steps"], 3);
     assert_eq!(last["losses"].as_array().unwrap().len(), 3);
 
-    // The adapter applies at generation time.
-    let r = home.json(&[
-        "generate",
-        "--prompt",
-        "Say apple in robot.",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "4",
-        "--adapter",
-        &format!("{out}/adapter"),
-        "--json",
-    ]);
-    assert_eq!(r["completion_tokens"], 4);
-    // Merged into the weights, the adapter says the same.
+    // The adapter applies at generation time, and merged into the weights it says the same.
     let adapter = format!("{out}/adapter");
-    let merged = home.json(&[
-        "generate",
-        "--prompt",
-        "Say apple in robot.",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "4",
-        "--adapter",
-        &adapter,
-        "--merge",
-        "--json",
-    ]);
+    let greedy = |merge: &[&str]| {
+        let args = ["generate", "--prompt", "Say apple in robot.", "--temperature", "0"];
+        let rest = ["--max-tokens", "4", "--adapter", &adapter, "--json"];
+        home.json(&[&args[..], &rest[..], merge].concat())
+    };
+    let r = greedy(&[]);
+    assert_eq!(r["completion_tokens"], 4);
+    let merged = greedy(&["--merge"]);
     assert_eq!(merged["text"], r["text"], "merged {merged} vs unmerged {r}");
     let e = home.err(&["generate", "--prompt", "x", "--adapter", "/nonexistent/adapter"]);
     assert!(e.contains("adapter_config.json"), "{e}");
