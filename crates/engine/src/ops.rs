@@ -459,6 +459,189 @@ impl CustomOp2 for RmsNorm {
     }
 }
 
+/// `silu(gate) ⊙ up`, the gated MLP's activation, differentiable in both inputs. On the CPU
+/// one pass forward and one backward (candle's composite records two ops forward, and about six
+/// `[tokens, intermediate]`-sized ones backward); elsewhere candle's ops.
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let f32 = candle_core::DType::F32;
+    if gate.device().is_cpu()
+        && gate.dtype() == f32
+        && up.dtype() == f32
+        && gate.shape() == up.shape()
+    {
+        return gate.contiguous()?.apply_op2(&up.contiguous()?, SiluMul);
+    }
+    gate.silu()? * up
+}
+
+/// `(a, b)` of two contiguous f32 CPU tensors of one shape.
+fn two_f32<'a>(
+    what: &str,
+    (a, al): (&'a CpuStorage, &Layout),
+    (b, bl): (&'a CpuStorage, &Layout),
+) -> Result<(&'a [f32], &'a [f32])> {
+    let (CpuStorage::F32(a), CpuStorage::F32(b)) = (a, b) else {
+        candle_core::bail!("{what}: f32 inputs expected");
+    };
+    let (Some((a0, a1)), Some((b0, b1))) = (al.contiguous_offsets(), bl.contiguous_offsets())
+    else {
+        candle_core::bail!("{what}: contiguous inputs expected");
+    };
+    if al.shape() != bl.shape() {
+        candle_core::bail!("{what}: shapes {:?} and {:?} differ", al.dims(), bl.dims());
+    }
+    Ok((&a[a0..a1], &b[b0..b1]))
+}
+
+/// Rows per parallel task of the elementwise kernels.
+const CHUNK: usize = 4096;
+
+struct SiluMul;
+
+impl CustomOp2 for SiluMul {
+    fn name(&self) -> &'static str {
+        "silu-mul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        us: &CpuStorage,
+        ul: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (g, u) = two_f32("silu_mul", (gs, gl), (us, ul))?;
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK))).for_each(
+            |(y, (g, u))| {
+                for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+                    *y = g / (1.0 + (-g).exp()) * u;
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), gl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = grad.contiguous()?.apply_op3_no_bwd(gate, up, &SiluMulGrad)?;
+        Ok((Some(both.get(0)?), Some(both.get(1)?)))
+    }
+}
+
+/// `(d, gate, up) -> [d ⊙ up ⊙ σ(gate)·(1 + gate·(1 − σ(gate))), d ⊙ silu(gate)]`, stacked.
+struct SiluMulGrad;
+
+impl candle_core::CustomOp3 for SiluMulGrad {
+    fn name(&self) -> &'static str {
+        "silu-mul-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        us: &CpuStorage,
+        ul: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (d, g) = two_f32("silu_mul backward", (ds, dl), (gs, gl))?;
+        let (_, u) = two_f32("silu_mul backward", (ds, dl), (us, ul))?;
+        let n = d.len();
+        let mut out = vec![0f32; 2 * n];
+        let (dg, du) = out.split_at_mut(n);
+        dg.par_chunks_mut(CHUNK)
+            .zip(du.par_chunks_mut(CHUNK))
+            .zip(d.par_chunks(CHUNK).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK))))
+            .for_each(|((dg, du), (d, (g, u)))| {
+                for i in 0..d.len() {
+                    let s = 1.0 / (1.0 + (-g[i]).exp());
+                    dg[i] = d[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+                    du[i] = d[i] * g[i] * s;
+                }
+            });
+        let mut dims = vec![2];
+        dims.extend_from_slice(dl.dims());
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+/// Rotary position embedding in the half-split layout (Hugging Face's `rotate_half`) of
+/// `x [batch, heads, positions, head_dim]` with `cos`, `sin` `[positions, head_dim / 2]`:
+/// `(x₁, x₂) -> (x₁·cos − x₂·sin, x₂·cos + x₁·sin)`. Differentiable in `x` (its backward is the
+/// inverse rotation). On the CPU one pass each way (candle's `rope_slow` records six ops);
+/// elsewhere `rope_slow`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        let (_, _, t, d) = x.dims4()?;
+        if cos.dims2()? != (t, d / 2) || sin.dims2()? != (t, d / 2) || d % 2 != 0 {
+            candle_core::bail!("rope: tables {:?} for input {:?}", cos.dims(), x.dims());
+        }
+        let table = |t: &Tensor| -> Result<Arc<Vec<f32>>> {
+            Ok(Arc::new(t.flatten_all()?.to_vec1::<f32>()?))
+        };
+        let op = Rope { cos: table(cos)?, sin: table(sin)?, inverse: false };
+        return x.contiguous()?.apply_op1(op);
+    }
+    candle_nn::rotary_emb::rope_slow(x, cos, sin)
+}
+
+struct Rope {
+    /// `[positions, head_dim / 2]`, row-major.
+    cos: Arc<Vec<f32>>,
+    sin: Arc<Vec<f32>>,
+    /// Rotate by −θ (the backward pass).
+    inverse: bool,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(all) = s else {
+            candle_core::bail!("rope: f32 input expected");
+        };
+        let Some((start, end)) = l.contiguous_offsets() else {
+            candle_core::bail!("rope: contiguous input expected");
+        };
+        let x = &all[start..end];
+        let (_, _, t, d) = l.shape().dims4()?;
+        let half = d / 2;
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut out = vec![0f32; x.len()];
+        // One task per (batch, head): `t` rows of `d`.
+        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(y, x)| {
+            for p in 0..t {
+                let (cos, sin) = (&self.cos[p * half..][..half], &self.sin[p * half..][..half]);
+                let (x1, x2) = x[p * d..][..d].split_at(half);
+                let (y1, y2) = y[p * d..][..d].split_at_mut(half);
+                for i in 0..half {
+                    let s = sign * sin[i];
+                    y1[i] = x1[i] * cos[i] - x2[i] * s;
+                    y2[i] = x2[i] * cos[i] + x1[i] * s;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let inverse = Rope { cos: self.cos.clone(), sin: self.sin.clone(), inverse: !self.inverse };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -566,5 +749,43 @@ pub(crate) mod tests {
         let y = rms_norm(x.as_tensor(), &frozen, 1e-6).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert!(g.get(&frozen).is_none() && g.get(x.as_tensor()).is_some());
+    }
+
+    #[test]
+    fn silu_mul_matches_the_composite_in_value_and_gradients() {
+        let dev = Device::Cpu;
+        // More than one parallel chunk, and a ragged tail.
+        let shape = (3, 2 * CHUNK / 3 + 7);
+        let gate = Var::from_tensor(&Tensor::randn(0f32, 3., shape, &dev).unwrap()).unwrap();
+        let up = Var::from_tensor(&Tensor::randn(0f32, 1., shape, &dev).unwrap()).unwrap();
+        let ours = silu_mul(gate.as_tensor(), up.as_tensor()).unwrap();
+        let reference = (gate.as_tensor().silu().unwrap() * up.as_tensor()).unwrap();
+        assert!(max_diff(&ours, &reference) < 1e-5, "values");
+        let w = Tensor::randn(0f32, 1., shape, &dev).unwrap();
+        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&gate, &up] {
+            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+            assert_eq!(a.dims(), v.dims());
+            assert!(max_diff(a, b) < 1e-5, "gradient differs by {}", max_diff(a, b));
+        }
+    }
+
+    #[test]
+    fn rope_matches_rope_slow_in_value_and_gradient() {
+        let dev = Device::Cpu;
+        let (t, d) = (5, 8);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, t, d), &dev).unwrap()).unwrap();
+        let angles = Tensor::randn(0f32, 2., (t, d / 2), &dev).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let ours = rope(x.as_tensor(), &cos, &sin).unwrap();
+        let reference = candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap();
+        assert!(max_diff(&ours, &reference) < 1e-6, "values");
+        let w = Tensor::randn(0f32, 1., (2, 3, t, d), &dev).unwrap();
+        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+        assert!(max_diff(a, b) < 1e-6, "gradient differs by {}", max_diff(a, b));
+        assert!(rope(x.as_tensor(), &cos.narrow(0, 0, 4).unwrap(), &sin).is_err());
     }
 }

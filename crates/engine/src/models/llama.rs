@@ -339,7 +339,7 @@ fn block(
     let h = rms_norm(&x, &layer.mlp_norm, cfg.rms_norm_eps)?;
     let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
     let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
-    let h = layer.proj["down_proj"].forward(&(gate.silu()? * up)?, train)?;
+    let h = layer.proj["down_proj"].forward(&crate::ops::silu_mul(&gate, &up)?, train)?;
     x + h
 }
 
@@ -359,8 +359,8 @@ fn attention(
     let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
     let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
     let mut v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-    let q = candle_nn::rotary_emb::rope_slow(&q, &pos.cos, &pos.sin)?;
-    let mut k = candle_nn::rotary_emb::rope_slow(&k, &pos.cos, &pos.sin)?;
+    let q = crate::ops::rope(&q, &pos.cos, &pos.sin)?;
+    let mut k = crate::ops::rope(&k, &pos.cos, &pos.sin)?;
     if let Some(slot) = kv {
         if let Some((pk, pv)) = slot.as_ref() {
             k = Tensor::cat(&[pk, &k], 2)?;
