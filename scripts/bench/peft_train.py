@@ -1,15 +1,19 @@
 """The peer of `vibeflow bench train --vs-peer`: LoRA training steps with PyTorch + PEFT.
 
-    python3 scripts/bench/peft_train.py MODEL.gguf STEPS BATCH SEQ THREADS [CHECKPOINTING]
+    python3 scripts/bench/peft_train.py MODEL STEPS BATCH SEQ THREADS [CHECKPOINTING] [DEVICE]
 
 Same shape as ours: f32, r=8 on all seven projections, AdamW, every token labelled, random ids
 from a fixed seed; CHECKPOINTING=1 recomputes each decoder block in the backward pass
-(`gradient_checkpointing_enable`, as ours does by default). Prints one JSON object: tokens_per_second (timed steps after one warmup
-step) and peak_rss_bytes.
+(`gradient_checkpointing_enable`, as ours does by default); DEVICE is cpu (default) or cuda.
+MODEL is a GGUF file or a Hugging Face folder. Prints one JSON object: tokens_per_second (timed
+steps after one warmup step), peak_rss_bytes and, on cuda, peak_gpu_bytes (the driver's count of
+GPU memory in use, sampled every 5 ms as ours is: the CUDA context and the caching allocator's
+reserve included).
 """
 import json
 import os
 import sys
+import threading
 import time
 
 from common import peak_rss
@@ -22,9 +26,15 @@ from transformers import AutoModelForCausalLM
 def main():
     path, steps, batch, seq, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     checkpointing = len(sys.argv) > 6 and sys.argv[6] == "1"
+    device = sys.argv[7] if len(sys.argv) > 7 else "cpu"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path), dtype=torch.float32)
+    if os.path.isdir(path):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path), dtype=torch.float32)
+    model = model.to(device)
+    gpu_peak = GpuPeak() if device == "cuda" else None
     cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     if checkpointing:
@@ -33,7 +43,7 @@ def main():
     model = get_peft_model(model, cfg)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    ids = torch.randint(3, 49000, (batch, seq), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(3, 49000, (batch, seq), generator=torch.Generator().manual_seed(1)).to(device)
 
     def step():
         loss = model(input_ids=ids, labels=ids).loss
@@ -41,13 +51,42 @@ def main():
         opt.step()
         opt.zero_grad()
 
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     step()  # warmup
+    sync()
     t = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     secs = time.perf_counter() - t
-    rss = peak_rss()
-    print(json.dumps({"tokens_per_second": steps * batch * seq / secs, "peak_rss_bytes": rss}))
+    out = {"tokens_per_second": steps * batch * seq / secs, "peak_rss_bytes": peak_rss()}
+    if gpu_peak is not None:
+        out["peak_gpu_bytes"] = gpu_peak.finish()
+    print(json.dumps(out))
+
+
+class GpuPeak:
+    """The highest GPU memory in use (total - free, as the driver counts it), sampled every 5 ms."""
+
+    def __init__(self):
+        self.peak = self.used()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def used():
+        free, total = torch.cuda.mem_get_info()
+        return total - free
+
+    def run(self):
+        while not self.done.wait(0.005):
+            self.peak = max(self.peak, self.used())
+
+    def finish(self):
+        self.done.set()
+        self.thread.join()
+        return max(self.peak, self.used())
 
 
 if __name__ == "__main__":

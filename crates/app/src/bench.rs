@@ -40,6 +40,10 @@ pub struct Measure {
     pub tokens_per_second: f64,
     /// Peak resident memory, bytes.
     pub peak_rss_bytes: u64,
+    /// Peak GPU memory in use (the driver's count, CUDA context included), bytes, when the
+    /// side ran on a GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_gpu_bytes: Option<u64>,
 }
 
 /// The comparison.
@@ -53,8 +57,11 @@ pub struct TrainBench {
     pub peer: Vec<Measure>,
     /// Best of ours ÷ best of the peer, tokens/s (higher is better).
     pub speed_ratio: Option<f64>,
-    /// Our peak memory ÷ the peer's (lower is better).
+    /// Our peak memory ÷ the peer's (lower is better): GPU memory when both ran on a GPU,
+    /// else resident memory.
     pub memory_ratio: Option<f64>,
+    /// Where ours ran (`cpu`, `cuda:0`, …); the peer runs on the same kind of device.
+    pub device: String,
 }
 
 impl App {
@@ -62,22 +69,29 @@ impl App {
     /// PyTorch + PEFT peer when `vs_peer`.
     pub fn bench_train(&self, model: &str, shape: TrainShape, vs_peer: bool) -> Result<TrainBench> {
         let path = self.resolve_model(model)?;
+        let device = self.device()?;
         let mut ours = Vec::new();
         let mut peer = Vec::new();
         for _ in 0..shape.rounds.max(1) {
-            ours.push(bench_ours(&path, shape)?);
+            ours.push(bench_ours(&path, shape, &device)?);
             if vs_peer {
-                peer.push(bench_peer(&path, shape)?);
+                peer.push(bench_peer(&path, shape, &device)?);
             }
         }
         let best = |v: &[Measure]| v.iter().map(|m| m.tokens_per_second).fold(f64::NAN, f64::max);
-        let peak = |v: &[Measure]| v.iter().map(|m| m.peak_rss_bytes).max().unwrap_or(0) as f64;
+        let gpu = device.is_cuda() && peer.iter().all(|m| m.peak_gpu_bytes.is_some());
+        let peak = |v: &[Measure]| {
+            let bytes =
+                |m: &Measure| if gpu { m.peak_gpu_bytes.unwrap_or(0) } else { m.peak_rss_bytes };
+            v.iter().map(bytes).max().unwrap_or(0) as f64
+        };
         let (speed_ratio, memory_ratio) = if peer.is_empty() {
             (None, None)
         } else {
             (Some(best(&ours) / best(&peer)), Some(peak(&ours) / peak(&peer)))
         };
-        Ok(TrainBench { shape, ours, peer, speed_ratio, memory_ratio })
+        let device = engine::device::name(&device);
+        Ok(TrainBench { shape, ours, peer, speed_ratio, memory_ratio, device })
     }
 }
 
@@ -85,32 +99,39 @@ fn rss() -> u64 {
     memory_stats::memory_stats().map(|m| m.physical_mem as u64).unwrap_or(0)
 }
 
-/// The highest resident memory seen while it lives, sampled every 5 ms on its own thread (from `statm`: reading `smaps` walks every page table and slowed training by a third)
-/// (the peak falls inside the backward pass, not between steps).
+/// The highest resident memory (and GPU memory, on a GPU) seen while it lives, sampled every
+/// 5 ms on its own thread (from `statm`: reading `smaps` walks every page table and slowed
+/// training by a third) (the peak falls inside the backward pass, not between steps).
 struct PeakRss {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
+    thread: Option<std::thread::JoinHandle<(u64, Option<u64>)>>,
 }
 
 impl PeakRss {
-    fn start() -> PeakRss {
+    fn start(device: &Device) -> PeakRss {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let device = device.clone();
         let thread = std::thread::spawn(move || {
-            let mut peak = rss();
-            while !flag.load(Ordering::Relaxed) {
+            let gpu = || engine::device::gpu_memory_used(&device);
+            let (mut peak, mut peak_gpu) = (rss(), gpu());
+            loop {
                 peak = peak.max(rss());
+                peak_gpu = peak_gpu.max(gpu());
+                if flag.load(Ordering::Relaxed) {
+                    return (peak, peak_gpu);
+                }
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            peak.max(rss())
         });
         PeakRss { stop, thread: Some(thread) }
     }
 
-    fn finish(mut self) -> u64 {
+    /// (peak resident bytes, peak GPU bytes).
+    fn finish(mut self) -> (u64, Option<u64>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or((0, None))
     }
 }
 
@@ -120,10 +141,10 @@ impl Drop for PeakRss {
     }
 }
 
-fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
+fn bench_ours(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<Measure> {
     let _hold = crate::memory::HoldPages::new();
-    let peak = PeakRss::start();
-    let mut b = Bundle::open(path, &Device::Cpu)?;
+    let peak = PeakRss::start(device);
+    let mut b = Bundle::open(path, device)?;
     let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
     let params = engine::adapter::add_lora(&mut b.model, &lora, 0, &b.device)?;
     let mut opt =
@@ -142,15 +163,18 @@ fn bench_ours(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
         Ok(())
     };
     step()?;
+    engine::device::synchronize(device)?;
     let t = Instant::now();
     for _ in 0..s.steps {
         step()?;
     }
+    engine::device::synchronize(device)?;
     let secs = t.elapsed().as_secs_f64();
-    Ok(Measure { tokens_per_second: (s.steps * n) as f64 / secs, peak_rss_bytes: peak.finish() })
+    let (peak_rss_bytes, peak_gpu_bytes) = peak.finish();
+    Ok(Measure { tokens_per_second: (s.steps * n) as f64 / secs, peak_rss_bytes, peak_gpu_bytes })
 }
 
-fn bench_peer(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
+fn bench_peer(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<Measure> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/peft_train.py");
     let mut c = Command::new("python3");
@@ -158,6 +182,7 @@ fn bench_peer(path: &std::path::Path, s: TrainShape) -> Result<Measure> {
         .arg(path)
         .args([s.steps, s.batch, s.seq, s.threads].map(|v| v.to_string()))
         .arg(if s.gradient_checkpointing { "1" } else { "0" })
+        .arg(if device.is_cuda() { "cuda" } else { "cpu" })
         .env("OMP_NUM_THREADS", s.threads.to_string());
     run_peer(c, "PyTorch + PEFT")
 }
@@ -199,7 +224,7 @@ impl App {
         vs_peer: bool,
     ) -> Result<GenerateBench> {
         let path = self.resolve_model(model)?;
-        let b = Bundle::open(&path, &Device::Cpu)?;
+        let b = Bundle::open(&path, &self.device()?)?;
         let prompt = b.prompt_ids(&[engine::template::Message::new(
             "user",
             "Write a short story about a lighthouse keeper.",
@@ -238,7 +263,11 @@ fn decode(dec: &mut dyn engine::generate::Decoder, prompt: &[u32], n: usize) -> 
         logits = dec.step(&[argmax(&logits)])?;
         peak = peak.max(rss());
     }
-    Ok(Measure { tokens_per_second: n as f64 / t.elapsed().as_secs_f64(), peak_rss_bytes: peak })
+    Ok(Measure {
+        tokens_per_second: n as f64 / t.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak,
+        peak_gpu_bytes: None,
+    })
 }
 
 fn generate_peer(path: &std::path::Path, prompt: &[u32], s: GenerateShape) -> Result<Measure> {

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use engine::bundle::Bundle;
 use engine::generate::{F32Decoder, Sampling};
 use engine::template::Message;
@@ -68,7 +67,7 @@ impl App {
                 "--quantized runs the base weights only: drop --adapter or --quantized".into(),
             ));
         }
-        let device = Device::Cpu;
+        let device = self.device()?;
         let mut messages = Vec::new();
         if let Some(s) = &req.system {
             messages.push(Message::new("system", s));

@@ -39,10 +39,18 @@ pub use training::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, RunRecord, TrainReque
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";
 
+/// Environment variable choosing where models run (`cpu`, `cuda[:N]`, `metal`, `auto`); the
+/// CLI's `--device` overrides it. Default `auto`: the GPU a build supports, else the CPU.
+pub const DEVICE_ENV: &str = "VIBEFLOW_DEVICE";
+
 /// An open VibeFlow home: its folders and its SQLite index.
 pub struct App {
     home: PathBuf,
     store: store::Store,
+    device_spec: String,
+    /// Resolved on first use (creating a GPU context costs time), then shared: tensors on two
+    /// contexts of the same GPU cannot meet.
+    device: std::sync::OnceLock<candle_core::Device>,
 }
 
 impl App {
@@ -63,7 +71,29 @@ impl App {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         let store = store::Store::open(&home.join("vibeflow.db"))?;
-        Ok(App { home: home.to_path_buf(), store })
+        let device_spec = std::env::var(DEVICE_ENV)
+            .ok()
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or_else(|| "auto".into());
+        Ok(App { home: home.to_path_buf(), store, device_spec, device: Default::default() })
+    }
+
+    /// Runs models on `spec` (`cpu`, `cuda[:N]`, `metal`, `auto`) from now on; an unknown
+    /// device, or one this build or machine lacks, is an error here rather than mid-run.
+    pub fn set_device(&mut self, spec: &str) -> Result<()> {
+        let device = engine::device::select(spec)?;
+        self.device_spec = spec.to_string();
+        self.device = std::sync::OnceLock::from(device);
+        Ok(())
+    }
+
+    /// Where models run.
+    pub fn device(&self) -> Result<candle_core::Device> {
+        if let Some(d) = self.device.get() {
+            return Ok(d.clone());
+        }
+        let d = engine::device::select(&self.device_spec)?;
+        Ok(self.device.get_or_init(|| d).clone())
     }
 
     /// Opens [`App::default_home`].

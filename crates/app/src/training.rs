@@ -36,7 +36,7 @@ impl App {
         let _hold = crate::memory::HoldPages::new();
         let base = self.resolve_model(&req.base)?;
         let conversations = engine::train::read_chat_jsonl(&req.data)?;
-        let mut bundle = open_base(&base, &req.config.method)?;
+        let mut bundle = open_base(&base, &req.config.method, &self.device()?)?;
         let examples = conversations
             .iter()
             .map(|m| engine::train::tokenize(&bundle, m, req.config.max_len))
@@ -61,10 +61,14 @@ impl App {
 }
 
 /// The base model for `method`: QLoRA keeps a GGUF's quantized weights as they are stored.
-fn open_base(path: &std::path::Path, method: &engine::train::Method) -> Result<Bundle> {
+fn open_base(
+    path: &std::path::Path,
+    method: &engine::train::Method,
+    device: &Device,
+) -> Result<Bundle> {
     Ok(match method {
-        engine::train::Method::Qlora { .. } => Bundle::open_quantized(path, &Device::Cpu)?,
-        _ => Bundle::open(path, &Device::Cpu)?,
+        engine::train::Method::Qlora { .. } => Bundle::open_quantized(path, device)?,
+        _ => Bundle::open(path, device)?,
     })
 }
 
@@ -161,7 +165,7 @@ impl App {
         let row = self.project_row(&req.project)?;
         let (lines, is_test, manifest) = self.dataset_rows(&row.slug, req.dataset.as_deref())?;
         let base = self.resolve_model(&row.base_model)?;
-        let mut bundle = open_base(&base, &req.config.method)?;
+        let mut bundle = open_base(&base, &req.config.method, &self.device()?)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
             if is_test[i] && eval.len() >= req.eval_rows {

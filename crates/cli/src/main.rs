@@ -18,6 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "vibeflow", version, about = "Fine-tune an open LLM on your own machine, offline")]
 struct Cli {
+    /// Where models run: cpu, cuda[:N], metal or auto (default: $VIBEFLOW_DEVICE, else auto:
+    /// the GPU this build supports, else the CPU)
+    #[arg(long, global = true)]
+    device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -444,7 +448,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let app = App::open_default()?;
+    let mut app = App::open_default()?;
+    if let Some(d) = &cli.device {
+        app.set_device(d)?;
+    }
     match cli.command {
         Command::Project(ProjectCmd::New { name, json }) => {
             let p = app.project_new(&name)?;
@@ -726,8 +733,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let side = |name: &str, v: &[app::Measure]| {
                     v.iter()
                         .map(|m| {
+                            let gpu = m
+                                .peak_gpu_bytes
+                                .map(|b| format!("  {:>7.0} MB GPU peak", b as f64 / 1e6))
+                                .unwrap_or_default();
                             format!(
-                                "{name:<14} {:>8.1} tokens/s  {:>7.0} MB peak",
+                                "{name:<14} {:>8.1} tokens/s  {:>7.0} MB peak{gpu}",
                                 m.tokens_per_second,
                                 m.peak_rss_bytes as f64 / 1e6
                             )
@@ -736,7 +747,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .join("\n")
                 };
                 let mut s = format!(
-                    "LoRA training, batch {batch} x {seq} tokens, r=8, all projections, f32, gradient checkpointing {}\n",
+                    "LoRA training on {}, batch {batch} x {seq} tokens, r=8, all projections, f32, gradient checkpointing {}\n",
+                    r.device,
                     if gradient_checkpointing { "on" } else { "off" }
                 );
                 s += &side("vibeflow", &r.ours);

@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod bundle;
+pub mod device;
 pub mod generate;
 pub mod gguf;
 pub mod lora;
@@ -48,6 +49,9 @@ pub enum Error {
     /// Training data is unusable; the message names the file and line when there is one.
     #[error("{0}")]
     Data(String),
+    /// The requested device is unknown, not compiled in, or absent.
+    #[error("device: {0}")]
+    Device(String),
     /// A tensor operation failed.
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),

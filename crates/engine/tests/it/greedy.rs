@@ -1,7 +1,6 @@
 //! Greedy generation of SmolLM2-135M-Instruct (f32 path) equals transformers' on the same GGUF.
 //! Fixture: `scripts/reference/greedy_smollm2.py`.
 
-use candle_core::Device;
 use engine::bundle::Bundle;
 use engine::generate::{F32Decoder, Sampling, generate};
 use engine::template::Message;
@@ -14,7 +13,7 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
 fn greedy_tokens_match_transformers() {
     let Some(gguf) = crate::default_gguf() else { return };
     let fx = crate::fixture("smollm2_greedy.json");
-    let b = Bundle::open(&gguf, &Device::Cpu).unwrap();
+    let b = Bundle::open(&gguf, &crate::test_device()).unwrap();
     let n = fx["new_tokens"].as_u64().unwrap() as usize;
     for case in fx["cases"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
@@ -43,12 +42,12 @@ const LOGIT_TOL: f32 = 1.0;
 fn quantized_fast_path_agrees_with_the_f32_path() {
     let Some(gguf) = crate::default_gguf() else { return };
     let fx = crate::fixture("smollm2_greedy.json");
-    let b = Bundle::open(&gguf, &Device::Cpu).unwrap();
+    let b = Bundle::open(&gguf, &crate::test_device()).unwrap();
     for case in fx["cases"].as_array().unwrap() {
         let prompt_ids = ids(&case["prompt_ids"]);
         let mut f32_dec = F32Decoder::new(&b.model, &b.device);
         let reference = engine::generate::Decoder::step(&mut f32_dec, &prompt_ids).unwrap();
-        let mut q = engine::generate::QuantDecoder::open(&gguf, &Device::Cpu).unwrap();
+        let mut q = engine::generate::QuantDecoder::open(&gguf, &b.device).unwrap();
         let quant = engine::generate::Decoder::step(&mut q, &prompt_ids).unwrap();
         let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         let (best_f, best_q) = (argmax(&reference), argmax(&quant));
@@ -69,7 +68,7 @@ fn quantized_fast_path_agrees_with_the_f32_path() {
         let margin = reference[top[0]] - reference[top[1]];
         if margin > 1.0 {
             let s = Sampling { temperature: 0.0, max_tokens: 3, ..Sampling::default() };
-            let mut q = engine::generate::QuantDecoder::open(&gguf, &Device::Cpu).unwrap();
+            let mut q = engine::generate::QuantDecoder::open(&gguf, &b.device).unwrap();
             let out = generate(&mut q, &b.tokenizer, &prompt_ids, &[], &s, &mut |_| true).unwrap();
             assert_eq!(
                 out.tokens,

@@ -18,6 +18,13 @@ pub fn default_gguf() -> Option<PathBuf> {
     }
 }
 
+/// Where the tests run: `$VIBEFLOW_TEST_DEVICE` (`cpu`, `cuda`, `metal`; default `cpu`), so that
+/// a GPU build runs the same parity and training checks on its GPU.
+pub fn test_device() -> candle_core::Device {
+    let spec = std::env::var("VIBEFLOW_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    engine::device::select(&spec).unwrap_or_else(|e| panic!("VIBEFLOW_TEST_DEVICE={spec}: {e}"))
+}
+
 /// A committed fixture, parsed.
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);

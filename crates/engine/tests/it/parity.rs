@@ -32,14 +32,15 @@ impl Fixture {
         self.expected.get(k).unwrap_or_else(|| panic!("fixture lacks {k}"))
     }
 
-    fn batch(&self) -> (Tensor, Tensor) {
+    fn batch(&self, dev: &Device) -> (Tensor, Tensor) {
         let ids = self.get("input_ids").to_dtype(DType::U32).unwrap();
-        (ids, self.get("labels").clone())
+        (ids.to_device(dev).unwrap(), self.get("labels").to_device(dev).unwrap())
     }
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
+    let a = a.to_device(b.device()).unwrap();
     (a - b)
         .unwrap()
         .abs()
@@ -59,12 +60,12 @@ fn check(what: &str, ours: &Tensor, theirs: &Tensor) {
 
 fn lora_parity(arch: &str) {
     let fx = Fixture::open(arch);
-    let dev = Device::Cpu;
+    let dev = crate::test_device();
     let mut model = load_hf(&fx.dir, &dev).unwrap();
     let (cfg, params) = load_peft(&mut model, &fx.dir.join("adapter"), &dev).unwrap();
     assert_eq!((cfg.r, cfg.alpha), (4, 8.0));
     assert_eq!(params.vars.len(), 2 * 7 * 2, "every projection of both layers has A and B");
-    let (ids, labels) = fx.batch();
+    let (ids, labels) = fx.batch(&dev);
 
     // Logits at the positions the attention mask keeps (right padding differs by design).
     let logits = model.forward(&ids, None).unwrap();
@@ -122,9 +123,10 @@ fn lora_parity(arch: &str) {
 
 fn full_parity(arch: &str) {
     let fx = Fixture::open(arch);
-    let mut model = load_hf(&fx.dir, &Device::Cpu).unwrap();
+    let dev = crate::test_device();
+    let mut model = load_hf(&fx.dir, &dev).unwrap();
     let params = make_full(&mut model).unwrap();
-    let (ids, labels) = fx.batch();
+    let (ids, labels) = fx.batch(&dev);
     let (loss, _) =
         causal_lm_loss(&model, &ids, &labels, engine::models::llama::Pass::Grad).unwrap();
     let grads = loss.backward().unwrap();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use engine::bundle::Bundle;
 use engine::lora::{LoraConfig, Quant};
 use engine::ops::Weight;
@@ -63,7 +63,7 @@ fn killed_run_resumes_to_the_same_losses() {
     let data = tiny_examples(16, 7);
     let (tr, ev) = split(data, 0.25, 1);
     let cfg = tiny_config();
-    let dev = Device::Cpu;
+    let dev = crate::test_device();
 
     let whole = tempfile::tempdir().unwrap();
     let mut m = load_hf(&tiny_dir(), &dev).unwrap();
@@ -101,7 +101,7 @@ fn qlora_is_lora_over_the_quantized_base_in_a_fraction_of_the_memory() {
         Method::Lora(l) => l,
         _ => unreachable!(),
     };
-    let dev = Device::Cpu;
+    let dev = crate::test_device();
     for quant in [Quant::Q4_1, Quant::Q8_0] {
         // QLoRA: the projections become quantized blocks when training starts.
         let cfg =
@@ -146,7 +146,7 @@ fn qlora_is_lora_over_the_quantized_base_in_a_fraction_of_the_memory() {
 fn gradient_checkpointing_changes_memory_not_results() {
     let data = tiny_examples(16, 5);
     let (tr, ev) = split(data, 0.25, 1);
-    let dev = Device::Cpu;
+    let dev = crate::test_device();
     // LoRA with dropout (the replay must draw the same masks), and full fine-tuning (norms,
     // projections and the embedding all trained).
     for method in [tiny_config().method, Method::Full] {
@@ -247,7 +247,7 @@ fn peft_logits(base: &Path, adapter: &Path, ids: &[u32]) -> Vec<f32> {
 #[test]
 fn lora_on_smollm2_lowers_held_out_loss_and_peft_agrees() {
     let Some(gguf) = crate::default_gguf() else { return };
-    let mut b = Bundle::open(&gguf, &Device::Cpu).unwrap();
+    let mut b = Bundle::open(&gguf, &crate::test_device()).unwrap();
     let examples: Vec<Example> =
         robot_data().iter().map(|m| tokenize(&b, m, 128).unwrap()).collect();
     // Only the reply is learned: the template's prompt part is masked.
@@ -321,8 +321,9 @@ fn lora_on_smollm2_lowers_held_out_loss_and_peft_agrees() {
 #[test]
 fn qlora_on_smollm2_keeps_the_gguf_blocks_and_matches_lora() {
     let Some(gguf) = crate::default_gguf() else { return };
-    let mut q = Bundle::open_quantized(&gguf, &Device::Cpu).unwrap();
-    let mut d = Bundle::open(&gguf, &Device::Cpu).unwrap();
+    let dev = crate::test_device();
+    let mut q = Bundle::open_quantized(&gguf, &dev).unwrap();
+    let mut d = Bundle::open(&gguf, &dev).unwrap();
     // Every projection stays in the file's Q4_1 blocks: 5 bits per weight instead of 32.
     let (qb, db) = (q.model.projection_bytes(), d.model.projection_bytes());
     eprintln!(

@@ -1,0 +1,108 @@
+//! Where tensors live: choosing CPU, CUDA or Metal from a user's word, and reading how much
+//! accelerator memory is in use.
+//!
+//! The GPU backends are cargo features (`cuda`, `metal`), off by default: a CPU build answers a
+//! request for them with an error that names the feature, and `auto` falls back to the CPU.
+
+use candle_core::Device;
+
+use crate::{Error, Result};
+
+/// The device named by `spec`: `cpu`, `cuda` (`cuda:N` for the N-th GPU), `metal`, or `auto`
+/// (the first GPU this build supports and this machine has, else the CPU).
+pub fn select(spec: &str) -> Result<Device> {
+    let spec = spec.trim().to_ascii_lowercase();
+    let (kind, ordinal) = match spec.split_once(':') {
+        Some((k, n)) => {
+            let n = n.parse::<usize>().map_err(|_| {
+                Error::Device(format!("`{spec}`: the GPU number must be a whole number"))
+            })?;
+            (k, n)
+        }
+        None => (spec.as_str(), 0),
+    };
+    match kind {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(ordinal),
+        "metal" => metal(ordinal),
+        "auto" => Ok(cuda(ordinal).or_else(|_| metal(ordinal)).unwrap_or(Device::Cpu)),
+        _ => {
+            Err(Error::Device(format!("unknown device `{spec}`: use cpu, cuda[:N], metal or auto")))
+        }
+    }
+}
+
+fn cuda(ordinal: usize) -> Result<Device> {
+    if !cfg!(feature = "cuda") {
+        return Err(Error::Device(
+            "this build has no CUDA support: rebuild with `--features cuda` (needs the CUDA toolkit)"
+                .into(),
+        ));
+    }
+    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("CUDA GPU {ordinal}: {e}")))
+}
+
+fn metal(ordinal: usize) -> Result<Device> {
+    if !cfg!(feature = "metal") {
+        return Err(Error::Device(
+            "this build has no Metal support: rebuild with `--features metal` (macOS)".into(),
+        ));
+    }
+    Device::new_metal(ordinal).map_err(|e| Error::Device(format!("Metal GPU {ordinal}: {e}")))
+}
+
+/// A short name for messages and records: `cpu`, `cuda:0`, `metal:0`.
+pub fn name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// Bytes of the GPU's memory in use (by every process: the driver's count), or `None` on the
+/// CPU and on backends that do not say.
+pub fn gpu_memory_used(device: &Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = device {
+        let (free, total) = d.cuda_stream().context().mem_get_info().ok()?;
+        return Some((total - free) as u64);
+    }
+    let _ = device;
+    None
+}
+
+/// Waits until the device has finished the work queued on it (a no-op on the CPU), so that a
+/// timer stopped after it measures the work, not its queueing.
+pub fn synchronize(device: &Device) -> Result<()> {
+    Ok(device.synchronize()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_name_devices_and_unknown_ones_are_errors() {
+        assert!(select("cpu").unwrap().is_cpu());
+        assert!(select(" CPU ").unwrap().is_cpu());
+        let auto = select("auto").unwrap();
+        if !cfg!(any(feature = "cuda", feature = "metal")) {
+            assert!(auto.is_cpu(), "a CPU build runs auto on the CPU");
+        }
+        let err = select("tpu").unwrap_err().to_string();
+        assert!(err.contains("unknown device `tpu`"), "{err}");
+        let err = select("cuda:x").unwrap_err().to_string();
+        assert!(err.contains("whole number"), "{err}");
+        if !cfg!(feature = "cuda") {
+            let err = select("cuda").unwrap_err().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+        if !cfg!(feature = "metal") {
+            let err = select("metal").unwrap_err().to_string();
+            assert!(err.contains("--features metal"), "{err}");
+        }
+        assert_eq!(name(&Device::Cpu), "cpu");
+        assert_eq!(gpu_memory_used(&Device::Cpu), None);
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The GPU check, run on an offline NVIDIA machine from the repository root with the CUDA builds
+# that scripts/gpu/build.sh made in .gpu/ (see scripts/gpu/README.md). Everything it prints and
+# measures lands in $OUT (default /tmp/vibeflow-gpu): nvidia-smi, the engine's parity and
+# training tests on CUDA, a training run and a generation through the CLI, and
+# `bench train --vs-peer` against PyTorch + PEFT on the same GPU.
+set -u
+OUT=${OUT:-/tmp/vibeflow-gpu}
+mkdir -p "$OUT"
+ROOT=$PWD
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+# The test binaries find their fixtures and the peers' scripts under the path they were built
+# in; point that path here.
+BUILT_IN=$(cat .gpu/built-in)
+if [ "$BUILT_IN" != "$ROOT" ] && [ ! -e "$BUILT_IN" ]; then
+    mkdir -p "$(dirname "$BUILT_IN")" && ln -s "$ROOT" "$BUILT_IN"
+fi
+
+# cudarc loads libcuda, cuBLAS, cuRAND and NVRTC at run time; our binaries link libcudart.
+libs=$(find /usr/local/cuda*/lib64 /opt /usr/lib/python3* /usr/local/lib/python3* \
+    -name 'libcublas.so*' -o -name 'libcudart.so*' -o -name 'libcurand.so*' -o -name 'libnvrtc.so*' \
+    2>/dev/null | xargs -r -n1 dirname | sort -u | tr '\n' ':')
+export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:-}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$OUT/env.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/summary.txt"
+
+log "engine tests on CUDA (parity with PEFT, resume, QLoRA, checkpointing)"
+VIBEFLOW_TEST_DEVICE=cuda timeout 240 .gpu/bin/engine-it --test-threads 1 parity:: train:: \
+    >"$OUT/tests.log" 2>&1
+echo "exit $?" >>"$OUT/tests.log"
+grep -E "^test |test result|panicked|max \||exit" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
+
+log "a SmolLM2-shaped model with random weights (the real weights cannot come along)"
+MODEL=/tmp/smollm2-random
+timeout 120 python3 scripts/gpu/random_model.py .gpu/smollm2 "$MODEL" 2>&1 | tail -1 | tee -a "$OUT/summary.txt"
+
+export VIBEFLOW_HOME=/tmp/vibeflow-home
+VF=.gpu/bin/vibeflow
+log "train on CUDA through the CLI: 30 LoRA steps on a sample dataset"
+timeout 120 $VF --device cuda train --data assets/datasets/tech-qa.jsonl --base "$MODEL" \
+    --out /tmp/run --steps 30 --batch 8 --lr 1e-3 --json >"$OUT/train.jsonl" 2>"$OUT/train.err"
+echo "exit $?" >>"$OUT/train.err"
+tail -c 1500 "$OUT/train.jsonl" | tee -a "$OUT/summary.txt"; tail -3 "$OUT/train.err" | tee -a "$OUT/summary.txt"
+
+log "generate on CUDA (f32 path, KV cache, the adapter just trained)"
+timeout 60 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapter \
+    --prompt "How do I reset my password?" --max-tokens 24 --temperature 0 --json \
+    >"$OUT/generate.json" 2>&1
+echo "exit $?" >>"$OUT/generate.json"
+tail -c 600 "$OUT/generate.json" | tee -a "$OUT/summary.txt"
+
+for ck in "" "--no-gradient-checkpointing"; do
+    log "bench train --vs-peer on CUDA, batch 4 x 256 $ck"
+    timeout 150 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 2 $ck \
+        2>&1 | tee -a "$OUT/summary.txt"
+done
+log "bench train --vs-peer on CUDA, batch 16 x 512"
+timeout 150 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 2 \
+    --batch 16 --seq 512 2>&1 | tee -a "$OUT/summary.txt"
+log "done"
