@@ -136,12 +136,15 @@ pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
 pub struct TrainCtx {
     rng: rand::rngs::StdRng,
     recomputed: Option<Recomputed>,
+    /// Replaying a checkpointed block for its gradients: values that no gradient reads are
+    /// not computed ([`Linear::forward_into_residual`]).
+    replay: bool,
 }
 
 impl TrainCtx {
     /// A context seeded for one step.
     pub fn new(seed: u64) -> TrainCtx {
-        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed), recomputed: None }
+        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed), recomputed: None, replay: false }
     }
 
     /// A context seeded for one step whose forward pass checkpoints every decoder block.
@@ -157,7 +160,13 @@ impl TrainCtx {
     /// The dropout state as it is now, without checkpointing: replaying a block from it draws
     /// the same masks.
     pub fn snapshot(&self) -> TrainCtx {
-        TrainCtx { rng: self.rng.clone(), recomputed: None }
+        TrainCtx { rng: self.rng.clone(), recomputed: None, replay: self.replay }
+    }
+
+    /// [`TrainCtx::snapshot`] for replaying a checkpointed block in the backward pass, where
+    /// only gradients are read, not the block's output.
+    pub fn for_replay(&self) -> TrainCtx {
+        TrainCtx { replay: true, ..self.snapshot() }
     }
 
     /// Takes the parameter gradients left by checkpointed blocks since the last call.
@@ -201,12 +210,37 @@ impl Linear {
 
     /// `[.., in] -> [.., out]`; `train` enables LoRA dropout.
     pub fn forward(&self, x: &Tensor, train: Option<&mut TrainCtx>) -> Result<Tensor> {
+        self.project(x, train, false)
+    }
+
+    /// [`Linear::forward`] for a block's last projection (the MLP's down projection), whose
+    /// output only joins the residual sum that leaves the block. When a checkpointed block is
+    /// replayed for its gradients, that product's value reaches no gradient (the sum passes the
+    /// upstream gradient through, and the input's gradient is `g·W`): it is not computed, which
+    /// saves a quarter of the replay's matrix products. The LoRA branch is computed as usual.
+    /// (Attention's output projection does not qualify: the MLP reads the sum it joins.)
+    pub fn forward_into_residual(
+        &self,
+        x: &Tensor,
+        train: Option<&mut TrainCtx>,
+    ) -> Result<Tensor> {
+        let gradient_only = self.full.is_none() && train.as_ref().is_some_and(|c| c.replay);
+        self.project(x, train, gradient_only)
+    }
+
+    fn project(
+        &self,
+        x: &Tensor,
+        train: Option<&mut TrainCtx>,
+        gradient_only: bool,
+    ) -> Result<Tensor> {
         let (out, inp) = self.weight.dims2()?;
         let mut shape = x.dims().to_vec();
         // All rows in one 2-D GEMM: faster than batched matmuls over a broadcast weight.
         let x = x.contiguous()?.reshape((x.elem_count() / inp, inp))?;
         let mut y = match &self.full {
             Some(w) => x.matmul(&w.as_tensor().t()?)?,
+            None if gradient_only => crate::ops::frozen_linear_gradient_only(&x, &self.weight)?,
             None => crate::ops::frozen_linear(&x, &self.weight)?,
         };
         if let Some(b) = &self.bias {

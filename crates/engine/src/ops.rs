@@ -95,6 +95,17 @@ pub fn frozen_linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
     y.reshape(shape)
 }
 
+/// [`frozen_linear`] where only the backward is wanted: the result holds zeros, not `x·Wᵀ`,
+/// and its gradient to `x` is `g·W` as usual (for a product whose value reaches no gradient).
+pub fn frozen_linear_gradient_only(x: &Tensor, w: &Weight) -> Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    let rows = x.elem_count() / inp;
+    let x = x.contiguous()?.reshape((rows, inp))?;
+    let zeros = Tensor::zeros((rows, out), x.dtype(), x.device())?;
+    let w = w.clone();
+    precomputed1(&x, zeros, Box::new(move |_, grad| Ok(Some(grad.matmul(&w.dense()?)?))))
+}
+
 struct FrozenLinear {
     /// `[out, in]`.
     w: Weight,

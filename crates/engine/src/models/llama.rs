@@ -339,7 +339,8 @@ fn block(
     let h = rms_norm(&x, &layer.mlp_norm, cfg.rms_norm_eps)?;
     let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
     let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
-    let h = layer.proj["down_proj"].forward(&crate::ops::silu_mul(&gate, &up)?, train)?;
+    let h =
+        layer.proj["down_proj"].forward_into_residual(&crate::ops::silu_mul(&gate, &up)?, train)?;
     x + h
 }
 
@@ -394,7 +395,7 @@ fn checkpointed(
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
     let bwd = move |x: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let x = Var::from_tensor(&x.detach())?;
-        let mut replay = replay.snapshot();
+        let mut replay = replay.for_replay();
         let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay))?;
         // The vector-Jacobian product: d(sum(y ⊙ grad)) = Jᵀ·grad for every input.
         let grads = (y * grad.detach())?.sum_all()?.backward()?;
