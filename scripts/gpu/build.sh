@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CUDA binaries for scripts/gpu/check.sh on a machine without a GPU (or without the
-# CUDA toolkit): nvcc, the CUDA headers and libcudart come from NVIDIA's PyPI wheels. Puts the
+# CUDA toolkit): nvcc, the CUDA headers and libcudart come from NVIDIA's PyPI wheels, and the
+# driver, cuBLAS, NVRTC and cuRAND (which candle links by name) are stand-in libraries with the
+# real sonames and cudarc's symbol names, so the GPU machine's own libraries load. Puts the
 # engine's integration-test binary and the `vibeflow` CLI, stripped, into .gpu/bin, with the
 # SmolLM2 shape (config and tokenizer, from the installed default GGUF) in .gpu/smollm2.
 #
@@ -21,6 +23,20 @@ export CUDA_HOME=$TK/nvidia/cu13 CUDA_PATH=$TK/nvidia/cu13
 ln -sf libcudart.so.13 "$CUDA_HOME/lib/libcudart.so"
 export PATH=$CUDA_HOME/bin:$PATH LIBRARY_PATH=$CUDA_HOME/lib:${LIBRARY_PATH:-}
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+
+# Stand-ins to link against: every function cudarc declares, under the CUDA 13 sonames.
+cudarc=$(cargo metadata --format-version 1 --features engine/cuda | python3 -c 'import json,sys; print([p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cudarc"][0])')
+cudarc=$(dirname "$cudarc")/src
+stubs=$TK/stubs
+mkdir -p "$stubs"
+for spec in driver:cuda:libcuda.so.1 cublas:cublas:libcublas.so.13 cublaslt:cublasLt:libcublasLt.so.13 \
+    nvrtc:nvrtc:libnvrtc.so.13 curand:curand:libcurand.so.10; do
+    IFS=: read -r module lib soname <<<"$spec"
+    grep -o 'fn [A-Za-z][A-Za-z0-9_]*' "$cudarc/$module/sys/mod.rs" | sort -u \
+        | sed 's/^fn \(.*\)/void \1(void) {}/' >"$stubs/$lib.c"
+    cc -shared -fPIC -Wl,-soname,"$soname" -o "$stubs/lib$lib.so" "$stubs/$lib.c"
+done
+export LIBRARY_PATH=$stubs:$LIBRARY_PATH
 # A target folder of its own: the CUDA build shares nothing with the CPU one.
 export CARGO_TARGET_DIR=${CUDA_TARGET_DIR:-$ROOT/target/cuda}
 
