@@ -5,6 +5,7 @@
 # real sonames and cudarc's symbol names, so the GPU machine's own libraries load. Puts the
 # engine's integration-test binary and the `vibeflow` CLI, stripped, into .gpu/bin, with the
 # SmolLM2 shape (config and tokenizer, from the installed default GGUF) in .gpu/smollm2.
+# What .gpu holds is what the GPU machine needs besides the repository (~22 MB).
 #
 #   scripts/gpu/build.sh            # CUDA 13.0 (driver 580 or newer), compute capability 90
 #   CUDA_COMPUTE_CAP=80 CUDA_WHEELS=13.0 scripts/gpu/build.sh
@@ -44,9 +45,12 @@ mkdir -p .gpu/bin
 test_bin=$(cargo test --release -p engine --features cuda --test it --no-run --message-format=json \
     | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
 cargo build --release -p cli --features cuda
-cp "$test_bin" .gpu/bin/engine-it
-cp "$CARGO_TARGET_DIR/release/vibeflow" .gpu/bin/vibeflow
-strip .gpu/bin/engine-it .gpu/bin/vibeflow
+# Stripped and xz-compressed (the CUDA kernels make each binary ~70 MB; ~10 MB compressed).
+rm -f .gpu/bin/*
+for pair in "$test_bin:engine-it" "$CARGO_TARGET_DIR/release/vibeflow:vibeflow"; do
+    strip -o ".gpu/bin/${pair##*:}" "${pair%%:*}"
+    xz -T0 -9 ".gpu/bin/${pair##*:}"
+done
 echo "$ROOT" >.gpu/built-in
 
 # The default model's shape: config and tokenizer, written by transformers from the GGUF.

@@ -17,34 +17,44 @@ if [ "$BUILT_IN" != "$ROOT" ] && [ ! -e "$BUILT_IN" ]; then
     mkdir -p "$(dirname "$BUILT_IN")" && ln -s "$ROOT" "$BUILT_IN"
 fi
 
+# The binaries travel xz-compressed.
+BIN=/tmp/vibeflow-gpu-bin
+mkdir -p "$BIN"
+for f in .gpu/bin/*.xz; do
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$f" "$BIN/$(basename "$f" .xz)"
+done
+chmod +x "$BIN"/*
+
 # cudarc loads libcuda, cuBLAS, cuRAND and NVRTC at run time; our binaries link libcudart.
 libs=$(find /usr/local/cuda*/lib64 /opt /usr/lib/python3* /usr/local/lib/python3* \
     -name 'libcublas.so*' -o -name 'libcudart.so*' -o -name 'libcurand.so*' -o -name 'libnvrtc.so*' \
     2>/dev/null | xargs -r -n1 dirname | sort -u | tr '\n' ':')
-export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="${libs}/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$OUT/env.txt"
+ldd "$BIN/vibeflow" | grep -E "cuda|cublas|curand|nvrtc|not found" | tee -a "$OUT/summary.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/summary.txt"
 
 log "engine tests on CUDA (parity with PEFT, resume, QLoRA, checkpointing)"
-VIBEFLOW_TEST_DEVICE=cuda timeout 240 .gpu/bin/engine-it --test-threads 1 parity:: train:: \
+VIBEFLOW_TEST_DEVICE=cuda timeout 120 "$BIN/engine-it" --test-threads 1 parity:: train:: \
     >"$OUT/tests.log" 2>&1
 echo "exit $?" >>"$OUT/tests.log"
 grep -E "^test |test result|panicked|max \||exit" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
 
 log "a SmolLM2-shaped model with random weights (the real weights cannot come along)"
 MODEL=/tmp/smollm2-random
-timeout 120 python3 scripts/gpu/random_model.py .gpu/smollm2 "$MODEL" 2>&1 | tail -1 | tee -a "$OUT/summary.txt"
+timeout 60 python3 scripts/gpu/random_model.py .gpu/smollm2 "$MODEL" 2>&1 | tail -1 | tee -a "$OUT/summary.txt"
 
 export VIBEFLOW_HOME=/tmp/vibeflow-home
-VF=.gpu/bin/vibeflow
+VF="$BIN/vibeflow"
 log "train on CUDA through the CLI: 30 LoRA steps on a sample dataset"
-timeout 120 $VF --device cuda train --data assets/datasets/tech-qa.jsonl --base "$MODEL" \
+timeout 90 $VF --device cuda train --data assets/datasets/tech-qa.jsonl --base "$MODEL" \
     --out /tmp/run --steps 30 --batch 8 --lr 1e-3 --json >"$OUT/train.jsonl" 2>"$OUT/train.err"
 echo "exit $?" >>"$OUT/train.err"
 tail -c 1500 "$OUT/train.jsonl" | tee -a "$OUT/summary.txt"; tail -3 "$OUT/train.err" | tee -a "$OUT/summary.txt"
 
 log "generate on CUDA (f32 path, KV cache, the adapter just trained)"
-timeout 60 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapter \
+timeout 40 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapter \
     --prompt "How do I reset my password?" --max-tokens 24 --temperature 0 --json \
     >"$OUT/generate.json" 2>&1
 echo "exit $?" >>"$OUT/generate.json"
@@ -52,10 +62,11 @@ tail -c 600 "$OUT/generate.json" | tee -a "$OUT/summary.txt"
 
 for ck in "" "--no-gradient-checkpointing"; do
     log "bench train --vs-peer on CUDA, batch 4 x 256 $ck"
-    timeout 150 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 2 $ck \
+    rounds=$([ -z "$ck" ] && echo 2 || echo 1)
+    timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds "$rounds" $ck \
         2>&1 | tee -a "$OUT/summary.txt"
 done
 log "bench train --vs-peer on CUDA, batch 16 x 512"
-timeout 150 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 2 \
+timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
     --batch 16 --seq 512 2>&1 | tee -a "$OUT/summary.txt"
 log "done"
