@@ -186,7 +186,8 @@ impl CustomOp1 for FrozenLinear {
 
 /// `softmax(scale · x + causal mask)` over the last dimension of attention scores
 /// `[.., q, kv]`: query `i` sees keys `0..=i + kv − q` (the cached positions and itself).
-/// Differentiable in `x`. On the CPU one fused pass; elsewhere candle's composite ops.
+/// Differentiable in `x`. On the CPU one fused pass; elsewhere candle's fused softmax (which
+/// records no backward) with the same hand-written backward attached.
 pub fn causal_softmax(x: &Tensor, scale: f64) -> Result<Tensor> {
     let dims = x.dims();
     let (q, kv) = match dims {
@@ -196,16 +197,38 @@ pub fn causal_softmax(x: &Tensor, scale: f64) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         return x.contiguous()?.apply_op1(CausalSoftmax { scale: scale as f32 });
     }
-    composite_causal_softmax(x, scale, q, kv)
+    fused_causal_softmax(x, scale, q, kv)
 }
 
-/// [`causal_softmax`] from candle's ops: an additive −∞ mask and the composite softmax.
-fn composite_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<Tensor> {
+/// The additive causal mask `[q, kv]`: 0 where a query sees a key, −∞ elsewhere.
+fn causal_mask(x: &Tensor, q: usize, kv: usize) -> Result<Tensor> {
     let mask: Vec<f32> = (0..q)
         .flat_map(|i| (0..kv).map(move |j| if j <= i + kv - q { 0.0 } else { f32::NEG_INFINITY }))
         .collect();
-    let mask = Tensor::from_vec(mask, (q, kv), x.device())?.to_dtype(x.dtype())?;
-    candle_nn::ops::softmax(&(x * scale)?.broadcast_add(&mask)?, candle_core::D::Minus1)
+    Tensor::from_vec(mask, (q, kv), x.device())?.to_dtype(x.dtype())
+}
+
+/// [`causal_softmax`] on any device: candle's fused softmax for the value, attached with
+/// [`softmax_backward`] (three kernels forward and five backward instead of ~7 and ~15).
+fn fused_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<Tensor> {
+    let y = candle_nn::ops::softmax_last_dim(
+        &(x.detach() * scale)?.broadcast_add(&causal_mask(x, q, kv)?)?.contiguous()?,
+    )?;
+    let keep = y.clone();
+    precomputed1(x, y, Box::new(move |_, g| Ok(Some(softmax_backward(&keep, g, scale)?))))
+}
+
+/// d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y), for output `y` and upstream gradient `g`
+/// (masked keys have y = 0).
+fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+    let dot = (g * y)?.sum_keepdim(candle_core::D::Minus1)?;
+    (g.broadcast_sub(&dot)? * y)? * scale
+}
+
+/// [`causal_softmax`] from candle's composite ops (the reference of the tests).
+#[cfg(test)]
+fn composite_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<Tensor> {
+    candle_nn::ops::softmax(&(x * scale)?.broadcast_add(&causal_mask(x, q, kv)?)?, D::Minus1)
 }
 
 struct CausalSoftmax {
@@ -246,9 +269,7 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        // d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y); masked keys have y = 0.
-        let dot = (grad * y)?.sum_keepdim(candle_core::D::Minus1)?;
-        Ok(Some(((grad.broadcast_sub(&dot)? * y)? * self.scale as f64)?))
+        Ok(Some(softmax_backward(y, grad, self.scale as f64)?))
     }
 }
 
@@ -394,14 +415,24 @@ impl CustomOp2 for Precomputed<Backward2> {
 }
 
 /// RMSNorm over the last dimension, `x / √(mean(x²) + eps) · w`, differentiable in `x` and
-/// `w`. On the CPU one fused pass; elsewhere candle's composite ops.
+/// `w`. On the CPU one fused pass; elsewhere candle's fused kernel (which records no backward)
+/// with the same hand-written backward attached.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && w.dtype() == x.dtype() {
         return x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps });
     }
-    composite_rms_norm(x, w, eps)
+    fused_rms_norm(x, w, eps)
 }
 
+/// [`rms_norm`] on any device: candle's fused kernel for the value, [`rms_norm_backward`] for
+/// the gradients.
+fn fused_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let (xd, wd) = (x.detach().contiguous()?, w.detach().contiguous()?);
+    let y = candle_nn::ops::rms_norm(&xd, &wd, eps as f32)?;
+    precomputed2(x, w, y, Box::new(move |x, w, g| rms_norm_backward(x, w, g, eps)))
+}
+
+#[cfg(test)]
 fn composite_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let var = x.sqr()?.mean_keepdim(D::Minus1)?;
     x.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(w)
@@ -454,20 +485,30 @@ impl CustomOp2 for RmsNorm {
         _y: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // n = x·r with r = (mean(x²) + eps)^-½; dx = r·(g⊙w − n·mean(g⊙w⊙n)); dw = Σ_rows g⊙n.
-        let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
-        let n = x.broadcast_mul(&r)?;
-        let gw = g.broadcast_mul(w)?;
-        let dot = (&gw * &n)?.mean_keepdim(D::Minus1)?;
-        let dx = (gw - n.broadcast_mul(&dot)?)?.broadcast_mul(&r)?;
-        let dw = if w.track_op() {
-            let h = w.elem_count();
-            Some((g * n)?.reshape(((), h))?.sum(0)?.reshape(w.shape())?)
-        } else {
-            None
-        };
-        Ok((Some(dx), dw))
+        rms_norm_backward(x, w, g, self.eps)
     }
+}
+
+/// The gradients of [`rms_norm`]: for `x`, and for `w` when it trains.
+fn rms_norm_backward(
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    eps: f64,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    // n = x·r with r = (mean(x²) + eps)^-½; dx = r·(g⊙w − n·mean(g⊙w⊙n)); dw = Σ_rows g⊙n.
+    let r = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    let n = x.broadcast_mul(&r)?;
+    let gw = g.broadcast_mul(w)?;
+    let dot = (&gw * &n)?.mean_keepdim(D::Minus1)?;
+    let dx = (gw - n.broadcast_mul(&dot)?)?.broadcast_mul(&r)?;
+    let dw = if w.track_op() {
+        let h = w.elem_count();
+        Some((g * n)?.reshape(((), h))?.sum(0)?.reshape(w.shape())?)
+    } else {
+        None
+    };
+    Ok((Some(dx), dw))
 }
 
 /// `silu(gate) ⊙ up`, the gated MLP's activation, differentiable in both inputs. On the CPU
@@ -589,7 +630,8 @@ impl candle_core::CustomOp3 for SiluMulGrad {
 /// `x [batch, heads, positions, head_dim]` with `cos`, `sin` `[positions, head_dim / 2]`:
 /// `(x₁, x₂) -> (x₁·cos − x₂·sin, x₂·cos + x₁·sin)`. Differentiable in `x` (its backward is the
 /// inverse rotation). On the CPU one pass each way (candle's `rope_slow` records six ops);
-/// elsewhere `rope_slow`.
+/// elsewhere candle's fused `rope` (which records no backward), its backward the same kernel
+/// with `−sin`.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         let (_, _, t, d) = x.dims4()?;
@@ -602,7 +644,18 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let op = Rope { cos: table(cos)?, sin: table(sin)?, inverse: false };
         return x.contiguous()?.apply_op1(op);
     }
-    candle_nn::rotary_emb::rope_slow(x, cos, sin)
+    fused_rope(x, cos, sin)
+}
+
+/// [`rope`] on any device through candle's fused kernel, both ways.
+fn fused_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
+    let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &cos, &sin)?;
+    let minus_sin = sin.neg()?;
+    let bwd = move |_: &Tensor, g: &Tensor| {
+        Ok(Some(candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &minus_sin)?))
+    };
+    precomputed1(x, y, Box::new(bwd))
 }
 
 struct Rope {
@@ -798,5 +851,49 @@ pub(crate) mod tests {
         let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
         assert!(max_diff(a, b) < 1e-6, "gradient differs by {}", max_diff(a, b));
         assert!(rope(x.as_tensor(), &cos.narrow(0, 0, 4).unwrap(), &sin).is_err());
+    }
+
+    /// The GPU forms (candle's fused kernels for the value, our backward attached), run here on
+    /// the CPU, against candle's composite ops.
+    #[test]
+    fn fused_kernel_forms_match_the_composites_in_value_and_gradients() {
+        let dev = Device::Cpu;
+        let grads = |y: &Tensor, up: &Tensor, vars: &[&Var]| -> Vec<Tensor> {
+            let g = (y * up).unwrap().sum_all().unwrap().backward().unwrap();
+            vars.iter().map(|v| g.get(v.as_tensor()).unwrap().clone()).collect()
+        };
+        let compare = |what: &str, a: Tensor, b: Tensor, vars: &[&Var], tol: f32| {
+            assert!(max_diff(&a, &b) < tol, "{what}: values differ by {}", max_diff(&a, &b));
+            // A non-uniform upstream gradient, the same for both.
+            let up = Tensor::randn(0f32, 1., a.shape(), &dev).unwrap();
+            for (x, y) in grads(&a, &up, vars).iter().zip(&grads(&b, &up, vars)) {
+                assert!(max_diff(x, y) < tol, "{what}: gradients differ by {}", max_diff(x, y));
+            }
+        };
+        let x = Var::from_tensor(&Tensor::randn(0f32, 2., (2, 3, 5, 8), &dev).unwrap()).unwrap();
+        compare(
+            "softmax",
+            fused_causal_softmax(x.as_tensor(), 0.3, 5, 8).unwrap(),
+            composite_causal_softmax(x.as_tensor(), 0.3, 5, 8).unwrap(),
+            &[&x],
+            1e-5,
+        );
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.5, 8, &dev).unwrap()).unwrap();
+        compare(
+            "rms_norm",
+            fused_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap(),
+            composite_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap(),
+            &[&x, &w],
+            1e-4,
+        );
+        let angles = Tensor::randn(0f32, 2., (5, 4), &dev).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        compare(
+            "rope",
+            fused_rope(x.as_tensor(), &cos, &sin).unwrap(),
+            candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
+            &[&x],
+            1e-5,
+        );
     }
 }
