@@ -200,12 +200,16 @@ pub fn causal_softmax(x: &Tensor, scale: f64) -> Result<Tensor> {
     fused_causal_softmax(x, scale, q, kv)
 }
 
-/// The additive causal mask `[q, kv]`: 0 where a query sees a key, −∞ elsewhere.
+/// The additive causal mask `[q, kv]`: 0 where a query sees a key, −∞ elsewhere. Built on the
+/// device (a copy from the host would make the CPU wait for the GPU at every layer).
 fn causal_mask(x: &Tensor, q: usize, kv: usize) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..q)
-        .flat_map(|i| (0..kv).map(move |j| if j <= i + kv - q { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
-    Tensor::from_vec(mask, (q, kv), x.device())?.to_dtype(x.dtype())
+    let dev = x.device();
+    let last_seen = (Tensor::arange(0u32, q as u32, dev)? + (kv - q) as f64)?.unsqueeze(1)?;
+    let keys = Tensor::arange(0u32, kv as u32, dev)?.unsqueeze(0)?;
+    let seen = keys.broadcast_le(&last_seen)?;
+    let zeros = Tensor::zeros((q, kv), x.dtype(), dev)?;
+    let minus_inf = Tensor::full(f32::NEG_INFINITY, (q, kv), dev)?.to_dtype(x.dtype())?;
+    seen.where_cond(&zeros, &minus_inf)
 }
 
 /// [`causal_softmax`] on any device: candle's fused softmax for the value, attached with

@@ -458,8 +458,9 @@ pub fn gradients(
         if checkpointing { TrainCtx::with_checkpointing(seed) } else { TrainCtx::new(seed) };
     let (loss, _) = causal_lm_loss(model, ids, labels, Pass::Train(&mut ctx))?;
     let scaled = (loss * scale)?;
-    let value = scaled.to_scalar::<f32>()? as f64;
     let mut g = scaled.backward()?;
+    // Read after the backward pass is queued: on a GPU, reading earlier would idle it.
+    let value = scaled.to_scalar::<f32>()? as f64;
     drop(scaled);
     // Parameters inside checkpointed blocks got their gradients during the replay.
     for (t, new) in ctx.take_gradients() {
