@@ -4,7 +4,11 @@
 # measures lands in $OUT (default /tmp/vibeflow-gpu): nvidia-smi, the engine's parity and
 # training tests on CUDA, a training run and a generation through the CLI, and
 # `bench train --vs-peer` against PyTorch + PEFT on the same GPU.
+#
+#   scripts/gpu/check.sh [tests] [cli] [bench]      (default: all three)
 set -u
+STAGES=${*:-tests cli bench}
+want() { [[ " $STAGES " == *" $1 "* ]]; }
 OUT=${OUT:-/tmp/vibeflow-gpu}
 mkdir -p "$OUT"
 ROOT=$PWD
@@ -35,11 +39,13 @@ echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$OUT/env.txt"
 ldd "$BIN/vibeflow" | grep -E "cuda|cublas|curand|nvrtc|not found" | tee -a "$OUT/summary.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/summary.txt"
 
+if want tests; then
 log "engine tests on CUDA (parity with PEFT, resume, QLoRA, checkpointing)"
 VIBEFLOW_TEST_DEVICE=cuda timeout 120 "$BIN/engine-it" --test-threads 1 parity:: train:: \
     >"$OUT/tests.log" 2>&1
 echo "exit $?" >>"$OUT/tests.log"
 grep -E "^test |test result|panicked|max \||exit" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
+fi
 
 log "a SmolLM2-shaped model with random weights (the real weights cannot come along)"
 MODEL=/tmp/smollm2-random
@@ -47,6 +53,7 @@ timeout 60 python3 scripts/gpu/random_model.py .gpu/smollm2 "$MODEL" 2>&1 | tail
 
 export VIBEFLOW_HOME=/tmp/vibeflow-home
 VF="$BIN/vibeflow"
+if want cli; then
 log "train on CUDA through the CLI: 30 LoRA steps on a sample dataset"
 timeout 90 $VF --device cuda train --data assets/datasets/tech-qa.jsonl --base "$MODEL" \
     --out /tmp/run --steps 30 --batch 8 --lr 1e-3 --json >"$OUT/train.jsonl" 2>"$OUT/train.err"
@@ -59,7 +66,9 @@ timeout 40 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapte
     >"$OUT/generate.json" 2>&1
 echo "exit $?" >>"$OUT/generate.json"
 tail -c 600 "$OUT/generate.json" | tee -a "$OUT/summary.txt"
+fi
 
+if want bench; then
 for ck in "" "--no-gradient-checkpointing"; do
     log "bench train --vs-peer on CUDA, batch 4 x 256 $ck"
     rounds=$([ -z "$ck" ] && echo 2 || echo 1)
@@ -69,4 +78,5 @@ done
 log "bench train --vs-peer on CUDA, batch 16 x 512"
 timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
     --batch 16 --seq 512 2>&1 | tee -a "$OUT/summary.txt"
+fi
 log "done"
