@@ -126,6 +126,8 @@ struct RunSection<'a> {
     started_at: i64,
     finished_at: i64,
     status: &'a str,
+    /// Where it ran: `cpu`, `cuda:0`, `metal:0`.
+    device: String,
     threads: usize,
     os: &'static str,
     arch: &'static str,
@@ -165,7 +167,8 @@ impl App {
         let row = self.project_row(&req.project)?;
         let (lines, is_test, manifest) = self.dataset_rows(&row.slug, req.dataset.as_deref())?;
         let base = self.resolve_model(&row.base_model)?;
-        let mut bundle = open_base(&base, &req.config.method, &self.device()?)?;
+        let device = self.device()?;
+        let mut bundle = open_base(&base, &req.config.method, &device)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
             if is_test[i] && eval.len() >= req.eval_rows {
@@ -239,6 +242,7 @@ impl App {
                 started_at,
                 finished_at,
                 status,
+                device: engine::device::name(&device),
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 os: std::env::consts::OS,
                 arch: std::env::consts::ARCH,

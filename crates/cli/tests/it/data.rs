@@ -241,6 +241,7 @@ fn train_on_the_project_dataset_records_a_run() {
     let toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
     assert!(toml.contains("name = \"tickets\"\nversion = 2"), "{toml}");
     assert!(toml.contains("adapter_sha256 = \""), "{toml}");
+    assert!(toml.contains("device = \"cpu\""), "where it ran: {toml}");
     assert!(dir.join("adapter/adapter_model.safetensors").is_file());
     let history = home.ok(&["history", "-p", p]);
     assert!(history.contains("Train run-1 on tickets v2 (done, 2 steps)"), "{history}");
