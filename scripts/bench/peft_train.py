@@ -1,10 +1,11 @@
 """The peer of `vibeflow bench train --vs-peer`: LoRA training steps with PyTorch + PEFT.
 
-    python3 scripts/bench/peft_train.py MODEL STEPS BATCH SEQ THREADS [CHECKPOINTING] [DEVICE]
+    python3 scripts/bench/peft_train.py MODEL STEPS BATCH SEQ THREADS [CHECKPOINTING] [DEVICE] [TF32]
 
 Same shape as ours: f32, r=8 on all seven projections, AdamW, every token labelled, random ids
 from a fixed seed; CHECKPOINTING=1 recomputes each decoder block in the backward pass
-(`gradient_checkpointing_enable`, as ours does by default); DEVICE is cpu (default) or cuda.
+(`gradient_checkpointing_enable`, as ours does by default); DEVICE is cpu (default) or cuda;
+TF32=1 lets cuBLAS run f32 products on TF32 tensor cores (as `vibeflow --tf32`).
 MODEL is a GGUF file or a Hugging Face folder. Prints one JSON object: tokens_per_second (timed
 steps after one warmup step), peak_rss_bytes and, on cuda, peak_gpu_bytes (the driver's count of
 GPU memory in use, sampled every 5 ms as ours is: the CUDA context and the caching allocator's
@@ -27,6 +28,7 @@ def main():
     path, steps, batch, seq, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     checkpointing = len(sys.argv) > 6 and sys.argv[6] == "1"
     device = sys.argv[7] if len(sys.argv) > 7 else "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = len(sys.argv) > 8 and sys.argv[8] == "1"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if os.path.isdir(path):

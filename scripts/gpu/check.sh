@@ -75,8 +75,10 @@ for ck in "" "--no-gradient-checkpointing"; do
     timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds "$rounds" $ck \
         2>&1 | tee -a "$OUT/summary.txt"
 done
-log "bench train --vs-peer on CUDA, batch 16 x 512"
-timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
-    --batch 16 --seq 512 2>&1 | tee -a "$OUT/summary.txt"
+for tf32 in "" "--tf32"; do
+    log "bench train --vs-peer on CUDA, batch 16 x 512 $tf32"
+    timeout 80 $VF --device cuda $tf32 bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
+        --batch 16 --seq 512 2>&1 | tee -a "$OUT/summary.txt"
+done
 fi
 log "done"

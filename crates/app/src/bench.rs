@@ -62,6 +62,8 @@ pub struct TrainBench {
     pub memory_ratio: Option<f64>,
     /// Where ours ran (`cpu`, `cuda:0`, …); the peer runs on the same kind of device.
     pub device: String,
+    /// f32 matrix products on TF32 tensor cores, on both sides (CUDA only).
+    pub tf32: bool,
 }
 
 impl App {
@@ -75,7 +77,7 @@ impl App {
         for _ in 0..shape.rounds.max(1) {
             ours.push(bench_ours(&path, shape, &device)?);
             if vs_peer {
-                peer.push(bench_peer(&path, shape, &device)?);
+                peer.push(bench_peer(&path, shape, &device, self.tf32)?);
             }
         }
         let best = |v: &[Measure]| v.iter().map(|m| m.tokens_per_second).fold(f64::NAN, f64::max);
@@ -90,8 +92,9 @@ impl App {
         } else {
             (Some(best(&ours) / best(&peer)), Some(peak(&ours) / peak(&peer)))
         };
+        let tf32 = self.tf32 && device.is_cuda();
         let device = engine::device::name(&device);
-        Ok(TrainBench { shape, ours, peer, speed_ratio, memory_ratio, device })
+        Ok(TrainBench { shape, ours, peer, speed_ratio, memory_ratio, device, tf32 })
     }
 }
 
@@ -174,7 +177,12 @@ fn bench_ours(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<
     Ok(Measure { tokens_per_second: (s.steps * n) as f64 / secs, peak_rss_bytes, peak_gpu_bytes })
 }
 
-fn bench_peer(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<Measure> {
+fn bench_peer(
+    path: &std::path::Path,
+    s: TrainShape,
+    device: &Device,
+    tf32: bool,
+) -> Result<Measure> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/peft_train.py");
     let mut c = Command::new("python3");
@@ -183,6 +191,7 @@ fn bench_peer(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<
         .args([s.steps, s.batch, s.seq, s.threads].map(|v| v.to_string()))
         .arg(if s.gradient_checkpointing { "1" } else { "0" })
         .arg(if device.is_cuda() { "cuda" } else { "cpu" })
+        .arg(if tf32 { "1" } else { "0" })
         .env("OMP_NUM_THREADS", s.threads.to_string());
     run_peer(c, "PyTorch + PEFT")
 }

@@ -51,6 +51,7 @@ pub struct App {
     /// Resolved on first use (creating a GPU context costs time), then shared: tensors on two
     /// contexts of the same GPU cannot meet.
     device: std::sync::OnceLock<candle_core::Device>,
+    tf32: bool,
 }
 
 impl App {
@@ -75,7 +76,8 @@ impl App {
             .ok()
             .filter(|d| !d.trim().is_empty())
             .unwrap_or_else(|| "auto".into());
-        Ok(App { home: home.to_path_buf(), store, device_spec, device: Default::default() })
+        let (device, tf32) = (Default::default(), false);
+        Ok(App { home: home.to_path_buf(), store, device_spec, device, tf32 })
     }
 
     /// Runs models on `spec` (`cpu`, `cuda[:N]`, `metal`, `auto`) from now on; an unknown
@@ -85,6 +87,13 @@ impl App {
         self.device_spec = spec.to_string();
         self.device = std::sync::OnceLock::from(device);
         Ok(())
+    }
+
+    /// Lets f32 matrix products on a CUDA GPU use TF32 tensor cores (process-wide; see
+    /// [`engine::device::set_tf32`]); `bench train` asks the peer for the same.
+    pub fn set_tf32(&mut self, on: bool) {
+        engine::device::set_tf32(on);
+        self.tf32 = on;
     }
 
     /// Where models run.
