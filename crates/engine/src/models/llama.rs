@@ -369,10 +369,19 @@ fn attention(
         }
         *slot = Some((k.clone(), v.clone()));
     }
-    let k = repeat_kv(&k, nh / nkv)?;
-    let v = repeat_kv(&v, nh / nkv)?;
-    let att = crate::ops::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
-    let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+    // Grouped-query attention without copying K and V per query head: the query heads that
+    // share a key/value head (heads `g·n .. g·n + n`, as transformers' `repeat_kv` pairs them)
+    // are stacked along the rows, `[b, kv heads, n·t, hd]`, and meet their K and V in one
+    // product. The scores `[b, kv heads, n, t, keys]` keep one `[t, keys]` block per head.
+    let n = nh / nkv;
+    let keys = k.dim(2)?;
+    let scores = q.reshape((b, nkv, n * t, hd))?.matmul(&k.t()?)?;
+    let att = crate::ops::causal_softmax(
+        &scores.reshape((b, nkv, n, t, keys))?,
+        1.0 / (hd as f64).sqrt(),
+    )?;
+    let y = att.reshape((b, nkv, n * t, keys))?.matmul(&v)?;
+    let y = y.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
     layer.proj["o_proj"].forward(&y, train)
 }
 
@@ -407,14 +416,6 @@ fn checkpointed(
         Ok(grads.get(x.as_tensor()).cloned())
     };
     crate::ops::precomputed1(&x, out, Box::new(bwd))
-}
-
-fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
-    if n == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    Tensor::cat(&vec![x; n], 2)?.reshape((b, kv * n, t, d))
 }
 
 /// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.
