@@ -5,7 +5,9 @@
 # training tests on CUDA, a training run and a generation through the CLI, and
 # `bench train --vs-peer` against PyTorch + PEFT on the same GPU.
 #
-#   scripts/gpu/check.sh [tests] [cli] [bench]      (default: all three)
+#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short]      (default: tests cli bench)
+#
+# bench-short: only the two checkpointed shapes (4 x 256, 16 x 512), one round each.
 set -u
 STAGES=${*:-tests cli bench}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -66,6 +68,14 @@ timeout 40 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapte
     >"$OUT/generate.json" 2>&1
 echo "exit $?" >>"$OUT/generate.json"
 tail -c 600 "$OUT/generate.json" | tee -a "$OUT/summary.txt"
+fi
+
+if want bench-short; then
+    for shape in "--batch 4 --seq 256" "--batch 16 --seq 512"; do
+        log "bench train --vs-peer on CUDA, $shape"
+        timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
+            $shape 2>&1 | tee -a "$OUT/summary.txt"
+    done
 fi
 
 if want bench; then
