@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, run on an offline NVIDIA machine from the repository root with the CUDA builds
-# that scripts/gpu/build.sh made in .gpu/ (see scripts/gpu/README.md). Everything it prints and
+# that scripts/gpu/build.sh made in .gpu/ (README, "GPUs"). Everything it prints and
 # measures lands in $OUT (default /tmp/vibeflow-gpu): nvidia-smi, the engine's parity and
 # training tests on CUDA, a training run and a generation through the CLI, and
 # `bench train --vs-peer` against PyTorch + PEFT on the same GPU.

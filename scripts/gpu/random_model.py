@@ -5,7 +5,7 @@ model's GGUF is too large to send along).
     python3 scripts/gpu/random_model.py SHAPE_DIR OUT_DIR
 
 SHAPE_DIR holds config.json and the tokenizer files (for SmolLM2: written from the default
-GGUF by transformers, see scripts/gpu/README.md); OUT_DIR gets them plus model.safetensors with
+GGUF by transformers, see scripts/gpu/build.sh); OUT_DIR gets them plus model.safetensors with
 transformers' own initialisation (seed 0). Speed does not depend on the values.
 """
 import os
