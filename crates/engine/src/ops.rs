@@ -103,7 +103,7 @@ pub fn frozen_linear_gradient_only(x: &Tensor, w: &Weight) -> Result<Tensor> {
     let x = x.contiguous()?.reshape((rows, inp))?;
     let zeros = Tensor::zeros((rows, out), x.dtype(), x.device())?;
     let w = w.clone();
-    precomputed1(&x, zeros, Box::new(move |_, grad| Ok(Some(grad.matmul(&w.dense()?)?))))
+    precomputed1(&x, zeros, Box::new(move |_, _, grad| Ok(Some(grad.matmul(&w.dense()?)?))))
 }
 
 struct FrozenLinear {
@@ -218,8 +218,11 @@ fn fused_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<T
     let y = candle_nn::ops::softmax_last_dim(
         &(x.detach() * scale)?.broadcast_add(&causal_mask(x, q, kv)?)?.contiguous()?,
     )?;
-    let keep = y.clone();
-    precomputed1(x, y, Box::new(move |_, g| Ok(Some(softmax_backward(&keep, g, scale)?))))
+    // The backward reads the op's own result: no second copy of the scores is kept.
+    let bwd = move |_: &Tensor, y: &Tensor, g: &Tensor| {
+        Ok(Some(softmax_backward(&y.detach(), g, scale)?))
+    };
+    precomputed1(x, y, Box::new(bwd))
 }
 
 /// d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y), for output `y` and upstream gradient `g`
@@ -277,8 +280,8 @@ impl CustomOp1 for CausalSoftmax {
     }
 }
 
-/// The backward of [`precomputed1`]: `(input, upstream gradient) -> input gradient`.
-pub type Backward1 = Box<dyn Fn(&Tensor, &Tensor) -> Result<Option<Tensor>> + Send + Sync>;
+/// The backward of [`precomputed1`]: `(input, output, upstream gradient) -> input gradient`.
+pub type Backward1 = Box<dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Option<Tensor>> + Send + Sync>;
 /// The backward of [`precomputed2`]: `(a, b, upstream gradient) -> (a's, b's gradient)`.
 pub type Backward2 = Box<
     dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> + Send + Sync,
@@ -286,25 +289,31 @@ pub type Backward2 = Box<
 
 /// `value`, computed without recording a graph, as the result of an op on `x` whose backward
 /// is `bwd`: how a forward pass that keeps almost nothing (a checkpointed block) still takes
-/// part in backpropagation. `value` must be a whole contiguous tensor.
+/// part in backpropagation. `value` must be a whole contiguous tensor; the op's result is a
+/// copy of it, and the op lets go of `value` once copied (the graph keeps one copy, not two).
 pub fn precomputed1(x: &Tensor, value: Tensor, bwd: Backward1) -> Result<Tensor> {
-    x.apply_op1(Precomputed { value, bwd })
+    x.apply_op1(Precomputed { value: Some(value).into(), bwd })
 }
 
 /// [`precomputed1`] for an op of two inputs (a chunked loss over hidden states and a head).
 pub fn precomputed2(a: &Tensor, b: &Tensor, value: Tensor, bwd: Backward2) -> Result<Tensor> {
-    a.apply_op2(b, Precomputed { value, bwd })
+    a.apply_op2(b, Precomputed { value: Some(value).into(), bwd })
 }
 
 struct Precomputed<B> {
-    value: Tensor,
+    /// Taken by the forward pass.
+    value: std::sync::Mutex<Option<Tensor>>,
     bwd: B,
 }
 
 impl<B> Precomputed<B> {
     /// A copy of `value`'s storage on the backend `pick` selects.
     fn copy<S: BackendStorage>(&self, pick: impl Fn(&Storage) -> Option<&S>) -> Result<(S, Shape)> {
-        let (storage, layout) = self.value.storage_and_layout();
+        let value = self.value.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(value) = value else {
+            candle_core::bail!("precomputed op: the forward pass ran twice");
+        };
+        let (storage, layout) = value.storage_and_layout();
         let s = pick(&storage).ok_or_else(|| {
             candle_core::Error::Msg("precomputed op: value and inputs on different devices".into())
         })?;
@@ -365,8 +374,8 @@ impl CustomOp1 for Precomputed<Backward1> {
         self.copy(metal)
     }
 
-    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        (self.bwd)(x, grad)
+    fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        (self.bwd)(x, res, grad)
     }
 }
 
@@ -656,7 +665,7 @@ fn fused_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
     let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &cos, &sin)?;
     let minus_sin = sin.neg()?;
-    let bwd = move |_: &Tensor, g: &Tensor| {
+    let bwd = move |_: &Tensor, _: &Tensor, g: &Tensor| {
         Ok(Some(candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &minus_sin)?))
     };
     precomputed1(x, y, Box::new(bwd))

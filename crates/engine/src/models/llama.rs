@@ -402,7 +402,7 @@ fn checkpointed(
     // lookup) becomes a variable whose gradient is simply not used.
     let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
-    let bwd = move |x: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
+    let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let x = Var::from_tensor(&x.detach())?;
         let mut replay = replay.for_replay();
         let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay))?;
