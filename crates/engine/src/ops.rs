@@ -249,13 +249,7 @@ impl CustomOp1 for CausalSoftmax {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let CpuStorage::F32(all) = s else {
-            candle_core::bail!("causal_softmax: f32 scores expected");
-        };
-        let Some((start, end)) = l.contiguous_offsets() else {
-            candle_core::bail!("causal_softmax: contiguous scores expected");
-        };
-        let x = &all[start..end];
+        let x = f32_values("causal_softmax", s, l)?;
         let dims = l.dims();
         let (q, kv) = (dims[dims.len() - 2], dims[dims.len() - 1]);
         let mut out = vec![0f32; x.len()];
@@ -468,14 +462,7 @@ impl CustomOp2 for RmsNorm {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (xs, ws) else {
-            candle_core::bail!("rms_norm: f32 input and weight expected");
-        };
-        let (Some((x0, x1)), Some((w0, w1))) = (xl.contiguous_offsets(), wl.contiguous_offsets())
-        else {
-            candle_core::bail!("rms_norm: contiguous input and weight expected");
-        };
-        let (x, w) = (&x[x0..x1], &w[w0..w1]);
+        let (x, w) = (f32_values("rms_norm", xs, xl)?, f32_values("rms_norm", ws, wl)?);
         let h = w.len();
         if h == 0 || xl.dims().last() != Some(&h) {
             candle_core::bail!("rms_norm: weight of {h} for input {:?}", xl.dims());
@@ -539,23 +526,27 @@ pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * up
 }
 
+/// The values of a contiguous f32 CPU tensor (the CPU kernels here take no other).
+fn f32_values<'a>(what: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(all) = s else {
+        candle_core::bail!("{what}: f32 input expected");
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{what}: contiguous input expected");
+    };
+    Ok(&all[start..end])
+}
+
 /// `(a, b)` of two contiguous f32 CPU tensors of one shape.
 fn two_f32<'a>(
     what: &str,
     (a, al): (&'a CpuStorage, &Layout),
     (b, bl): (&'a CpuStorage, &Layout),
 ) -> Result<(&'a [f32], &'a [f32])> {
-    let (CpuStorage::F32(a), CpuStorage::F32(b)) = (a, b) else {
-        candle_core::bail!("{what}: f32 inputs expected");
-    };
-    let (Some((a0, a1)), Some((b0, b1))) = (al.contiguous_offsets(), bl.contiguous_offsets())
-    else {
-        candle_core::bail!("{what}: contiguous inputs expected");
-    };
     if al.shape() != bl.shape() {
         candle_core::bail!("{what}: shapes {:?} and {:?} differ", al.dims(), bl.dims());
     }
-    Ok((&a[a0..a1], &b[b0..b1]))
+    Ok((f32_values(what, a, al)?, f32_values(what, b, bl)?))
 }
 
 /// Rows per parallel task of the elementwise kernels.
@@ -686,13 +677,7 @@ impl CustomOp1 for Rope {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let CpuStorage::F32(all) = s else {
-            candle_core::bail!("rope: f32 input expected");
-        };
-        let Some((start, end)) = l.contiguous_offsets() else {
-            candle_core::bail!("rope: contiguous input expected");
-        };
-        let x = &all[start..end];
+        let x = f32_values("rope", s, l)?;
         let (_, _, t, d) = l.shape().dims4()?;
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
@@ -787,6 +772,27 @@ pub(crate) mod tests {
         );
     }
 
+    /// Asserts that `ours` has `reference`'s values (within `value_tol`) and sends `vars` the
+    /// same gradients (same shapes, within `grad_tol`) for one non-uniform upstream gradient.
+    fn assert_matches(
+        what: &str,
+        (ours, reference): (Tensor, Tensor),
+        vars: &[&Var],
+        (value_tol, grad_tol): (f32, f32),
+    ) {
+        let d = max_diff(&ours, &reference);
+        assert!(d < value_tol, "{what}: values differ by {d}");
+        let up = Tensor::randn(0f32, 1., ours.shape(), ours.device()).unwrap();
+        let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in vars {
+            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+            assert_eq!(a.dims(), v.dims(), "{what}: gradient shape");
+            let d = max_diff(a, b);
+            assert!(d < grad_tol, "{what}: gradient differs by {d}");
+        }
+    }
+
     #[test]
     fn causal_softmax_matches_the_composite_in_value_and_gradient() {
         let dev = Device::Cpu;
@@ -796,13 +802,7 @@ pub(crate) mod tests {
             let scale = 0.125;
             let ours = causal_softmax(x.as_tensor(), scale).unwrap();
             let reference = composite_causal_softmax(x.as_tensor(), scale, q, kv).unwrap();
-            assert!(max_diff(&ours, &reference) < 1e-6, "{q}x{kv} values");
-            // A non-uniform upstream gradient.
-            let w = Tensor::randn(0f32, 1., (2, q, kv), &dev).unwrap();
-            let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
-            let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
-            assert!(max_diff(a, b) < 1e-6, "{q}x{kv} gradient: {}", max_diff(a, b));
+            assert_matches(&format!("{q}x{kv}"), (ours, reference), &[&x], (1e-6, 1e-6));
         }
     }
 
@@ -813,14 +813,7 @@ pub(crate) mod tests {
         let w = Var::from_tensor(&Tensor::randn(1f32, 0.5, 16, &dev).unwrap()).unwrap();
         let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
         let reference = composite_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
-        assert!(max_diff(&ours, &reference) < 1e-5, "values");
-        let up = Tensor::randn(0f32, 1., (2, 5, 16), &dev).unwrap();
-        let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        for v in [&x, &w] {
-            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
-            assert!(max_diff(a, b) < 1e-4, "gradient differs by {}", max_diff(a, b));
-        }
+        assert_matches("rms_norm", (ours, reference), &[&x, &w], (1e-5, 1e-4));
         // A frozen weight gets no gradient.
         let frozen = w.as_tensor().detach();
         let y = rms_norm(x.as_tensor(), &frozen, 1e-6).unwrap();
@@ -837,15 +830,13 @@ pub(crate) mod tests {
         let up = Var::from_tensor(&Tensor::randn(0f32, 1., shape, &dev).unwrap()).unwrap();
         let ours = silu_mul(gate.as_tensor(), up.as_tensor()).unwrap();
         let reference = (gate.as_tensor().silu().unwrap() * up.as_tensor()).unwrap();
-        assert!(max_diff(&ours, &reference) < 1e-5, "values");
-        let w = Tensor::randn(0f32, 1., shape, &dev).unwrap();
-        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        for v in [&gate, &up] {
-            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
-            assert_eq!(a.dims(), v.dims());
-            assert!(max_diff(a, b) < 1e-5, "gradient differs by {}", max_diff(a, b));
-        }
+        assert_matches("silu_mul", (ours, reference), &[&gate, &up], (1e-5, 1e-5));
+    }
+
+    /// `(cos, sin)` of random angles, `[t, d / 2]`.
+    fn rotary_tables(t: usize, d: usize) -> (Tensor, Tensor) {
+        let angles = Tensor::randn(0f32, 2., (t, d / 2), &Device::Cpu).unwrap();
+        (angles.cos().unwrap(), angles.sin().unwrap())
     }
 
     #[test]
@@ -853,16 +844,10 @@ pub(crate) mod tests {
         let dev = Device::Cpu;
         let (t, d) = (5, 8);
         let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, t, d), &dev).unwrap()).unwrap();
-        let angles = Tensor::randn(0f32, 2., (t, d / 2), &dev).unwrap();
-        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let (cos, sin) = rotary_tables(t, d);
         let ours = rope(x.as_tensor(), &cos, &sin).unwrap();
         let reference = candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap();
-        assert!(max_diff(&ours, &reference) < 1e-6, "values");
-        let w = Tensor::randn(0f32, 1., (2, 3, t, d), &dev).unwrap();
-        let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
-        assert!(max_diff(a, b) < 1e-6, "gradient differs by {}", max_diff(a, b));
+        assert_matches("rope", (ours, reference), &[&x], (1e-6, 1e-6));
         assert!(rope(x.as_tensor(), &cos.narrow(0, 0, 4).unwrap(), &sin).is_err());
     }
 
@@ -871,42 +856,23 @@ pub(crate) mod tests {
     #[test]
     fn fused_kernel_forms_match_the_composites_in_value_and_gradients() {
         let dev = Device::Cpu;
-        let grads = |y: &Tensor, up: &Tensor, vars: &[&Var]| -> Vec<Tensor> {
-            let g = (y * up).unwrap().sum_all().unwrap().backward().unwrap();
-            vars.iter().map(|v| g.get(v.as_tensor()).unwrap().clone()).collect()
-        };
-        let compare = |what: &str, a: Tensor, b: Tensor, vars: &[&Var], tol: f32| {
-            assert!(max_diff(&a, &b) < tol, "{what}: values differ by {}", max_diff(&a, &b));
-            // A non-uniform upstream gradient, the same for both.
-            let up = Tensor::randn(0f32, 1., a.shape(), &dev).unwrap();
-            for (x, y) in grads(&a, &up, vars).iter().zip(&grads(&b, &up, vars)) {
-                assert!(max_diff(x, y) < tol, "{what}: gradients differ by {}", max_diff(x, y));
-            }
-        };
         let x = Var::from_tensor(&Tensor::randn(0f32, 2., (2, 3, 5, 8), &dev).unwrap()).unwrap();
-        compare(
-            "softmax",
+        let softmax = (
             fused_causal_softmax(x.as_tensor(), 0.3, 5, 8).unwrap(),
             composite_causal_softmax(x.as_tensor(), 0.3, 5, 8).unwrap(),
-            &[&x],
-            1e-5,
         );
+        assert_matches("softmax", softmax, &[&x], (1e-5, 1e-5));
         let w = Var::from_tensor(&Tensor::randn(1f32, 0.5, 8, &dev).unwrap()).unwrap();
-        compare(
-            "rms_norm",
+        let norm = (
             fused_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap(),
             composite_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap(),
-            &[&x, &w],
-            1e-4,
         );
-        let angles = Tensor::randn(0f32, 2., (5, 4), &dev).unwrap();
-        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-        compare(
-            "rope",
+        assert_matches("rms_norm", norm, &[&x, &w], (1e-4, 1e-4));
+        let (cos, sin) = rotary_tables(5, 8);
+        let rope = (
             fused_rope(x.as_tensor(), &cos, &sin).unwrap(),
             candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
-            &[&x],
-            1e-5,
         );
+        assert_matches("rope", rope, &[&x], (1e-5, 1e-5));
     }
 }
