@@ -72,12 +72,13 @@ impl App {
     pub fn bench_train(&self, model: &str, shape: TrainShape, vs_peer: bool) -> Result<TrainBench> {
         let path = self.resolve_model(model)?;
         let device = self.device()?;
+        let tf32 = engine::device::tf32(&device);
         let mut ours = Vec::new();
         let mut peer = Vec::new();
         for _ in 0..shape.rounds.max(1) {
             ours.push(bench_ours(&path, shape, &device)?);
             if vs_peer {
-                peer.push(bench_peer(&path, shape, &device, self.tf32)?);
+                peer.push(bench_peer(&path, shape, &device, tf32)?);
             }
         }
         let best = |v: &[Measure]| v.iter().map(|m| m.tokens_per_second).fold(f64::NAN, f64::max);
@@ -92,7 +93,6 @@ impl App {
         } else {
             (Some(best(&ours) / best(&peer)), Some(peak(&ours) / peak(&peer)))
         };
-        let tf32 = self.tf32 && device.is_cuda();
         let device = engine::device::name(&device);
         Ok(TrainBench { shape, ours, peer, speed_ratio, memory_ratio, device, tf32 })
     }

@@ -51,7 +51,6 @@ pub struct App {
     /// Resolved on first use (creating a GPU context costs time), then shared: tensors on two
     /// contexts of the same GPU cannot meet.
     device: std::sync::OnceLock<candle_core::Device>,
-    tf32: bool,
 }
 
 impl App {
@@ -76,8 +75,7 @@ impl App {
             .ok()
             .filter(|d| !d.trim().is_empty())
             .unwrap_or_else(|| "auto".into());
-        let (device, tf32) = (Default::default(), false);
-        Ok(App { home: home.to_path_buf(), store, device_spec, device, tf32 })
+        Ok(App { home: home.to_path_buf(), store, device_spec, device: Default::default() })
     }
 
     /// Runs models on `spec` (`cpu`, `cuda[:N]`, `metal`, `auto`) from now on; an unknown
@@ -91,9 +89,8 @@ impl App {
 
     /// Lets f32 matrix products on a CUDA GPU use TF32 tensor cores (process-wide; see
     /// [`engine::device::set_tf32`]); `bench train` asks the peer for the same.
-    pub fn set_tf32(&mut self, on: bool) {
+    pub fn set_tf32(on: bool) {
         engine::device::set_tf32(on);
-        self.tf32 = on;
     }
 
     /// Where models run.

@@ -456,7 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(d) = &cli.device {
         app.set_device(d)?;
     }
-    app.set_tf32(cli.tf32);
+    App::set_tf32(cli.tf32);
     match cli.command {
         Command::Project(ProjectCmd::New { name, json }) => {
             let p = app.project_new(&name)?;

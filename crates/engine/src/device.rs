@@ -79,6 +79,12 @@ pub fn set_tf32(on: bool) {
     candle_core::cuda::set_gemm_reduced_precision_f32(on);
 }
 
+/// Whether f32 matrix products on `device` run at TF32 precision ([`set_tf32`]).
+pub fn tf32(device: &Device) -> bool {
+    // Only a CUDA build asks candle: its CPU-only stand-in answers `true`.
+    device.is_cuda() && candle_core::cuda::gemm_reduced_precision_f32()
+}
+
 /// Waits until the device has finished the work queued on it (a no-op on the CPU), so that a
 /// timer stopped after it measures the work, not its queueing.
 pub fn synchronize(device: &Device) -> Result<()> {
@@ -111,5 +117,6 @@ mod tests {
         }
         assert_eq!(name(&Device::Cpu), "cpu");
         assert_eq!(gpu_memory_used(&Device::Cpu), None);
+        assert!(!tf32(&Device::Cpu), "TF32 is a CUDA setting");
     }
 }
