@@ -42,11 +42,11 @@ ldd "$BIN/vibeflow" | grep -E "cuda|cublas|curand|nvrtc|not found" | tee -a "$OU
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/summary.txt"
 
 if want tests; then
-log "engine tests on CUDA (parity with PEFT, resume, QLoRA, checkpointing)"
-VIBEFLOW_TEST_DEVICE=cuda timeout 120 "$BIN/engine-it" --test-threads 1 parity:: train:: \
-    >"$OUT/tests.log" 2>&1
-echo "exit $?" >>"$OUT/tests.log"
-grep -E "^test |test result|panicked|max \||exit" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
+    log "engine tests on CUDA (parity with PEFT, resume, QLoRA, checkpointing)"
+    VIBEFLOW_TEST_DEVICE=cuda timeout 120 "$BIN/engine-it" --test-threads 1 parity:: train:: \
+        >"$OUT/tests.log" 2>&1
+    echo "exit $?" >>"$OUT/tests.log"
+    grep -E "^test |test result|panicked|max \||exit" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
 fi
 
 log "a SmolLM2-shaped model with random weights (the real weights cannot come along)"
@@ -56,39 +56,34 @@ timeout 60 python3 scripts/gpu/random_model.py .gpu/smollm2 "$MODEL" 2>&1 | tail
 export VIBEFLOW_HOME=/tmp/vibeflow-home
 VF="$BIN/vibeflow"
 if want cli; then
-log "train on CUDA through the CLI: 30 LoRA steps on a sample dataset"
-timeout 90 $VF --device cuda train --data assets/datasets/tech-qa.jsonl --base "$MODEL" \
-    --out /tmp/run --steps 30 --batch 8 --lr 1e-3 --json >"$OUT/train.jsonl" 2>"$OUT/train.err"
-echo "exit $?" >>"$OUT/train.err"
-tail -c 1500 "$OUT/train.jsonl" | tee -a "$OUT/summary.txt"; tail -3 "$OUT/train.err" | tee -a "$OUT/summary.txt"
+    log "train on CUDA through the CLI: 30 LoRA steps on a sample dataset"
+    timeout 90 $VF --device cuda train --data assets/datasets/tech-qa.jsonl --base "$MODEL" \
+        --out /tmp/run --steps 30 --batch 8 --lr 1e-3 --json >"$OUT/train.jsonl" 2>"$OUT/train.err"
+    echo "exit $?" >>"$OUT/train.err"
+    tail -c 1500 "$OUT/train.jsonl" | tee -a "$OUT/summary.txt"; tail -3 "$OUT/train.err" | tee -a "$OUT/summary.txt"
 
-log "generate on CUDA (f32 path, KV cache, the adapter just trained)"
-timeout 40 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapter \
-    --prompt "How do I reset my password?" --max-tokens 24 --temperature 0 --json \
-    >"$OUT/generate.json" 2>&1
-echo "exit $?" >>"$OUT/generate.json"
-tail -c 600 "$OUT/generate.json" | tee -a "$OUT/summary.txt"
+    log "generate on CUDA (f32 path, KV cache, the adapter just trained)"
+    timeout 40 $VF --device cuda generate --model "$MODEL" --adapter /tmp/run/adapter \
+        --prompt "How do I reset my password?" --max-tokens 24 --temperature 0 --json \
+        >"$OUT/generate.json" 2>&1
+    echo "exit $?" >>"$OUT/generate.json"
+    tail -c 600 "$OUT/generate.json" | tee -a "$OUT/summary.txt"
 fi
 
+# One `bench train --vs-peer` run on CUDA; the arguments are added to it.
+bench_train() {
+    log "bench train --vs-peer on CUDA, $*"
+    timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 "$@" 2>&1 \
+        | tee -a "$OUT/summary.txt"
+}
 if want bench-short; then
-    for shape in "--batch 4 --seq 256" "--batch 16 --seq 512"; do
-        log "bench train --vs-peer on CUDA, $shape"
-        timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
-            $shape 2>&1 | tee -a "$OUT/summary.txt"
-    done
+    bench_train --rounds 1 --batch 4 --seq 256
+    bench_train --rounds 1 --batch 16 --seq 512
 fi
-
 if want bench; then
-for ck in "" "--no-gradient-checkpointing"; do
-    log "bench train --vs-peer on CUDA, batch 4 x 256 $ck"
-    rounds=$([ -z "$ck" ] && echo 2 || echo 1)
-    timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 --rounds "$rounds" $ck \
-        2>&1 | tee -a "$OUT/summary.txt"
-done
-for tf32 in "" "--tf32"; do
-    log "bench train --vs-peer on CUDA, batch 16 x 512 $tf32"
-    timeout 80 $VF --device cuda $tf32 bench train --model "$MODEL" --vs-peer --steps 10 --rounds 1 \
-        --batch 16 --seq 512 2>&1 | tee -a "$OUT/summary.txt"
-done
+    bench_train --rounds 2 --batch 4 --seq 256
+    bench_train --rounds 1 --batch 4 --seq 256 --no-gradient-checkpointing
+    bench_train --rounds 1 --batch 16 --seq 512
+    bench_train --rounds 1 --batch 16 --seq 512 --tf32
 fi
 log "done"
