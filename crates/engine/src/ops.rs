@@ -8,10 +8,11 @@
 //! the GEMM in both directions and dropped right after, as bitsandbytes does: the model keeps
 //! only the quantized blocks, and the result is exactly LoRA over the dequantized base.
 //!
-//! [`rms_norm`] is RMSNorm in one pass with its own backward (candle's fused `rms_norm` records
-//! no backward; the composite records six activation-sized ops). [`causal_softmax`] fuses attention's scaling, causal mask and softmax into one pass over the
-//! scores, with a hand-written backward (candle's composite softmax records ~5 score-sized ops
-//! forward and twice that backward; its fused one records no backward at all).
+//! [`rms_norm`], [`rope`], [`silu_mul`] and [`causal_softmax`] (scale + causal mask + softmax)
+//! are one pass each way on the CPU with hand-written backward passes: candle's fused forms record
+//! no backward, and its composite forms record several activation-sized ops each. On a GPU the
+//! values come from candle's fused kernels and the same backward is attached through
+//! [`precomputed1`]/[`precomputed2`].
 
 use std::sync::Arc;
 

@@ -1,10 +1,11 @@
 //! Llama-family decoder — Llama, SmolLM2, Mistral — and Qwen2 (q/k/v bias); upstream:
 //! transformers' `modeling_llama.py` and `modeling_qwen2.py`.
 //!
-//! Unlike candle-transformers' llama, every op here backpropagates (our fused RMSNorm and causal
-//! softmax with their own backward, composite RoPE), the forward pass returns hidden states at every position, and each projection is
-//! a [`Linear`] that can carry LoRA. Weights use Hugging Face names and layout (half-split RoPE);
-//! GGUF checkpoints are converted on load (`crate::weights`).
+//! Unlike candle-transformers' llama, every op here backpropagates (our fused RMSNorm, RoPE,
+//! SiLU·mul and causal softmax carry their own backward: `crate::ops`), the forward pass returns
+//! hidden states at every position, and each projection is a [`Linear`] that can carry LoRA.
+//! Weights use Hugging Face names and layout (half-split RoPE); GGUF checkpoints are converted on
+//! load (`crate::weights`).
 
 use std::collections::HashMap;
 
