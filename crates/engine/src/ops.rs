@@ -631,32 +631,60 @@ impl candle_core::CustomOp3 for SiluMulGrad {
     }
 }
 
-/// Rotary position embedding in the half-split layout (Hugging Face's `rotate_half`) of
-/// `x [batch, heads, positions, head_dim]` with `cos`, `sin` `[positions, head_dim / 2]`:
-/// `(x₁, x₂) -> (x₁·cos − x₂·sin, x₂·cos + x₁·sin)`. Differentiable in `x` (its backward is the
-/// inverse rotation). On the CPU one pass each way (candle's `rope_slow` records six ops);
-/// elsewhere candle's fused `rope` (which records no backward), its backward the same kernel
-/// with `−sin`.
-pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-        let (_, _, t, d) = x.dims4()?;
-        if cos.dims2()? != (t, d / 2) || sin.dims2()? != (t, d / 2) || d % 2 != 0 {
-            candle_core::bail!("rope: tables {:?} for input {:?}", cos.dims(), x.dims());
+/// The rotary tables of the positions a forward pass computes, `cos` and `sin`
+/// `[positions, head_dim / 2]`, prepared once for every [`rope`] of that pass: as plain values
+/// for the CPU kernel, and with `−sin` for the GPU form's backward.
+#[derive(Debug, Clone)]
+pub struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+    minus_sin: Tensor,
+    /// `(cos, sin)` row-major, on the CPU.
+    values: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>)>,
+}
+
+impl Rotary {
+    /// Tables from `cos` and `sin` `[positions, head_dim / 2]`.
+    pub fn new(cos: &Tensor, sin: &Tensor) -> Result<Rotary> {
+        if cos.dims2()? != sin.dims2()? {
+            candle_core::bail!("rope: cos {:?} and sin {:?} differ", cos.dims(), sin.dims());
         }
-        let table = |t: &Tensor| -> Result<Arc<Vec<f32>>> {
-            Ok(Arc::new(t.flatten_all()?.to_vec1::<f32>()?))
+        let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
+        let values = if cos.device().is_cpu() && cos.dtype() == candle_core::DType::F32 {
+            let v = |t: &Tensor| -> Result<Arc<Vec<f32>>> {
+                Ok(Arc::new(t.flatten_all()?.to_vec1::<f32>()?))
+            };
+            Some((v(&cos)?, v(&sin)?))
+        } else {
+            None
         };
-        let op = Rope { cos: table(cos)?, sin: table(sin)?, inverse: false };
-        return x.contiguous()?.apply_op1(op);
+        Ok(Rotary { minus_sin: sin.neg()?, cos, sin, values })
     }
-    fused_rope(x, cos, sin)
+}
+
+/// Rotary position embedding in the half-split layout (Hugging Face's `rotate_half`) of
+/// `x [batch, heads, positions, head_dim]`: `(x₁, x₂) -> (x₁·cos − x₂·sin, x₂·cos + x₁·sin)`.
+/// Differentiable in `x` (its backward is the inverse rotation). On the CPU one pass each way
+/// (candle's `rope_slow` records six ops); elsewhere candle's fused `rope` (which records no
+/// backward), its backward the same kernel with `−sin`.
+pub fn rope(x: &Tensor, r: &Rotary) -> Result<Tensor> {
+    let (_, _, t, d) = x.dims4()?;
+    if r.cos.dims2()? != (t, d / 2) || d % 2 != 0 {
+        candle_core::bail!("rope: tables {:?} for input {:?}", r.cos.dims(), x.dims());
+    }
+    match &r.values {
+        Some((cos, sin)) if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 => {
+            let op = Rope { cos: cos.clone(), sin: sin.clone(), inverse: false };
+            x.contiguous()?.apply_op1(op)
+        }
+        _ => fused_rope(x, r),
+    }
 }
 
 /// [`rope`] on any device through candle's fused kernel, both ways.
-fn fused_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
-    let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &cos, &sin)?;
-    let minus_sin = sin.neg()?;
+fn fused_rope(x: &Tensor, r: &Rotary) -> Result<Tensor> {
+    let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &r.cos, &r.sin)?;
+    let (cos, minus_sin) = (r.cos.clone(), r.minus_sin.clone());
     let bwd = move |_: &Tensor, _: &Tensor, g: &Tensor| {
         Ok(Some(candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &minus_sin)?))
     };
@@ -846,10 +874,12 @@ pub(crate) mod tests {
         let (t, d) = (5, 8);
         let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, t, d), &dev).unwrap()).unwrap();
         let (cos, sin) = rotary_tables(t, d);
-        let ours = rope(x.as_tensor(), &cos, &sin).unwrap();
+        let ours = rope(x.as_tensor(), &Rotary::new(&cos, &sin).unwrap()).unwrap();
         let reference = candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap();
         assert_matches("rope", (ours, reference), &[&x], (1e-6, 1e-6));
-        assert!(rope(x.as_tensor(), &cos.narrow(0, 0, 4).unwrap(), &sin).is_err());
+        let short = Rotary::new(&cos.narrow(0, 0, 4).unwrap(), &sin.narrow(0, 0, 4).unwrap());
+        assert!(rope(x.as_tensor(), &short.unwrap()).is_err());
+        assert!(Rotary::new(&cos.narrow(0, 0, 4).unwrap(), &sin).is_err());
     }
 
     /// The GPU forms (candle's fused kernels for the value, our backward attached), run here on
@@ -871,7 +901,7 @@ pub(crate) mod tests {
         assert_matches("rms_norm", norm, &[&x, &w], (1e-4, 1e-4));
         let (cos, sin) = rotary_tables(5, 8);
         let rope = (
-            fused_rope(x.as_tensor(), &cos, &sin).unwrap(),
+            fused_rope(x.as_tensor(), &Rotary::new(&cos, &sin).unwrap()).unwrap(),
             candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
         );
         assert_matches("rope", rope, &[&x], (1e-5, 1e-5));

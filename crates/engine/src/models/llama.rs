@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::Deserialize;
 
 use crate::lora::{Linear, TrainCtx};
-use crate::ops::{Weight, rms_norm};
+use crate::ops::{Rotary, Weight, rms_norm};
 
 /// `config.json` of a Llama or Qwen2 checkpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -251,8 +251,7 @@ impl Llama {
             t,
             self.cfg.hidden_size,
         ))?;
-        let pos =
-            Positions { cos: self.cos.narrow(0, offset, t)?, sin: self.sin.narrow(0, offset, t)? };
+        let pos = Rotary::new(&self.cos.narrow(0, offset, t)?, &self.sin.narrow(0, offset, t)?)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.kv[i]);
             x = match &mut pass {
@@ -300,13 +299,6 @@ pub enum Pass<'a> {
     Train(&'a mut TrainCtx),
 }
 
-/// Rotary tables of the positions being computed (the causal mask is `ops::causal_softmax`'s).
-#[derive(Debug, Clone)]
-struct Positions {
-    cos: Tensor,
-    sin: Tensor,
-}
-
 impl Block {
     /// The block's tensors that are trainable variables (LoRA pairs, or every weight when fully
     /// fine-tuned).
@@ -330,7 +322,7 @@ fn block(
     cfg: &Config,
     layer: &Block,
     x: &Tensor,
-    pos: &Positions,
+    pos: &Rotary,
     kv: Option<&mut Option<(Tensor, Tensor)>>,
     mut train: Option<&mut TrainCtx>,
 ) -> Result<Tensor> {
@@ -349,7 +341,7 @@ fn attention(
     cfg: &Config,
     layer: &Block,
     x: &Tensor,
-    pos: &Positions,
+    pos: &Rotary,
     kv: Option<&mut Option<(Tensor, Tensor)>>,
     mut train: Option<&mut TrainCtx>,
 ) -> Result<Tensor> {
@@ -361,8 +353,8 @@ fn attention(
     let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
     let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
     let mut v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-    let q = crate::ops::rope(&q, &pos.cos, &pos.sin)?;
-    let mut k = crate::ops::rope(&k, &pos.cos, &pos.sin)?;
+    let q = crate::ops::rope(&q, pos)?;
+    let mut k = crate::ops::rope(&k, pos)?;
     if let Some(slot) = kv {
         if let Some((pk, pv)) = slot.as_ref() {
             k = Tensor::cat(&[pk, &k], 2)?;
@@ -393,7 +385,7 @@ fn checkpointed(
     cfg: &Config,
     layer: &Block,
     x: &Tensor,
-    pos: &Positions,
+    pos: &Rotary,
     ctx: &mut TrainCtx,
     sink: crate::lora::Recomputed,
 ) -> Result<Tensor> {
