@@ -639,8 +639,15 @@ pub struct Rotary {
     cos: Tensor,
     sin: Tensor,
     minus_sin: Tensor,
-    /// `(cos, sin)` row-major, on the CPU.
-    values: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>)>,
+    /// On the CPU.
+    values: Option<Arc<RotaryValues>>,
+}
+
+/// `cos` and `sin`, `[positions, head_dim / 2]` row-major.
+#[derive(Debug)]
+struct RotaryValues {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 impl Rotary {
@@ -651,10 +658,8 @@ impl Rotary {
         }
         let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
         let values = if cos.device().is_cpu() && cos.dtype() == candle_core::DType::F32 {
-            let v = |t: &Tensor| -> Result<Arc<Vec<f32>>> {
-                Ok(Arc::new(t.flatten_all()?.to_vec1::<f32>()?))
-            };
-            Some((v(&cos)?, v(&sin)?))
+            let v = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            Some(Arc::new(RotaryValues { cos: v(&cos)?, sin: v(&sin)? }))
         } else {
             None
         };
@@ -673,8 +678,8 @@ pub fn rope(x: &Tensor, r: &Rotary) -> Result<Tensor> {
         candle_core::bail!("rope: tables {:?} for input {:?}", r.cos.dims(), x.dims());
     }
     match &r.values {
-        Some((cos, sin)) if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 => {
-            let op = Rope { cos: cos.clone(), sin: sin.clone(), inverse: false };
+        Some(values) if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 => {
+            let op = Rope { values: values.clone(), inverse: false };
             x.contiguous()?.apply_op1(op)
         }
         _ => fused_rope(x, r),
@@ -692,9 +697,7 @@ fn fused_rope(x: &Tensor, r: &Rotary) -> Result<Tensor> {
 }
 
 struct Rope {
-    /// `[positions, head_dim / 2]`, row-major.
-    cos: Arc<Vec<f32>>,
-    sin: Arc<Vec<f32>>,
+    values: Arc<RotaryValues>,
     /// Rotate by −θ (the backward pass).
     inverse: bool,
 }
@@ -714,7 +717,8 @@ impl CustomOp1 for Rope {
         // One task per (batch, head): `t` rows of `d`.
         out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(y, x)| {
             for p in 0..t {
-                let (cos, sin) = (&self.cos[p * half..][..half], &self.sin[p * half..][..half]);
+                let (cos, sin) =
+                    (&self.values.cos[p * half..][..half], &self.values.sin[p * half..][..half]);
                 let (x1, x2) = x[p * d..][..d].split_at(half);
                 let (y1, y2) = y[p * d..][..d].split_at_mut(half);
                 for i in 0..half {
@@ -728,7 +732,7 @@ impl CustomOp1 for Rope {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let inverse = Rope { cos: self.cos.clone(), sin: self.sin.clone(), inverse: !self.inverse };
+        let inverse = Rope { values: self.values.clone(), inverse: !self.inverse };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
 }
