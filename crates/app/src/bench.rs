@@ -165,13 +165,15 @@ fn bench_ours(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<
         opt.step(&grads, 1e-4)?;
         Ok(())
     };
+    // A GPU queues work: wait for it before starting and stopping the clock.
+    let sync = || device.synchronize().map_err(engine::Error::from);
     step()?;
-    engine::device::synchronize(device)?;
+    sync()?;
     let t = Instant::now();
     for _ in 0..s.steps {
         step()?;
     }
-    engine::device::synchronize(device)?;
+    sync()?;
     let secs = t.elapsed().as_secs_f64();
     let (peak_rss_bytes, peak_gpu_bytes) = peak.finish();
     Ok(Measure { tokens_per_second: (s.steps * n) as f64 / secs, peak_rss_bytes, peak_gpu_bytes })

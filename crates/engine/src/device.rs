@@ -85,12 +85,6 @@ pub fn tf32(device: &Device) -> bool {
     device.is_cuda() && candle_core::cuda::gemm_reduced_precision_f32()
 }
 
-/// Waits until the device has finished the work queued on it (a no-op on the CPU), so that a
-/// timer stopped after it measures the work, not its queueing.
-pub fn synchronize(device: &Device) -> Result<()> {
-    Ok(device.synchronize()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
