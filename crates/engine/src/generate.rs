@@ -100,13 +100,20 @@ impl Decoder for F32Decoder<'_> {
     }
 }
 
-/// The quantized fast path: the GGUF's quantized weights through candle's quantized kernels
-/// (candle-transformers' `quantized_llama`; inference only, "llama" GGUFs). Block types that
-/// candle has no SIMD kernel for (Q4_1, Q5_x) are converted to Q8_0 when loading.
+/// The quantized fast path: the GGUF's quantized weights, never dequantized (inference only).
+///
+/// Files whose matrices are Q4_0, Q4_1 or Q8_0 (the common small-model downloads, SmolLM2's
+/// included) run on our own kernels (`models::qllama`, `quant`) where the CPU has them (x86-64 with
+/// AVX2); other files, and other CPUs, go through candle-transformers' `quantized_llama` ("llama"
+/// GGUFs), with the block types candle has no SIMD kernel for (Q4_1, Q5_x) converted to Q8_0.
 pub struct QuantDecoder {
-    model: candle_transformers::models::quantized_llama::ModelWeights,
-    pos: usize,
+    inner: Quant,
     device: Device,
+}
+
+enum Quant {
+    Native(Box<crate::models::qllama::QLlama>, crate::models::qllama::QCache),
+    Candle(Box<candle_transformers::models::quantized_llama::ModelWeights>, usize),
 }
 
 impl QuantDecoder {
@@ -115,12 +122,20 @@ impl QuantDecoder {
         use candle_core::quantized::gguf_file;
         let mut f = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
         let content = gguf_file::Content::read(&mut f).map_err(|e| crate::Error::bad(path, e))?;
+        if device.is_cpu()
+            && crate::quant::simd()
+            && let Some(m) = crate::models::qllama::QLlama::from_gguf(&content, &mut f, path)?
+        {
+            let cache = m.cache();
+            let inner = Quant::Native(Box::new(m), cache);
+            return Ok(QuantDecoder { inner, device: device.clone() });
+        }
         let arch =
             content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned();
         if arch.as_deref() != Some("llama") {
             return Err(crate::Error::bad(
                 path,
-                "the quantized fast path supports llama GGUFs; use the f32 path",
+                "the quantized fast path supports llama GGUFs here; use the f32 path",
             ));
         }
         let slow = content.tensor_infos.values().any(|t| !simd_type(t.ggml_dtype));
@@ -141,7 +156,12 @@ impl QuantDecoder {
             )
         }
         .map_err(|e| crate::Error::bad(path, e))?;
-        Ok(QuantDecoder { model, pos: 0, device: device.clone() })
+        Ok(QuantDecoder { inner: Quant::Candle(Box::new(model), 0), device: device.clone() })
+    }
+
+    /// Whether this decoder runs on our own kernels (else on candle's).
+    pub fn native(&self) -> bool {
+        matches!(self.inner, Quant::Native(..))
     }
 }
 
@@ -179,10 +199,15 @@ fn requantize(
 
 impl Decoder for QuantDecoder {
     fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let logits = self.model.forward(&input, self.pos)?;
-        self.pos += ids.len();
-        Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+        match &mut self.inner {
+            Quant::Native(model, cache) => model.forward(ids, cache),
+            Quant::Candle(model, pos) => {
+                let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+                let logits = model.forward(&input, *pos)?;
+                *pos += ids.len();
+                Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+            }
+        }
     }
 }
 

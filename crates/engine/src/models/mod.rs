@@ -2,3 +2,4 @@
 //! backpropagate, hidden states and logits at every position, LoRA-able projections.
 
 pub mod llama;
+pub mod qllama;

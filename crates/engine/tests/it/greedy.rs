@@ -33,10 +33,10 @@ fn greedy_tokens_match_transformers() {
 /// The Q4_1 fast path quantizes activations to Q8 on the fly, so its logits differ slightly
 /// from the f32 path's: where the reference's top two tokens are nearly tied (0.08 apart on two
 /// of the five prompts) the greedy choice may flip. So: its first-step logits stay close to the
-/// f32 path's, its choice is one the f32 path scores within `NEAR_TIE` of its best, and where the
-/// reference has a clear winner the first tokens agree.
+/// f32 path's (up to a common shift), its choice is one the f32 path scores within `NEAR_TIE` of
+/// its best, and where the reference has a clear winner the first tokens agree.
 const NEAR_TIE: f32 = 0.25;
-const LOGIT_TOL: f32 = 1.0;
+const LOGIT_TOL: f32 = 0.75;
 
 #[test]
 fn quantized_fast_path_agrees_with_the_f32_path() {
@@ -54,9 +54,12 @@ fn quantized_fast_path_agrees_with_the_f32_path() {
         // Compare where it matters: the reference's 20 most likely tokens.
         let mut top: Vec<usize> = (0..reference.len()).collect();
         top.sort_by(|&i, &j| reference[j].total_cmp(&reference[i]));
-        let diff = top[..20].iter().map(|&i| (reference[i] - quant[i]).abs()).fold(0f32, f32::max);
+        // About their mean difference: a shift of all logits changes no probability.
+        let shift = top[..20].iter().map(|&i| quant[i] - reference[i]).sum::<f32>() / 20.0;
+        let diff =
+            top[..20].iter().map(|&i| (reference[i] + shift - quant[i]).abs()).fold(0f32, f32::max);
         eprintln!(
-            "{:?}: top-20 logit diff {diff:.3}, f32 best {best_f}, q4_1 best {best_q}",
+            "{:?}: top-20 logit diff {diff:.3} (shift {shift:.3}), f32 best {best_f}, q4_1 best {best_q}",
             case["prompt"]
         );
         assert!(diff < LOGIT_TOL, "logits differ by {diff}");
@@ -78,4 +81,82 @@ fn quantized_fast_path_agrees_with_the_f32_path() {
             );
         }
     }
+}
+
+/// The quantized decoder's model (`models::qllama`) with f32 products equals the f32 path, over
+/// a prompt and then token by token through its cache: what remains between the two paths is
+/// the activations' 8-bit rounding alone (the kernels are checked against that in `quant`).
+#[test]
+fn quantized_decoder_model_with_f32_products_equals_the_f32_path() {
+    use engine::models::qllama::{Products, QLlama};
+    let Some(gguf) = crate::default_gguf() else { return };
+    let b = Bundle::open(&gguf, &candle_core::Device::Cpu).unwrap();
+    let mut f = std::fs::File::open(&gguf).unwrap();
+    let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut q = QLlama::from_gguf(&content, &mut f, &gguf).unwrap().unwrap();
+    q.set_products(Products::F32);
+    let mut cache = q.cache();
+    let mut reference = F32Decoder::new(&b.model, &b.device);
+    let fx = crate::fixture("smollm2_greedy.json");
+    let mut input = ids(&fx["cases"][0]["prompt_ids"]);
+    for step in 0..3 {
+        let ours = q.forward(&input, &mut cache).unwrap();
+        let theirs = engine::generate::Decoder::step(&mut reference, &input).unwrap();
+        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-3, "step {step}: logits differ by {diff}");
+        let argmax = theirs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        input = vec![argmax as u32];
+    }
+    assert_eq!(cache.len(), ids(&fx["cases"][0]["prompt_ids"]).len() + 2);
+}
+
+/// Our quantized decoder against llama.cpp on the same Q4_1 GGUF (fixture:
+/// `scripts/reference/llamacpp_greedy.py`). Both quantize activations to 8 bits per block, but
+/// llama.cpp keeps scales and its key/value cache at f16, so their logits differ by rounding
+/// noise: after the prompt, llama.cpp's ten best logits must be within `NOISE` of ours (up to a
+/// common shift, which changes no probability), and greedy decoding must agree token for token
+/// until llama.cpp's two best are closer than that.
+#[test]
+fn quantized_path_matches_llama_cpp() {
+    const NOISE: f32 = 0.5;
+    let Some(gguf) = crate::default_gguf() else { return };
+    let fx = crate::fixture("smollm2_q4_1_llamacpp.json");
+    let b = engine::bundle::Chat::open(&gguf).unwrap();
+    let (mut compared, mut worst) = (0, 0f32);
+    for case in fx["cases"].as_array().unwrap() {
+        let name = &case["prompt"];
+        let prompt = ids(&case["prompt_ids"]);
+        let mut q = engine::generate::QuantDecoder::open(&gguf, &candle_core::Device::Cpu).unwrap();
+        let logits = engine::generate::Decoder::step(&mut q, &prompt).unwrap();
+        // A shift of all logits changes no probability: compare them about their mean difference.
+        let top: Vec<(usize, f32)> = case["first_top10"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap() as f32))
+            .collect();
+        let shift = top.iter().map(|&(id, theirs)| logits[id] - theirs).sum::<f32>() / 10.0;
+        for &(id, theirs) in &top {
+            let d = (logits[id] - shift - theirs).abs();
+            worst = worst.max(d);
+            assert!(
+                d < NOISE,
+                "{name}: token {id}: {} vs llama.cpp {theirs} + {shift}",
+                logits[id]
+            );
+        }
+        let expected = ids(&case["generated_ids"]);
+        let gaps = case["top2_gap"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap() as f32);
+        let sure = gaps.clone().position(|g| g < NOISE).unwrap_or(expected.len());
+        let s = Sampling { temperature: 0.0, max_tokens: expected.len(), ..Sampling::default() };
+        let mut q = engine::generate::QuantDecoder::open(&gguf, &candle_core::Device::Cpu).unwrap();
+        let out = generate(&mut q, &b.tokenizer, &prompt, &[], &s, &mut |_| true).unwrap();
+        let same = out.tokens.iter().zip(&expected).take_while(|(a, b)| a == b).count();
+        eprintln!("{name}: {same} tokens as llama.cpp, its first near tie at {sure}");
+        assert!(same >= sure, "{name}: differs at token {same}, before a near tie");
+        compared += sure;
+    }
+    eprintln!("largest difference from llama.cpp's top-10 logits, shift removed: {worst:.3}");
+    // The fixture must leave tokens to compare.
+    assert!(compared >= 5, "only {compared} tokens before near ties");
 }

@@ -1,0 +1,400 @@
+//! Llama-family decoding (Llama, SmolLM2, Mistral) straight from a GGUF's quantized
+//! blocks, for inference only: the quantized fast path of `generate::QuantDecoder`.
+//!
+//! The training model (`models::llama`) builds a graph of candle tensors; a decoding step is a few
+//! hundred small products, where that bookkeeping costs more than the arithmetic. Here a step is
+//! plain loops over f32 slices and the kernels of `quant` (the weights as the file stores them, the
+//! activations quantized to 8 bits, as llama.cpp does), with the query, key and value projections
+//! stacked into one product and gate and up into another.
+
+use std::path::Path;
+
+use candle_core::Device;
+use candle_core::quantized::{GgmlDType, gguf_file};
+use rayon::prelude::*;
+
+use crate::models::llama::Config;
+use crate::quant::{BlockType, Q8Acts, QMatrix, matmul, matmul_f32};
+use crate::{Error, Result};
+
+/// A GGUF model whose projection matrices are Q4_0, Q4_1 or Q8_0.
+#[derive(Debug)]
+pub struct QLlama {
+    cfg: Config,
+    embed: QMatrix,
+    lm_head: Option<QMatrix>,
+    norm: Vec<f32>,
+    layers: Vec<Layer>,
+    products: Products,
+}
+
+/// How the projections multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Products {
+    /// Activations quantized to 8 bits, integer kernels (the fast path, as llama.cpp).
+    #[default]
+    Quantized,
+    /// f32 activations times each weight row dequantized: slow, a reference for tests.
+    F32,
+}
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Vec<f32>,
+    qkv: QMatrix,
+    o: QMatrix,
+    mlp_norm: Vec<f32>,
+    gate_up: QMatrix,
+    down: QMatrix,
+}
+
+/// Keys and values of the positions decoded so far, per layer.
+#[derive(Debug, Clone, Default)]
+pub struct QCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl QCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl QLlama {
+    /// Reads the model from a GGUF header and its open file; `Ok(None)` when it is not a "llama"
+    /// GGUF or a matrix is stored in a type these kernels do not take (K-quants, f16…).
+    pub fn from_gguf(
+        content: &gguf_file::Content,
+        f: &mut std::fs::File,
+        path: &Path,
+    ) -> Result<Option<QLlama>> {
+        let cfg = crate::weights::gguf_config(content).map_err(|e| Error::bad(path, e))?;
+        if cfg.model_type != "llama" {
+            return Ok(None);
+        }
+        let matrices = content.tensor_infos.iter().filter(|(_, t)| t.shape.rank() == 2);
+        if matrices.clone().any(|(_, t)| block_type(t.ggml_dtype).is_none()) {
+            return Ok(None);
+        }
+        let mut r = Reader { content, f, path };
+        let (h, ffn) = (cfg.hidden_size, cfg.intermediate_size);
+        let (qd, kvd) = (cfg.num_attention_heads * cfg.head_dim(), cfg.kv_heads() * cfg.head_dim());
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = |n: &str| format!("blk.{i}.{n}");
+            let (q, k, v) = (
+                r.matrix(&p("attn_q.weight"), qd, h)?,
+                r.matrix(&p("attn_k.weight"), kvd, h)?,
+                r.matrix(&p("attn_v.weight"), kvd, h)?,
+            );
+            let (gate, up) =
+                (r.matrix(&p("ffn_gate.weight"), ffn, h)?, r.matrix(&p("ffn_up.weight"), ffn, h)?);
+            layers.push(Layer {
+                attn_norm: r.vector(&p("attn_norm.weight"), h)?,
+                qkv: stack(&[&q, &k, &v])?,
+                o: r.matrix(&p("attn_output.weight"), h, qd)?,
+                mlp_norm: r.vector(&p("ffn_norm.weight"), h)?,
+                gate_up: stack(&[&gate, &up])?,
+                down: r.matrix(&p("ffn_down.weight"), h, ffn)?,
+            });
+        }
+        let lm_head = if content.tensor_infos.contains_key("output.weight") {
+            Some(r.matrix("output.weight", cfg.vocab_size, h)?)
+        } else {
+            None
+        };
+        Ok(Some(QLlama {
+            embed: r.matrix("token_embd.weight", cfg.vocab_size, h)?,
+            lm_head,
+            norm: r.vector("output_norm.weight", h)?,
+            layers,
+            cfg,
+            products: Products::Quantized,
+        }))
+    }
+
+    /// Sets how the projections multiply.
+    pub fn set_products(&mut self, p: Products) {
+        self.products = p;
+    }
+
+    /// An empty cache for this model.
+    pub fn cache(&self) -> QCache {
+        let n = self.layers.len();
+        QCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0 }
+    }
+
+    /// Runs `ids` (a prompt, or the next token) after the cached positions and returns the
+    /// logits at the last one.
+    pub fn forward(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
+        // On a worker of the thread pool: each product's parallel split then costs a steal by a
+        // spinning worker, not a sleep and a wake-up of the calling thread (~20 % of a step).
+        rayon::scope(|_| self.step(ids, cache))
+    }
+
+    fn step(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let (h, t) = (c.hidden_size, ids.len());
+        if t == 0 {
+            return Err(Error::Data("nothing to decode: no tokens".into()));
+        }
+        let mut x = vec![0f32; t * h];
+        for (&id, x) in ids.iter().zip(x.chunks_exact_mut(h)) {
+            if id as usize >= self.embed.rows() {
+                return Err(Error::Data(format!("token {id} is outside the vocabulary")));
+            }
+            self.embed.dequantize_row(id as usize, x);
+        }
+        let rope = Rope::new(c, cache.len, t);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let attn =
+                self.attention(layer, &x, &rope, &mut cache.k[l], &mut cache.v[l], cache.len)?;
+            add(&mut x, &self.project(&layer.o, &attn, t)?);
+            let mlp = self.mlp(layer, &x, t)?;
+            add(&mut x, &mlp);
+        }
+        cache.len += t;
+        let last = rms_norm(&x[(t - 1) * h..], &self.norm, c.rms_norm_eps);
+        self.project(self.lm_head.as_ref().unwrap_or(&self.embed), &last, 1)
+    }
+
+    fn attention(
+        &self,
+        layer: &Layer,
+        x: &[f32],
+        rope: &Rope,
+        keys: &mut Vec<f32>,
+        values: &mut Vec<f32>,
+        past: usize,
+    ) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let (h, hd, nh, nkv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let t = x.len() / h;
+        let normed: Vec<f32> =
+            x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.attn_norm, c.rms_norm_eps)).collect();
+        let mut qkv = self.project(&layer.qkv, &normed, t)?;
+        let width = (nh + 2 * nkv) * hd;
+        let mut queries = Vec::with_capacity(t * nh * hd);
+        for (i, row) in qkv.chunks_exact_mut(width).enumerate() {
+            let (q, kv) = row.split_at_mut(nh * hd);
+            let (k, v) = kv.split_at_mut(nkv * hd);
+            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                rope.apply(head, i);
+            }
+            queries.extend_from_slice(q);
+            keys.extend_from_slice(k);
+            values.extend_from_slice(v);
+        }
+        let (keys, values) = (&keys[..], &values[..]);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let group = nh / nkv;
+        let mut out = vec![0f32; t * nh * hd];
+        let one = |(i, out): (usize, &mut [f32])| {
+            let q = &queries[i * nh * hd..(i + 1) * nh * hd];
+            let seen = past + i + 1;
+            let mut scores = vec![0f32; seen];
+            for (head, out) in out.chunks_exact_mut(hd).enumerate() {
+                let q = &q[head * hd..(head + 1) * hd];
+                let kv = head / group * hd;
+                for (p, s) in scores.iter_mut().enumerate() {
+                    let k = &keys[p * nkv * hd + kv..][..hd];
+                    *s = dot(q, k) * scale;
+                }
+                softmax(&mut scores);
+                for (p, &w) in scores.iter().enumerate() {
+                    let v = &values[p * nkv * hd + kv..][..hd];
+                    for (o, &v) in out.iter_mut().zip(v) {
+                        *o += w * v;
+                    }
+                }
+            }
+        };
+        if t == 1 {
+            one((0, &mut out));
+        } else {
+            out.par_chunks_mut(nh * hd).enumerate().for_each(one);
+        }
+        Ok(out)
+    }
+
+    /// `t` rows of `x` through `w`.
+    fn project(&self, w: &QMatrix, x: &[f32], t: usize) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; t * w.rows()];
+        match self.products {
+            Products::Quantized => {
+                let acts = Q8Acts::quantize(x, w.cols()).map_err(Error::Data)?;
+                matmul(w, &acts, &mut out)
+            }
+            Products::F32 => matmul_f32(w, x, &mut out),
+        }
+        .map_err(Error::Data)?;
+        Ok(out)
+    }
+
+    fn mlp(&self, layer: &Layer, x: &[f32], t: usize) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let (h, ffn) = (c.hidden_size, c.intermediate_size);
+        let normed: Vec<f32> =
+            x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.mlp_norm, c.rms_norm_eps)).collect();
+        let gate_up = self.project(&layer.gate_up, &normed, t)?;
+        let act: Vec<f32> = gate_up
+            .chunks_exact(2 * ffn)
+            .flat_map(|r| {
+                let (g, u) = r.split_at(ffn);
+                g.iter().zip(u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+            })
+            .collect();
+        self.project(&layer.down, &act, t)
+    }
+}
+
+/// Angles of the `t` positions after `past`, shared by every layer of one step.
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
+}
+
+impl Rope {
+    fn new(c: &Config, past: usize, t: usize) -> Rope {
+        let hd = c.head_dim();
+        let half = hd / 2;
+        let base = c.rope_base();
+        let (mut cos, mut sin) = (Vec::with_capacity(t * half), Vec::with_capacity(t * half));
+        for p in past..past + t {
+            for i in 0..half {
+                let angle = p as f64 * base.powf(-2.0 * i as f64 / hd as f64);
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        Rope { cos, sin, half }
+    }
+
+    /// Rotates one head at the `i`th new position, pairs (2j, 2j+1): llama.cpp permutes the
+    /// query and key rows of "llama" models for this layout.
+    fn apply(&self, head: &mut [f32], i: usize) {
+        let (cos, sin) =
+            (&self.cos[i * self.half..][..self.half], &self.sin[i * self.half..][..self.half]);
+        for j in 0..self.half {
+            let (a, b) = (2 * j, 2 * j + 1);
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * cos[j] - x1 * sin[j];
+            head[b] = x0 * sin[j] + x1 * cos[j];
+        }
+    }
+}
+
+fn rms_norm(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
+    let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let inv = 1.0 / (mean + eps as f32).sqrt();
+    x.iter().zip(w).map(|(&x, &w)| x * inv * w).collect()
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (x, &y) in x.iter_mut().zip(y) {
+        *x += y;
+    }
+}
+
+/// Eight running sums, so the compiler keeps them in one SIMD register (one sum in order cannot
+/// be vectorized without changing its rounding).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+fn softmax(s: &mut [f32]) {
+    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in s.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in s.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// The parts' rows as one matrix; parts of different types (a file that keeps one projection at
+/// 8 bits) are requantized to Q8_0 together, trading that layer's 4-bit speed for correctness.
+fn stack(parts: &[&QMatrix]) -> Result<QMatrix> {
+    if let Some(m) = QMatrix::stack(parts) {
+        return Ok(m);
+    }
+    let cols = parts.first().map_or(0, |p| p.cols());
+    let mut values = Vec::new();
+    let mut row = vec![0f32; cols];
+    for p in parts {
+        for r in 0..p.rows() {
+            p.dequantize_row(r, &mut row);
+            values.extend_from_slice(&row);
+        }
+    }
+    let rows = parts.iter().map(|p| p.rows()).sum();
+    QMatrix::quantize_q8_0(rows, cols, &values).map_err(Error::Data)
+}
+
+fn block_type(t: GgmlDType) -> Option<BlockType> {
+    match t {
+        GgmlDType::Q4_0 => Some(BlockType::Q4_0),
+        GgmlDType::Q4_1 => Some(BlockType::Q4_1),
+        GgmlDType::Q8_0 => Some(BlockType::Q8_0),
+        _ => None,
+    }
+}
+
+struct Reader<'a> {
+    content: &'a gguf_file::Content,
+    f: &'a mut std::fs::File,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
+        let q = self
+            .content
+            .tensor(self.f, name, &Device::Cpu)
+            .map_err(|e| Error::bad(self.path, e))?;
+        let bad = |e: String| Error::bad(self.path, format!("{name}: {e}"));
+        if q.shape().dims() != [rows, cols] {
+            return Err(bad(format!("shape {:?}, expected [{rows}, {cols}]", q.shape().dims())));
+        }
+        let kind = block_type(q.dtype()).ok_or_else(|| bad(format!("type {:?}", q.dtype())))?;
+        let data = q.data().map_err(|e| Error::bad(self.path, e))?.into_owned();
+        QMatrix::new(kind, rows, cols, data).map_err(bad)
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let q = self
+            .content
+            .tensor(self.f, name, &Device::Cpu)
+            .map_err(|e| Error::bad(self.path, e))?;
+        let v: Vec<f32> = q
+            .dequantize(&Device::Cpu)
+            .and_then(|t| t.flatten_all()?.to_vec1())
+            .map_err(|e| Error::bad(self.path, e))?;
+        if v.len() != len {
+            return Err(Error::bad(
+                self.path,
+                format!("{name}: {} values, expected {len}", v.len()),
+            ));
+        }
+        Ok(v)
+    }
+}
