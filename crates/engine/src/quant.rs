@@ -25,6 +25,14 @@ pub enum BlockType {
 }
 
 impl BlockType {
+    /// Bytes of f16 scale (and minimum) that open a block.
+    fn scale_bytes(self) -> usize {
+        match self {
+            BlockType::Q4_1 => 4,
+            BlockType::Q4_0 | BlockType::Q8_0 => 2,
+        }
+    }
+
     /// Bytes per block of 32 values.
     pub fn block_bytes(self) -> usize {
         match self {
@@ -42,6 +50,8 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     data: Vec<u8>,
+    /// Four rows per group, block by block (see [`QMatrix::interleave`]); else the file's layout.
+    interleaved: bool,
 }
 
 impl QMatrix {
@@ -59,7 +69,7 @@ impl QMatrix {
         if data.len() != want {
             return Err(format!("{rows}×{cols} {kind:?} needs {want} bytes, found {}", data.len()));
         }
-        Ok(QMatrix { kind, rows, cols, data })
+        Ok(QMatrix { kind, rows, cols, data, interleaved: false })
     }
 
     /// Quantizes a row-major f32 matrix to Q8_0 (the type the kernels take for weights that
@@ -78,10 +88,11 @@ impl QMatrix {
     }
 
     /// Rows of several matrices of one type and width stacked into one (so one parallel product
-    /// computes, say, the query, key and value projections); `None` when they differ.
+    /// computes, say, the query, key and value projections); `None` when they differ or one is
+    /// already interleaved.
     pub fn stack(parts: &[&QMatrix]) -> Option<QMatrix> {
         let first = parts.first()?;
-        if parts.iter().any(|p| p.kind != first.kind || p.cols != first.cols) {
+        if parts.iter().any(|p| p.kind != first.kind || p.cols != first.cols || p.interleaved) {
             return None;
         }
         let data = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
@@ -90,7 +101,37 @@ impl QMatrix {
             rows: parts.iter().map(|p| p.rows).sum(),
             cols: first.cols,
             data,
+            interleaved: false,
         })
+    }
+
+    /// Regroups the bytes four rows at a time, block by block: the four rows' scales (then, for
+    /// Q4_1, their minimums) side by side, then their values. Same bytes, so the SIMD kernel
+    /// reads four scales in one load and sums four rows at once. A no-op where the SIMD kernels
+    /// do not run or the rows are not a multiple of four.
+    pub fn interleave(mut self) -> QMatrix {
+        if self.interleaved || !self.rows.is_multiple_of(4) || !simd() {
+            return self;
+        }
+        let (bytes, head) = (self.kind.block_bytes(), self.kind.scale_bytes());
+        let mut out = Vec::with_capacity(self.data.len());
+        for g in 0..self.rows / 4 {
+            for b in 0..self.cols / BLOCK {
+                let blocks: [&[u8]; 4] =
+                    std::array::from_fn(|lane| &self.row(4 * g + lane)[b * bytes..(b + 1) * bytes]);
+                for part in (0..head).step_by(2) {
+                    for blk in blocks {
+                        out.extend_from_slice(&blk[part..part + 2]);
+                    }
+                }
+                for blk in blocks {
+                    out.extend_from_slice(&blk[head..]);
+                }
+            }
+        }
+        self.data = out;
+        self.interleaved = true;
+        self
     }
 
     /// Output features.
@@ -110,10 +151,8 @@ impl QMatrix {
 
     /// Row `r` as f32 values (an embedding lookup).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        let row = self.row(r);
-        let bytes = self.kind.block_bytes();
         for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
-            let blk = &row[b * bytes..(b + 1) * bytes];
+            let blk = &self.block(r, b)[..self.kind.block_bytes()];
             let d = f16_at(blk, 0);
             match self.kind {
                 BlockType::Q4_0 | BlockType::Q4_1 => {
@@ -135,9 +174,28 @@ impl QMatrix {
         }
     }
 
+    /// Row `r` in the file's layout (not interleaved).
     fn row(&self, r: usize) -> &[u8] {
         let n = self.cols / BLOCK * self.kind.block_bytes();
         &self.data[r * n..(r + 1) * n]
+    }
+
+    /// Block `b` of row `r` in the file's layout, whatever the storage.
+    fn block(&self, r: usize, b: usize) -> [u8; 34] {
+        let bytes = self.kind.block_bytes();
+        let mut blk = [0u8; 34];
+        if !self.interleaved {
+            blk[..bytes].copy_from_slice(&self.row(r)[b * bytes..(b + 1) * bytes]);
+            return blk;
+        }
+        let (head, lane) = (self.kind.scale_bytes(), r % 4);
+        let group = &self.data[((r / 4) * (self.cols / BLOCK) + b) * 4 * bytes..][..4 * bytes];
+        for part in (0..head).step_by(2) {
+            blk[part..part + 2].copy_from_slice(&group[4 * part + 2 * lane..][..2]);
+        }
+        let values = bytes - head;
+        blk[head..bytes].copy_from_slice(&group[4 * head + lane * values..][..values]);
+        blk
     }
 }
 
@@ -217,7 +275,7 @@ pub fn matmul(w: &QMatrix, x: &Q8Acts, out: &mut [f32]) -> Result<(), String> {
         ));
     }
     let tokens = x.rows();
-    let rows_fn = rows_fn(w.kind, simd());
+    let rows_fn = rows_fn(w.kind, simd(), w.interleaved);
     let row_bytes = w.cols / BLOCK * w.kind.block_bytes();
     // Chunks of rows: a few per thread, so an uneven start evens out; whole groups of four, the
     // rows the SIMD kernels take at once.
@@ -285,7 +343,17 @@ pub fn simd() -> bool {
 /// Dot products of consecutive weight rows (`w` holds `out.len()` of them) with one token.
 type RowsFn = fn(&[u8], ActRow<'_>, &mut [f32]);
 
-fn rows_fn(kind: BlockType, simd: bool) -> RowsFn {
+fn rows_fn(kind: BlockType, simd: bool, interleaved: bool) -> RowsFn {
+    #[cfg(target_arch = "x86_64")]
+    if interleaved {
+        // SAFETY (of the calls inside): only `interleave` sets the flag, after `simd()`.
+        return match kind {
+            BlockType::Q4_0 => |w, a, out| unsafe { avx2::groups::<{ avx2::Q4_0 }>(w, a, out) },
+            BlockType::Q4_1 => |w, a, out| unsafe { avx2::groups::<{ avx2::Q4_1 }>(w, a, out) },
+            BlockType::Q8_0 => |w, a, out| unsafe { avx2::groups::<{ avx2::Q8_0 }>(w, a, out) },
+        };
+    }
+    let _ = interleaved;
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY (of the calls inside): `simd()` confirmed AVX2, FMA and F16C on this CPU.
@@ -440,6 +508,80 @@ mod avx2 {
         out
     }
 
+    /// Interleaved rows (`QMatrix::interleave`; `out.len()` of them, a multiple of four) times
+    /// one token.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn groups<const K: u8>(w: &[u8], a: ActRow<'_>, out: &mut [f32]) {
+        let group = 4 * block_bytes(K);
+        let per_group = w.len() / (out.len() / 4).max(1);
+        let blocks = per_group / group;
+        assert!(out.len().is_multiple_of(4) && per_group * (out.len() / 4) == w.len());
+        assert!(blocks * group == per_group);
+        assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.qs.len() >= blocks * BLOCK);
+        for (g, out) in out.chunks_exact_mut(4).enumerate() {
+            // SAFETY: group g spans `per_group` bytes of `w` (asserted above); `out` holds four.
+            unsafe {
+                let v = dot4::<K>(w.as_ptr().add(g * per_group), blocks, a);
+                _mm_storeu_ps(out.as_mut_ptr(), v);
+            }
+        }
+    }
+
+    /// Four interleaved rows of `blocks` blocks at `w`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn dot4<const K: u8>(w: *const u8, blocks: usize, a: ActRow<'_>) -> __m128 {
+        let low = _mm256_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let head = if K == Q4_1 { 16 } else { 8 };
+        let values = if K == Q8_0 { 32 } else { 16 };
+        let mut acc = _mm_setzero_ps();
+        let mut offsets = _mm_setzero_ps();
+        for b in 0..blocks {
+            // SAFETY: the caller guarantees `blocks` groups of four blocks at `w` and activation
+            // blocks up to `blocks` in `a`; all loads are unaligned.
+            unsafe {
+                let p = w.add(b * 4 * block_bytes(K));
+                let y = _mm256_loadu_si256(a.qs.as_ptr().add(b * BLOCK) as *const __m256i);
+                let d = _mm_cvtph_ps(_mm_loadl_epi64(p as *const __m128i));
+                let mut dots = [_mm256_setzero_si256(); 4];
+                for (r, dot) in dots.iter_mut().enumerate() {
+                    let q = p.add(head + r * values);
+                    let prod = if K == Q8_0 {
+                        let x = _mm256_loadu_si256(q as *const __m256i);
+                        // maddubs wants one unsigned side: |x| times y with x's sign.
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+                    } else {
+                        let q = _mm_loadu_si128(q as *const __m128i);
+                        // Low nibbles are values 0..16, high nibbles 16..32.
+                        let x = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low);
+                        _mm256_maddubs_epi16(x, y)
+                    };
+                    *dot = _mm256_madd_epi16(prod, ones);
+                }
+                // Row r's eight partial sums end in lane r.
+                let s = _mm256_hadd_epi32(
+                    _mm256_hadd_epi32(dots[0], dots[1]),
+                    _mm256_hadd_epi32(dots[2], dots[3]),
+                );
+                let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                let dd = _mm_mul_ps(d, _mm_set1_ps(*a.d.get_unchecked(b)));
+                acc = _mm_fmadd_ps(dd, _mm_cvtepi32_ps(s), acc);
+                let ys = _mm_set1_ps(*a.s.get_unchecked(b));
+                if K == Q4_1 {
+                    let m = _mm_cvtph_ps(_mm_loadl_epi64(p.add(8) as *const __m128i));
+                    offsets = _mm_fmadd_ps(m, ys, offsets);
+                } else if K == Q4_0 {
+                    offsets = _mm_fmadd_ps(_mm_mul_ps(d, _mm_set1_ps(-8.0)), ys, offsets);
+                }
+            }
+        }
+        _mm_add_ps(acc, offsets)
+    }
+
     /// The f16 at `p` as f32.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
@@ -538,6 +680,34 @@ mod tests {
             matmul(&m, &one, &mut single).unwrap();
             assert_eq!(single, out[rows..2 * rows]);
         }
+    }
+
+    #[test]
+    fn interleaved_rows_give_the_same_values_and_products() {
+        let (rows, cols) = (44, 96);
+        for kind in [BlockType::Q4_0, BlockType::Q4_1, BlockType::Q8_0] {
+            let (plain, _) = quantized(kind, rows, cols);
+            let mixed = plain.clone().interleave();
+            assert_eq!(mixed.interleaved, simd(), "{kind:?}");
+            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in [0, 5, 43] {
+                plain.dequantize_row(r, &mut a);
+                mixed.dequantize_row(r, &mut b);
+                assert_eq!(a, b, "{kind:?} row {r}");
+            }
+            for tokens in [1, 3] {
+                let acts = Q8Acts::quantize(&values(tokens * cols, 5), cols).unwrap();
+                let (mut p, mut m) = (vec![0f32; tokens * rows], vec![0f32; tokens * rows]);
+                matmul(&plain, &acts, &mut p).unwrap();
+                matmul(&mixed, &acts, &mut m).unwrap();
+                for (x, y) in p.iter().zip(&m) {
+                    assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{kind:?}: {x} vs {y}");
+                }
+            }
+        }
+        // Interleaving needs whole groups of four rows.
+        let (odd, _) = quantized(BlockType::Q4_1, 6, 32);
+        assert!(!odd.interleave().interleaved);
     }
 
     #[test]

@@ -99,20 +99,20 @@ impl QLlama {
                 (r.matrix(&p("ffn_gate.weight"), ffn, h)?, r.matrix(&p("ffn_up.weight"), ffn, h)?);
             layers.push(Layer {
                 attn_norm: r.vector(&p("attn_norm.weight"), h)?,
-                qkv: stack(&[&q, &k, &v])?,
-                o: r.matrix(&p("attn_output.weight"), h, qd)?,
+                qkv: stack(&[&q, &k, &v])?.interleave(),
+                o: r.matrix(&p("attn_output.weight"), h, qd)?.interleave(),
                 mlp_norm: r.vector(&p("ffn_norm.weight"), h)?,
-                gate_up: stack(&[&gate, &up])?,
-                down: r.matrix(&p("ffn_down.weight"), h, ffn)?,
+                gate_up: stack(&[&gate, &up])?.interleave(),
+                down: r.matrix(&p("ffn_down.weight"), h, ffn)?.interleave(),
             });
         }
         let lm_head = if content.tensor_infos.contains_key("output.weight") {
-            Some(r.matrix("output.weight", cfg.vocab_size, h)?)
+            Some(r.matrix("output.weight", cfg.vocab_size, h)?.interleave())
         } else {
             None
         };
         Ok(Some(QLlama {
-            embed: r.matrix("token_embd.weight", cfg.vocab_size, h)?,
+            embed: r.matrix("token_embd.weight", cfg.vocab_size, h)?.interleave(),
             lm_head,
             norm: r.vector("output_norm.weight", h)?,
             layers,
