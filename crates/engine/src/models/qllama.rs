@@ -197,31 +197,24 @@ impl QLlama {
         let scale = 1.0 / (hd as f32).sqrt();
         let group = nh / nkv;
         let mut out = vec![0f32; t * nh * hd];
-        let one = |(i, out): (usize, &mut [f32])| {
-            let q = &queries[i * nh * hd..(i + 1) * nh * hd];
-            let seen = past + i + 1;
-            let mut scores = vec![0f32; seen];
-            for (head, out) in out.chunks_exact_mut(hd).enumerate() {
-                let q = &q[head * hd..(head + 1) * hd];
-                let kv = head / group * hd;
-                for (p, s) in scores.iter_mut().enumerate() {
-                    let k = &keys[p * nkv * hd + kv..][..hd];
-                    *s = dot(q, k) * scale;
-                }
-                softmax(&mut scores);
-                for (p, &w) in scores.iter().enumerate() {
-                    let v = &values[p * nkv * hd + kv..][..hd];
-                    for (o, &v) in out.iter_mut().zip(v) {
-                        *o += w * v;
-                    }
+        // One task per (token, head), a few heads per task while the context is short.
+        let per_head = (past + t) * hd;
+        let min_len = 16_384usize.div_ceil(per_head).min(nh);
+        out.par_chunks_mut(hd).with_min_len(min_len).enumerate().for_each(|(j, out)| {
+            let (i, head) = (j / nh, j % nh);
+            let q = &queries[(i * nh + head) * hd..][..hd];
+            let kv = head / group * hd;
+            let mut scores: Vec<f32> = (0..past + i + 1)
+                .map(|p| dot(q, &keys[p * nkv * hd + kv..][..hd]) * scale)
+                .collect();
+            softmax(&mut scores);
+            for (p, &w) in scores.iter().enumerate() {
+                let v = &values[p * nkv * hd + kv..][..hd];
+                for (o, &v) in out.iter_mut().zip(v) {
+                    *o += w * v;
                 }
             }
-        };
-        if t == 1 {
-            one((0, &mut out));
-        } else {
-            out.par_chunks_mut(nh * hd).enumerate().for_each(one);
-        }
+        });
         Ok(out)
     }
 
