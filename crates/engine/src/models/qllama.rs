@@ -202,18 +202,16 @@ impl QLlama {
         let min_len = 16_384usize.div_ceil(per_head).min(nh);
         out.par_chunks_mut(hd).with_min_len(min_len).enumerate().for_each(|(j, out)| {
             let (i, head) = (j / nh, j % nh);
-            let q = &queries[(i * nh + head) * hd..][..hd];
-            let kv = head / group * hd;
-            let mut scores: Vec<f32> = (0..past + i + 1)
-                .map(|p| dot(q, &keys[p * nkv * hd + kv..][..hd]) * scale)
-                .collect();
-            softmax(&mut scores);
-            for (p, &w) in scores.iter().enumerate() {
-                let v = &values[p * nkv * hd + kv..][..hd];
-                for (o, &v) in out.iter_mut().zip(v) {
-                    *o += w * v;
-                }
-            }
+            let head = Head {
+                q: &queries[(i * nh + head) * hd..][..hd],
+                keys,
+                values,
+                stride: nkv * hd,
+                offset: head / group * hd,
+                seen: past + i + 1,
+                scale,
+            };
+            head.attend(out);
         });
         Ok(out)
     }
@@ -246,6 +244,56 @@ impl QLlama {
             })
             .collect();
         self.project(&layer.down, &act, t)
+    }
+}
+
+/// One query head over the cached positions it sees.
+struct Head<'a> {
+    q: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    /// Floats per position in the cache, and where this head's key/value head starts.
+    stride: usize,
+    offset: usize,
+    seen: usize,
+    scale: f32,
+}
+
+impl Head<'_> {
+    /// Adds softmax(q·K / √d)·V to `out`.
+    fn attend(&self, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::quant::simd() {
+            // SAFETY: `simd()` confirmed AVX2 and FMA on this CPU.
+            return unsafe { self.attend_avx2(out) };
+        }
+        self.attend_portable(out)
+    }
+
+    /// The same loops compiled for AVX2, where the compiler vectorizes them eight wide (the
+    /// crate itself targets baseline x86-64).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn attend_avx2(&self, out: &mut [f32]) {
+        self.attend_portable(out)
+    }
+
+    #[inline(always)]
+    fn attend_portable(&self, out: &mut [f32]) {
+        let hd = self.q.len();
+        // Plain loops: an iterator adapter's closure would be compiled outside this function,
+        // without its target features.
+        let mut scores = vec![0f32; self.seen];
+        for (p, s) in scores.iter_mut().enumerate() {
+            *s = dot(self.q, &self.keys[p * self.stride + self.offset..][..hd]) * self.scale;
+        }
+        softmax(&mut scores);
+        for (p, &w) in scores.iter().enumerate() {
+            let v = &self.values[p * self.stride + self.offset..][..hd];
+            for (o, &v) in out.iter_mut().zip(v) {
+                *o += w * v;
+            }
+        }
     }
 }
 
@@ -300,6 +348,7 @@ fn add(x: &mut [f32], y: &[f32]) {
 
 /// Eight running sums, so the compiler keeps them in one SIMD register (one sum in order cannot
 /// be vectorized without changing its rounding).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
