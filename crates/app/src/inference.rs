@@ -22,7 +22,8 @@ pub struct GenerateRequest {
     /// Fold the adapter into the weights first (faster per token) instead of applying it
     /// unmerged.
     pub merge: bool,
-    /// Run a GGUF's quantized weights directly (no adapter) instead of the f32 path.
+    /// Run a GGUF's quantized weights directly instead of the f32 path (an adapter then runs
+    /// unmerged beside them; `merge` does not apply).
     pub quantized: bool,
     /// Sampling controls.
     pub sampling: Sampling,
@@ -62,11 +63,6 @@ impl App {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerateResult> {
         let path = self.resolve_model(&req.model)?;
-        if req.quantized && req.adapter.is_some() {
-            return Err(Error::InvalidInput(
-                "--quantized runs the base weights only: drop --adapter or --quantized".into(),
-            ));
-        }
         let device = self.device()?;
         let mut messages = Vec::new();
         if let Some(s) = &req.system {
@@ -85,6 +81,10 @@ impl App {
                 let text = chat.template.render(&messages, true)?;
                 let ids = engine::tokenizer::encode(&chat.tokenizer, &text)?;
                 q_dec = engine::generate::QuantDecoder::open(&path, &device)?;
+                if let Some(dir) = &req.adapter {
+                    // Unmerged: merging would requantize the weights and blur the adapter.
+                    q_dec.apply_adapter(dir)?;
+                }
                 (&mut q_dec, &chat.tokenizer, &chat.eos, ids)
             } else {
                 let mut b = Bundle::open(&path, &device)?;

@@ -170,52 +170,89 @@ pub fn save_peft(model: &Llama, cfg: &LoraConfig, base: &str, dir: &Path) -> Res
     std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
 }
 
+/// A PEFT adapter as read from its folder.
+#[derive(Debug)]
+pub struct PeftAdapter {
+    /// Its configuration.
+    pub config: LoraConfig,
+    /// The factor on `B·A`: `alpha/r`, or `alpha/√r` with rsLoRA.
+    pub scale: f64,
+    tensors: HashMap<String, Tensor>,
+    path: std::path::PathBuf,
+}
+
+impl PeftAdapter {
+    /// Reads `adapter_config.json` and `adapter_model.safetensors` from `dir`.
+    pub fn read(dir: &Path, dev: &Device) -> Result<PeftAdapter> {
+        let cfg_path = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let ac: AdapterConfig =
+            serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))?;
+        if ac.peft_type != "LORA" {
+            return Err(Error::bad(
+                &cfg_path,
+                format!("peft_type {} is not supported (LORA is)", ac.peft_type),
+            ));
+        }
+        let path = dir.join("adapter_model.safetensors");
+        let tensors =
+            candle_core::safetensors::load(&path, dev).map_err(|e| Error::bad(&path, e))?;
+        let scale = if ac.use_rslora {
+            ac.lora_alpha / (ac.r as f64).sqrt()
+        } else {
+            ac.lora_alpha / ac.r as f64
+        };
+        let config = LoraConfig {
+            r: ac.r,
+            alpha: ac.lora_alpha,
+            dropout: ac.lora_dropout,
+            targets: ac.target_modules.clone(),
+        };
+        Ok(PeftAdapter { config, scale, tensors, path })
+    }
+
+    /// Takes the f32 `(A, B)` of one projection (`A`: rank × in, `B`: out × rank), if the
+    /// adapter has it.
+    pub fn take(
+        &mut self,
+        layer: usize,
+        parent: &str,
+        proj: &str,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        let (an, bn) =
+            (peft_name(layer, parent, proj, "lora_A"), peft_name(layer, parent, proj, "lora_B"));
+        let (Some(a), Some(b)) = (self.tensors.remove(&an), self.tensors.remove(&bn)) else {
+            return Ok(None);
+        };
+        Ok(Some((a.to_dtype(candle_core::DType::F32)?, b.to_dtype(candle_core::DType::F32)?)))
+    }
+
+    /// The error for an adapter none of whose tensors fit the model.
+    pub fn matches_nothing(&self) -> Error {
+        Error::bad(&self.path, "no LoRA tensor matches this model's layers")
+    }
+}
+
 /// Loads a PEFT adapter from `dir` onto the model (unmerged); returns its configuration and
 /// trainable parameters.
 pub fn load_peft(model: &mut Llama, dir: &Path, dev: &Device) -> Result<(LoraConfig, Params)> {
-    let cfg_path = dir.join("adapter_config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let ac: AdapterConfig = serde_json::from_str(&text).map_err(|e| Error::bad(&cfg_path, e))?;
-    if ac.peft_type != "LORA" {
-        return Err(Error::bad(
-            &cfg_path,
-            format!("peft_type {} is not supported (LORA is)", ac.peft_type),
-        ));
-    }
-    let st_path = dir.join("adapter_model.safetensors");
-    let mut tensors =
-        candle_core::safetensors::load(&st_path, dev).map_err(|e| Error::bad(&st_path, e))?;
-    let scale = if ac.use_rslora {
-        ac.lora_alpha / (ac.r as f64).sqrt()
-    } else {
-        ac.lora_alpha / ac.r as f64
-    };
-    let cfg = LoraConfig {
-        r: ac.r,
-        alpha: ac.lora_alpha,
-        dropout: ac.lora_dropout,
-        targets: ac.target_modules.clone(),
-    };
+    let mut adapter = PeftAdapter::read(dir, dev)?;
     let mut params = Params::default();
     for (i, layer) in model.layers.iter_mut().enumerate() {
         for (parent, proj) in PROJECTIONS {
-            let (an, bn) =
-                (peft_name(i, parent, proj, "lora_A"), peft_name(i, parent, proj, "lora_B"));
-            let (Some(a), Some(b)) = (tensors.remove(&an), tensors.remove(&bn)) else { continue };
             let Some(lin) = layer.proj.get_mut(proj) else { continue };
-            let (a, b) = (
-                Var::from_tensor(&a.to_dtype(candle_core::DType::F32)?)?,
-                Var::from_tensor(&b.to_dtype(candle_core::DType::F32)?)?,
-            );
-            params.vars.push((an, a.clone()));
-            params.vars.push((bn, b.clone()));
-            lin.lora = Some(LoraPair { a, b, scale, dropout: ac.lora_dropout });
+            let Some((a, b)) = adapter.take(i, parent, proj)? else { continue };
+            let (a, b) = (Var::from_tensor(&a)?, Var::from_tensor(&b)?);
+            params.vars.push((peft_name(i, parent, proj, "lora_A"), a.clone()));
+            params.vars.push((peft_name(i, parent, proj, "lora_B"), b.clone()));
+            let (scale, dropout) = (adapter.scale, adapter.config.dropout);
+            lin.lora = Some(LoraPair { a, b, scale, dropout });
         }
     }
     if params.vars.is_empty() {
-        return Err(Error::bad(&st_path, "no LoRA tensor matches this model's layers"));
+        return Err(adapter.matches_nothing());
     }
-    Ok((cfg, params))
+    Ok((adapter.config, params))
 }
 
 /// Folds every LoRA pair into its projection (`W + (alpha/r)·B·A`) and removes the pair: the

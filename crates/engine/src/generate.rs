@@ -159,6 +159,22 @@ impl QuantDecoder {
         Ok(QuantDecoder { inner: Quant::Candle(Box::new(model), 0), device: device.clone() })
     }
 
+    /// Applies a PEFT adapter, unmerged (our kernels only: candle's quantized model has no
+    /// place for one); returns the number of projections it reached.
+    pub fn apply_adapter(&mut self, dir: &std::path::Path) -> Result<usize> {
+        match &mut self.inner {
+            Quant::Native(model, cache) => {
+                *cache = model.cache();
+                model.apply_adapter(dir)
+            }
+            Quant::Candle(..) => Err(crate::Error::Data(
+                "the quantized path applies adapters to Q4_0/Q4_1/Q8_0 llama GGUFs on x86-64 \
+                 CPUs with AVX2; use the f32 path"
+                    .into(),
+            )),
+        }
+    }
+
     /// Whether this decoder runs on our own kernels (else on candle's).
     pub fn native(&self) -> bool {
         matches!(self.inner, Quant::Native(..))

@@ -46,6 +46,29 @@ struct Layer {
     mlp_norm: Vec<f32>,
     gate_up: QMatrix,
     down: QMatrix,
+    lora: Vec<Lora>,
+}
+
+/// The four products of a block; q, k, v share one and gate, up another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Qkv,
+    O,
+    GateUp,
+    Down,
+}
+
+/// An adapter's pair on one projection, unmerged and in f32: `scale · B·(A·x)` joins rows
+/// `offset..offset + out` of its slot's product.
+#[derive(Debug)]
+struct Lora {
+    slot: Slot,
+    offset: usize,
+    /// rank × in, out × rank.
+    a: Vec<f32>,
+    b: Vec<f32>,
+    rank: usize,
+    scale: f32,
 }
 
 /// Keys and values of the positions decoded so far, per layer.
@@ -104,6 +127,7 @@ impl QLlama {
                 mlp_norm: r.vector(&p("ffn_norm.weight"), h)?,
                 gate_up: stack(&[&gate, &up])?.interleave(),
                 down: r.matrix(&p("ffn_down.weight"), h, ffn)?.interleave(),
+                lora: Vec::new(),
             });
         }
         let lm_head = if content.tensor_infos.contains_key("output.weight") {
@@ -124,6 +148,46 @@ impl QLlama {
     /// Sets how the projections multiply.
     pub fn set_products(&mut self, p: Products) {
         self.products = p;
+    }
+
+    /// Applies a PEFT adapter (unmerged: the quantized weights stay as they are, the pairs run
+    /// in f32 beside them); returns the number of projections it reached.
+    pub fn apply_adapter(&mut self, dir: &Path) -> Result<usize> {
+        let mut adapter = crate::adapter::PeftAdapter::read(dir, &Device::Cpu)?;
+        let c = &self.cfg;
+        let (hd, nh, nkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let (qd, kvd, ffn) = (nh * hd, nkv * hd, c.intermediate_size);
+        let mut count = 0;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.lora.clear();
+            for (parent, proj) in crate::models::llama::PROJECTIONS {
+                let Some((a, b)) = adapter.take(i, parent, proj)? else { continue };
+                let (slot, offset, heads) = match proj {
+                    "q_proj" => (Slot::Qkv, 0, Some(nh)),
+                    "k_proj" => (Slot::Qkv, qd, Some(nkv)),
+                    "v_proj" => (Slot::Qkv, qd + kvd, None),
+                    "o_proj" => (Slot::O, 0, None),
+                    "gate_proj" => (Slot::GateUp, 0, None),
+                    "up_proj" => (Slot::GateUp, ffn, None),
+                    _ => (Slot::Down, 0, None),
+                };
+                let (rank, _) = a.dims2()?;
+                let a: Vec<f32> = a.flatten_all()?.to_vec1()?;
+                let mut b: Vec<f32> = b.flatten_all()?.to_vec1()?;
+                if let Some(heads) = heads {
+                    // PEFT's B rows are in the checkpoint's order; llama.cpp permuted the
+                    // query and key rows for RoPE on adjacent pairs: permute B's the same way.
+                    b = permute_rows(&b, heads, hd, rank);
+                }
+                let lora = Lora { slot, offset, a, b, rank, scale: adapter.scale as f32 };
+                layer.lora.push(lora);
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return Err(adapter.matches_nothing());
+        }
+        Ok(count)
     }
 
     /// An empty cache for this model.
@@ -157,7 +221,9 @@ impl QLlama {
         for (l, layer) in self.layers.iter().enumerate() {
             let attn =
                 self.attention(layer, &x, &rope, &mut cache.k[l], &mut cache.v[l], cache.len)?;
-            add(&mut x, &self.project(&layer.o, &attn, t)?);
+            let mut o = self.project(&layer.o, &attn, t)?;
+            add_lora(layer, Slot::O, &attn, &mut o);
+            add(&mut x, &o);
             let mlp = self.mlp(layer, &x, t)?;
             add(&mut x, &mlp);
         }
@@ -181,6 +247,7 @@ impl QLlama {
         let normed: Vec<f32> =
             x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.attn_norm, c.rms_norm_eps)).collect();
         let mut qkv = self.project(&layer.qkv, &normed, t)?;
+        add_lora(layer, Slot::Qkv, &normed, &mut qkv);
         let width = (nh + 2 * nkv) * hd;
         let mut queries = Vec::with_capacity(t * nh * hd);
         for (i, row) in qkv.chunks_exact_mut(width).enumerate() {
@@ -235,7 +302,8 @@ impl QLlama {
         let (h, ffn) = (c.hidden_size, c.intermediate_size);
         let normed: Vec<f32> =
             x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.mlp_norm, c.rms_norm_eps)).collect();
-        let gate_up = self.project(&layer.gate_up, &normed, t)?;
+        let mut gate_up = self.project(&layer.gate_up, &normed, t)?;
+        add_lora(layer, Slot::GateUp, &normed, &mut gate_up);
         let act: Vec<f32> = gate_up
             .chunks_exact(2 * ffn)
             .flat_map(|r| {
@@ -243,7 +311,9 @@ impl QLlama {
                 g.iter().zip(u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
             })
             .collect();
-        self.project(&layer.down, &act, t)
+        let mut down = self.project(&layer.down, &act, t)?;
+        add_lora(layer, Slot::Down, &act, &mut down);
+        Ok(down)
     }
 }
 
@@ -332,6 +402,39 @@ impl Rope {
             head[b] = x0 * sin[j] + x1 * cos[j];
         }
     }
+}
+
+/// Adds the layer's LoRA pairs on `slot` to its product `out` (rows of the slot's width) of the
+/// rows `x`.
+fn add_lora(layer: &Layer, slot: Slot, x: &[f32], out: &mut [f32]) {
+    for l in layer.lora.iter().filter(|l| l.slot == slot) {
+        let cols = l.a.len() / l.rank;
+        let rows = l.b.len() / l.rank;
+        let tokens = x.len() / cols;
+        let width = out.len() / tokens;
+        for (x, out) in x.chunks_exact(cols).zip(out.chunks_exact_mut(width)) {
+            let ax: Vec<f32> = l.a.chunks_exact(cols).map(|a| dot(a, x) * l.scale).collect();
+            for (o, b) in out[l.offset..l.offset + rows].iter_mut().zip(l.b.chunks_exact(l.rank)) {
+                *o += dot(b, &ax);
+            }
+        }
+    }
+}
+
+/// llama.cpp's permutation of a query or key projection's rows (`heads` heads of `hd` rows,
+/// each row `width` values): within a head, row `j·hd/2 + i` moves to `2i + j`.
+fn permute_rows(w: &[f32], heads: usize, hd: usize, width: usize) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    for h in 0..heads {
+        for i in 0..hd / 2 {
+            for j in 0..2 {
+                let (to, from) = (h * hd + 2 * i + j, h * hd + j * hd / 2 + i);
+                out[to * width..(to + 1) * width]
+                    .copy_from_slice(&w[from * width..(from + 1) * width]);
+            }
+        }
+    }
+    out
 }
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {

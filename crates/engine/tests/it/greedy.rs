@@ -160,3 +160,71 @@ fn quantized_path_matches_llama_cpp() {
     // The fixture must leave tokens to compare.
     assert!(compared >= 5, "only {compared} tokens before near ties");
 }
+
+/// A PEFT adapter on the quantized decoder's model (pairs unmerged, in f32 beside the quantized
+/// weights; query and key rows permuted as llama.cpp permutes the weights) gives the f32 path's
+/// logits with the same adapter, and changes them.
+#[test]
+fn quantized_decoder_applies_peft_adapters_as_the_f32_path() {
+    use candle_core::{Device, Tensor};
+    use engine::models::qllama::{Products, QLlama};
+    let Some(gguf) = crate::default_gguf() else { return };
+    let dev = Device::Cpu;
+    let mut b = Bundle::open(&gguf, &dev).unwrap();
+    let fx = crate::fixture("smollm2_greedy.json");
+    let prompt = ids(&fx["cases"][3]["prompt_ids"]);
+    let base =
+        engine::generate::Decoder::step(&mut F32Decoder::new(&b.model, &dev), &prompt).unwrap();
+    let targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+    let cfg = engine::lora::LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: targets.map(String::from).to_vec(),
+    };
+    let params = engine::adapter::add_lora(&mut b.model, &cfg, 7, &dev).unwrap();
+    // PEFT starts B at zero, an adapter without effect: give every B values.
+    for (name, v) in &params.vars {
+        if name.contains("lora_B") {
+            v.set(&Tensor::randn(0f32, 0.05, v.shape(), &dev).unwrap()).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    engine::adapter::save_peft(&b.model, &cfg, "SmolLM2", dir.path()).unwrap();
+    let mut f = std::fs::File::open(&gguf).unwrap();
+    let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut q = QLlama::from_gguf(&content, &mut f, &gguf).unwrap().unwrap();
+    q.set_products(Products::F32);
+    assert_eq!(q.apply_adapter(dir.path()).unwrap(), 30 * 7);
+    let mut cache = q.cache();
+    let mut reference = F32Decoder::new(&b.model, &dev);
+    let mut input = prompt.clone();
+    let mut first = Vec::new();
+    for step in 0..2 {
+        let ours = q.forward(&input, &mut cache).unwrap();
+        let theirs = engine::generate::Decoder::step(&mut reference, &input).unwrap();
+        if step == 0 {
+            first = theirs.clone();
+        }
+        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-3, "step {step}: logits differ by {diff}");
+        if step == 0 {
+            let moved = ours.iter().zip(&base).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(moved > 0.1, "the adapter moved the logits by only {moved}");
+        }
+        let argmax = theirs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        input = vec![argmax as u32];
+    }
+    // Through the decoder, on the quantized products: as close as without an adapter.
+    let mut dec = engine::generate::QuantDecoder::open(&gguf, &dev).unwrap();
+    if dec.native() {
+        dec.apply_adapter(dir.path()).unwrap();
+        let quant = engine::generate::Decoder::step(&mut dec, &prompt).unwrap();
+        let mut top: Vec<usize> = (0..first.len()).collect();
+        top.sort_by(|&i, &j| first[j].total_cmp(&first[i]));
+        let shift = top[..20].iter().map(|&i| quant[i] - first[i]).sum::<f32>() / 20.0;
+        let diff =
+            top[..20].iter().map(|&i| (first[i] + shift - quant[i]).abs()).fold(0f32, f32::max);
+        assert!(diff < LOGIT_TOL, "quantized with the adapter: top-20 logits differ by {diff}");
+    }
+}
