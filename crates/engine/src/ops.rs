@@ -100,11 +100,21 @@ pub fn frozen_linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
 /// and its gradient to `x` is `g·W` as usual (for a product whose value reaches no gradient).
 pub fn frozen_linear_gradient_only(x: &Tensor, w: &Weight) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
+    let zeros = Tensor::zeros((x.elem_count() / inp, out), x.dtype(), x.device())?;
+    frozen_linear_known(x, w, zeros)
+}
+
+/// [`frozen_linear`] whose value `x·Wᵀ` is already known (kept from an earlier pass over the
+/// same `x`): no product forward, `g·W` backward.
+pub fn frozen_linear_known(x: &Tensor, w: &Weight, value: Tensor) -> Result<Tensor> {
+    let (out, inp) = w.dims2()?;
     let rows = x.elem_count() / inp;
+    if value.dims() != [rows, out] {
+        candle_core::bail!("frozen_linear_known: value {:?} for {rows}×{out}", value.dims());
+    }
     let x = x.contiguous()?.reshape((rows, inp))?;
-    let zeros = Tensor::zeros((rows, out), x.dtype(), x.device())?;
     let w = w.clone();
-    precomputed1(&x, zeros, Box::new(move |_, _, grad| Ok(Some(grad.matmul(&w.dense()?)?))))
+    precomputed1(&x, value, Box::new(move |_, _, grad| Ok(Some(grad.matmul(&w.dense()?)?))))
 }
 
 struct FrozenLinear {

@@ -330,8 +330,10 @@ fn block(
     let h = attention(cfg, layer, &h, pos, kv, train.as_deref_mut())?;
     let x = (x + h)?;
     let h = rms_norm(&x, &layer.mlp_norm, cfg.rms_norm_eps)?;
-    let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
-    let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
+    // The MLP's two widest products are kept by a checkpointed block for its replay (~12 MB a
+    // block at 4 × 256 tokens for SmolLM2): the replay then redoes only attention's products.
+    let gate = layer.proj["gate_proj"].forward_kept(&h, train.as_deref_mut())?;
+    let up = layer.proj["up_proj"].forward_kept(&h, train.as_deref_mut())?;
     let h =
         layer.proj["down_proj"].forward_into_residual(&crate::ops::silu_mul(&gate, &up)?, train)?;
     x + h
@@ -390,14 +392,18 @@ fn checkpointed(
     sink: crate::lora::Recomputed,
 ) -> Result<Tensor> {
     let replay = ctx.snapshot();
+    ctx.start_keeping();
     let out = block(cfg, layer, &x.detach(), pos, None, Some(ctx))?.detach();
+    // Taken by the replay, so each block's kept products are freed as soon as it is done.
+    let kept = std::sync::Mutex::new(Some(ctx.take_kept()));
     // The op is only recorded on a tracked input: the first block's input (a frozen embedding
     // lookup) becomes a variable whose gradient is simply not used.
     let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
     let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let x = Var::from_tensor(&x.detach())?;
-        let mut replay = replay.for_replay();
+        let kept = kept.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+        let mut replay = replay.for_replay_with(kept);
         let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay))?;
         // The vector-Jacobian product: d(sum(y ⊙ grad)) = Jᵀ·grad for every input.
         let grads = (y * grad.detach())?.sum_all()?.backward()?;
