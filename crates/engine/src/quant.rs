@@ -343,26 +343,31 @@ pub fn simd() -> bool {
 /// Dot products of consecutive weight rows (`w` holds `out.len()` of them) with one token.
 type RowsFn = fn(&[u8], ActRow<'_>, &mut [f32]);
 
+/// The AVX2 kernel `$kernel` (`rows` or `groups`) compiled for the block type `$kind`. The
+/// caller states why the CPU has AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_kernel {
+    ($kind:expr, $kernel:ident) => {
+        match $kind {
+            BlockType::Q4_0 => |w, a, out| unsafe { avx2::$kernel::<{ avx2::Q4_0 }>(w, a, out) },
+            BlockType::Q4_1 => |w, a, out| unsafe { avx2::$kernel::<{ avx2::Q4_1 }>(w, a, out) },
+            BlockType::Q8_0 => |w, a, out| unsafe { avx2::$kernel::<{ avx2::Q8_0 }>(w, a, out) },
+        }
+    };
+}
+
 fn rows_fn(kind: BlockType, simd: bool, interleaved: bool) -> RowsFn {
     #[cfg(target_arch = "x86_64")]
     if interleaved {
         // SAFETY (of the calls inside): only `interleave` sets the flag, after `simd()`.
-        return match kind {
-            BlockType::Q4_0 => |w, a, out| unsafe { avx2::groups::<{ avx2::Q4_0 }>(w, a, out) },
-            BlockType::Q4_1 => |w, a, out| unsafe { avx2::groups::<{ avx2::Q4_1 }>(w, a, out) },
-            BlockType::Q8_0 => |w, a, out| unsafe { avx2::groups::<{ avx2::Q8_0 }>(w, a, out) },
-        };
+        return avx2_kernel!(kind, groups);
     }
-    let _ = interleaved;
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY (of the calls inside): `simd()` confirmed AVX2, FMA and F16C on this CPU.
-        return match kind {
-            BlockType::Q4_0 => |w, a, out| unsafe { avx2::rows::<{ avx2::Q4_0 }>(w, a, out) },
-            BlockType::Q4_1 => |w, a, out| unsafe { avx2::rows::<{ avx2::Q4_1 }>(w, a, out) },
-            BlockType::Q8_0 => |w, a, out| unsafe { avx2::rows::<{ avx2::Q8_0 }>(w, a, out) },
-        };
+        return avx2_kernel!(kind, rows);
     }
+    let _ = interleaved;
     let _ = simd;
     fn each(w: &[u8], a: ActRow<'_>, out: &mut [f32], dot: fn(&[u8], ActRow<'_>) -> f32) {
         let n = w.len() / out.len().max(1);
