@@ -102,10 +102,11 @@ impl Decoder for F32Decoder<'_> {
 
 /// The quantized fast path: the GGUF's quantized weights, never dequantized (inference only).
 ///
-/// Files whose matrices are Q4_0, Q4_1 or Q8_0 (the common small-model downloads, SmolLM2's
-/// included) run on our own kernels (`models::qllama`, `quant`) where the CPU has them (x86-64 with
-/// AVX2); other files, and other CPUs, go through candle-transformers' `quantized_llama` ("llama"
-/// GGUFs), with the block types candle has no SIMD kernel for (Q4_1, Q5_x) converted to Q8_0.
+/// Llama-family and Qwen2 files whose matrices are Q4_0, Q4_1 or Q8_0 (the common small-model
+/// downloads, SmolLM2's included) run on our own kernels (`models::qllama`, `quant`) where the
+/// CPU has them (x86-64 with AVX2); other files, and other CPUs, go through candle-transformers'
+/// `quantized_llama` ("llama" GGUFs only), with the block types candle has no SIMD kernel for
+/// (Q4_1, Q5_x) converted to Q8_0.
 pub struct QuantDecoder {
     inner: Quant,
     device: Device,

@@ -1,4 +1,4 @@
-//! Llama-family decoding (Llama, SmolLM2, Mistral) straight from a GGUF's quantized
+//! Llama-family decoding (Llama, SmolLM2, Mistral, Qwen2) straight from a GGUF's quantized
 //! blocks, for inference only: the quantized fast path of `generate::QuantDecoder`.
 //!
 //! The training model (`models::llama`) builds a graph of candle tensors; a decoding step is a few
@@ -42,6 +42,8 @@ pub enum Products {
 struct Layer {
     attn_norm: Vec<f32>,
     qkv: QMatrix,
+    /// Qwen2's query, key and value biases, stacked as the product is.
+    qkv_bias: Option<Vec<f32>>,
     o: QMatrix,
     mlp_norm: Vec<f32>,
     gate_up: QMatrix,
@@ -92,17 +94,14 @@ impl QCache {
 }
 
 impl QLlama {
-    /// Reads the model from a GGUF header and its open file; `Ok(None)` when it is not a "llama"
-    /// GGUF or a matrix is stored in a type these kernels do not take (K-quants, f16…).
+    /// Reads the model from a GGUF header and its open file; `Ok(None)` when a matrix is stored
+    /// in a type these kernels do not take (K-quants, f16…).
     pub fn from_gguf(
         content: &gguf_file::Content,
         f: &mut std::fs::File,
         path: &Path,
     ) -> Result<Option<QLlama>> {
         let cfg = crate::weights::gguf_config(content).map_err(|e| Error::bad(path, e))?;
-        if cfg.model_type != "llama" {
-            return Ok(None);
-        }
         let matrices = content.tensor_infos.iter().filter(|(_, t)| t.shape.rank() == 2);
         if matrices.clone().any(|(_, t)| block_type(t.ggml_dtype).is_none()) {
             return Ok(None);
@@ -120,9 +119,17 @@ impl QLlama {
             );
             let (gate, up) =
                 (r.matrix(&p("ffn_gate.weight"), ffn, h)?, r.matrix(&p("ffn_up.weight"), ffn, h)?);
+            let qkv_bias = if content.tensor_infos.contains_key(&p("attn_q.bias")) {
+                let (bq, bk) =
+                    (r.vector(&p("attn_q.bias"), qd)?, r.vector(&p("attn_k.bias"), kvd)?);
+                Some([bq, bk, r.vector(&p("attn_v.bias"), kvd)?].concat())
+            } else {
+                None
+            };
             layers.push(Layer {
                 attn_norm: r.vector(&p("attn_norm.weight"), h)?,
                 qkv: stack(&[&q, &k, &v])?.interleave(),
+                qkv_bias,
                 o: r.matrix(&p("attn_output.weight"), h, qd)?.interleave(),
                 mlp_norm: r.vector(&p("ffn_norm.weight"), h)?,
                 gate_up: stack(&[&gate, &up])?.interleave(),
@@ -157,14 +164,15 @@ impl QLlama {
         let c = &self.cfg;
         let (hd, nh, nkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
         let (qd, kvd, ffn) = (nh * hd, nkv * hd, c.intermediate_size);
+        let permuted = c.model_type == "llama";
         let mut count = 0;
         for (i, layer) in self.layers.iter_mut().enumerate() {
             layer.lora.clear();
             for (parent, proj) in crate::models::llama::PROJECTIONS {
                 let Some((a, b)) = adapter.take(i, parent, proj)? else { continue };
                 let (slot, offset, heads) = match proj {
-                    "q_proj" => (Slot::Qkv, 0, Some(nh)),
-                    "k_proj" => (Slot::Qkv, qd, Some(nkv)),
+                    "q_proj" => (Slot::Qkv, 0, permuted.then_some(nh)),
+                    "k_proj" => (Slot::Qkv, qd, permuted.then_some(nkv)),
                     "v_proj" => (Slot::Qkv, qd + kvd, None),
                     "o_proj" => (Slot::O, 0, None),
                     "gate_proj" => (Slot::GateUp, 0, None),
@@ -217,7 +225,9 @@ impl QLlama {
             }
             self.embed.dequantize_row(id as usize, x);
         }
-        let rope = Rope::new(c, cache.len, t);
+        // llama.cpp permuted the query and key rows of "llama" models for RoPE on adjacent
+        // pairs; Qwen2 keeps the checkpoint's half-split layout.
+        let rope = Rope::new(c, cache.len, t, c.model_type == "llama");
         for (l, layer) in self.layers.iter().enumerate() {
             let attn =
                 self.attention(layer, &x, &rope, &mut cache.k[l], &mut cache.v[l], cache.len)?;
@@ -247,6 +257,9 @@ impl QLlama {
         let normed: Vec<f32> =
             x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.attn_norm, c.rms_norm_eps)).collect();
         let mut qkv = self.project(&layer.qkv, &normed, t)?;
+        if let Some(b) = &layer.qkv_bias {
+            qkv.chunks_exact_mut(b.len()).for_each(|row| add(row, b));
+        }
         add_lora(layer, Slot::Qkv, &normed, &mut qkv);
         let width = (nh + 2 * nkv) * hd;
         let mut queries = Vec::with_capacity(t * nh * hd);
@@ -372,10 +385,12 @@ struct Rope {
     cos: Vec<f32>,
     sin: Vec<f32>,
     half: usize,
+    /// Pairs (2j, 2j+1), else (j, j + half).
+    interleaved: bool,
 }
 
 impl Rope {
-    fn new(c: &Config, past: usize, t: usize) -> Rope {
+    fn new(c: &Config, past: usize, t: usize, interleaved: bool) -> Rope {
         let hd = c.head_dim();
         let half = hd / 2;
         let base = c.rope_base();
@@ -387,16 +402,15 @@ impl Rope {
                 sin.push(angle.sin() as f32);
             }
         }
-        Rope { cos, sin, half }
+        Rope { cos, sin, half, interleaved }
     }
 
-    /// Rotates one head at the `i`th new position, pairs (2j, 2j+1): llama.cpp permutes the
-    /// query and key rows of "llama" models for this layout.
+    /// Rotates one head at the `i`th new position.
     fn apply(&self, head: &mut [f32], i: usize) {
         let (cos, sin) =
             (&self.cos[i * self.half..][..self.half], &self.sin[i * self.half..][..self.half]);
         for j in 0..self.half {
-            let (a, b) = (2 * j, 2 * j + 1);
+            let (a, b) = if self.interleaved { (2 * j, 2 * j + 1) } else { (j, j + self.half) };
             let (x0, x1) = (head[a], head[b]);
             head[a] = x0 * cos[j] - x1 * sin[j];
             head[b] = x0 * sin[j] + x1 * cos[j];

@@ -3,6 +3,7 @@
 mod count;
 mod greedy;
 mod parity;
+mod quantized;
 mod train;
 
 use std::path::PathBuf;
