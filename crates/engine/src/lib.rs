@@ -17,6 +17,7 @@ pub mod quant;
 pub mod template;
 pub mod tokenizer;
 pub mod train;
+pub mod vmath;
 pub mod weights;
 
 use std::path::Path;

@@ -269,12 +269,11 @@ impl CustomOp1 for CausalSoftmax {
             let seen = row % q + kv - q + 1;
             let (x, y) = (&x[..seen], &mut y[..seen]);
             let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * self.scale));
-            let mut sum = 0f32;
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = (x * self.scale - max).exp();
-                sum += *y;
+                *y = x * self.scale - max;
             }
-            let inv = 1.0 / sum;
+            crate::vmath::exp_in_place(y);
+            let inv = 1.0 / y.iter().sum::<f32>();
             y.iter_mut().for_each(|y| *y *= inv);
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
@@ -582,8 +581,13 @@ impl CustomOp2 for SiluMul {
         let mut out = vec![0f32; g.len()];
         out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK))).for_each(
             |(y, (g, u))| {
+                // y = g·σ(g)·u, with e^(−g) computed for the whole chunk first.
+                for (y, &g) in y.iter_mut().zip(g) {
+                    *y = -g;
+                }
+                crate::vmath::exp_in_place(y);
                 for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                    *y = g / (1.0 + (-g).exp()) * u;
+                    *y = g / (1.0 + *y) * u;
                 }
             },
         );
@@ -629,8 +633,13 @@ impl candle_core::CustomOp3 for SiluMulGrad {
             .zip(du.par_chunks_mut(CHUNK))
             .zip(d.par_chunks(CHUNK).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK))))
             .for_each(|((dg, du), (d, (g, u)))| {
+                // e^(−g) for the whole chunk first, in `dg`.
+                for (e, &g) in dg.iter_mut().zip(g) {
+                    *e = -g;
+                }
+                crate::vmath::exp_in_place(dg);
                 for i in 0..d.len() {
-                    let s = 1.0 / (1.0 + (-g[i]).exp());
+                    let s = 1.0 / (1.0 + dg[i]);
                     dg[i] = d[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
                     du[i] = d[i] * g[i] * s;
                 }

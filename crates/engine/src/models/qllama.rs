@@ -317,13 +317,16 @@ impl QLlama {
             x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.mlp_norm, c.rms_norm_eps)).collect();
         let mut gate_up = self.project(&layer.gate_up, &normed, t)?;
         add_lora(layer, Slot::GateUp, &normed, &mut gate_up);
-        let act: Vec<f32> = gate_up
-            .chunks_exact(2 * ffn)
-            .flat_map(|r| {
-                let (g, u) = r.split_at(ffn);
-                g.iter().zip(u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
-            })
-            .collect();
+        let mut act = Vec::with_capacity(t * ffn);
+        for r in gate_up.chunks_exact(2 * ffn) {
+            let (g, u) = r.split_at(ffn);
+            let start = act.len();
+            act.extend(g.iter().map(|&g| -g));
+            crate::vmath::exp_in_place(&mut act[start..]);
+            for ((a, &g), &u) in act[start..].iter_mut().zip(g).zip(u) {
+                *a = g / (1.0 + *a) * u;
+            }
+        }
         let mut down = self.project(&layer.down, &act, t)?;
         add_lora(layer, Slot::Down, &act, &mut down);
         Ok(down)
@@ -480,14 +483,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn softmax(s: &mut [f32]) {
     let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in s.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in s.iter_mut() {
-        *v /= sum;
-    }
+    s.iter_mut().for_each(|v| *v -= max);
+    crate::vmath::exp_in_place(s);
+    let inv = 1.0 / s.iter().sum::<f32>();
+    s.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// The parts' rows as one matrix; parts of different types (a file that keeps one projection at
