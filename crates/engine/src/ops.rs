@@ -459,6 +459,29 @@ struct RmsNorm {
     eps: f64,
 }
 
+/// `y = x / √(mean(x²) + eps) ⊙ w` for one row: the CPU kernel of [`rms_norm`], also the
+/// quantized decoder's.
+pub(crate) fn rms_norm_row(x: &[f32], w: &[f32], eps: f64, y: &mut [f32]) {
+    let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let r = 1.0 / (mean + eps as f32).sqrt();
+    for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+        *y = x * r * w;
+    }
+}
+
+/// `y = silu(g) ⊙ u = g·σ(g)·u` for one run of values: the CPU kernel of [`silu_mul`], also the
+/// quantized decoder's.
+pub(crate) fn silu_mul_row(g: &[f32], u: &[f32], y: &mut [f32]) {
+    // e^(−g) for the whole run first, vectorized.
+    for (y, &g) in y.iter_mut().zip(g) {
+        *y = -g;
+    }
+    crate::vmath::exp_in_place(y);
+    for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+        *y = g / (1.0 + *y) * u;
+    }
+}
+
 impl CustomOp2 for RmsNorm {
     fn name(&self) -> &'static str {
         "rms-norm"
@@ -478,13 +501,9 @@ impl CustomOp2 for RmsNorm {
             candle_core::bail!("rms_norm: weight of {h} for input {:?}", xl.dims());
         }
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(h).zip(x.par_chunks(h)).for_each(|(y, x)| {
-            let mean = x.iter().map(|v| v * v).sum::<f32>() / h as f32;
-            let r = 1.0 / (mean + self.eps as f32).sqrt();
-            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                *y = x * r * w;
-            }
-        });
+        out.par_chunks_mut(h)
+            .zip(x.par_chunks(h))
+            .for_each(|(y, x)| rms_norm_row(x, w, self.eps, y));
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -579,18 +598,9 @@ impl CustomOp2 for SiluMul {
         use rayon::prelude::*;
         let (g, u) = two_f32("silu_mul", (gs, gl), (us, ul))?;
         let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK))).for_each(
-            |(y, (g, u))| {
-                // y = g·σ(g)·u, with e^(−g) computed for the whole chunk first.
-                for (y, &g) in y.iter_mut().zip(g) {
-                    *y = -g;
-                }
-                crate::vmath::exp_in_place(y);
-                for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                    *y = g / (1.0 + *y) * u;
-                }
-            },
-        );
+        out.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+            .for_each(|(y, (g, u))| silu_mul_row(g, u, y));
         Ok((CpuStorage::F32(out), gl.shape().clone()))
     }
 

@@ -172,6 +172,15 @@ fn hf_name(gguf: &str) -> Option<String> {
     })
 }
 
+/// llama.cpp's `permute` of a "llama" query or key weight (`reshape(H, 2, hd/2, in)
+/// .swapaxes(1, 2)`): half-split RoPE rows to the interleaved layout its GGUFs store. The
+/// quantized decoder applies it to an adapter's B; [`unpermute`] undoes it.
+pub fn permute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    let hd = out / heads;
+    w.reshape((heads, 2, hd / 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))
+}
+
 /// Inverse of llama.cpp's `permute`: interleaved RoPE rows back to the half-split layout.
 fn unpermute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (out, inp) = w.dims2()?;
@@ -225,15 +234,9 @@ mod tests {
             .unwrap()
             .reshape((h * hd, inp))
             .unwrap();
-        let permuted = w
-            .reshape((h, 2, hd / 2, inp))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .contiguous()
-            .unwrap()
-            .reshape((h * hd, inp))
-            .unwrap();
+        let permuted = permute(&w, h).unwrap();
+        // Row 1 of head 0 is half-split row 2 (j = 1, i = 0): interleaved pairs (x_i, x_{i+hd/2}).
+        assert_eq!(permuted.get(1).unwrap().to_vec1::<f32>().unwrap(), [6.0, 7.0, 8.0]);
         let back = unpermute(&permuted, h).unwrap();
         assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
     }

@@ -95,6 +95,12 @@ impl Config {
             .unwrap_or(10_000.0)
     }
 
+    /// RoPE's frequencies `1 / base^(2i / head_dim)`, one per rotated pair.
+    pub fn rope_inv_freq(&self) -> Vec<f32> {
+        let (hd, base) = (self.head_dim(), self.rope_base());
+        (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64) as f32).collect()
+    }
+
     /// Whether q, k, v carry a bias (Qwen2 always, Llama with `attention_bias`).
     pub fn qkv_bias(&self) -> bool {
         self.model_type == "qwen2" || self.attention_bias
@@ -419,11 +425,8 @@ fn checkpointed(
 
 /// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.
 fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
-    let hd = cfg.head_dim();
-    let base = cfg.rope_base();
-    let inv: Vec<f32> =
-        (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64) as f32).collect();
-    let inv = Tensor::from_vec(inv, (1, hd / 2), dev)?;
+    let inv = cfg.rope_inv_freq();
+    let inv = Tensor::from_vec(inv, (1, cfg.head_dim() / 2), dev)?;
     let pos =
         Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?.to_dtype(DType::F32)?;
     let freqs = pos.reshape((cfg.max_position_embeddings, 1))?.broadcast_mul(&inv)?;

@@ -102,8 +102,8 @@ impl QLlama {
         path: &Path,
     ) -> Result<Option<QLlama>> {
         let cfg = crate::weights::gguf_config(content).map_err(|e| Error::bad(path, e))?;
-        let matrices = content.tensor_infos.iter().filter(|(_, t)| t.shape.rank() == 2);
-        if matrices.clone().any(|(_, t)| block_type(t.ggml_dtype).is_none()) {
+        let mut matrices = content.tensor_infos.values().filter(|t| t.shape.rank() == 2);
+        if matrices.any(|t| block_type(t.ggml_dtype).is_none()) {
             return Ok(None);
         }
         let mut r = Reader { content, f, path };
@@ -164,7 +164,7 @@ impl QLlama {
         let c = &self.cfg;
         let (hd, nh, nkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
         let (qd, kvd, ffn) = (nh * hd, nkv * hd, c.intermediate_size);
-        let permuted = c.model_type == "llama";
+        let permuted = self.llama_cpp_permuted();
         let mut count = 0;
         for (i, layer) in self.layers.iter_mut().enumerate() {
             layer.lora.clear();
@@ -179,14 +179,15 @@ impl QLlama {
                     "up_proj" => (Slot::GateUp, ffn, None),
                     _ => (Slot::Down, 0, None),
                 };
+                // PEFT's B rows are in the checkpoint's order; llama.cpp permuted the query
+                // and key rows for RoPE on adjacent pairs: permute B's the same way.
+                let b = match heads {
+                    Some(heads) => crate::weights::permute(&b, heads)?,
+                    None => b,
+                };
                 let (rank, _) = a.dims2()?;
                 let a: Vec<f32> = a.flatten_all()?.to_vec1()?;
-                let mut b: Vec<f32> = b.flatten_all()?.to_vec1()?;
-                if let Some(heads) = heads {
-                    // PEFT's B rows are in the checkpoint's order; llama.cpp permuted the
-                    // query and key rows for RoPE on adjacent pairs: permute B's the same way.
-                    b = permute_rows(&b, heads, hd, rank);
-                }
+                let b: Vec<f32> = b.flatten_all()?.to_vec1()?;
                 let lora = Lora { slot, offset, a, b, rank, scale: adapter.scale as f32 };
                 layer.lora.push(lora);
                 count += 1;
@@ -196,6 +197,12 @@ impl QLlama {
             return Err(adapter.matches_nothing());
         }
         Ok(count)
+    }
+
+    /// Whether the file's query and key rows are in llama.cpp's interleaved RoPE layout (it
+    /// permutes "llama" models; Qwen2 keeps the checkpoint's half-split layout).
+    fn llama_cpp_permuted(&self) -> bool {
+        self.cfg.model_type == "llama"
     }
 
     /// An empty cache for this model.
@@ -225,9 +232,7 @@ impl QLlama {
             }
             self.embed.dequantize_row(id as usize, x);
         }
-        // llama.cpp permuted the query and key rows of "llama" models for RoPE on adjacent
-        // pairs; Qwen2 keeps the checkpoint's half-split layout.
-        let rope = Rope::new(c, cache.len, t, c.model_type == "llama");
+        let rope = Rope::new(c, cache.len, t, self.llama_cpp_permuted());
         for (l, layer) in self.layers.iter().enumerate() {
             let attn =
                 self.attention(layer, &x, &rope, &mut cache.k[l], &mut cache.v[l], cache.len)?;
@@ -254,8 +259,7 @@ impl QLlama {
         let c = &self.cfg;
         let (h, hd, nh, nkv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
         let t = x.len() / h;
-        let normed: Vec<f32> =
-            x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.attn_norm, c.rms_norm_eps)).collect();
+        let normed = rms_norm(x, &layer.attn_norm, c.rms_norm_eps);
         let mut qkv = self.project(&layer.qkv, &normed, t)?;
         if let Some(b) = &layer.qkv_bias {
             qkv.chunks_exact_mut(b.len()).for_each(|row| add(row, b));
@@ -312,20 +316,14 @@ impl QLlama {
 
     fn mlp(&self, layer: &Layer, x: &[f32], t: usize) -> Result<Vec<f32>> {
         let c = &self.cfg;
-        let (h, ffn) = (c.hidden_size, c.intermediate_size);
-        let normed: Vec<f32> =
-            x.chunks_exact(h).flat_map(|x| rms_norm(x, &layer.mlp_norm, c.rms_norm_eps)).collect();
+        let ffn = c.intermediate_size;
+        let normed = rms_norm(x, &layer.mlp_norm, c.rms_norm_eps);
         let mut gate_up = self.project(&layer.gate_up, &normed, t)?;
         add_lora(layer, Slot::GateUp, &normed, &mut gate_up);
-        let mut act = Vec::with_capacity(t * ffn);
-        for r in gate_up.chunks_exact(2 * ffn) {
+        let mut act = vec![0f32; t * ffn];
+        for (r, act) in gate_up.chunks_exact(2 * ffn).zip(act.chunks_exact_mut(ffn)) {
             let (g, u) = r.split_at(ffn);
-            let start = act.len();
-            act.extend(g.iter().map(|&g| -g));
-            crate::vmath::exp_in_place(&mut act[start..]);
-            for ((a, &g), &u) in act[start..].iter_mut().zip(g).zip(u) {
-                *a = g / (1.0 + *a) * u;
-            }
+            crate::ops::silu_mul_row(g, u, act);
         }
         let mut down = self.project(&layer.down, &act, t)?;
         add_lora(layer, Slot::Down, &act, &mut down);
@@ -394,15 +392,15 @@ struct Rope {
 
 impl Rope {
     fn new(c: &Config, past: usize, t: usize, interleaved: bool) -> Rope {
-        let hd = c.head_dim();
-        let half = hd / 2;
-        let base = c.rope_base();
+        let inv = c.rope_inv_freq();
+        let half = inv.len();
         let (mut cos, mut sin) = (Vec::with_capacity(t * half), Vec::with_capacity(t * half));
         for p in past..past + t {
-            for i in 0..half {
-                let angle = p as f64 * base.powf(-2.0 * i as f64 / hd as f64);
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+            for &f in &inv {
+                // As the f32 path's tables: position times frequency in f32.
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
             }
         }
         Rope { cos, sin, half, interleaved }
@@ -438,26 +436,13 @@ fn add_lora(layer: &Layer, slot: Slot, x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// llama.cpp's permutation of a query or key projection's rows (`heads` heads of `hd` rows,
-/// each row `width` values): within a head, row `j·hd/2 + i` moves to `2i + j`.
-fn permute_rows(w: &[f32], heads: usize, hd: usize, width: usize) -> Vec<f32> {
-    let mut out = vec![0f32; w.len()];
-    for h in 0..heads {
-        for i in 0..hd / 2 {
-            for j in 0..2 {
-                let (to, from) = (h * hd + 2 * i + j, h * hd + j * hd / 2 + i);
-                out[to * width..(to + 1) * width]
-                    .copy_from_slice(&w[from * width..(from + 1) * width]);
-            }
-        }
-    }
-    out
-}
-
+/// Every row of `x` normalized (rows as wide as `w`).
 fn rms_norm(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
-    let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
-    let inv = 1.0 / (mean + eps as f32).sqrt();
-    x.iter().zip(w).map(|(&x, &w)| x * inv * w).collect()
+    let mut y = vec![0f32; x.len()];
+    for (x, y) in x.chunks_exact(w.len()).zip(y.chunks_exact_mut(w.len())) {
+        crate::ops::rms_norm_row(x, w, eps, y);
+    }
+    y
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
