@@ -5,8 +5,26 @@ use engine::bundle::Bundle;
 use engine::generate::{F32Decoder, Sampling, generate};
 use engine::template::Message;
 
+use crate::{argmax, max_diff};
+
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// The `k` ids `v` scores highest, best first.
+fn top(v: &[f32], k: usize) -> Vec<usize> {
+    let mut ids: Vec<usize> = (0..v.len()).collect();
+    ids.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
+    ids.truncate(k);
+    ids
+}
+
+/// How far apart `(reference, other)` logit pairs are about their mean difference (a shift of
+/// all logits changes no probability): `(largest remaining difference, the shift)`.
+fn shifted_diff(pairs: &[(f32, f32)]) -> (f32, f32) {
+    let shift = pairs.iter().map(|(r, o)| o - r).sum::<f32>() / pairs.len() as f32;
+    let diff = pairs.iter().map(|(r, o)| (r + shift - o).abs()).fold(0f32, f32::max);
+    (diff, shift)
 }
 
 #[test]
@@ -49,15 +67,11 @@ fn quantized_fast_path_agrees_with_the_f32_path() {
         let reference = engine::generate::Decoder::step(&mut f32_dec, &prompt_ids).unwrap();
         let mut q = engine::generate::QuantDecoder::open(&gguf, &b.device).unwrap();
         let quant = engine::generate::Decoder::step(&mut q, &prompt_ids).unwrap();
-        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         let (best_f, best_q) = (argmax(&reference), argmax(&quant));
         // Compare where it matters: the reference's 20 most likely tokens.
-        let mut top: Vec<usize> = (0..reference.len()).collect();
-        top.sort_by(|&i, &j| reference[j].total_cmp(&reference[i]));
-        // About their mean difference: a shift of all logits changes no probability.
-        let shift = top[..20].iter().map(|&i| quant[i] - reference[i]).sum::<f32>() / 20.0;
-        let diff =
-            top[..20].iter().map(|&i| (reference[i] + shift - quant[i]).abs()).fold(0f32, f32::max);
+        let top = top(&reference, 20);
+        let pairs: Vec<_> = top.iter().map(|&i| (reference[i], quant[i])).collect();
+        let (diff, shift) = shifted_diff(&pairs);
         eprintln!(
             "{:?}: top-20 logit diff {diff:.3} (shift {shift:.3}), f32 best {best_f}, q4_1 best {best_q}",
             case["prompt"]
@@ -102,10 +116,9 @@ fn quantized_decoder_model_with_f32_products_equals_the_f32_path() {
     for step in 0..3 {
         let ours = q.forward(&input, &mut cache).unwrap();
         let theirs = engine::generate::Decoder::step(&mut reference, &input).unwrap();
-        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-3, "step {step}: logits differ by {diff}");
-        let argmax = theirs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-        input = vec![argmax as u32];
+        input = vec![argmax(&theirs) as u32];
     }
     assert_eq!(cache.len(), ids(&fx["cases"][0]["prompt_ids"]).len() + 2);
 }
@@ -128,23 +141,16 @@ fn quantized_path_matches_llama_cpp() {
         let prompt = ids(&case["prompt_ids"]);
         let mut q = engine::generate::QuantDecoder::open(&gguf, &candle_core::Device::Cpu).unwrap();
         let logits = engine::generate::Decoder::step(&mut q, &prompt).unwrap();
-        // A shift of all logits changes no probability: compare them about their mean difference.
-        let top: Vec<(usize, f32)> = case["first_top10"]
+        // llama.cpp's logit and ours for its ten best tokens.
+        let pairs: Vec<(f32, f32)> = case["first_top10"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap() as f32))
+            .map(|p| (p[1].as_f64().unwrap() as f32, logits[p[0].as_u64().unwrap() as usize]))
             .collect();
-        let shift = top.iter().map(|&(id, theirs)| logits[id] - theirs).sum::<f32>() / 10.0;
-        for &(id, theirs) in &top {
-            let d = (logits[id] - shift - theirs).abs();
-            worst = worst.max(d);
-            assert!(
-                d < NOISE,
-                "{name}: token {id}: {} vs llama.cpp {theirs} + {shift}",
-                logits[id]
-            );
-        }
+        let (d, shift) = shifted_diff(&pairs);
+        worst = worst.max(d);
+        assert!(d < NOISE, "{name}: top-10 logits differ from llama.cpp's by {d} (shift {shift})");
         let expected = ids(&case["generated_ids"]);
         let gaps = case["top2_gap"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap() as f32);
         let sure = gaps.clone().position(|g| g < NOISE).unwrap_or(expected.len());
@@ -206,25 +212,21 @@ fn quantized_decoder_applies_peft_adapters_as_the_f32_path() {
         if step == 0 {
             first = theirs.clone();
         }
-        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-3, "step {step}: logits differ by {diff}");
         if step == 0 {
-            let moved = ours.iter().zip(&base).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let moved = max_diff(&ours, &base);
             assert!(moved > 0.1, "the adapter moved the logits by only {moved}");
         }
-        let argmax = theirs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-        input = vec![argmax as u32];
+        input = vec![argmax(&theirs) as u32];
     }
     // Through the decoder, on the quantized products: as close as without an adapter.
     let mut dec = engine::generate::QuantDecoder::open(&gguf, &dev).unwrap();
     if dec.native() {
         dec.apply_adapter(dir.path()).unwrap();
         let quant = engine::generate::Decoder::step(&mut dec, &prompt).unwrap();
-        let mut top: Vec<usize> = (0..first.len()).collect();
-        top.sort_by(|&i, &j| first[j].total_cmp(&first[i]));
-        let shift = top[..20].iter().map(|&i| quant[i] - first[i]).sum::<f32>() / 20.0;
-        let diff =
-            top[..20].iter().map(|&i| (first[i] + shift - quant[i]).abs()).fold(0f32, f32::max);
+        let pairs: Vec<_> = top(&first, 20).iter().map(|&i| (first[i], quant[i])).collect();
+        let (diff, _) = shifted_diff(&pairs);
         assert!(diff < LOGIT_TOL, "quantized with the adapter: top-20 logits differ by {diff}");
     }
 }

@@ -12,6 +12,8 @@ use candle_core::{Device, Tensor};
 use engine::generate::{Decoder, F32Decoder};
 use engine::models::qllama::{Products, QLlama};
 
+use crate::max_diff;
+
 fn tiny(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
@@ -40,19 +42,6 @@ fn gguf_name(hf: &str) -> String {
         other => panic!("unexpected module {other}"),
     };
     format!("blk.{i}.{module}.{kind}")
-}
-
-/// llama.cpp's `permute` of a query or key weight: `reshape(H, 2, hd/2, in).swapaxes(1, 2)`.
-fn permute(w: &Tensor, heads: usize) -> Tensor {
-    let (out, inp) = w.dims2().unwrap();
-    w.reshape((heads, 2, out / heads / 2, inp))
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .contiguous()
-        .unwrap()
-        .reshape((out, inp))
-        .unwrap()
 }
 
 /// Writes the tiny checkpoint `name` as a GGUF with its matrices in `dtype`.
@@ -93,9 +82,9 @@ fn write_gguf(name: &str, dtype: GgmlDType, dir: &Path) -> PathBuf {
             w = Tensor::from_vec(v, n, &Device::Cpu).unwrap();
         }
         if arch == "llama" && hf.contains("q_proj.weight") {
-            w = permute(&w, heads);
+            w = engine::weights::permute(&w, heads).unwrap();
         } else if arch == "llama" && hf.contains("k_proj.weight") {
-            w = permute(&w, kv_heads);
+            w = engine::weights::permute(&w, kv_heads).unwrap();
         }
         let q = if w.rank() == 2 { dtype } else { GgmlDType::F32 };
         tensors.push((gguf_name(hf), QTensor::quantize(&w, q).unwrap()));
@@ -107,10 +96,6 @@ fn write_gguf(name: &str, dtype: GgmlDType, dir: &Path) -> PathBuf {
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut f, &md, &ts).unwrap();
     path
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
 }
 
 #[test]
@@ -142,9 +127,7 @@ fn tiny_llama_and_qwen2_ggufs_decode_as_the_f32_path() {
                         "{name} {dtype:?} adapter {}: step {step}: {d}",
                         adapter.is_some()
                     );
-                    let next =
-                        theirs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-                    input = vec![next as u32];
+                    input = vec![crate::argmax(&theirs) as u32];
                 }
                 checked.insert((name, format!("{dtype:?}"), adapter.is_some()), ());
             }

@@ -313,7 +313,7 @@ fn lora_on_smollm2_lowers_held_out_loss_and_peft_agrees() {
             .unwrap();
         let ours: Vec<f32> = ours.get(0).unwrap().get(prompt.len() - 1).unwrap().to_vec1().unwrap();
         let theirs = peft_logits(&gguf, Path::new(&s.output), &prompt);
-        let d = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let d = crate::max_diff(&ours, &theirs);
         assert!(d <= 1e-3, "max |ours - peft| = {d}");
     }
 }
