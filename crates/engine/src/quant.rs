@@ -144,11 +144,6 @@ impl QMatrix {
         self.cols
     }
 
-    /// The block type.
-    pub fn kind(&self) -> BlockType {
-        self.kind
-    }
-
     /// Row `r` as f32 values (an embedding lookup).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
