@@ -1,11 +1,13 @@
 """The peer of `vibeflow bench train --vs-peer`: LoRA training steps with PyTorch + PEFT.
 
-    python3 scripts/bench/peft_train.py MODEL STEPS BATCH SEQ THREADS [CHECKPOINTING] [DEVICE] [TF32]
+    python3 scripts/bench/peft_train.py MODEL STEPS BATCH SEQ THREADS [CHECKPOINTING] [DEVICE] [TF32] [DTYPE]
 
-Same shape as ours: f32, r=8 on all seven projections, AdamW, every token labelled, random ids
+Same shape as ours: r=8 on all seven projections, AdamW, every token labelled, random ids
 from a fixed seed; CHECKPOINTING=1 recomputes each decoder block in the backward pass
 (`gradient_checkpointing_enable`, as ours does by default); DEVICE is cpu (default) or cuda;
-TF32=1 lets cuBLAS run f32 products on TF32 tensor cores (as `vibeflow --tf32`).
+TF32=1 lets cuBLAS run f32 products on TF32 tensor cores (as `vibeflow --tf32`); DTYPE is f32
+(default) or bf16: the base model loaded in bfloat16, PEFT's adapters kept f32 over it (its
+default `autocast_adapter_dtype`), as `vibeflow --dtype bf16` trains.
 MODEL is a GGUF file or a Hugging Face folder. Prints one JSON object: tokens_per_second (timed
 steps after one warmup step), peak_rss_bytes and, on cuda, peak_gpu_bytes (the driver's count of
 GPU memory in use, sampled every 5 ms as ours is: the CUDA context and the caching allocator's
@@ -29,12 +31,13 @@ def main():
     checkpointing = len(sys.argv) > 6 and sys.argv[6] == "1"
     device = sys.argv[7] if len(sys.argv) > 7 else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = len(sys.argv) > 8 and sys.argv[8] == "1"
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[sys.argv[9] if len(sys.argv) > 9 else "f32"]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if os.path.isdir(path):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     else:
-        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path), dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path), dtype=dtype)
     model = model.to(device)
     gpu_peak = GpuPeak() if device == "cuda" else None
     cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",

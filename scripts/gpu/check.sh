@@ -5,9 +5,11 @@
 # training tests on CUDA, a training run and a generation through the CLI, and
 # `bench train --vs-peer` against PyTorch + PEFT on the same GPU.
 #
-#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short]      (default: tests cli bench)
+#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short] [profile]   (default: tests cli bench)
 #
-# bench-short: only the two checkpointed shapes (4 x 256, 16 x 512), one round each.
+# bench-short: only the two checkpointed shapes (4 x 256, 16 x 512), one round each, in f32
+# and in bf16. profile: our kernels' GPU times over one 16 x 512 bf16 training step (Nsight
+# Compute), summed by kernel name into $OUT/kernels.txt.
 set -u
 STAGES=${*:-tests cli bench}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -77,13 +79,42 @@ bench_train() {
         | tee -a "$OUT/summary.txt"
 }
 if want bench-short; then
-    bench_train --rounds 1 --batch 4 --seq 256
-    bench_train --rounds 1 --batch 16 --seq 512
+    for dtype in f32 bf16; do
+        bench_train --rounds 1 --batch 4 --seq 256 --dtype $dtype
+        bench_train --rounds 1 --batch 16 --seq 512 --dtype $dtype
+    done
 fi
 if want bench; then
-    bench_train --rounds 2 --batch 4 --seq 256
-    bench_train --rounds 1 --batch 4 --seq 256 --no-gradient-checkpointing
-    bench_train --rounds 1 --batch 16 --seq 512
-    bench_train --rounds 1 --batch 16 --seq 512 --tf32
+    bench_train --rounds 2 --batch 4 --seq 256 --dtype f32
+    bench_train --rounds 2 --batch 4 --seq 256 --dtype bf16
+    bench_train --rounds 1 --batch 4 --seq 256 --no-gradient-checkpointing --dtype bf16
+    bench_train --rounds 1 --batch 16 --seq 512 --dtype f32
+    bench_train --rounds 1 --batch 16 --seq 512 --dtype f32 --tf32
+    bench_train --rounds 1 --batch 16 --seq 512 --dtype bf16
+fi
+if want profile; then
+    log "kernel times of one 16 x 512 bf16 LoRA step (ncu; the warmup step is profiled)"
+    NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    timeout 200 "$NCU" --clock-control none --metrics gpu__time_duration.sum --print-units base --csv -c 6000 \
+        --log-file "$OUT/ncu.csv" $VF --device cuda bench train --model "$MODEL" --steps 1 \
+        --rounds 1 --batch 16 --seq 512 --dtype bf16 >"$OUT/ncu.log" 2>&1
+    echo "exit $?" >>"$OUT/ncu.log"
+    tail -3 "$OUT/ncu.log" | tee -a "$OUT/summary.txt"
+    python3 - "$OUT/ncu.csv" >"$OUT/kernels.txt" <<'PY'
+import csv, collections, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 14]
+head, rows = rows[0], rows[1:]
+name, unit, value = (head.index(c) for c in ("Kernel Name", "Metric Unit", "Metric Value"))
+scale = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "ms": 1e6, "second": 1e9}
+total, count = collections.Counter(), collections.Counter()
+for r in rows:
+    k = r[name].split("(")[0][:90]
+    total[k] += float(r[value].replace(",", "")) * scale.get(r[unit], 1); count[k] += 1
+all_ns = sum(total.values())
+print(f"{len(rows)} kernels, {all_ns / 1e6:.1f} ms of GPU time")
+for k, ns in total.most_common(40):
+    print(f"{100 * ns / all_ns:5.1f} %  {ns / 1e6:8.2f} ms  {count[k]:6d}x  {k}")
+PY
+    head -25 "$OUT/kernels.txt" | tee -a "$OUT/summary.txt"
 fi
 log "done"

@@ -31,6 +31,8 @@ pub struct TrainShape {
     /// Both sides recompute each decoder block in the backward pass (ours: the training
     /// default; PyTorch: `gradient_checkpointing_enable`).
     pub gradient_checkpointing: bool,
+    /// The frozen base's and the activations' format on both sides (adapters f32 on both).
+    pub precision: engine::device::Precision,
 }
 
 /// One side's measurement.
@@ -148,6 +150,7 @@ fn bench_ours(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<
     let _hold = crate::memory::HoldPages::new();
     let peak = PeakRss::start(device);
     let mut b = Bundle::open(path, device)?;
+    b.model.cast_frozen(s.precision.dtype()).map_err(engine::Error::from)?;
     let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
     let params = engine::adapter::add_lora(&mut b.model, &lora, 0, &b.device)?;
     let mut opt =
@@ -194,6 +197,7 @@ fn bench_peer(
         .arg(if s.gradient_checkpointing { "1" } else { "0" })
         .arg(if device.is_cuda() { "cuda" } else { "cpu" })
         .arg(if tf32 { "1" } else { "0" })
+        .arg(s.precision.name())
         .env("OMP_NUM_THREADS", s.threads.to_string());
     run_peer(c, "PyTorch + PEFT")
 }

@@ -93,6 +93,12 @@ impl App {
         engine::device::set_tf32(on);
     }
 
+    /// The training precision named by `spec` (`f32`, `bf16`, `auto`) on this app's device
+    /// ([`engine::device::precision`]).
+    pub fn precision(&self, spec: &str) -> Result<engine::device::Precision> {
+        Ok(engine::device::precision(spec, &self.device()?)?)
+    }
+
     /// Where models run.
     pub fn device(&self) -> Result<candle_core::Device> {
         if let Some(d) = self.device.get() {

@@ -61,7 +61,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCmd {
-    /// LoRA training (r=8, all seven projections, f32) against PyTorch + PEFT
+    /// LoRA training (r=8, all seven projections) against PyTorch + PEFT
     Train {
         /// Model to train
         #[arg(long, default_value = app::DEFAULT_MODEL)]
@@ -87,6 +87,10 @@ enum BenchCmd {
         /// Keep every layer's activations on both sides (no gradient checkpointing)
         #[arg(long)]
         no_gradient_checkpointing: bool,
+        /// Number format of the frozen base and the activations on both sides: f32, bf16, or
+        /// auto (bf16 on a CUDA GPU of compute capability 8.0 or newer, else f32)
+        #[arg(long, default_value = "auto")]
+        dtype: String,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -301,6 +305,10 @@ struct TrainArgs {
     /// (faster, several times the memory)
     #[arg(long)]
     no_gradient_checkpointing: bool,
+    /// Number format of the frozen base and the activations (adapters stay f32): f32, bf16, or
+    /// auto (bf16 on a CUDA GPU of compute capability 8.0 or newer, else f32)
+    #[arg(long, default_value = "auto")]
+    dtype: String,
     /// Warmup steps
     #[arg(long, default_value_t = 0)]
     warmup: usize,
@@ -609,6 +617,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eval_every: t.eval_every,
                 checkpoint_every: t.checkpoint_every,
                 gradient_checkpointing: !t.no_gradient_checkpointing,
+                precision: app.precision(&t.dtype)?,
                 ..app::TrainConfig::default()
             };
             let json = t.json;
@@ -729,11 +738,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rounds,
             threads,
             no_gradient_checkpointing,
+            dtype,
             json,
         }) => {
             let gradient_checkpointing = !no_gradient_checkpointing;
-            let shape =
-                app::TrainShape { batch, seq, steps, rounds, threads, gradient_checkpointing };
+            let precision = app.precision(&dtype)?;
+            let shape = app::TrainShape {
+                batch,
+                seq,
+                steps,
+                rounds,
+                threads,
+                gradient_checkpointing,
+                precision,
+            };
             let r = app.bench_train(&model, shape, vs_peer)?;
             print(json, &r, || {
                 let side = |name: &str, v: &[app::Measure]| {
@@ -753,8 +771,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .join("\n")
                 };
                 let mut s = format!(
-                    "LoRA training on {}, batch {batch} x {seq} tokens, r=8, all projections, f32{}, gradient checkpointing {}\n",
+                    "LoRA training on {}, batch {batch} x {seq} tokens, r=8, all projections, {}{}, gradient checkpointing {}\n",
                     r.device,
+                    precision.name(),
                     if r.tf32 { " (TF32 matrix products)" } else { "" },
                     if gradient_checkpointing { "on" } else { "off" }
                 );

@@ -72,6 +72,66 @@ pub fn gpu_memory_used(device: &Device) -> Option<u64> {
     None
 }
 
+/// The number format a model's frozen weights and activations train in. Trainable tensors
+/// (LoRA pairs, optimizer state) stay f32 either way, as PEFT keeps its adapters f32 over a
+/// bf16 base ("autocast_adapter_dtype"): the frozen products run in the base's format, the
+/// adapters' updates accumulate at full precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats everywhere: the CPU's format (bf16 products there widen to f32 on every
+    /// call) and the reference the parity tests hold to 1e-4.
+    #[default]
+    F32,
+    /// bfloat16 base weights and activations, with f32 softmax/norm statistics and loss: a
+    /// CUDA GPU's tensor-core format (Ampere, compute capability 8.0, or newer).
+    Bf16,
+}
+
+impl Precision {
+    /// The candle type of the frozen weights and activations.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
+
+    /// `f32`, `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+/// The precision named by `spec` (`f32`, `bf16` or `auto`) for training on `device`. `auto` is
+/// bf16 on a CUDA GPU with bf16 tensor cores (compute capability 8.0 or newer) and f32 elsewhere;
+/// bf16 on the CPU is allowed (slow: every product widens to f32) and used by the tests.
+pub fn precision(spec: &str, device: &Device) -> Result<Precision> {
+    match spec.trim().to_ascii_lowercase().as_str() {
+        "f32" | "fp32" | "float32" => Ok(Precision::F32),
+        "bf16" | "bfloat16" => Ok(Precision::Bf16),
+        "auto" => Ok(if cuda_capability(device).is_some_and(|(major, _)| major >= 8) {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }),
+        other => Err(Error::Device(format!("unknown precision `{other}`: use f32, bf16 or auto"))),
+    }
+}
+
+/// The compute capability `(major, minor)` of a CUDA device.
+pub fn cuda_capability(device: &Device) -> Option<(i32, i32)> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = device {
+        return d.cuda_stream().context().compute_capability().ok();
+    }
+    let _ = device;
+    None
+}
+
 /// Lets CUDA run f32 matrix products on tensor cores at TF32 precision (10-bit mantissa, f32
 /// range), as PyTorch's `allow_tf32` does: several times faster on Ampere and newer GPUs, at
 /// about 1e-3 relative error per product. Process-wide; off by default; no effect elsewhere.
@@ -112,5 +172,10 @@ mod tests {
         assert_eq!(name(&Device::Cpu), "cpu");
         assert_eq!(gpu_memory_used(&Device::Cpu), None);
         assert!(!tf32(&Device::Cpu), "TF32 is a CUDA setting");
+        assert_eq!(precision("auto", &Device::Cpu).unwrap(), Precision::F32);
+        assert_eq!(precision("BF16", &Device::Cpu).unwrap(), Precision::Bf16);
+        assert_eq!(precision("f32", &Device::Cpu).unwrap().dtype(), candle_core::DType::F32);
+        let err = precision("fp8", &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("unknown precision `fp8`"), "{err}");
     }
 }

@@ -210,7 +210,7 @@ impl TrainCtx {
         let mask: Vec<f32> = (0..x.elem_count())
             .map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep })
             .collect();
-        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)
     }
 }
 
@@ -306,7 +306,11 @@ impl Linear {
                 Some(ctx) => ctx.dropout(&x, l.dropout)?,
                 None => x,
             };
-            let delta = x.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
+            // Over a bf16 base the f32 pair is cast for the products (as autocast does); the
+            // cast's backward hands the pair f32 gradients.
+            let (a, b) =
+                (l.a.as_tensor().to_dtype(x.dtype())?, l.b.as_tensor().to_dtype(x.dtype())?);
+            let delta = x.matmul(&a.t()?)?.matmul(&b.t()?)?;
             y = (y + (delta * l.scale)?)?;
         }
         if let Some(last) = shape.last_mut() {

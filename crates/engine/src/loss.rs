@@ -1,8 +1,6 @@
 //! The causal language-model loss, computed only where labels exist, with a chunked
 //! cross-entropy that never holds more than [`CHUNK_ROWS`] rows of logits.
 
-use std::sync::Arc;
-
 use candle_core::{D, Result, Tensor};
 
 use crate::models::llama::{Llama, Pass};
@@ -61,26 +59,61 @@ pub fn causal_lm_loss(
 }
 
 /// `Σ_rows −log softmax(x·wᵀ)[target]` for `x` `[n, hidden]` and `w` `[vocab, hidden]`,
-/// differentiable in both. The forward and the backward pass each work through
-/// [`CHUNK_ROWS`] rows of logits at a time; the backward recomputes them (one more GEMM)
-/// rather than keep `[n, vocab]` alive between the passes.
+/// differentiable in both. Works through [`CHUNK_ROWS`] rows of logits at a time and never holds
+/// more. The loss is the graph's last op, so its gradient is the gradient of this sum times one
+/// scalar: each chunk's `softmax − one-hot` is multiplied by `w` (and by `x` when `w` trains)
+/// while its logits are at hand, and the backward pass only scales the result. That costs
+/// `[n, hidden]` floats between the passes and saves recomputing the logits (one of the three
+/// head-sized products per step). A pass that wants no gradient (evaluation) computes none.
 pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let (n, _) = x.dims2()?;
     if targets.len() != n {
         candle_core::bail!("cross_entropy_sum: {} targets for {n} rows", targets.len());
     }
+    let (want_x, want_w) = (x.track_op(), w.track_op());
     let (x0, w0) = (x.detach(), w.detach());
-    let mut total = Tensor::zeros((), x.dtype(), x.device())?;
-    let rows = chunk_rows(x.device());
-    let column = target_column(targets, x.device())?;
+    // Logits leave a bf16 product as f32: the log-sum-exp over the vocabulary, the loss and its
+    // gradient are f32 whatever the activations are (transformers upcasts logits the same way).
+    let (dev, f32) = (x.device(), candle_core::DType::F32);
+    let mut total = Tensor::zeros((), f32, dev)?;
+    let (mut dx, mut dw) = (Vec::new(), None::<Tensor>);
+    let rows = chunk_rows(dev);
+    let column = target_column(targets, dev)?;
     for (start, chunk) in (0..n).step_by(rows).zip(targets.chunks(rows)) {
-        let logits = x0.narrow(0, start, chunk.len())?.matmul(&w0.t()?)?;
+        let xc = x0.narrow(0, start, chunk.len())?;
+        let logits = xc.matmul(&w0.t()?)?.to_dtype(f32)?;
         let (lse, _) = log_sum_exp(&logits)?;
-        let picked = logits.gather(&column.narrow(0, start, chunk.len())?, 1)?;
-        total = (total + (lse - picked)?.sum_all()?)?;
+        let col = column.narrow(0, start, chunk.len())?;
+        total = (total + (&lse - logits.gather(&col, 1)?)?.sum_all()?)?;
+        if !(want_x || want_w) {
+            continue;
+        }
+        // d/dlogits of (lse − logit[target]) = softmax − one-hot, then in the activations'
+        // type for the products.
+        let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?;
+        let d = logits
+            .broadcast_sub(&lse)?
+            .exp()?
+            .scatter_add(&col, &minus_one, 1)?
+            .to_dtype(x.dtype())?;
+        if want_x {
+            dx.push(d.matmul(&w0)?);
+        }
+        if want_w {
+            let g = d.t()?.matmul(&xc)?;
+            dw = Some(match dw {
+                Some(acc) => (acc + g)?,
+                None => g,
+            });
+        }
     }
-    let targets: Arc<[u32]> = targets.into();
-    let bwd = move |x: &Tensor, w: &Tensor, g: &Tensor| cross_entropy_backward(x, w, &targets, g);
+    let dx = if want_x { Some(Tensor::cat(&dx, 0)?) } else { None };
+    let bwd = move |_: &Tensor, _: &Tensor, g: &Tensor| {
+        let scaled = |d: &Option<Tensor>| -> Result<Option<Tensor>> {
+            d.as_ref().map(|d| d.broadcast_mul(&g.to_dtype(d.dtype())?)).transpose()
+        };
+        Ok((scaled(&dx)?, scaled(&dw)?))
+    };
     crate::ops::precomputed2(x, w, total, Box::new(bwd))
 }
 
@@ -93,43 +126,6 @@ fn log_sum_exp(logits: &Tensor) -> Result<(Tensor, Tensor)> {
 
 fn target_column(targets: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
     Tensor::new(targets, dev)?.unsqueeze(1)
-}
-
-/// The gradients of [`cross_entropy_sum`] for `x`, and for `w` when it trains.
-fn cross_entropy_backward(
-    x: &Tensor,
-    w: &Tensor,
-    targets: &[u32],
-    grad: &Tensor,
-) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let want_w = w.track_op();
-    let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
-    let dev = x.device();
-    let mut dx = Vec::new();
-    let mut dw: Option<Tensor> = None;
-    let rows = chunk_rows(dev);
-    let column = target_column(targets, dev)?;
-    for (start, chunk) in (0..x.dim(0)?).step_by(rows).zip(targets.chunks(rows)) {
-        let xc = x.narrow(0, start, chunk.len())?;
-        let logits = xc.matmul(&w.t()?)?;
-        let (lse, _) = log_sum_exp(&logits)?;
-        // d/dlogits of (lse − logit[target]) = softmax − one-hot.
-        let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?.to_dtype(x.dtype())?;
-        let d = logits
-            .broadcast_sub(&lse)?
-            .exp()?
-            .scatter_add(&column.narrow(0, start, chunk.len())?, &minus_one, 1)?
-            .broadcast_mul(&grad)?;
-        dx.push(d.matmul(&w)?);
-        if want_w {
-            let g = d.t()?.matmul(&xc)?;
-            dw = Some(match dw {
-                Some(acc) => (acc + g)?,
-                None => g,
-            });
-        }
-    }
-    Ok((Some(Tensor::cat(&dx, 0)?), dw))
 }
 
 #[cfg(test)]

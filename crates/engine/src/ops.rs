@@ -46,6 +46,11 @@ impl Weight {
         }
     }
 
+    /// The values as `dtype` (QLoRA over a bf16 base dequantizes to f32, then narrows).
+    pub fn dense_as(&self, dtype: candle_core::DType) -> Result<Tensor> {
+        self.dense()?.to_dtype(dtype)
+    }
+
     /// The tensor when dense.
     pub fn as_dense(&self) -> Option<&Tensor> {
         match self {
@@ -114,7 +119,10 @@ pub fn frozen_linear_known(x: &Tensor, w: &Weight, value: Tensor) -> Result<Tens
     }
     let x = x.contiguous()?.reshape((rows, inp))?;
     let w = w.clone();
-    precomputed1(&x, value, Box::new(move |_, _, grad| Ok(Some(grad.matmul(&w.dense()?)?))))
+    let bwd = move |_: &Tensor, _: &Tensor, grad: &Tensor| {
+        Ok(Some(grad.matmul(&w.dense_as(grad.dtype())?)?))
+    };
+    precomputed1(&x, value, Box::new(bwd))
 }
 
 struct FrozenLinear {
@@ -152,7 +160,7 @@ impl CustomOp1 for FrozenLinear {
 
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
         let mnk = self.out_shape(xl)?;
-        let w = self.w.dense()?;
+        let w = self.w.dense_as(x.dtype())?;
         let (ws, wl) = w.storage_and_layout();
         match &*ws {
             Storage::Cpu(w) => gemm(x, xl, w, wl, mnk),
@@ -167,7 +175,7 @@ impl CustomOp1 for FrozenLinear {
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let mnk = self.out_shape(xl)?;
-        let w = self.w.dense()?;
+        let w = self.w.dense_as(x.dtype())?;
         let (ws, wl) = w.storage_and_layout();
         match &*ws {
             Storage::Cuda(w) => gemm(x, xl, w, wl, mnk),
@@ -182,7 +190,7 @@ impl CustomOp1 for FrozenLinear {
         xl: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
         let mnk = self.out_shape(xl)?;
-        let w = self.w.dense()?;
+        let w = self.w.dense_as(x.dtype())?;
         let (ws, wl) = w.storage_and_layout();
         match &*ws {
             Storage::Metal(w) => gemm(x, xl, w, wl, mnk),
@@ -191,7 +199,7 @@ impl CustomOp1 for FrozenLinear {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.matmul(&self.w.dense()?)?))
+        Ok(Some(grad.matmul(&self.w.dense_as(grad.dtype())?)?))
     }
 }
 
@@ -525,6 +533,14 @@ fn rms_norm_backward(
     g: &Tensor,
     eps: f64,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let f32 = candle_core::DType::F32;
+    if x.dtype() != f32 {
+        // bf16 activations: the statistics in f32, as transformers' RMSNorm computes them.
+        let (dx, dw) =
+            rms_norm_backward(&x.to_dtype(f32)?, &w.to_dtype(f32)?, &g.to_dtype(f32)?, eps)?;
+        let dw = if w.track_op() { dw.map(|d| d.to_dtype(w.dtype())).transpose()? } else { None };
+        return Ok((dx.map(|d| d.to_dtype(x.dtype())).transpose()?, dw));
+    }
     // n = x·r with r = (mean(x²) + eps)^-½; dx = r·(g⊙w − n·mean(g⊙w⊙n)); dw = Σ_rows g⊙n.
     let r = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
     let n = x.broadcast_mul(&r)?;

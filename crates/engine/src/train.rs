@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter::{self, Params};
 use crate::bundle::Bundle;
+use crate::device::Precision;
 use crate::lora::{LoraConfig, Quant, TrainCtx};
 use crate::loss::{IGNORE, causal_lm_loss};
 use crate::models::llama::{Llama, Pass};
@@ -78,6 +79,9 @@ pub struct TrainConfig {
     /// and recompute the block in the backward pass (same results, a fraction of the memory,
     /// one more forward pass of compute).
     pub gradient_checkpointing: bool,
+    /// The frozen base's and the activations' number format (adapters and optimizer state
+    /// are f32 either way): f32, or bf16 on a GPU with bf16 tensor cores.
+    pub precision: Precision,
 }
 
 impl Method {
@@ -117,6 +121,7 @@ impl Default for TrainConfig {
             checkpoint_every: 0,
             keep_checkpoints: 2,
             gradient_checkpointing: true,
+            precision: Precision::F32,
         }
     }
 }
@@ -320,11 +325,22 @@ pub fn train(
     let (train, eval) = (&train[..], &eval[..]);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let dev = model.device().clone();
+    let dtype = cfg.precision.dtype();
     let params = match &cfg.method {
-        Method::Lora(l) => adapter::add_lora(model, l, cfg.seed, &dev)?,
+        Method::Lora(l) => {
+            model.cast_frozen(dtype)?;
+            adapter::add_lora(model, l, cfg.seed, &dev)?
+        }
         Method::Qlora { lora, quant } => {
             model.quantize_projections(quant.ggml())?;
+            model.cast_frozen(dtype)?;
             adapter::add_lora(model, lora, cfg.seed, &dev)?
+        }
+        Method::Full if cfg.precision != Precision::F32 => {
+            return Err(Error::Data(format!(
+                "full fine-tuning trains in f32 only (bf16 weights would need f32 master copies): use --dtype f32, not {}",
+                cfg.precision.name()
+            )));
         }
         Method::Full => adapter::make_full(model)?,
     };

@@ -227,6 +227,44 @@ impl Llama {
         Ok(())
     }
 
+    /// Converts the frozen dense tensors (embedding, norms, dense projections and their
+    /// biases, the head) to `dtype`; activations then follow them. Quantized projections stay
+    /// as they are (dequantized to the activations' type on use), a tied head stays tied, and
+    /// the rotary tables stay f32 (cast per pass). Call before adding adapters or making
+    /// weights trainable: variables are not converted.
+    pub fn cast_frozen(&mut self, dtype: DType) -> Result<()> {
+        if self.embed.dtype() == dtype {
+            return Ok(());
+        }
+        let tied = self.lm_head.weight.as_dense().is_some_and(|h| h.id() == self.embed.id());
+        self.embed = self.embed.to_dtype(dtype)?;
+        self.norm = self.norm.to_dtype(dtype)?;
+        self.lm_head.weight = Weight::Dense(match self.lm_head.weight.as_dense() {
+            _ if tied => self.embed.clone(),
+            Some(h) => h.to_dtype(dtype)?,
+            None => candle_core::bail!("the LM head must be dense"),
+        });
+        for layer in &mut self.layers {
+            layer.attn_norm = layer.attn_norm.to_dtype(dtype)?;
+            layer.mlp_norm = layer.mlp_norm.to_dtype(dtype)?;
+            for lin in layer.proj.values_mut() {
+                if lin.full.is_some() || lin.lora.is_some() {
+                    candle_core::bail!("cast the model before adding trainable weights");
+                }
+                if let Weight::Dense(w) = &lin.weight {
+                    lin.weight = Weight::Dense(w.to_dtype(dtype)?);
+                }
+                lin.bias = lin.bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The type of the activations (the embedding's).
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
     /// Bytes held by the projection weights (quantized or not).
     pub fn projection_bytes(&self) -> usize {
         self.layers.iter().flat_map(|l| l.proj.values()).map(|p| p.weight.storage_bytes()).sum()
@@ -257,7 +295,9 @@ impl Llama {
             t,
             self.cfg.hidden_size,
         ))?;
-        let pos = Rotary::new(&self.cos.narrow(0, offset, t)?, &self.sin.narrow(0, offset, t)?)?;
+        // The rotary tables in the activations' type (candle's fused RoPE takes one type).
+        let table = |tab: &Tensor| tab.narrow(0, offset, t)?.to_dtype(x.dtype());
+        let pos = Rotary::new(&table(&self.cos)?, &table(&self.sin)?)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| &mut c.kv[i]);
             x = match &mut pass {

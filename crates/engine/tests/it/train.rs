@@ -188,6 +188,64 @@ fn gradient_checkpointing_changes_memory_not_results() {
     }
 }
 
+/// bf16 training (the GPU default): the base and the activations in bf16, the adapters and
+/// the optimizer in f32. Same losses as f32 to bf16's precision, f32 adapters that moved the
+/// same way, QLoRA too; full fine-tuning refuses it.
+#[test]
+fn bf16_training_follows_f32_with_f32_adapters() {
+    use engine::device::Precision;
+    let data = tiny_examples(16, 5);
+    let (tr, ev) = split(data, 0.25, 1);
+    let dev = crate::test_device();
+    let lora = match tiny_config().method {
+        Method::Lora(l) => l,
+        _ => unreachable!(),
+    };
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (model, method) in [
+        ("tiny-llama", Method::Lora(lora.clone())),
+        ("tiny-qwen2", Method::Lora(lora.clone())),
+        ("tiny-llama", Method::Qlora { lora: lora.clone(), quant: Quant::Q8_0 }),
+    ] {
+        let run = |precision: Precision| {
+            let cfg = TrainConfig { method: method.clone(), precision, ..tiny_config() };
+            let out = tempfile::tempdir().unwrap();
+            let mut m = load_hf(&fixtures.join(model), &dev).unwrap();
+            let s = train(&mut m, &tr, &ev, &cfg, "tiny", out.path(), None, &mut |_| true).unwrap();
+            assert_eq!(m.dtype(), precision.dtype(), "{model}: the base trained in {precision:?}");
+            let file = out.path().join("adapter/adapter_model.safetensors");
+            (s, candle_core::safetensors::load(file, &dev).unwrap())
+        };
+        let (f, f_w) = run(Precision::F32);
+        let (h, h_w) = run(Precision::Bf16);
+        let what = format!("{model} {}", method.name());
+        assert_ne!(f.losses, h.losses, "{what}: bf16 must change the arithmetic");
+        for (i, (a, b)) in f.losses.iter().zip(&h.losses).enumerate() {
+            // bf16 keeps 8 significant bits: ~0.4 % per value, less once averaged.
+            assert!((a - b).abs() <= 0.02 * a.abs(), "{what} step {}: f32 {a} vs bf16 {b}", i + 1);
+        }
+        let (fa, ha) = (f.eval_loss_after.unwrap(), h.eval_loss_after.unwrap());
+        assert!((fa - ha).abs() <= 0.005 * fa, "{what}: held-out loss f32 {fa} vs bf16 {ha}");
+        assert_eq!(f_w.len(), h_w.len());
+        for (name, a) in &f_w {
+            let b = &h_w[name];
+            assert_eq!(b.dtype(), candle_core::DType::F32, "{what}: {name} is saved as f32");
+            // What training changed (B starts at zero; A from its seeded init) agrees.
+            let norm =
+                |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt();
+            let rel = norm(&(a - b).unwrap()) / norm(a).max(1e-12);
+            // (Seen: up to 0.02 for either; a pair that did not train would be 1.)
+            let bound = if name.contains("lora_B") { 0.1 } else { 0.05 };
+            assert!(rel <= bound, "{what}: {name} differs by {rel} of its norm");
+        }
+    }
+    let cfg = TrainConfig { method: Method::Full, precision: Precision::Bf16, ..tiny_config() };
+    let out = tempfile::tempdir().unwrap();
+    let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+    let err = train(&mut m, &tr, &ev, &cfg, "tiny", out.path(), None, &mut |_| true).unwrap_err();
+    assert!(err.to_string().contains("full fine-tuning trains in f32"), "{err}");
+}
+
 /// A small style-transfer task the base model cannot do: robot speak.
 fn robot_data() -> Vec<Vec<Message>> {
     let words = [
