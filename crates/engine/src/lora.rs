@@ -203,14 +203,23 @@ impl TrainCtx {
     }
 
     fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
+        match self.dropout_mask(x, p)? {
+            Some(mask) => x.mul(&mask),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// The next dropout mask shaped and typed like `x` (0, or `1 / (1 − p)` for kept values),
+    /// or `None` when `p` is 0: what [`Linear::forward`] multiplies a LoRA input by.
+    pub(crate) fn dropout_mask(&mut self, x: &Tensor, p: f32) -> Result<Option<Tensor>> {
         if p <= 0.0 {
-            return Ok(x.clone());
+            return Ok(None);
         }
         let keep = 1.0 / (1.0 - p);
         let mask: Vec<f32> = (0..x.elem_count())
             .map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep })
             .collect();
-        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?)
+        Ok(Some(Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?))
     }
 }
 

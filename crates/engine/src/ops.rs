@@ -246,7 +246,7 @@ fn fused_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<T
 
 /// d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y), for output `y` and upstream gradient `g`
 /// (masked keys have y = 0).
-fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+pub(crate) fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
     let dot = (g * y)?.sum_keepdim(candle_core::D::Minus1)?;
     (g.broadcast_sub(&dot)? * y)? * scale
 }
@@ -527,7 +527,7 @@ impl CustomOp2 for RmsNorm {
 }
 
 /// The gradients of [`rms_norm`]: for `x`, and for `w` when it trains.
-fn rms_norm_backward(
+pub(crate) fn rms_norm_backward(
     x: &Tensor,
     w: &Tensor,
     g: &Tensor,
@@ -627,9 +627,31 @@ impl CustomOp2 for SiluMul {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let both = grad.contiguous()?.apply_op3_no_bwd(gate, up, &SiluMulGrad)?;
-        Ok((Some(both.get(0)?), Some(both.get(1)?)))
+        let (dg, du) = silu_mul_backward(grad, gate, up)?;
+        Ok((Some(dg), Some(du)))
     }
+}
+
+/// The gradients of [`silu_mul`] for the upstream gradient `d`: `(d/dgate, d/dup)`.
+pub(crate) fn silu_mul_backward(
+    d: &Tensor,
+    gate: &Tensor,
+    up: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let f32 = candle_core::DType::F32;
+    if d.device().is_cpu() && [d, gate, up].iter().all(|t| t.dtype() == f32) {
+        let both = d.contiguous()?.apply_op3_no_bwd(
+            &gate.contiguous()?,
+            &up.contiguous()?,
+            &SiluMulGrad,
+        )?;
+        return Ok((both.get(0)?, both.get(1)?));
+    }
+    // silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu − silu·σ.
+    let sig = candle_nn::ops::sigmoid(gate)?;
+    let silu = gate.silu()?;
+    let slope = ((&sig + &silu)? - (&silu * &sig)?)?;
+    Ok((((d * up)? * slope)?, (d * silu)?))
 }
 
 /// `(d, gate, up) -> [d ⊙ up ⊙ σ(gate)·(1 + gate·(1 − σ(gate))), d ⊙ silu(gate)]`, stacked.
@@ -734,11 +756,20 @@ pub fn rope(x: &Tensor, r: &Rotary) -> Result<Tensor> {
 /// [`rope`] on any device through candle's fused kernel, both ways.
 fn fused_rope(x: &Tensor, r: &Rotary) -> Result<Tensor> {
     let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &r.cos, &r.sin)?;
-    let (cos, minus_sin) = (r.cos.clone(), r.minus_sin.clone());
-    let bwd = move |_: &Tensor, _: &Tensor, g: &Tensor| {
-        Ok(Some(candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &minus_sin)?))
-    };
+    let r = r.clone();
+    let bwd = move |_: &Tensor, _: &Tensor, g: &Tensor| Ok(Some(rope_backward(g, &r)?));
     precomputed1(x, y, Box::new(bwd))
+}
+
+/// The gradient of [`rope`] for the upstream gradient `g`: the inverse rotation.
+pub(crate) fn rope_backward(g: &Tensor, r: &Rotary) -> Result<Tensor> {
+    match &r.values {
+        Some(values) if g.device().is_cpu() && g.dtype() == candle_core::DType::F32 => {
+            let op = Rope { values: values.clone(), inverse: true };
+            g.contiguous()?.apply_op1_no_bwd(&op)
+        }
+        _ => candle_nn::rotary_emb::rope(&g.contiguous()?, &r.cos, &r.minus_sin),
+    }
 }
 
 struct Rope {

@@ -315,7 +315,10 @@ impl Llama {
                     Some(_) if kv.is_some() => {
                         candle_core::bail!("checkpointed training runs without a cache")
                     }
-                    Some(sink) => checkpointed(&self.cfg, layer, &x, &pos, ctx, sink)?,
+                    Some(sink) => {
+                        let at = BlockAt { cfg: &self.cfg, layer, x: &x, pos: &pos };
+                        checkpointed(&at, ctx, sink)?
+                    }
                     None => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
                 },
             };
@@ -426,25 +429,49 @@ fn attention(
     layer.proj["o_proj"].forward(&y, train)
 }
 
-/// A block whose activations are not kept: the forward pass stores its input and output only,
-/// and the backward pass runs the block again (same dropout masks) to get the input's gradient
-/// and the block's parameter gradients, which go to the context's [`Recomputed`] list.
-fn checkpointed(
-    cfg: &Config,
-    layer: &Block,
-    x: &Tensor,
-    pos: &Rotary,
+/// A decoder block about to run on its input `x` with the pass's rotary tables.
+#[derive(Clone, Copy)]
+pub(crate) struct BlockAt<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) layer: &'a Block,
+    pub(crate) x: &'a Tensor,
+    pub(crate) pos: &'a Rotary,
+}
+
+/// A block whose activations are not kept: the forward pass stores its input, its output and
+/// a few values that cost a matrix product to recompute, and the backward pass runs the block
+/// again (same dropout masks) to get the input's gradient and the block's parameter gradients,
+/// which go to the context's [`Recomputed`](crate::lora::Recomputed) list. A block whose only
+/// trainable tensors are LoRA pairs has its backward written out ([`super::lora_block`]);
+/// others (full fine-tuning) replay through candle's autograd.
+fn checkpointed(at: &BlockAt, ctx: &mut TrainCtx, sink: crate::lora::Recomputed) -> Result<Tensor> {
+    let (out, bwd) = if super::lora_block::applies(at.layer)
+        && std::env::var_os("VIBEFLOW_AUTOGRAD_REPLAY").is_none()
+    {
+        super::lora_block::checkpoint(at, ctx, sink)?
+    } else {
+        autograd_checkpoint(at, ctx, sink)?
+    };
+    let x = at.x;
+    // The op is only recorded on a tracked input: the first block's input (a frozen embedding
+    // lookup) becomes a variable whose gradient is simply not used.
+    let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
+    crate::ops::precomputed1(&x, out, bwd)
+}
+
+/// [`checkpointed`] through candle's autograd: the forward pass keeps the MLP's gate and up
+/// frozen products, the backward pass replays the block with a graph.
+fn autograd_checkpoint(
+    at: &BlockAt,
     ctx: &mut TrainCtx,
     sink: crate::lora::Recomputed,
-) -> Result<Tensor> {
+) -> Result<(Tensor, crate::ops::Backward1)> {
+    let BlockAt { cfg, layer, x, pos } = *at;
     let replay = ctx.snapshot();
     ctx.start_keeping();
     let out = block(cfg, layer, &x.detach(), pos, None, Some(ctx))?.detach();
     // Taken by the replay, so each block's kept products are freed as soon as it is done.
     let kept = std::sync::Mutex::new(Some(ctx.take_kept()));
-    // The op is only recorded on a tracked input: the first block's input (a frozen embedding
-    // lookup) becomes a variable whose gradient is simply not used.
-    let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
     let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let x = Var::from_tensor(&x.detach())?;
@@ -460,7 +487,7 @@ fn checkpointed(
         sink.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
         Ok(grads.get(x.as_tensor()).cloned())
     };
-    crate::ops::precomputed1(&x, out, Box::new(bwd))
+    Ok((out, Box::new(bwd)))
 }
 
 /// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.

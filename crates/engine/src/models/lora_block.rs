@@ -1,0 +1,287 @@
+//! A checkpointed decoder block of LoRA training with its backward pass written out: the
+//! forward pass records no graph, and the backward pass recomputes what it needs and computes
+//! the input's and the LoRA pairs' gradients with plain tensor ops.
+//!
+//! Through candle's autograd every op of a replayed block is a graph node whose gradient is
+//! accumulated into a fresh zero tensor (a memset and an add per edge, attention's
+//! `[heads, t, t]` scores included), and every LoRA pair is an op chain of its own. Written out,
+//! a block's backward is its ~20 matrix products and a handful of fused elementwise passes; on a
+//! GPU that is also a fraction of the kernel launches, which bound small batches there.
+//!
+//! Frozen parts only: a block whose norms, biases or projections train (full fine-tuning) takes
+//! the autograd replay (`llama::checkpointed`). Same values and dropout masks as the autograd
+//! block ([`super::llama`]'s `block`), which the checkpointing test holds it to.
+
+use std::collections::HashMap;
+
+use candle_core::{Result, Tensor};
+
+use super::llama::{Block, BlockAt, Config};
+use crate::lora::{Linear, TrainCtx};
+use crate::ops::{self, Rotary};
+
+/// Whether `layer` can take the written-out backward: nothing in it trains but LoRA pairs.
+pub(crate) fn applies(layer: &Block) -> bool {
+    !layer.attn_norm.is_variable()
+        && !layer.mlp_norm.is_variable()
+        && layer
+            .proj
+            .values()
+            .all(|l| l.full.is_none() && l.bias.as_ref().is_none_or(|b| !b.is_variable()))
+}
+
+/// What a LoRA pair's backward needs: its (dropped-out) input, `input · Aᵀ`, and the mask.
+struct LoraInput {
+    z: Tensor,
+    za: Tensor,
+    mask: Option<Tensor>,
+}
+
+/// `x · Wᵀ + b + scale · B·A·dropout(x)` for `x` `[rows, in]`, with what the pair's backward
+/// needs. Dropout masks come from `ctx` in the order the autograd block draws them. Without
+/// `value`, only the LoRA input is prepared (the replay of the backward pass).
+fn project(
+    lin: &Linear,
+    x: &Tensor,
+    ctx: &mut TrainCtx,
+    value: bool,
+) -> Result<(Option<Tensor>, Option<LoraInput>)> {
+    let lora = match &lin.lora {
+        Some(l) => {
+            let mask = ctx.dropout_mask(x, l.dropout)?;
+            let z = match &mask {
+                Some(m) => (x * m)?,
+                None => x.clone(),
+            };
+            let za = z.matmul(&l.a.as_tensor().detach().to_dtype(x.dtype())?.t()?)?;
+            Some(LoraInput { z, za, mask })
+        }
+        None => None,
+    };
+    if !value {
+        return Ok((None, lora));
+    }
+    let mut y = ops::frozen_linear(x, &lin.weight)?;
+    if let Some(b) = &lin.bias {
+        y = y.broadcast_add(b)?;
+    }
+    if let (Some(l), Some(input)) = (&lin.lora, &lora) {
+        let b = l.b.as_tensor().detach().to_dtype(x.dtype())?;
+        y = (y + (input.za.matmul(&b.t()?)? * l.scale)?)?;
+    }
+    Ok((Some(y), lora))
+}
+
+/// The input's gradient of [`project`] for its output's gradient `dy`; the pair's gradients
+/// (f32, as its variables) go to `grads`.
+fn project_backward(
+    lin: &Linear,
+    input: Option<&LoraInput>,
+    dy: &Tensor,
+    grads: &mut Vec<(Tensor, Tensor)>,
+) -> Result<Tensor> {
+    let dx = dy.matmul(&lin.weight.dense_as(dy.dtype())?)?;
+    let (Some(l), Some(input)) = (&lin.lora, input) else {
+        return Ok(dx);
+    };
+    let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
+    let dys = (dy * l.scale)?;
+    let db = dys.t()?.matmul(&input.za)?;
+    let dza = dys.matmul(&b.detach().to_dtype(dy.dtype())?)?;
+    let da = dza.t()?.matmul(&input.z)?;
+    let mut dz = dza.matmul(&a.detach().to_dtype(dy.dtype())?)?;
+    if let Some(m) = &input.mask {
+        dz = (dz * m)?;
+    }
+    grads.push((a.clone(), da.to_dtype(a.dtype())?));
+    grads.push((b.clone(), db.to_dtype(b.dtype())?));
+    dx + dz
+}
+
+/// What a block's forward pass keeps for its backward pass besides its input: the values that
+/// cost a matrix product to recompute (`[rows, ..]`, rows = batch × positions; q and k rotated).
+/// 4,608 floats a token and block for SmolLM2, against 3 × 576 that the peer's checkpointing
+/// drops and a full activation set of ~25,000.
+#[derive(Clone)]
+struct Kept {
+    /// `[b, kv heads, n·t, head_dim]` (query heads stacked per K/V head).
+    q: Tensor,
+    /// `[b, kv heads, t, head_dim]`.
+    k: Tensor,
+    /// `[b, kv heads, t, head_dim]`.
+    v: Tensor,
+    /// The residual stream after attention.
+    x2: Tensor,
+    /// The MLP's gate and up projections (LoRA included).
+    gate: Tensor,
+    up: Tensor,
+}
+
+/// A block's values for its backward pass.
+struct Values {
+    kept: Kept,
+    x: Tensor,
+    probs: Tensor,
+    lora: HashMap<&'static str, LoraInput>,
+}
+
+/// The block's forward pass without a graph: its output and what [`replay`] needs.
+fn forward(
+    cfg: &Config,
+    layer: &Block,
+    x: &Tensor,
+    pos: &Rotary,
+    ctx: &mut TrainCtx,
+) -> Result<(Tensor, Kept)> {
+    let (b, t, hidden) = x.dims3()?;
+    let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+    let n = nh / nkv;
+    let x = x.detach().reshape((b * t, hidden))?;
+    let mut run = |name: &'static str, input: &Tensor| {
+        project(&layer.proj[name], input, ctx, true)?
+            .0
+            .ok_or_else(|| candle_core::Error::Msg("no value".into()))
+    };
+    let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
+    let (q, k, v) = (run("q_proj", &h1)?, run("k_proj", &h1)?, run("v_proj", &h1)?);
+    let heads =
+        |y: Tensor, count: usize| y.reshape((b, t, count, hd))?.transpose(1, 2)?.contiguous();
+    let q = ops::rope(&heads(q, nh)?, pos)?.reshape((b, nkv, n * t, hd))?;
+    let k = ops::rope(&heads(k, nkv)?, pos)?;
+    let v = heads(v, nkv)?;
+    let att = attention(cfg, &q, &k, &v, b, t)?.1;
+    let x2 = (&x + run("o_proj", &att)?)?;
+    let h2 = ops::rms_norm(&x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
+    let (gate, up) = (run("gate_proj", &h2)?, run("up_proj", &h2)?);
+    let down = run("down_proj", &ops::silu_mul(&gate, &up)?)?;
+    let out = (&x2 + down)?.reshape((b, t, hidden))?;
+    Ok((out, Kept { q, k, v, x2, gate, up }))
+}
+
+/// Grouped-query attention as the autograd block computes it (the query heads that share a
+/// K/V head stacked along the rows): the probabilities `[b, kv heads, n·t, t]` and the output
+/// `[b·t, heads·head_dim]`.
+fn attention(
+    cfg: &Config,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    b: usize,
+    t: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+    let n = nh / nkv;
+    let scores = q.matmul(&k.t()?)?.reshape((b, nkv, n, t, t))?;
+    let probs =
+        ops::causal_softmax(&scores, 1.0 / (hd as f64).sqrt())?.reshape((b, nkv, n * t, t))?;
+    let att =
+        probs.matmul(v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+    Ok((probs, att))
+}
+
+/// The forward pass again for the backward pass, from the block's input, its kept values and
+/// the forward pass's dropout state: the attention probabilities and the LoRA pairs' inputs
+/// (norms, one attention, SiLU·mul and the pairs' `r`-wide products; no frozen product).
+fn replay(
+    cfg: &Config,
+    layer: &Block,
+    x: &Tensor,
+    ctx: &mut TrainCtx,
+    kept: Kept,
+) -> Result<Values> {
+    let (b, t, hidden) = x.dims3()?;
+    let x = x.detach().reshape((b * t, hidden))?;
+    let mut lora = HashMap::new();
+    // Every pair's mask is drawn, in the forward pass's order.
+    let mut prepare = |name: &'static str, input: &Tensor| -> Result<()> {
+        if let (_, Some(l)) = project(&layer.proj[name], input, ctx, false)? {
+            lora.insert(name, l);
+        }
+        Ok(())
+    };
+    let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
+    for name in ["q_proj", "k_proj", "v_proj"] {
+        prepare(name, &h1)?;
+    }
+    let (probs, att) = attention(cfg, &kept.q, &kept.k, &kept.v, b, t)?;
+    prepare("o_proj", &att)?;
+    let h2 = ops::rms_norm(&kept.x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
+    prepare("gate_proj", &h2)?;
+    prepare("up_proj", &h2)?;
+    prepare("down_proj", &ops::silu_mul(&kept.gate, &kept.up)?)?;
+    Ok(Values { kept, x, probs, lora })
+}
+
+/// The gradients of the block for its output's gradient `dout` `[b, t, hidden]`: the input's,
+/// and the LoRA pairs' (into `grads`).
+fn backward(
+    cfg: &Config,
+    layer: &Block,
+    pos: &Rotary,
+    s: &Values,
+    dout: &Tensor,
+    grads: &mut Vec<(Tensor, Tensor)>,
+) -> Result<Tensor> {
+    let (b, t, hidden) = dout.dims3()?;
+    let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+    let n = nh / nkv;
+    let dout = dout.reshape((b * t, hidden))?;
+    let mut back = |name: &'static str, dy: &Tensor| {
+        project_backward(&layer.proj[name], s.lora.get(name), dy, grads)
+    };
+    // MLP: out = x2 + down(silu(gate) ⊙ up), gate and up of h2 = norm(x2).
+    let dm = back("down_proj", &dout)?;
+    let (dgate, dup) = ops::silu_mul_backward(&dm, &s.kept.gate, &s.kept.up)?;
+    let dh2 = (back("gate_proj", &dgate)? + back("up_proj", &dup)?)?;
+    let (dx2, _) = ops::rms_norm_backward(&s.kept.x2, &layer.mlp_norm, &dh2, cfg.rms_norm_eps)?;
+    let dx2 = (dout + dx2.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
+    // Attention: x2 = x + o(att), att = softmax(q·kᵀ)·v per head.
+    let datt = back("o_proj", &dx2)?;
+    let dy = datt.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?.reshape((
+        b,
+        nkv,
+        n * t,
+        hd,
+    ))?;
+    let dprobs = dy.matmul(&s.kept.v.t()?)?;
+    let dv = s.probs.t()?.matmul(&dy)?;
+    let dscores = ops::softmax_backward(&s.probs, &dprobs, 1.0 / (hd as f64).sqrt())?;
+    let dq = dscores.matmul(&s.kept.k)?.reshape((b, nh, t, hd))?;
+    let dk = dscores.t()?.matmul(&s.kept.q)?;
+    let rows =
+        |d: Tensor, count: usize| d.transpose(1, 2)?.contiguous()?.reshape((b * t, count * hd));
+    let dq = rows(ops::rope_backward(&dq, pos)?, nh)?;
+    let dk = rows(ops::rope_backward(&dk, pos)?, nkv)?;
+    let dv = rows(dv, nkv)?;
+    let dh1 = ((back("q_proj", &dq)? + back("k_proj", &dk)?)? + back("v_proj", &dv)?)?;
+    let (dx, _) = ops::rms_norm_backward(&s.x, &layer.attn_norm, &dh1, cfg.rms_norm_eps)?;
+    let dx = (dx2 + dx.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
+    dx.reshape((b, t, hidden))
+}
+
+/// The forward pass of a checkpointed block that [`applies`], and its backward: replay the
+/// block from its [`Kept`] values (with the forward pass's dropout masks), run [`backward`],
+/// leave the LoRA gradients in `sink` and return the input's.
+pub(crate) fn checkpoint(
+    at: &BlockAt,
+    ctx: &mut TrainCtx,
+    sink: crate::lora::Recomputed,
+) -> Result<(Tensor, ops::Backward1)> {
+    let BlockAt { cfg, layer, x, pos } = *at;
+    let dropout = ctx.snapshot();
+    let (out, kept) = forward(cfg, layer, x, pos, ctx)?;
+    // Taken by the backward pass, so each block's kept values are freed as soon as it is done.
+    let kept = std::sync::Mutex::new(Some(kept));
+    let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
+    let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
+        let Some(kept) = kept.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            candle_core::bail!("a checkpointed block's backward ran twice");
+        };
+        let values = replay(&cfg, &layer, x, &mut dropout.snapshot(), kept)?;
+        let mut grads = Vec::new();
+        let dx = backward(&cfg, &layer, &pos, &values, &grad.detach(), &mut grads)?;
+        sink.lock().unwrap_or_else(|e| e.into_inner()).extend(grads);
+        Ok(Some(dx))
+    };
+    Ok((out, Box::new(bwd)))
+}
