@@ -82,20 +82,25 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
     for (start, chunk) in (0..n).step_by(rows).zip(targets.chunks(rows)) {
         let xc = x0.narrow(0, start, chunk.len())?;
         let logits = xc.matmul(&w0.t()?)?.to_dtype(f32)?;
-        let (lse, _) = log_sum_exp(&logits)?;
-        let col = column.narrow(0, start, chunk.len())?;
-        total = (total + (&lse - logits.gather(&col, 1)?)?.sum_all()?)?;
+        // d/dlogits of (lse − logit[target]) = softmax − one-hot, then in the activations'
+        // type for the products.
+        let d = if let Some((sum, d)) = cpu_rows(&logits, chunk)? {
+            total = (total + f64::from(sum))?;
+            d
+        } else {
+            let (lse, _) = log_sum_exp(&logits)?;
+            let col = column.narrow(0, start, chunk.len())?;
+            total = (total + (&lse - logits.gather(&col, 1)?)?.sum_all()?)?;
+            if !(want_x || want_w) {
+                continue;
+            }
+            let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?;
+            logits.broadcast_sub(&lse)?.exp()?.scatter_add(&col, &minus_one, 1)?
+        };
         if !(want_x || want_w) {
             continue;
         }
-        // d/dlogits of (lse − logit[target]) = softmax − one-hot, then in the activations'
-        // type for the products.
-        let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?;
-        let d = logits
-            .broadcast_sub(&lse)?
-            .exp()?
-            .scatter_add(&col, &minus_one, 1)?
-            .to_dtype(x.dtype())?;
+        let d = d.to_dtype(x.dtype())?;
         if want_x {
             dx.push(d.matmul(&w0)?);
         }
@@ -115,6 +120,49 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
         Ok((scaled(&dx)?, scaled(&dw)?))
     };
     crate::ops::precomputed2(x, w, total, Box::new(bwd))
+}
+
+/// On the CPU (f32 logits `[rows, vocab]`): `Σ_rows lse − logit[target]` and `softmax −
+/// one-hot`, one pass over each row (candle's ops take ten over the whole chunk). `None`
+/// elsewhere.
+fn cpu_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<(f32, Tensor)>> {
+    use candle_core::{CpuStorage, Storage};
+    use rayon::prelude::*;
+    if !logits.device().is_cpu() || logits.dtype() != candle_core::DType::F32 {
+        return Ok(None);
+    }
+    let logits = logits.contiguous()?;
+    let (rows, vocab) = logits.dims2()?;
+    let (storage, layout) = logits.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(all)), Some((from, to))) =
+        (&*storage, layout.contiguous_offsets())
+    else {
+        return Ok(None);
+    };
+    if let Some(&t) = targets.iter().find(|&&t| t as usize >= vocab) {
+        candle_core::bail!("cross-entropy: target {t} outside a vocabulary of {vocab}");
+    }
+    let mut d = vec![0f32; rows * vocab];
+    let losses: Vec<f64> = d
+        .par_chunks_mut(vocab)
+        .zip(all[from..to].par_chunks(vocab))
+        .zip(targets.par_iter())
+        .map(|((d, x), &t)| {
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            for (d, &x) in d.iter_mut().zip(x) {
+                *d = x - max;
+            }
+            crate::vmath::exp_in_place(d);
+            let sum: f64 = d.iter().map(|&e| f64::from(e)).sum();
+            let inv = (1.0 / sum) as f32;
+            d.iter_mut().for_each(|e| *e *= inv);
+            d[t as usize] -= 1.0;
+            sum.ln() + f64::from(max) - f64::from(x[t as usize])
+        })
+        .collect();
+    drop(storage);
+    let sum = losses.iter().sum::<f64>() as f32;
+    Ok(Some((sum, Tensor::from_vec(d, (rows, vocab), logits.device())?)))
 }
 
 /// Row-wise `log Σ exp`, `[rows, 1]`, and the row maxima it was shifted by.

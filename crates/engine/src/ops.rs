@@ -239,14 +239,49 @@ fn fused_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<T
     )?;
     // The backward reads the op's own result: no second copy of the scores is kept.
     let bwd = move |_: &Tensor, y: &Tensor, g: &Tensor| {
-        Ok(Some(softmax_backward(&y.detach(), g, scale)?))
+        Ok(Some(causal_softmax_backward(&y.detach(), g, scale)?))
     };
     precomputed1(x, y, Box::new(bwd))
 }
 
+/// [`softmax_backward`] for the output `y` `[.., q, kv]` of [`causal_softmax`]: on the CPU one
+/// pass per row over the keys the query sees (the rest of the gradient is 0).
+pub(crate) fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+    let f32 = candle_core::DType::F32;
+    if !(y.device().is_cpu() && y.dtype() == f32 && g.dtype() == f32 && y.shape() == g.shape()) {
+        return softmax_backward(y, g, scale);
+    }
+    use rayon::prelude::*;
+    let (y, g) = (y.contiguous()?, g.contiguous()?);
+    let dims = y.dims();
+    let (q, kv) = match dims {
+        [.., q, kv] if kv >= q => (*q, *kv),
+        _ => candle_core::bail!("causal_softmax_backward: {dims:?} are not [.., queries, keys]"),
+    };
+    let (ys, yl) = y.storage_and_layout();
+    let (gs, gl) = g.storage_and_layout();
+    let (Storage::Cpu(ys), Storage::Cpu(gs)) = (&*ys, &*gs) else {
+        candle_core::bail!("causal_softmax_backward: CPU tensors expected");
+    };
+    let (yv, gv) = two_f32("causal_softmax backward", (ys, yl), (gs, gl))?;
+    let mut out = vec![0f32; yv.len()];
+    let scale = scale as f32;
+    out.par_chunks_mut(kv).zip(yv.par_chunks(kv).zip(gv.par_chunks(kv))).enumerate().for_each(
+        |(row, (d, (y, g)))| {
+            let seen = row % q + kv - q + 1;
+            let (d, y, g) = (&mut d[..seen], &y[..seen], &g[..seen]);
+            let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                *d = scale * y * (g - dot);
+            }
+        },
+    );
+    Tensor::from_vec(out, y.shape(), y.device())
+}
+
 /// d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y), for output `y` and upstream gradient `g`
 /// (masked keys have y = 0).
-pub(crate) fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
     let dot = (g * y)?.sum_keepdim(candle_core::D::Minus1)?;
     (g.broadcast_sub(&dot)? * y)? * scale
 }
@@ -288,7 +323,7 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(softmax_backward(y, grad, self.scale as f64)?))
+        Ok(Some(causal_softmax_backward(y, grad, self.scale as f64)?))
     }
 }
 
@@ -542,6 +577,9 @@ pub(crate) fn rms_norm_backward(
         return Ok((dx.map(|d| d.to_dtype(x.dtype())).transpose()?, dw));
     }
     // n = x·r with r = (mean(x²) + eps)^-½; dx = r·(g⊙w − n·mean(g⊙w⊙n)); dw = Σ_rows g⊙n.
+    if x.device().is_cpu() && !w.track_op() && w.dtype() == f32 && g.dtype() == f32 {
+        return Ok((Some(rms_norm_dx_cpu(x, w, g, eps)?), None));
+    }
     let r = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
     let n = x.broadcast_mul(&r)?;
     let gw = g.broadcast_mul(w)?;
@@ -554,6 +592,35 @@ pub(crate) fn rms_norm_backward(
         None
     };
     Ok((Some(dx), dw))
+}
+
+/// The input gradient of [`rms_norm`] on the CPU, one pass per row.
+fn rms_norm_dx_cpu(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let (x, w, g) = (x.contiguous()?, w.contiguous()?, g.contiguous()?);
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let (gs, gl) = g.storage_and_layout();
+    let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
+        candle_core::bail!("rms_norm backward: CPU tensors expected");
+    };
+    let (xv, gv) = two_f32("rms_norm backward", (xs, xl), (gs, gl))?;
+    let wv = f32_values("rms_norm backward", ws, wl)?;
+    let h = wv.len();
+    if h == 0 || xl.dims().last() != Some(&h) {
+        candle_core::bail!("rms_norm backward: weight of {h} for input {:?}", xl.dims());
+    }
+    let mut out = vec![0f32; xv.len()];
+    out.par_chunks_mut(h).zip(xv.par_chunks(h).zip(gv.par_chunks(h))).for_each(|(d, (x, g))| {
+        let mean = x.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let r = 1.0 / (mean + eps as f32).sqrt();
+        // mean(g⊙w⊙n) with n = x·r.
+        let dot = x.iter().zip(g).zip(wv).map(|((x, g), w)| g * w * x).sum::<f32>() * r / h as f32;
+        for (((d, &x), &g), &w) in d.iter_mut().zip(x).zip(g).zip(wv) {
+            *d = r * (g * w - x * r * dot);
+        }
+    });
+    Tensor::from_vec(out, x.shape(), x.device())
 }
 
 /// `silu(gate) ⊙ up`, the gated MLP's activation, differentiable in both inputs. On the CPU
@@ -647,6 +714,11 @@ pub(crate) fn silu_mul_backward(
         )?;
         return Ok((both.get(0)?, both.get(1)?));
     }
+    silu_mul_backward_composite(d, gate, up)
+}
+
+/// [`silu_mul_backward`] from candle's ops (any device and type).
+fn silu_mul_backward_composite(d: &Tensor, gate: &Tensor, up: &Tensor) -> Result<(Tensor, Tensor)> {
     // silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu − silu·σ.
     let sig = candle_nn::ops::sigmoid(gate)?;
     let silu = gate.silu()?;
@@ -923,8 +995,13 @@ pub(crate) mod tests {
         let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
         let reference = composite_rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
         assert_matches("rms_norm", (ours, reference), &[&x, &w], (1e-5, 1e-4));
-        // A frozen weight gets no gradient.
+        // A frozen weight gets no gradient, and the input's comes from the one-pass kernel.
         let frozen = w.as_tensor().detach();
+        let pair = (
+            rms_norm(x.as_tensor(), &frozen, 1e-6).unwrap(),
+            composite_rms_norm(x.as_tensor(), &frozen, 1e-6).unwrap(),
+        );
+        assert_matches("rms_norm, frozen weight", pair, &[&x], (1e-5, 1e-4));
         let y = rms_norm(x.as_tensor(), &frozen, 1e-6).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert!(g.get(&frozen).is_none() && g.get(x.as_tensor()).is_some());
@@ -985,5 +1062,13 @@ pub(crate) mod tests {
             candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
         );
         assert_matches("rope", rope, &[&x], (1e-5, 1e-5));
+        let (d, g, u) = (
+            Tensor::randn(0f32, 1., (4, 9), &dev).unwrap(),
+            Tensor::randn(0f32, 2., (4, 9), &dev).unwrap(),
+            Tensor::randn(0f32, 1., (4, 9), &dev).unwrap(),
+        );
+        let (dg, du) = silu_mul_backward_composite(&d, &g, &u).unwrap();
+        let (kg, ku) = silu_mul_backward(&d, &g, &u).unwrap();
+        assert!(max_diff(&dg, &kg) < 1e-5 && max_diff(&du, &ku) < 1e-5, "silu_mul backward");
     }
 }

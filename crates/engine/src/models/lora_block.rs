@@ -245,7 +245,14 @@ fn backward(
     ))?;
     let dprobs = dy.matmul(&s.kept.v.t()?)?;
     let dv = s.probs.t()?.matmul(&dy)?;
-    let dscores = ops::softmax_backward(&s.probs, &dprobs, 1.0 / (hd as f64).sqrt())?;
+    // One `[t, t]` block per query head, as the forward pass's softmax saw them.
+    let per_head = |p: &Tensor| p.reshape((b, nkv, n, t, t));
+    let dscores = ops::causal_softmax_backward(
+        &per_head(&s.probs)?,
+        &per_head(&dprobs)?,
+        1.0 / (hd as f64).sqrt(),
+    )?
+    .reshape((b, nkv, n * t, t))?;
     let dq = dscores.matmul(&s.kept.k)?.reshape((b, nh, t, hd))?;
     let dk = dscores.t()?.matmul(&s.kept.q)?;
     let rows =
