@@ -338,12 +338,20 @@ pub type Backward2 = Box<
 /// is `bwd`: how a forward pass that keeps almost nothing (a checkpointed block) still takes
 /// part in backpropagation. `value` must be a whole contiguous tensor; the op's result is a
 /// copy of it, and the op lets go of `value` once copied (the graph keeps one copy, not two).
+/// When `x` is not tracked (nothing to differentiate), the result is `value` itself.
 pub fn precomputed1(x: &Tensor, value: Tensor, bwd: Backward1) -> Result<Tensor> {
+    // Nothing to differentiate: the value as it is (the op would only copy it).
+    if !x.track_op() {
+        return Ok(value);
+    }
     x.apply_op1(Precomputed { value: Some(value).into(), bwd })
 }
 
 /// [`precomputed1`] for an op of two inputs (a chunked loss over hidden states and a head).
 pub fn precomputed2(a: &Tensor, b: &Tensor, value: Tensor, bwd: Backward2) -> Result<Tensor> {
+    if !a.track_op() && !b.track_op() {
+        return Ok(value);
+    }
     a.apply_op2(b, Precomputed { value: Some(value).into(), bwd })
 }
 

@@ -30,6 +30,22 @@ pub(crate) fn applies(layer: &Block) -> bool {
             .all(|l| l.full.is_none() && l.bias.as_ref().is_none_or(|b| !b.is_variable()))
 }
 
+/// A block's LoRA pairs in the activations' type, cast once per step (not once per product):
+/// `A`, and `B` already multiplied by the pair's scale.
+type Pairs = HashMap<&'static str, (Tensor, Tensor)>;
+
+fn pairs(layer: &Block, dtype: candle_core::DType) -> Result<Pairs> {
+    let mut out = HashMap::new();
+    for (name, lin) in &layer.proj {
+        if let Some(l) = &lin.lora {
+            let a = l.a.as_tensor().detach().to_dtype(dtype)?;
+            let b = (l.b.as_tensor().detach() * l.scale)?.to_dtype(dtype)?;
+            out.insert(*name, (a, b));
+        }
+    }
+    Ok(out)
+}
+
 /// What a LoRA pair's backward needs: its (dropped-out) input, `input · Aᵀ`, and the mask.
 struct LoraInput {
     z: Tensor,
@@ -42,21 +58,22 @@ struct LoraInput {
 /// `value`, only the LoRA input is prepared (the replay of the backward pass).
 fn project(
     lin: &Linear,
+    pair: Option<&(Tensor, Tensor)>,
     x: &Tensor,
     ctx: &mut TrainCtx,
     value: bool,
 ) -> Result<(Option<Tensor>, Option<LoraInput>)> {
-    let lora = match &lin.lora {
-        Some(l) => {
+    let lora = match (&lin.lora, pair) {
+        (Some(l), Some((a, _))) => {
             let mask = ctx.dropout_mask(x, l.dropout)?;
             let z = match &mask {
                 Some(m) => (x * m)?,
                 None => x.clone(),
             };
-            let za = z.matmul(&l.a.as_tensor().detach().to_dtype(x.dtype())?.t()?)?;
+            let za = z.matmul(&a.t()?)?;
             Some(LoraInput { z, za, mask })
         }
-        None => None,
+        _ => None,
     };
     if !value {
         return Ok((None, lora));
@@ -65,9 +82,8 @@ fn project(
     if let Some(b) = &lin.bias {
         y = y.broadcast_add(b)?;
     }
-    if let (Some(l), Some(input)) = (&lin.lora, &lora) {
-        let b = l.b.as_tensor().detach().to_dtype(x.dtype())?;
-        y = (y + (input.za.matmul(&b.t()?)? * l.scale)?)?;
+    if let (Some((_, scaled_b)), Some(input)) = (pair, &lora) {
+        y = (y + input.za.matmul(&scaled_b.t()?)?)?;
     }
     Ok((Some(y), lora))
 }
@@ -76,20 +92,21 @@ fn project(
 /// (f32, as its variables) go to `grads`.
 fn project_backward(
     lin: &Linear,
+    pair: Option<&(Tensor, Tensor)>,
     input: Option<&LoraInput>,
     dy: &Tensor,
     grads: &mut Vec<(Tensor, Tensor)>,
 ) -> Result<Tensor> {
     let dx = dy.matmul(&lin.weight.dense_as(dy.dtype())?)?;
-    let (Some(l), Some(input)) = (&lin.lora, input) else {
+    let (Some(l), Some((a_cast, scaled_b)), Some(input)) = (&lin.lora, pair, input) else {
         return Ok(dx);
     };
     let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
-    let dys = (dy * l.scale)?;
-    let db = dys.t()?.matmul(&input.za)?;
-    let dza = dys.matmul(&b.detach().to_dtype(dy.dtype())?)?;
+    // y += za·(s·B)ᵀ: dB = s·dyᵀ·za (scaled at B's small size), d(za) = dy·(s·B).
+    let db = (dy.t()?.matmul(&input.za)? * l.scale)?;
+    let dza = dy.matmul(scaled_b)?;
     let da = dza.t()?.matmul(&input.z)?;
-    let mut dz = dza.matmul(&a.detach().to_dtype(dy.dtype())?)?;
+    let mut dz = dza.matmul(a_cast)?;
     if let Some(m) = &input.mask {
         dz = (dz * m)?;
     }
@@ -129,6 +146,7 @@ struct Values {
 fn forward(
     cfg: &Config,
     layer: &Block,
+    pairs: &Pairs,
     x: &Tensor,
     pos: &Rotary,
     ctx: &mut TrainCtx,
@@ -138,7 +156,7 @@ fn forward(
     let n = nh / nkv;
     let x = x.detach().reshape((b * t, hidden))?;
     let mut run = |name: &'static str, input: &Tensor| {
-        project(&layer.proj[name], input, ctx, true)?
+        project(&layer.proj[name], pairs.get(name), input, ctx, true)?
             .0
             .ok_or_else(|| candle_core::Error::Msg("no value".into()))
     };
@@ -185,6 +203,7 @@ fn attention(
 fn replay(
     cfg: &Config,
     layer: &Block,
+    pairs: &Pairs,
     x: &Tensor,
     ctx: &mut TrainCtx,
     kept: Kept,
@@ -194,7 +213,7 @@ fn replay(
     let mut lora = HashMap::new();
     // Every pair's mask is drawn, in the forward pass's order.
     let mut prepare = |name: &'static str, input: &Tensor| -> Result<()> {
-        if let (_, Some(l)) = project(&layer.proj[name], input, ctx, false)? {
+        if let (_, Some(l)) = project(&layer.proj[name], pairs.get(name), input, ctx, false)? {
             lora.insert(name, l);
         }
         Ok(())
@@ -217,6 +236,7 @@ fn replay(
 fn backward(
     cfg: &Config,
     layer: &Block,
+    pairs: &Pairs,
     pos: &Rotary,
     s: &Values,
     dout: &Tensor,
@@ -227,7 +247,7 @@ fn backward(
     let n = nh / nkv;
     let dout = dout.reshape((b * t, hidden))?;
     let mut back = |name: &'static str, dy: &Tensor| {
-        project_backward(&layer.proj[name], s.lora.get(name), dy, grads)
+        project_backward(&layer.proj[name], pairs.get(name), s.lora.get(name), dy, grads)
     };
     // MLP: out = x2 + down(silu(gate) ⊙ up), gate and up of h2 = norm(x2).
     let dm = back("down_proj", &dout)?;
@@ -276,7 +296,8 @@ pub(crate) fn checkpoint(
 ) -> Result<(Tensor, ops::Backward1)> {
     let BlockAt { cfg, layer, x, pos } = *at;
     let dropout = ctx.snapshot();
-    let (out, kept) = forward(cfg, layer, x, pos, ctx)?;
+    let pairs = pairs(layer, x.dtype())?;
+    let (out, kept) = forward(cfg, layer, &pairs, x, pos, ctx)?;
     // Taken by the backward pass, so each block's kept values are freed as soon as it is done.
     let kept = std::sync::Mutex::new(Some(kept));
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
@@ -284,9 +305,9 @@ pub(crate) fn checkpoint(
         let Some(kept) = kept.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             candle_core::bail!("a checkpointed block's backward ran twice");
         };
-        let values = replay(&cfg, &layer, x, &mut dropout.snapshot(), kept)?;
+        let values = replay(&cfg, &layer, &pairs, x, &mut dropout.snapshot(), kept)?;
         let mut grads = Vec::new();
-        let dx = backward(&cfg, &layer, &pos, &values, &grad.detach(), &mut grads)?;
+        let dx = backward(&cfg, &layer, &pairs, &pos, &values, &grad.detach(), &mut grads)?;
         sink.lock().unwrap_or_else(|e| e.into_inner()).extend(grads);
         Ok(Some(dx))
     };
