@@ -88,14 +88,9 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
             total = (total + f64::from(sum))?;
             d
         } else {
-            let (lse, _) = log_sum_exp(&logits)?;
-            let col = column.narrow(0, start, chunk.len())?;
-            total = (total + (&lse - logits.gather(&col, 1)?)?.sum_all()?)?;
-            if !(want_x || want_w) {
-                continue;
-            }
-            let minus_one = Tensor::full(-1f32, (chunk.len(), 1), dev)?;
-            logits.broadcast_sub(&lse)?.exp()?.scatter_add(&col, &minus_one, 1)?
+            let (sum, d) = device_rows(&logits, &column.narrow(0, start, chunk.len())?)?;
+            total = (total + sum)?;
+            d
         };
         if !(want_x || want_w) {
             continue;
@@ -165,11 +160,15 @@ fn cpu_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<(f32, Tensor)>> {
     Ok(Some((sum, Tensor::from_vec(d, (rows, vocab), logits.device())?)))
 }
 
-/// Row-wise `log Σ exp`, `[rows, 1]`, and the row maxima it was shifted by.
-fn log_sum_exp(logits: &Tensor) -> Result<(Tensor, Tensor)> {
-    let max = logits.max_keepdim(1)?;
-    let lse = (logits.broadcast_sub(&max)?.exp()?.sum_keepdim(1)?.log()? + &max)?;
-    Ok((lse, max))
+/// [`cpu_rows`] on any device, from candle's ops: one fused softmax kernel (f32 accumulation)
+/// for both the loss, −log p[target], and the gradient; `column` holds the targets `[rows, 1]`.
+/// p[target] is floored at the smallest normal f32, so a token whose target logit trails by
+/// more than ~87 counts 87.3 instead of its true loss (its gradient is exact).
+fn device_rows(logits: &Tensor, column: &Tensor) -> Result<(Tensor, Tensor)> {
+    let probs = candle_nn::ops::softmax_last_dim(logits)?;
+    let picked = probs.gather(column, 1)?.clamp(f32::MIN_POSITIVE, 1f32)?.log()?;
+    let minus_one = Tensor::full(-1f32, column.shape(), logits.device())?;
+    Ok((picked.sum_all()?.neg()?, probs.scatter_add(column, &minus_one, 1)?))
 }
 
 fn target_column(targets: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
@@ -180,6 +179,18 @@ fn target_column(targets: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn the_cpu_rows_and_the_device_form_agree() {
+        let dev = Device::Cpu;
+        let logits = Tensor::randn(0f32, 4., (5, 300), &dev).unwrap();
+        let targets = [0u32, 299, 17, 150, 3];
+        let (sum, d) = cpu_rows(&logits, &targets).unwrap().unwrap();
+        let (dsum, dd) = device_rows(&logits, &target_column(&targets, &dev).unwrap()).unwrap();
+        let dsum = dsum.to_scalar::<f32>().unwrap();
+        assert!((sum - dsum).abs() <= 1e-5 * sum.abs(), "{sum} vs {dsum}");
+        assert!(crate::ops::tests::max_diff(&d, &dd) <= 1e-6);
+    }
 
     #[test]
     fn chunked_cross_entropy_matches_log_softmax_in_value_and_gradients() {

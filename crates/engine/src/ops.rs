@@ -234,9 +234,12 @@ fn causal_mask(x: &Tensor, q: usize, kv: usize) -> Result<Tensor> {
 /// [`causal_softmax`] on any device: candle's fused softmax for the value, attached with
 /// [`softmax_backward`] (three kernels forward and five backward instead of ~7 and ~15).
 fn fused_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<Tensor> {
-    let y = candle_nn::ops::softmax_last_dim(
-        &(x.detach() * scale)?.broadcast_add(&causal_mask(x, q, kv)?)?.contiguous()?,
-    )?;
+    // Broadcasts as two-dimensional ones: candle's GPU kernels index a broadcast operand with a
+    // division per dimension and element (the 5-D form took 7× a plain add).
+    let rows = x.elem_count() / (q * kv);
+    let mask = causal_mask(x, q, kv)?.reshape((1, q * kv))?;
+    let scaled = (x.detach().contiguous()?.reshape((rows, q * kv))? * scale)?;
+    let y = candle_nn::ops::softmax_last_dim(&scaled.broadcast_add(&mask)?.reshape(x.shape())?)?;
     // The backward reads the op's own result: no second copy of the scores is kept.
     let bwd = move |_: &Tensor, y: &Tensor, g: &Tensor| {
         Ok(Some(causal_softmax_backward(&y.detach(), g, scale)?))
@@ -282,8 +285,11 @@ pub(crate) fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Res
 /// d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y), for output `y` and upstream gradient `g`
 /// (masked keys have y = 0).
 fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
-    let dot = (g * y)?.sum_keepdim(candle_core::D::Minus1)?;
-    (g.broadcast_sub(&dot)? * y)? * scale
+    // Rows of the last dimension as a 2-D tensor: the row sums broadcast over two dimensions.
+    let kv = y.dim(candle_core::D::Minus1)?;
+    let (y2, g2) = (y.reshape(((), kv))?, g.contiguous()?.reshape(((), kv))?);
+    let dot = (&g2 * &y2)?.sum_keepdim(1)?;
+    ((g2.broadcast_sub(&dot)? * y2)? * scale)?.reshape(y.shape())
 }
 
 /// [`causal_softmax`] from candle's composite ops (the reference of the tests).
