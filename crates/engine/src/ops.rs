@@ -652,6 +652,27 @@ pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * up
 }
 
+/// `a + b` for two tensors of one shape. On the CPU (f32) a loop on rayon's threads, the ones
+/// the matrix products run on: candle's own elementwise pool would wake its threads, which then
+/// spin after each op and take cores from the next product. Elsewhere candle's add.
+pub(crate) fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let f32 = candle_core::DType::F32;
+    if !(a.device().is_cpu() && a.dtype() == f32 && b.dtype() == f32 && a.shape() == b.shape()) {
+        return a + b;
+    }
+    use rayon::prelude::*;
+    let (a, b) = (a.contiguous()?, b.contiguous()?);
+    let (sa, la) = a.storage_and_layout();
+    let (sb, lb) = b.storage_and_layout();
+    let (Storage::Cpu(sa), Storage::Cpu(sb)) = (&*sa, &*sb) else {
+        candle_core::bail!("add: CPU tensors expected");
+    };
+    let (x, y) = two_f32("add", (sa, la), (sb, lb))?;
+    let mut out = Vec::with_capacity(x.len());
+    out.par_extend(x.par_iter().zip(y.par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y));
+    Tensor::from_vec(out, a.shape(), a.device())
+}
+
 /// The values of a contiguous f32 CPU tensor (the CPU kernels here take no other).
 fn f32_values<'a>(what: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(all) = s else {

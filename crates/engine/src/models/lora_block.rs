@@ -83,7 +83,7 @@ fn project(
         y = y.broadcast_add(b)?;
     }
     if let (Some((_, scaled_b)), Some(input)) = (pair, &lora) {
-        y = (y + input.za.matmul(&scaled_b.t()?)?)?;
+        y = ops::add(&y, &input.za.matmul(&scaled_b.t()?)?)?;
     }
     Ok((Some(y), lora))
 }
@@ -112,7 +112,7 @@ fn project_backward(
     }
     grads.push((a.clone(), da.to_dtype(a.dtype())?));
     grads.push((b.clone(), db.to_dtype(b.dtype())?));
-    dx + dz
+    ops::add(&dx, &dz)
 }
 
 /// What a block's forward pass keeps for its backward pass besides its input: the values that
@@ -168,11 +168,11 @@ fn forward(
     let k = ops::rope(&heads(k, nkv)?, pos)?;
     let v = heads(v, nkv)?;
     let att = attention(cfg, &q, &k, &v, b, t)?.1;
-    let x2 = (&x + run("o_proj", &att)?)?;
+    let x2 = ops::add(&x, &run("o_proj", &att)?)?;
     let h2 = ops::rms_norm(&x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
     let (gate, up) = (run("gate_proj", &h2)?, run("up_proj", &h2)?);
     let down = run("down_proj", &ops::silu_mul(&gate, &up)?)?;
-    let out = (&x2 + down)?.reshape((b, t, hidden))?;
+    let out = ops::add(&x2, &down)?.reshape((b, t, hidden))?;
     Ok((out, Kept { q, k, v, x2, gate, up }))
 }
 
@@ -252,9 +252,10 @@ fn backward(
     // MLP: out = x2 + down(silu(gate) ⊙ up), gate and up of h2 = norm(x2).
     let dm = back("down_proj", &dout)?;
     let (dgate, dup) = ops::silu_mul_backward(&dm, &s.kept.gate, &s.kept.up)?;
-    let dh2 = (back("gate_proj", &dgate)? + back("up_proj", &dup)?)?;
+    let dh2 = ops::add(&back("gate_proj", &dgate)?, &back("up_proj", &dup)?)?;
     let (dx2, _) = ops::rms_norm_backward(&s.kept.x2, &layer.mlp_norm, &dh2, cfg.rms_norm_eps)?;
-    let dx2 = (dout + dx2.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
+    let dx2 =
+        ops::add(&dout, &dx2.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
     // Attention: x2 = x + o(att), att = softmax(q·kᵀ)·v per head.
     let datt = back("o_proj", &dx2)?;
     let dy = datt.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?.reshape((
@@ -280,9 +281,10 @@ fn backward(
     let dq = rows(ops::rope_backward(&dq, pos)?, nh)?;
     let dk = rows(ops::rope_backward(&dk, pos)?, nkv)?;
     let dv = rows(dv, nkv)?;
-    let dh1 = ((back("q_proj", &dq)? + back("k_proj", &dk)?)? + back("v_proj", &dv)?)?;
+    let dh1 =
+        ops::add(&ops::add(&back("q_proj", &dq)?, &back("k_proj", &dk)?)?, &back("v_proj", &dv)?)?;
     let (dx, _) = ops::rms_norm_backward(&s.x, &layer.attn_norm, &dh1, cfg.rms_norm_eps)?;
-    let dx = (dx2 + dx.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
+    let dx = ops::add(&dx2, &dx.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
     dx.reshape((b, t, hidden))
 }
 
