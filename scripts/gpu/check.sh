@@ -5,11 +5,10 @@
 # training tests on CUDA, a training run and a generation through the CLI, and
 # `bench train --vs-peer` against PyTorch + PEFT on the same GPU.
 #
-#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short] [ab] [profile]  (default: tests cli bench)
+#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short] [profile]   (default: tests cli bench)
 #
 # bench-short: only the two checkpointed shapes (4 x 256, 16 x 512), one round each, in f32
-# and in bf16. ab: ours alone, written-out LoRA block against candle's autograd replay
-# (VIBEFLOW_AUTOGRAD_REPLAY=1), same binary. profile: our kernels' GPU times over one 16 x 512 bf16 training step (Nsight
+# and in bf16. profile: our kernels' GPU times over one 16 x 512 bf16 training step (Nsight
 # Compute), summed by kernel name into $OUT/kernels.txt.
 set -u
 STAGES=${*:-tests cli bench}
@@ -92,18 +91,6 @@ if want bench; then
     bench_train --rounds 1 --batch 16 --seq 512 --dtype f32
     bench_train --rounds 1 --batch 16 --seq 512 --dtype f32 --tf32
     bench_train --rounds 1 --batch 16 --seq 512 --dtype bf16
-fi
-if want ab; then
-    # The written-out LoRA block against candle's autograd replay, same binary (ours only).
-    for shape in "--batch 4 --seq 256" "--batch 16 --seq 512"; do
-        for replay in written autograd; do
-            log "ours, $shape bf16, $replay replay"
-            if [ $replay = autograd ]; then export VIBEFLOW_AUTOGRAD_REPLAY=1; else unset VIBEFLOW_AUTOGRAD_REPLAY; fi
-            timeout 60 $VF --device cuda bench train --model "$MODEL" --steps 10 --rounds 1 $shape \
-                --dtype bf16 2>&1 | grep -E "^vibeflow|rror" | tee -a "$OUT/summary.txt"
-        done
-    done
-    unset VIBEFLOW_AUTOGRAD_REPLAY
 fi
 if want profile; then
     log "kernel times of one 16 x 512 bf16 LoRA step (ncu; the warmup step is profiled)"

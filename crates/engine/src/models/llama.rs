@@ -445,9 +445,7 @@ pub(crate) struct BlockAt<'a> {
 /// trainable tensors are LoRA pairs has its backward written out ([`super::lora_block`]);
 /// others (full fine-tuning) replay through candle's autograd.
 fn checkpointed(at: &BlockAt, ctx: &mut TrainCtx, sink: crate::lora::Recomputed) -> Result<Tensor> {
-    let (out, bwd) = if super::lora_block::applies(at.layer)
-        && std::env::var_os("VIBEFLOW_AUTOGRAD_REPLAY").is_none()
-    {
+    let (out, bwd) = if super::lora_block::applies(at.layer) {
         super::lora_block::checkpoint(at, ctx, sink)?
     } else {
         autograd_checkpoint(at, ctx, sink)?
