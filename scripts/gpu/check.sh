@@ -5,10 +5,11 @@
 # training tests on CUDA, a training run and a generation through the CLI, and
 # `bench train --vs-peer` against PyTorch + PEFT on the same GPU.
 #
-#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short] [profile]   (default: tests cli bench)
+#   scripts/gpu/check.sh [tests] [cli] [bench | bench-short | bench-bf16] [profile]
+#                                                                   (default: tests cli bench)
 #
 # bench-short: only the two checkpointed shapes (4 x 256, 16 x 512), one round each, in f32
-# and in bf16. profile: our kernels' GPU times over one 16 x 512 bf16 training step (Nsight
+# and in bf16. bench-bf16: both shapes in bf16, the large one in f32 too. profile: our kernels' GPU times over one 16 x 512 bf16 training step (Nsight
 # Compute), summed by kernel name into $OUT/kernels.txt.
 set -u
 STAGES=${*:-tests cli bench}
@@ -83,6 +84,11 @@ if want bench-short; then
         bench_train --rounds 1 --batch 4 --seq 256 --dtype $dtype
         bench_train --rounds 1 --batch 16 --seq 512 --dtype $dtype
     done
+fi
+if want bench-bf16; then
+    bench_train --rounds 1 --batch 4 --seq 256 --dtype bf16
+    bench_train --rounds 1 --batch 16 --seq 512 --dtype bf16
+    bench_train --rounds 1 --batch 16 --seq 512 --dtype f32
 fi
 if want bench; then
     bench_train --rounds 2 --batch 4 --seq 256 --dtype f32
