@@ -9,8 +9,9 @@
 //! GPU that is also a fraction of the kernel launches, which bound small batches there.
 //!
 //! Frozen parts only: a block whose norms, biases or projections train (full fine-tuning) takes
-//! the autograd replay (`llama::checkpointed`). Same values and dropout masks as the autograd
-//! block ([`super::llama`]'s `block`), which the checkpointing test holds it to.
+//! the autograd replay (`llama::autograd_checkpoint`). Same values and dropout masks as the autograd
+//! block ([`super::llama`]'s `block`), which `checkpointed_lora_gradients_equal_autograd_ones`
+//! and the checkpointing test hold it to.
 
 use std::collections::HashMap;
 
