@@ -174,7 +174,7 @@ fn hf_name(gguf: &str) -> Option<String> {
 
 /// llama.cpp's `permute` of a "llama" query or key weight (`reshape(H, 2, hd/2, in)
 /// .swapaxes(1, 2)`): half-split RoPE rows to the interleaved layout its GGUFs store. The
-/// quantized decoder applies it to an adapter's B; [`unpermute`] undoes it.
+/// quantized decoder applies it to an adapter's B; `unpermute` undoes it.
 pub fn permute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (out, inp) = w.dims2()?;
     let hd = out / heads;
@@ -188,7 +188,7 @@ fn unpermute(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     w.reshape((heads, hd / 2, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))
 }
 
-/// [`unpermute`] on a quantized weight: whole rows of blocks move, no value changes.
+/// `unpermute` on a quantized weight: whole rows of blocks move, no value changes.
 fn unpermute_rows(q: &QTensor, heads: usize) -> candle_core::Result<QTensor> {
     let (out, _) = q.shape().dims2()?;
     let dev = q.device();
