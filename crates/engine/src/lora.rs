@@ -136,23 +136,12 @@ pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
 pub struct TrainCtx {
     rng: rand::rngs::StdRng,
     recomputed: Option<Recomputed>,
-    /// Replaying a checkpointed block for its gradients: values that no gradient reads are
-    /// not computed ([`Linear::forward_into_residual`]).
-    replay: bool,
-    /// A checkpointed block's frozen products kept for its replay ([`Linear::forward_kept`]):
-    /// filled by its forward pass, emptied in the same order by the replay.
-    kept: Option<std::collections::VecDeque<Tensor>>,
 }
 
 impl TrainCtx {
     /// A context seeded for one step.
     pub fn new(seed: u64) -> TrainCtx {
-        TrainCtx {
-            rng: rand::rngs::StdRng::seed_from_u64(seed),
-            recomputed: None,
-            replay: false,
-            kept: None,
-        }
+        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed), recomputed: None }
     }
 
     /// A context seeded for one step whose forward pass checkpoints every decoder block.
@@ -168,30 +157,7 @@ impl TrainCtx {
     /// The dropout state as it is now, without checkpointing: replaying a block from it draws
     /// the same masks.
     pub fn snapshot(&self) -> TrainCtx {
-        TrainCtx { rng: self.rng.clone(), recomputed: None, replay: self.replay, kept: None }
-    }
-
-    /// [`TrainCtx::snapshot`] for replaying a checkpointed block in the backward pass, where
-    /// only gradients are read, not the block's output.
-    pub fn for_replay(&self) -> TrainCtx {
-        TrainCtx { replay: true, ..self.snapshot() }
-    }
-
-    /// Starts keeping the frozen products that [`Linear::forward_kept`] computes (a
-    /// checkpointed block's forward pass); [`TrainCtx::take_kept`] ends it.
-    pub fn start_keeping(&mut self) {
-        self.kept = Some(Default::default());
-    }
-
-    /// The products kept since [`TrainCtx::start_keeping`].
-    pub fn take_kept(&mut self) -> std::collections::VecDeque<Tensor> {
-        self.kept.take().unwrap_or_default()
-    }
-
-    /// A replay context ([`TrainCtx::for_replay`]) that takes its frozen products from `kept`
-    /// instead of computing them.
-    pub fn for_replay_with(&self, kept: std::collections::VecDeque<Tensor>) -> TrainCtx {
-        TrainCtx { kept: (!kept.is_empty()).then_some(kept), ..self.for_replay() }
+        TrainCtx { rng: self.rng.clone(), recomputed: None }
     }
 
     /// Takes the parameter gradients left by checkpointed blocks since the last call.
@@ -223,17 +189,6 @@ impl TrainCtx {
     }
 }
 
-/// What a projection does with its frozen product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Frozen {
-    /// Computes it.
-    Compute,
-    /// In a replay, skips it: its value reaches no gradient.
-    GradientOnly,
-    /// Keeps it while keeping ([`TrainCtx::start_keeping`]); in a replay, reuses it.
-    Keep,
-}
-
 /// A projection: frozen (dense or quantized) or trainable weight, optional bias, optional LoRA.
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -255,57 +210,13 @@ impl Linear {
 
     /// `[.., in] -> [.., out]`; `train` enables LoRA dropout.
     pub fn forward(&self, x: &Tensor, train: Option<&mut TrainCtx>) -> Result<Tensor> {
-        self.project(x, train, Frozen::Compute)
-    }
-
-    /// [`Linear::forward`] whose frozen product a checkpointed block keeps from its forward
-    /// pass for its replay (see [`TrainCtx::start_keeping`]), so the replay skips that matrix
-    /// product: memory (`rows × out` floats until the block's backward) for time.
-    pub fn forward_kept(&self, x: &Tensor, train: Option<&mut TrainCtx>) -> Result<Tensor> {
-        self.project(x, train, Frozen::Keep)
-    }
-
-    /// [`Linear::forward`] for a block's last projection (the MLP's down projection), whose
-    /// output only joins the residual sum that leaves the block. When a checkpointed block is
-    /// replayed for its gradients, that product's value reaches no gradient (the sum passes the
-    /// upstream gradient through, and the input's gradient is `g·W`): it is not computed, which
-    /// saves a quarter of the replay's matrix products. The LoRA branch is computed as usual.
-    /// (Attention's output projection does not qualify: the MLP reads the sum it joins.)
-    pub fn forward_into_residual(
-        &self,
-        x: &Tensor,
-        train: Option<&mut TrainCtx>,
-    ) -> Result<Tensor> {
-        self.project(x, train, Frozen::GradientOnly)
-    }
-
-    fn project(
-        &self,
-        x: &Tensor,
-        mut train: Option<&mut TrainCtx>,
-        frozen: Frozen,
-    ) -> Result<Tensor> {
         let (out, inp) = self.weight.dims2()?;
         let mut shape = x.dims().to_vec();
         // All rows in one 2-D GEMM: faster than batched matmuls over a broadcast weight.
         let x = x.contiguous()?.reshape((x.elem_count() / inp, inp))?;
-        let replay = train.as_ref().is_some_and(|c| c.replay);
-        let kept = train.as_deref_mut().and_then(|c| c.kept.as_mut());
-        let mut y = match (&self.full, frozen, kept) {
-            (Some(w), ..) => x.matmul(&w.as_tensor().t()?)?,
-            (None, Frozen::GradientOnly, _) if replay => {
-                crate::ops::frozen_linear_gradient_only(&x, &self.weight)?
-            }
-            (None, Frozen::Keep, Some(kept)) if replay => match kept.pop_front() {
-                Some(value) => crate::ops::frozen_linear_known(&x, &self.weight, value)?,
-                None => candle_core::bail!("a replayed block asked for more kept products"),
-            },
-            (None, Frozen::Keep, Some(kept)) => {
-                let y = crate::ops::frozen_linear(&x, &self.weight)?;
-                kept.push_back(y.detach());
-                y
-            }
-            (None, ..) => crate::ops::frozen_linear(&x, &self.weight)?,
+        let mut y = match &self.full {
+            Some(w) => x.matmul(&w.as_tensor().t()?)?,
+            None => crate::ops::frozen_linear(&x, &self.weight)?,
         };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;

@@ -101,30 +101,6 @@ pub fn frozen_linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
     y.reshape(shape)
 }
 
-/// [`frozen_linear`] where only the backward is wanted: the result holds zeros, not `x·Wᵀ`,
-/// and its gradient to `x` is `g·W` as usual (for a product whose value reaches no gradient).
-pub fn frozen_linear_gradient_only(x: &Tensor, w: &Weight) -> Result<Tensor> {
-    let (out, inp) = w.dims2()?;
-    let zeros = Tensor::zeros((x.elem_count() / inp, out), x.dtype(), x.device())?;
-    frozen_linear_known(x, w, zeros)
-}
-
-/// [`frozen_linear`] whose value `x·Wᵀ` is already known (kept from an earlier pass over the
-/// same `x`): no product forward, `g·W` backward.
-pub fn frozen_linear_known(x: &Tensor, w: &Weight, value: Tensor) -> Result<Tensor> {
-    let (out, inp) = w.dims2()?;
-    let rows = x.elem_count() / inp;
-    if value.dims() != [rows, out] {
-        candle_core::bail!("frozen_linear_known: value {:?} for {rows}×{out}", value.dims());
-    }
-    let x = x.contiguous()?.reshape((rows, inp))?;
-    let w = w.clone();
-    let bwd = move |_: &Tensor, _: &Tensor, grad: &Tensor| {
-        Ok(Some(grad.matmul(&w.dense_as(grad.dtype())?)?))
-    };
-    precomputed1(&x, value, Box::new(bwd))
-}
-
 struct FrozenLinear {
     /// `[out, in]`.
     w: Weight,

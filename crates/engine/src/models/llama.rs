@@ -379,12 +379,9 @@ fn block(
     let h = attention(cfg, layer, &h, pos, kv, train.as_deref_mut())?;
     let x = (x + h)?;
     let h = rms_norm(&x, &layer.mlp_norm, cfg.rms_norm_eps)?;
-    // The MLP's two widest products are kept by a checkpointed block for its replay (~12 MB a
-    // block at 4 × 256 tokens for SmolLM2): the replay then redoes only attention's products.
-    let gate = layer.proj["gate_proj"].forward_kept(&h, train.as_deref_mut())?;
-    let up = layer.proj["up_proj"].forward_kept(&h, train.as_deref_mut())?;
-    let h =
-        layer.proj["down_proj"].forward_into_residual(&crate::ops::silu_mul(&gate, &up)?, train)?;
+    let gate = layer.proj["gate_proj"].forward(&h, train.as_deref_mut())?;
+    let up = layer.proj["up_proj"].forward(&h, train.as_deref_mut())?;
+    let h = layer.proj["down_proj"].forward(&crate::ops::silu_mul(&gate, &up)?, train)?;
     x + h
 }
 
@@ -457,8 +454,9 @@ fn checkpointed(at: &BlockAt, ctx: &mut TrainCtx, sink: crate::lora::Recomputed)
     crate::ops::precomputed1(&x, out, bwd)
 }
 
-/// [`checkpointed`] through candle's autograd: the forward pass keeps the MLP's gate and up
-/// frozen products, the backward pass replays the block with a graph.
+/// [`checkpointed`] through candle's autograd (full fine-tuning, where every weight of the
+/// block trains): the forward pass keeps nothing, the backward pass replays the block with a
+/// graph.
 fn autograd_checkpoint(
     at: &BlockAt,
     ctx: &mut TrainCtx,
@@ -466,16 +464,11 @@ fn autograd_checkpoint(
 ) -> Result<(Tensor, crate::ops::Backward1)> {
     let BlockAt { cfg, layer, x, pos } = *at;
     let replay = ctx.snapshot();
-    ctx.start_keeping();
     let out = block(cfg, layer, &x.detach(), pos, None, Some(ctx))?.detach();
-    // Taken by the replay, so each block's kept products are freed as soon as it is done.
-    let kept = std::sync::Mutex::new(Some(ctx.take_kept()));
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
     let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let x = Var::from_tensor(&x.detach())?;
-        let kept = kept.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
-        let mut replay = replay.for_replay_with(kept);
-        let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay))?;
+        let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay.snapshot()))?;
         // The vector-Jacobian product: d(sum(y ⊙ grad)) = Jᵀ·grad for every input.
         let grads = (y * grad.detach())?.sum_all()?.backward()?;
         let found = layer
