@@ -150,9 +150,9 @@ fn bench_ours(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<
     let _hold = crate::memory::HoldPages::new();
     let peak = PeakRss::start(device);
     let mut b = Bundle::open(path, device)?;
-    b.model.cast_frozen(s.precision.dtype()).map_err(engine::Error::from)?;
     let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
-    let params = engine::adapter::add_lora(&mut b.model, &lora, 0, &b.device)?;
+    let method = engine::train::Method::Lora(lora);
+    let params = engine::train::prepare(&mut b.model, &method, s.precision, 0)?;
     let mut opt =
         AdamW::new(params.vars.clone(), AdamWConfig { lr: 1e-4, ..AdamWConfig::default() })
             .map_err(engine::Error::from)?;

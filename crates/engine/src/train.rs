@@ -325,25 +325,7 @@ pub fn train(
     let (train, eval) = (&train[..], &eval[..]);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let dev = model.device().clone();
-    let dtype = cfg.precision.dtype();
-    let params = match &cfg.method {
-        Method::Lora(l) => {
-            model.cast_frozen(dtype)?;
-            adapter::add_lora(model, l, cfg.seed, &dev)?
-        }
-        Method::Qlora { lora, quant } => {
-            model.quantize_projections(quant.ggml())?;
-            model.cast_frozen(dtype)?;
-            adapter::add_lora(model, lora, cfg.seed, &dev)?
-        }
-        Method::Full if cfg.precision != Precision::F32 => {
-            return Err(Error::Data(format!(
-                "full fine-tuning trains in f32 only (bf16 weights would need f32 master copies): use --dtype f32, not {}",
-                cfg.precision.name()
-            )));
-        }
-        Method::Full => adapter::make_full(model)?,
-    };
+    let params = prepare(model, &cfg.method, cfg.precision, cfg.seed)?;
     let per_step = cfg.batch_size.max(1) * cfg.grad_accum.max(1);
     let steps_per_epoch = train.len().div_ceil(per_step);
     let total = cfg.steps.unwrap_or(steps_per_epoch * cfg.epochs.max(1));
@@ -457,6 +439,32 @@ pub fn train(
         losses: state.losses,
         trainable_parameters: params.count(),
         output: output.display().to_string(),
+    })
+}
+
+/// Readies `model` for `method` in `precision`: QLoRA's projections quantized, the frozen
+/// tensors cast, then the trainable variables made (LoRA pairs seeded by `seed`, or every
+/// weight). Full fine-tuning trains in f32 only (bf16 weights would need f32 master copies).
+pub fn prepare(
+    model: &mut Llama,
+    method: &Method,
+    precision: Precision,
+    seed: u64,
+) -> Result<adapter::Params> {
+    if *method == Method::Full && precision != Precision::F32 {
+        return Err(Error::Data(format!(
+            "full fine-tuning trains in f32 only (bf16 weights would need f32 master copies): use --dtype f32, not {}",
+            precision.name()
+        )));
+    }
+    if let Method::Qlora { quant, .. } = method {
+        model.quantize_projections(quant.ggml())?;
+    }
+    model.cast_frozen(precision.dtype())?;
+    let dev = model.device().clone();
+    Ok(match method.lora() {
+        Some(l) => adapter::add_lora(model, l, seed, &dev)?,
+        None => adapter::make_full(model)?,
     })
 }
 
