@@ -227,35 +227,50 @@ fn fused_causal_softmax(x: &Tensor, scale: f64, q: usize, kv: usize) -> Result<T
 /// pass per row over the keys the query sees (the rest of the gradient is 0).
 pub(crate) fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
     let f32 = candle_core::DType::F32;
-    if !(y.device().is_cpu() && y.dtype() == f32 && g.dtype() == f32 && y.shape() == g.shape()) {
+    if !(y.device().is_cpu() && y.dtype() == f32 && g.dtype() == f32) {
         return softmax_backward(y, g, scale);
     }
-    use rayon::prelude::*;
-    let (y, g) = (y.contiguous()?, g.contiguous()?);
-    let dims = y.dims();
-    let (q, kv) = match dims {
-        [.., q, kv] if kv >= q => (*q, *kv),
-        _ => candle_core::bail!("causal_softmax_backward: {dims:?} are not [.., queries, keys]"),
-    };
-    let (ys, yl) = y.storage_and_layout();
-    let (gs, gl) = g.storage_and_layout();
-    let (Storage::Cpu(ys), Storage::Cpu(gs)) = (&*ys, &*gs) else {
-        candle_core::bail!("causal_softmax_backward: CPU tensors expected");
-    };
-    let (yv, gv) = two_f32("causal_softmax backward", (ys, yl), (gs, gl))?;
-    let mut out = vec![0f32; yv.len()];
-    let scale = scale as f32;
-    out.par_chunks_mut(kv).zip(yv.par_chunks(kv).zip(gv.par_chunks(kv))).enumerate().for_each(
-        |(row, (d, (y, g)))| {
-            let seen = row % q + kv - q + 1;
-            let (d, y, g) = (&mut d[..seen], &y[..seen], &g[..seen]);
-            let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
-                *d = scale * y * (g - dot);
-            }
-        },
-    );
-    Tensor::from_vec(out, y.shape(), y.device())
+    match y.dims() {
+        [.., q, kv] if kv >= q => {}
+        dims => candle_core::bail!("causal_softmax_backward: {dims:?} are not [.., queries, keys]"),
+    }
+    y.contiguous()?.apply_op2_no_bwd(&g.contiguous()?, &CausalSoftmaxGrad { scale: scale as f32 })
+}
+
+/// `(y, g) -> s · y ⊙ (g − Σ g ⊙ y)` over the keys each query sees ([`causal_softmax_backward`]).
+struct CausalSoftmaxGrad {
+    scale: f32,
+}
+
+impl CustomOp2 for CausalSoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "causal-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ys: &CpuStorage,
+        yl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (yv, gv) = two_f32("causal_softmax backward", (ys, yl), (gs, gl))?;
+        let dims = yl.dims();
+        let (q, kv) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let mut out = vec![0f32; yv.len()];
+        out.par_chunks_mut(kv).zip(yv.par_chunks(kv).zip(gv.par_chunks(kv))).enumerate().for_each(
+            |(row, (d, (y, g)))| {
+                let seen = row % q + kv - q + 1;
+                let (d, y, g) = (&mut d[..seen], &y[..seen], &g[..seen]);
+                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                    *d = self.scale * y * (g - dot);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), yl.shape().clone()))
+    }
 }
 
 /// d/dx softmax(s·x) = s · y ⊙ (g − Σ g ⊙ y), for output `y` and upstream gradient `g`
@@ -586,31 +601,51 @@ pub(crate) fn rms_norm_backward(
 
 /// The input gradient of [`rms_norm`] on the CPU, one pass per row.
 fn rms_norm_dx_cpu(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> Result<Tensor> {
-    use rayon::prelude::*;
-    let (x, w, g) = (x.contiguous()?, w.contiguous()?, g.contiguous()?);
-    let (xs, xl) = x.storage_and_layout();
-    let (ws, wl) = w.storage_and_layout();
-    let (gs, gl) = g.storage_and_layout();
-    let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
-        candle_core::bail!("rms_norm backward: CPU tensors expected");
-    };
-    let (xv, gv) = two_f32("rms_norm backward", (xs, xl), (gs, gl))?;
-    let wv = f32_values("rms_norm backward", ws, wl)?;
-    let h = wv.len();
-    if h == 0 || xl.dims().last() != Some(&h) {
-        candle_core::bail!("rms_norm backward: weight of {h} for input {:?}", xl.dims());
+    x.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &g.contiguous()?, &RmsNormGrad { eps })
+}
+
+/// `(x, w, g) -> dx` of [`rms_norm`] ([`rms_norm_dx_cpu`]).
+struct RmsNormGrad {
+    eps: f64,
+}
+
+impl candle_core::CustomOp3 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "rms-norm-grad"
     }
-    let mut out = vec![0f32; xv.len()];
-    out.par_chunks_mut(h).zip(xv.par_chunks(h).zip(gv.par_chunks(h))).for_each(|(d, (x, g))| {
-        let mean = x.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (mean + eps as f32).sqrt();
-        // mean(g⊙w⊙n) with n = x·r.
-        let dot = x.iter().zip(g).zip(wv).map(|((x, g), w)| g * w * x).sum::<f32>() * r / h as f32;
-        for (((d, &x), &g), &w) in d.iter_mut().zip(x).zip(g).zip(wv) {
-            *d = r * (g * w - x * r * dot);
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (xv, gv) = two_f32("rms_norm backward", (xs, xl), (gs, gl))?;
+        let wv = f32_values("rms_norm backward", ws, wl)?;
+        let h = wv.len();
+        if h == 0 || xl.dims().last() != Some(&h) {
+            candle_core::bail!("rms_norm backward: weight of {h} for input {:?}", xl.dims());
         }
-    });
-    Tensor::from_vec(out, x.shape(), x.device())
+        let eps = self.eps as f32;
+        let mut out = vec![0f32; xv.len()];
+        out.par_chunks_mut(h).zip(xv.par_chunks(h).zip(gv.par_chunks(h))).for_each(
+            |(d, (x, g))| {
+                let mean = x.iter().map(|v| v * v).sum::<f32>() / h as f32;
+                let r = 1.0 / (mean + eps).sqrt();
+                // mean(g⊙w⊙n) with n = x·r.
+                let dot = x.iter().zip(g).zip(wv).map(|((x, g), w)| g * w * x).sum::<f32>() * r
+                    / h as f32;
+                for (((d, &x), &g), &w) in d.iter_mut().zip(x).zip(g).zip(wv) {
+                    *d = r * (g * w - x * r * dot);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
 }
 
 /// `silu(gate) ⊙ up`, the gated MLP's activation, differentiable in both inputs. On the CPU
@@ -636,17 +671,30 @@ pub(crate) fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !(a.device().is_cpu() && a.dtype() == f32 && b.dtype() == f32 && a.shape() == b.shape()) {
         return a + b;
     }
-    use rayon::prelude::*;
-    let (a, b) = (a.contiguous()?, b.contiguous()?);
-    let (sa, la) = a.storage_and_layout();
-    let (sb, lb) = b.storage_and_layout();
-    let (Storage::Cpu(sa), Storage::Cpu(sb)) = (&*sa, &*sb) else {
-        candle_core::bail!("add: CPU tensors expected");
-    };
-    let (x, y) = two_f32("add", (sa, la), (sb, lb))?;
-    let mut out = Vec::with_capacity(x.len());
-    out.par_extend(x.par_iter().zip(y.par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y));
-    Tensor::from_vec(out, a.shape(), a.device())
+    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &Add)
+}
+
+/// `(a, b) -> a + b` on rayon's threads ([`add`]).
+struct Add;
+
+impl CustomOp2 for Add {
+    fn name(&self) -> &'static str {
+        "add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (x, y) = two_f32("add", (s1, l1), (s2, l2))?;
+        let mut out = Vec::with_capacity(x.len());
+        out.par_extend(x.par_iter().zip(y.par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y));
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
 }
 
 /// The values of a contiguous f32 CPU tensor (the CPU kernels here take no other).
