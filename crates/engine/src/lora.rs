@@ -131,8 +131,8 @@ impl LoraPair {
 pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
 
 /// Per-step training state threaded through the forward pass: dropout masks come from here so
-/// a run is reproducible from its seed and resumable; with checkpointing, decoder blocks keep
-/// only their input and recompute the rest during the backward pass.
+/// a run is reproducible from its seed and resumable; with checkpointing, it collects the
+/// gradients that decoder blocks find when they are recomputed in the backward pass.
 pub struct TrainCtx {
     rng: rand::rngs::StdRng,
     recomputed: Option<Recomputed>,
