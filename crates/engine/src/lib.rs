@@ -13,6 +13,7 @@ pub mod loss;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod pretokens;
 pub mod quant;
 pub mod template;
 pub mod tokenizer;

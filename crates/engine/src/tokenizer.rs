@@ -45,11 +45,11 @@ pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
 ///
 /// Equal to `encode(text).len()`, computed the way BPE allows: tokens never cross pre-token
 /// boundaries, so the count is the sum over pre-tokens, each counted once per thread and
-/// cached. No `Encoding` (offsets, token strings) is built: ~10× faster on dataset reports.
+/// cached. No `Encoding` (offsets, token strings) is built. GPT-2-style byte-level
+/// pre-tokenizers are run by our own scanner ([`crate::pretokens`]), others by the tokenizer.
 /// Texts containing an added token, or tokenizers with a normalizer, take the full path.
 pub fn count(tok: &Tokenizer, text: &str) -> usize {
     use std::cell::RefCell;
-    use std::collections::HashMap;
     use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
     if text.is_empty() {
@@ -63,33 +63,92 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     {
         return full();
     }
-    let mut pts = PreTokenizedString::from(text);
-    if pre.pre_tokenize(&mut pts).is_err() {
-        return full();
-    }
     thread_local! {
-        static CACHE: RefCell<(usize, HashMap<String, u32>)> = RefCell::new((0, HashMap::new()));
+        static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
     }
-    CACHE.with_borrow_mut(|(owner, cache)| {
+    CACHE.with_borrow_mut(|cache| {
         // One cache per tokenizer: a thread that switches tokenizers starts afresh.
         let me = tok as *const Tokenizer as usize;
-        if *owner != me || cache.len() > 1 << 20 {
-            *owner = me;
-            cache.clear();
+        if cache.owner != me || cache.counts.len() > 1 << 20 {
+            cache.owner = me;
+            cache.scheme = scheme(pre);
+            cache.counts.clear();
         }
         let mut n = 0usize;
-        for (piece, _, _) in pts.get_splits(OffsetReferential::Normalized, OffsetType::Byte) {
-            n += match cache.get(piece) {
-                Some(&c) => c as usize,
-                None => {
-                    let c = tok.get_model().tokenize(piece).map_or(0, |t| t.len());
-                    cache.insert(piece.to_string(), c as u32);
-                    c
+        match cache.scheme {
+            Some(scheme) => {
+                let counts = &mut cache.counts;
+                crate::pretokens::split(scheme, text, &mut |piece| {
+                    n += match counts.get(piece) {
+                        Some(&c) => c as usize,
+                        None => {
+                            let c = piece_tokens(tok, pre, piece);
+                            counts.insert(piece.into(), c as u32);
+                            c
+                        }
+                    };
+                });
+            }
+            None => {
+                let mut pts = PreTokenizedString::from(text);
+                if pre.pre_tokenize(&mut pts).is_err() {
+                    return full();
                 }
-            };
+                for (piece, _, _) in pts.get_splits(OffsetReferential::Normalized, OffsetType::Byte)
+                {
+                    n += match cache.counts.get(piece) {
+                        Some(&c) => c as usize,
+                        None => {
+                            let c = tok.get_model().tokenize(piece).map_or(0, |t| t.len());
+                            cache.counts.insert(piece.into(), c as u32);
+                            c
+                        }
+                    };
+                }
+            }
         }
         n
     })
+}
+
+/// A thread's counts of pre-tokens for one tokenizer. Keys are the pre-tokens as the tokenizer
+/// sees them after its pre-tokenizer (the byte-level alphabet) without a scheme, the raw text
+/// pieces with one.
+#[derive(Default)]
+struct PieceCache {
+    owner: usize,
+    scheme: Option<crate::pretokens::Scheme>,
+    counts: std::collections::HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
+}
+
+/// The scheme our scanner runs for `pre`, when it is one it knows.
+fn scheme(pre: &PreTokenizerWrapper) -> Option<crate::pretokens::Scheme> {
+    use crate::pretokens::Scheme;
+    let gpt2 = |p: &PreTokenizerWrapper| matches!(p, PreTokenizerWrapper::ByteLevel(b) if b.use_regex && !b.add_prefix_space);
+    match pre {
+        p if gpt2(p) => Some(Scheme::Gpt2),
+        PreTokenizerWrapper::Sequence(seq) => match seq.as_ref() {
+            [PreTokenizerWrapper::Digits(d), b] if d.individual_digits && gpt2(b) => {
+                Some(Scheme::DigitsThenGpt2)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Tokens of one pre-token, by the tokenizer's own pre-tokenizer (which maps it to the
+/// byte-level alphabet, and leaves it whole) and model.
+fn piece_tokens(tok: &Tokenizer, pre: &PreTokenizerWrapper, piece: &str) -> usize {
+    use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+    let mut pts = PreTokenizedString::from(piece);
+    if pre.pre_tokenize(&mut pts).is_err() {
+        return 0;
+    }
+    pts.get_splits(OffsetReferential::Normalized, OffsetType::Byte)
+        .into_iter()
+        .map(|(p, _, _)| tok.get_model().tokenize(p).map_or(0, |t| t.len()))
+        .sum()
 }
 
 /// Text of `ids`, special tokens skipped.

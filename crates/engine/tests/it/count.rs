@@ -29,3 +29,27 @@ fn fast_count_equals_encode_len() {
         }
     }
 }
+
+/// Thousands of texts mixing letters of several scripts, digits, whitespace of every kind,
+/// contractions, punctuation, emoji and special-token look-alikes: the fast count (our
+/// pre-token scanner, then the per-thread cache) equals the encoder's length on each.
+#[test]
+fn fast_count_equals_encode_len_on_mixed_texts() {
+    use rand::{Rng, SeedableRng};
+    let Some(gguf) = crate::default_gguf() else { return };
+    let chat = Chat::open(&gguf).unwrap();
+    const PARTS: &[&str] = &[
+        "a", "the", "The", " word", "  ", "   ", "\n", "\n\n", "\t", "\r\n", " ", "\u{a0}",
+        "\u{2028}", "\u{3000}", "'s", "'S", "'ll", "'re", "'ve", "'d", "'m", "'t", "'x", "'",
+        "1", "42", "3.14", "²", "½", "٣", "Ⅻ", "café", "naïve", "e\u{301}", "Straße", "中文",
+        "日本語", "한국어", "Привет", "مرحبا", "🙂", "👍🏽", "?!", "...", "--", "(", ")", "{", "\"",
+        "<", "<|im_end|>", "<|im_start|>", "$", "_", "#", "\u{0}", "\u{7f}", "\u{feff}",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..4000 {
+        let len = rng.random_range(1..24);
+        let text: String = (0..len).map(|_| PARTS[rng.random_range(0..PARTS.len())]).collect();
+        let want = encode(&chat.tokenizer, &text).unwrap().len();
+        assert_eq!(count(&chat.tokenizer, &text), want, "text {i}: {text:?}");
+    }
+}
