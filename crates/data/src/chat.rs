@@ -1,5 +1,7 @@
 //! The normalized form of a row: an OpenAI chat conversation, one JSON object per JSONL line.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,11 +27,22 @@ impl Conversation {
         self.messages.push(Message { role: role.to_string(), content });
     }
 
-    /// The text of every message with `role`, joined by blank lines.
-    pub fn text_of(&self, role: &str) -> String {
-        let parts: Vec<&str> =
-            self.messages.iter().filter(|m| m.role == role).map(|m| m.content.as_str()).collect();
-        parts.join("\n\n")
+    /// The text of every message with `role`, joined by blank lines (borrowed when there is
+    /// one such message).
+    pub fn text_of(&self, role: &str) -> Cow<'_, str> {
+        let mut parts = self.messages.iter().filter(|m| m.role == role).map(|m| m.content.as_str());
+        let Some(first) = parts.next() else { return Cow::Borrowed("") };
+        match parts.next() {
+            None => Cow::Borrowed(first),
+            Some(second) => {
+                let mut all = [first, second].join("\n\n");
+                for p in parts {
+                    all.push_str("\n\n");
+                    all.push_str(p);
+                }
+                Cow::Owned(all)
+            }
+        }
     }
 
     /// The JSONL line (without the newline).
@@ -43,8 +56,16 @@ impl Conversation {
 /// objects as compact JSON (except lists of strings/parts, whose texts are joined).
 pub fn text(v: &Value) -> String {
     match v {
-        Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        other => into_text(other.clone()),
+    }
+}
+
+/// [`text`], taking the value (a string moves instead of being copied).
+pub fn into_text(v: Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s,
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::Array(items) if items.iter().all(|i| part_text(i).is_some()) => {

@@ -88,7 +88,7 @@ pub fn fuzz_one(name: &str, bytes: &[u8]) {
             .iter()
             .take(4)
             .map(|r| {
-                let conv = d.mapping.conversation(r);
+                let conv = d.mapping.conversation(r.clone());
                 quality::measure(&conv, &conv.to_line(), &Chars, &quality::Languages::all())
             })
             .collect();

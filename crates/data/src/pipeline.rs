@@ -89,6 +89,11 @@ fn run_inner(
     let mut writer = BufWriter::new(File::create(all).map_err(|e| Error::io(all, e))?);
     let mut measures: Vec<Measured> = Vec::new();
     let mut locs: Vec<Loc> = Vec::new();
+    // Where each row's line starts in `all`, and the hash of all of it: when the fixes keep
+    // every row, `all` is the result as it is.
+    let mut offsets: Vec<u64> = Vec::new();
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
     // The first batch is checked against every language; later ones against the languages it
     // showed plus the most written ones (the same answers where it matters, far cheaper).
     let mut langs = Languages::all();
@@ -96,8 +101,10 @@ fn run_inner(
         let done: Vec<(Measured, String)> = batch
             .par_iter()
             .map(|c| {
-                let line = c.to_line();
-                (quality::measure(c, &line, opts.tokens, &langs), line)
+                let mut line = c.to_line();
+                let m = quality::measure(c, &line, opts.tokens, &langs);
+                line.push('\n');
+                (m, line)
             })
             .collect();
         if measures.is_empty() {
@@ -105,8 +112,10 @@ fn run_inner(
         }
         for (m, line) in done {
             measures.push(m);
+            offsets.push(written);
+            written += line.len() as u64;
+            hasher.update(line.as_bytes());
             writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;
-            writer.write_all(b"\n").map_err(|e| Error::io(all, e))?;
         }
         Ok(())
     };
@@ -117,7 +126,7 @@ fn run_inner(
         let reader = scope.spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
             read::read(path, sniffed, &mut |rec| {
-                batch.push((rec.loc, mapping.conversation(&rec.fields)));
+                batch.push((rec.loc, mapping.conversation(rec.fields)));
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                     // The receiver only goes away after an error of its own, reported below.
@@ -143,7 +152,7 @@ fn run_inner(
         consumed?;
         read
     })?;
-    writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
+    let all_file = writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
     if measures.is_empty() {
         return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));
     }
@@ -166,33 +175,29 @@ fn run_inner(
     order.sort_by_key(|&i| (quality[i].score, i));
     order.truncate(PREVIEW_ROWS);
     let first: Vec<usize> = (0..quality.len().min(PREVIEW_ROWS)).collect();
-
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
-    let mut dst = BufWriter::new(File::create(out).map_err(|e| Error::io(out, e))?);
-    let src = BufReader::new(File::open(all).map_err(|e| Error::io(all, e))?);
-    let mut previews: Vec<(usize, RowPreview)> = Vec::new();
-    for (i, line) in src.lines().enumerate() {
-        let line = line.map_err(|e| Error::io(all, e))?;
-        if first.contains(&i) || order.contains(&i) {
+    let mut shown: Vec<usize> = first.iter().chain(&order).copied().collect();
+    shown.sort_unstable();
+    shown.dedup();
+    let lines = read_lines(all, &offsets, &shown)?;
+    let previews: Vec<(usize, RowPreview)> = shown
+        .iter()
+        .zip(lines)
+        .map(|(&i, line)| {
             let conv: Conversation = serde_json::from_str(&line).unwrap_or_default();
-            previews.push((
-                i,
-                preview(i, locs[i], &conv, &measures[i], &quality[i], &report, !keep[i]),
-            ));
-        }
-        if keep[i] {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-            bytes += line.len() as u64 + 1;
-            dst.write_all(line.as_bytes()).map_err(|e| Error::io(out, e))?;
-            dst.write_all(b"\n").map_err(|e| Error::io(out, e))?;
-        }
-    }
-    dst.into_inner()
-        .map_err(|e| Error::io(out, e.into_error()))?
-        .sync_all()
-        .map_err(|e| Error::io(out, e))?;
+            (i, preview(i, locs[i], &conv, &measures[i], &quality[i], &report, !keep[i]))
+        })
+        .collect();
+
+    let (sha256, bytes) = if kept_measures.len() == measures.len() {
+        // Nothing dropped: the rows as written are the result.
+        all_file.sync_all().map_err(|e| Error::io(all, e))?;
+        drop(all_file);
+        std::fs::rename(all, out).map_err(|e| Error::io(out, e))?;
+        (format!("{:x}", hasher.finalize()), written)
+    } else {
+        drop(all_file);
+        keep_rows(all, out, &keep)?
+    };
     let pick = |idx: &[usize]| -> Vec<RowPreview> {
         idx.iter()
             .filter_map(|i| previews.iter().find(|(j, _)| j == i).map(|(_, p)| p.clone()))
@@ -205,9 +210,46 @@ fn run_inner(
         dropped: measures.len() - kept_measures.len(),
         report,
         result,
-        sha256: format!("{:x}", hasher.finalize()),
+        sha256,
         bytes,
     })
+}
+
+/// The lines of `file` that start at `offsets[i]` for each `i` in `rows` (ascending).
+fn read_lines(file: &Path, offsets: &[u64], rows: &[usize]) -> Result<Vec<String>> {
+    use std::io::{Seek, SeekFrom};
+    let mut src = BufReader::new(File::open(file).map_err(|e| Error::io(file, e))?);
+    let mut out = Vec::with_capacity(rows.len());
+    for &i in rows {
+        src.seek(SeekFrom::Start(offsets[i])).map_err(|e| Error::io(file, e))?;
+        let mut line = String::new();
+        src.read_line(&mut line).map_err(|e| Error::io(file, e))?;
+        out.push(line);
+    }
+    Ok(out)
+}
+
+/// Copies the lines of `all` that `keep` keeps to `out`; their sha256 and size.
+fn keep_rows(all: &Path, out: &Path, keep: &[bool]) -> Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut dst = BufWriter::new(File::create(out).map_err(|e| Error::io(out, e))?);
+    let src = BufReader::new(File::open(all).map_err(|e| Error::io(all, e))?);
+    for (line, &k) in src.lines().zip(keep) {
+        let line = line.map_err(|e| Error::io(all, e))?;
+        if k {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+            bytes += line.len() as u64 + 1;
+            dst.write_all(line.as_bytes()).map_err(|e| Error::io(out, e))?;
+            dst.write_all(b"\n").map_err(|e| Error::io(out, e))?;
+        }
+    }
+    dst.into_inner()
+        .map_err(|e| Error::io(out, e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io(out, e))?;
+    Ok((format!("{:x}", hasher.finalize()), bytes))
 }
 
 fn preview(

@@ -71,15 +71,23 @@ impl Languages {
         Languages(whatlang::Detector::new())
     }
 
-    /// The languages `seen` (in the first rows of a file) and the twelve most written ones.
+    /// The twelve most written languages and those `seen` in at least 1 % of the first rows'
+    /// reliable detections (rarer ones there are mostly misreadings of names and made-up words).
     pub fn focused(seen: impl IntoIterator<Item = Lang>) -> Languages {
         use Lang::*;
         let mut list = vec![Eng, Cmn, Spa, Hin, Ara, Fra, Rus, Por, Deu, Jpn, Ita, Kor];
+        let mut counts: HashMap<Lang, usize> = HashMap::new();
         for l in seen {
-            if !list.contains(&l) {
-                list.push(l);
-            }
+            *counts.entry(l).or_default() += 1;
         }
+        let total: usize = counts.values().sum();
+        let mut extra: Vec<Lang> = counts
+            .into_iter()
+            .filter(|&(l, n)| n * 100 >= total && !list.contains(&l))
+            .map(|(l, _)| l)
+            .collect();
+        extra.sort_by_key(|l| l.code());
+        list.extend(extra);
         Languages(whatlang::Detector::with_allowlist(list))
     }
 }
@@ -120,8 +128,7 @@ pub fn measure(
     {
         flags |= flag::NO_TEXT;
     }
-    let normalized = normalize(&input, &output);
-    let near = if normalized.is_empty() { 0 } else { xxh3_64(normalized.as_bytes()) };
+    let near = near_hash(&input, &output);
     Measured {
         input_tokens: input_tokens as u32,
         output_tokens: output_tokens as u32,
@@ -522,25 +529,57 @@ fn histogram(values: &[u32]) -> Vec<Bucket> {
     buckets
 }
 
+/// The hash of [`normalize`]d input and output (0 when they hold no letter or digit), built in
+/// a buffer each thread keeps.
+fn near_hash(input: &str, output: &str) -> u64 {
+    thread_local! {
+        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    BUF.with_borrow_mut(|buf| {
+        normalize_into(input, output, buf);
+        if buf.is_empty() { 0 } else { xxh3_64(buf.as_bytes()) }
+    })
+}
+
 /// Lower-case words of input and output, punctuation dropped, single spaces.
+#[cfg(test)]
 fn normalize(input: &str, output: &str) -> String {
-    let mut out = String::with_capacity(input.len() + output.len() + 1);
+    let mut out = String::new();
+    normalize_into(input, output, &mut out);
+    out
+}
+
+fn normalize_into(input: &str, output: &str, out: &mut String) {
+    out.clear();
     for part in [input, output] {
         for word in part.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
             if !out.is_empty() {
                 out.push(' ');
             }
-            out.extend(word.chars().flat_map(char::to_lowercase));
+            if word.is_ascii() {
+                out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+            } else {
+                out.extend(word.chars().flat_map(char::to_lowercase));
+            }
         }
         out.push('\u{1}');
     }
-    if out.chars().all(|c| c == '\u{1}') { String::new() } else { out }
+    if out.bytes().all(|b| b == 1) {
+        out.clear();
+    }
 }
 
 /// U+FFFD, or UTF-8 read as Latin-1/cp1252: `Ã©`, `â€™`, `Â ` and friends.
 fn damaged(s: &str) -> bool {
+    if s.is_ascii() {
+        return false;
+    }
     if s.contains('\u{FFFD}') {
         return true;
+    }
+    // Every pattern below starts with Ã, Â or â: UTF-8 0xC3 0x83, 0xC3 0x82, 0xC3 0xA2.
+    if !s.as_bytes().contains(&0xC3) {
+        return false;
     }
     let mut prev = '\0';
     for c in s.chars() {

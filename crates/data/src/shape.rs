@@ -61,8 +61,8 @@ pub use api::dataset::Unused;
 
 impl Mapping {
     /// The conversation of one row. Missing fields give empty messages (the report counts them).
-    pub fn conversation(&self, row: &Map<String, Value>) -> Conversation {
-        let field = |c: &str| row.get(c).map(chat::text).unwrap_or_default();
+    pub fn conversation(&self, mut row: Map<String, Value>) -> Conversation {
+        let mut field = |c: &str| row.remove(c).map(chat::into_text).unwrap_or_default();
         let mut conv = Conversation::default();
         match self {
             Mapping::Messages { column } | Mapping::Sharegpt { column } => {
@@ -70,11 +70,14 @@ impl Mapping {
                     Mapping::Messages { .. } => ("role", "content"),
                     _ => ("from", "value"),
                 };
-                if let Some(Value::Array(items)) = row.get(column) {
-                    for item in items {
+                if let Some(Value::Array(items)) = row.remove(column.as_str()) {
+                    for mut item in items {
                         let role = item.get(role_key).and_then(Value::as_str).and_then(chat::role);
                         if let Some(role) = role {
-                            let text = item.get(text_key).map(chat::text).unwrap_or_default();
+                            let text = item
+                                .get_mut(text_key)
+                                .map(|v| chat::into_text(v.take()))
+                                .unwrap_or_default();
                             conv.push(role, text);
                         }
                     }
@@ -88,11 +91,14 @@ impl Mapping {
                 }
             }
             Mapping::Alpaca { instruction, input, output, system } => {
-                if let Some(s) = system.as_deref().map(field).filter(|s| !s.trim().is_empty()) {
+                if let Some(s) = system.as_deref().map(&mut field).filter(|s| !s.trim().is_empty())
+                {
                     conv.push("system", s);
                 }
                 let mut user = field(instruction);
-                if let Some(extra) = input.as_deref().map(field).filter(|s| !s.trim().is_empty()) {
+                if let Some(extra) =
+                    input.as_deref().map(&mut field).filter(|s| !s.trim().is_empty())
+                {
                     if !user.is_empty() {
                         user.push_str("\n\n");
                     }
@@ -102,7 +108,8 @@ impl Mapping {
                 conv.push("assistant", field(output));
             }
             Mapping::Columns { input, output, system } => {
-                if let Some(s) = system.as_deref().map(field).filter(|s| !s.trim().is_empty()) {
+                if let Some(s) = system.as_deref().map(&mut field).filter(|s| !s.trim().is_empty())
+                {
                     conv.push("system", s);
                 }
                 conv.push("user", field(input));

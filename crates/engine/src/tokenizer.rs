@@ -82,7 +82,7 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
                     n += match counts.get(piece) {
                         Some(&c) => c as usize,
                         None => {
-                            let c = piece_tokens(tok, pre, piece);
+                            let c = piece_tokens(tok, piece);
                             counts.insert(piece.into(), c as u32);
                             c
                         }
@@ -137,19 +137,36 @@ fn scheme(pre: &PreTokenizerWrapper) -> Option<crate::pretokens::Scheme> {
     }
 }
 
-/// Tokens of one pre-token, by the tokenizer's own pre-tokenizer (which maps it to the
-/// byte-level alphabet, and leaves it whole) and model.
-fn piece_tokens(tok: &Tokenizer, pre: &PreTokenizerWrapper, piece: &str) -> usize {
-    use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
-    let mut pts = PreTokenizedString::from(piece);
-    if pre.pre_tokenize(&mut pts).is_err() {
-        return 0;
+/// Tokens of one pre-token of a byte-level scheme: its bytes in GPT-2's byte alphabet (what
+/// `ByteLevel` turns them into), then the model.
+fn piece_tokens(tok: &Tokenizer, piece: &str) -> usize {
+    use tokenizers::Model;
+    thread_local! {
+        static MAPPED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
-    pts.get_splits(OffsetReferential::Normalized, OffsetType::Byte)
-        .into_iter()
-        .map(|(p, _, _)| tok.get_model().tokenize(p).map_or(0, |t| t.len()))
-        .sum()
+    MAPPED.with_borrow_mut(|mapped| {
+        mapped.clear();
+        mapped.extend(piece.bytes().map(|b| BYTE_CHARS[b as usize]));
+        tok.get_model().tokenize(mapped).map_or(0, |t| t.len())
+    })
 }
+
+/// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the others for
+/// U+0100 onwards, in byte order.
+static BYTE_CHARS: std::sync::LazyLock<[char; 256]> = std::sync::LazyLock::new(|| {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut out = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        out[b as usize] = if printable(b) {
+            b as char
+        } else {
+            next += 1;
+            char::from_u32(next - 1).unwrap_or('\0')
+        };
+    }
+    out
+});
 
 /// Text of `ids`, special tokens skipped.
 pub fn decode(tok: &Tokenizer, ids: &[u32]) -> Result<String> {

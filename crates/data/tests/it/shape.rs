@@ -59,7 +59,7 @@ fn openai_sharegpt_and_alpaca() {
             system: None
         }
     );
-    let conv = d.mapping.conversation(&rows(row)[0]);
+    let conv = d.mapping.conversation(rows(row).remove(0));
     assert_eq!(
         conv.to_line(),
         r#"{"messages":[{"role":"user","content":"Translate to French\n\ncat"},{"role":"assistant","content":"chat"}]}"#
