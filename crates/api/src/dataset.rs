@@ -57,8 +57,13 @@ pub struct Report {
     pub tokens: TokenStats,
     /// The dataset's language, when one dominates.
     pub language: Option<Language>,
-    /// Rows in another language (reliable detections only).
+    /// Rows in another language (reliable detections among the checked rows).
     pub language_mismatches: usize,
+    /// Rows whose language was checked: all of them up to 10,000 rows, then every tenth row
+    /// (whatlang costs more than the rest of the report together); a fix that depends on
+    /// the language checks every row.
+    #[serde(default)]
+    pub language_checked: usize,
     /// Mean row score.
     pub mean_score: f64,
     /// Rows scoring below the low-score threshold (50).

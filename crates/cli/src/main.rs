@@ -1002,7 +1002,16 @@ fn describe_dataset(d: &api::dataset::DatasetDetail) -> String {
     }
     s += &format!("\nQuality report ({} rows)\n", r.rows);
     if let Some(l) = &r.language {
-        s += &format!("  Language:    {} ({:.0} % of detected rows)\n", l.name, l.share * 100.0);
+        let checked = if r.language_checked < r.rows {
+            format!(", {} rows checked", r.language_checked)
+        } else {
+            String::new()
+        };
+        s += &format!(
+            "  Language:    {} ({:.0} % of detected rows{checked})\n",
+            l.name,
+            l.share * 100.0
+        );
     }
     let t = &r.tokens;
     s += &format!(

@@ -89,7 +89,7 @@ pub fn fuzz_one(name: &str, bytes: &[u8]) {
             .take(4)
             .map(|r| {
                 let conv = d.mapping.conversation(r.clone());
-                quality::measure(&conv, &conv.to_line(), &Chars, &quality::Languages::all())
+                quality::measure(&conv, &conv.to_line(), &Chars, Some(&quality::Languages::all()))
             })
             .collect();
         let cfg = quality::Config { context: 64, cutoff: 32, expected_language: None };

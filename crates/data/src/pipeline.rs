@@ -34,8 +34,11 @@ pub struct Options<'a> {
 /// Rows shown in each preview list.
 pub const PREVIEW_ROWS: usize = 10;
 
-/// Rows measured per parallel batch (bounds memory: one batch of rows is held at a time).
+/// Rows measured per parallel batch (bounds memory: a few batches of rows are held at a time).
 const BATCH: usize = 2048;
+
+/// Rows of the first batch, whose languages are looked for among all of whatlang's.
+const FIRST_BATCH: usize = 256;
 
 /// Column names in file order and the first rows, for [`crate::shape::detect`].
 pub fn sample(path: &Path, sniffed: &Sniffed) -> Result<(Vec<String>, Vec<read::Fields>)> {
@@ -86,49 +89,39 @@ fn run_inner(
     all: &Path,
 ) -> Result<Outcome> {
     let mapping = &opts.detection.mapping;
-    let mut writer = BufWriter::new(File::create(all).map_err(|e| Error::io(all, e))?);
     let mut measures: Vec<Measured> = Vec::new();
     let mut locs: Vec<Loc> = Vec::new();
-    // Where each row's line starts in `all`, and the hash of all of it: when the fixes keep
-    // every row, `all` is the result as it is.
-    let mut offsets: Vec<u64> = Vec::new();
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    // The first batch is checked against every language; later ones against the languages it
-    // showed plus the most written ones (the same answers where it matters, far cheaper).
+    // The first rows are checked against every language; later ones against the languages
+    // they showed plus the most written ones (the same answers where it matters, far cheaper).
     let mut langs = Languages::all();
-    let mut measure = |batch: Vec<Conversation>, measures: &mut Vec<Measured>| -> Result<()> {
-        let done: Vec<(Measured, String)> = batch
+    let every_language = opts.transforms.iter().any(Transform::needs_every_language);
+    let measure = |batch: &[Conversation], first: usize, langs: &Languages| {
+        batch
             .par_iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let mut line = c.to_line();
-                let m = quality::measure(c, &line, opts.tokens, &langs);
+                let check = quality::check_language(first + i, every_language);
+                let m = quality::measure(c, &line, opts.tokens, check.then_some(langs));
                 line.push('\n');
                 (m, line)
             })
-            .collect();
-        if measures.is_empty() {
-            langs = Languages::focused(done.iter().filter_map(|(m, _)| m.lang));
-        }
-        for (m, line) in done {
-            measures.push(m);
-            offsets.push(written);
-            written += line.len() as u64;
-            hasher.update(line.as_bytes());
-            writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;
-        }
-        Ok(())
+            .unzip::<_, _, Vec<Measured>, Vec<String>>()
     };
-    // Reading and parsing on one thread, measuring (parallel) on the others: a pipeline with
-    // two batches in flight, so memory stays bounded by the batch size.
-    std::thread::scope(|scope| -> Result<()> {
+    // Three stages, each on its own thread, with two batches in flight between them (memory
+    // stays bounded by the batch size): reading and parsing; measuring (on rayon's threads);
+    // writing and hashing the lines.
+    let written = std::thread::scope(|scope| -> Result<Written> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Loc, Conversation)>>(2);
         let reader = scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
+            // A small first batch: it picks the languages to look for, at whatlang's full cost.
+            let mut size = FIRST_BATCH;
+            let mut batch = Vec::with_capacity(size);
             read::read(path, sniffed, &mut |rec| {
                 batch.push((rec.loc, mapping.conversation(rec.fields)));
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if batch.len() == size {
+                    size = BATCH;
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
                     // The receiver only goes away after an error of its own, reported below.
                     tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
                 }
@@ -139,20 +132,30 @@ fn run_inner(
             }
             Ok::<(), Error>(())
         });
-        let mut consumed = Ok(());
+        let (to_writer, lines) = std::sync::mpsc::sync_channel::<Vec<String>>(2);
+        let writer = scope.spawn(move || write_lines(all, lines));
         for batch in rx {
             let (l, convs): (Vec<Loc>, Vec<Conversation>) = batch.into_iter().unzip();
             locs.extend(l);
-            consumed = measure(convs, &mut measures);
-            if consumed.is_err() {
-                break;
+            let (m, lines) = measure(&convs, measures.len(), &langs);
+            if measures.is_empty() {
+                langs = Languages::focused(m.iter().filter_map(|m| m.lang));
+            }
+            measures.extend(m);
+            if to_writer.send(lines).is_err() {
+                break; // The writer failed: its error is reported below.
             }
         }
+        drop(to_writer);
+        let wrote = writer.join().unwrap_or_else(|_| Err(Error::file(all, "the writer crashed")));
         let read = reader.join().unwrap_or_else(|_| Err(Error::file(path, "the reader crashed")));
-        consumed?;
-        read
+        // A writer's error stops the reader too: report the writer's then.
+        match read {
+            Ok(()) => wrote,
+            Err(e) => wrote.and(Err(e)),
+        }
     })?;
-    let all_file = writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
+    let Written { file: all_file, offsets, hasher, bytes: written } = written;
     if measures.is_empty() {
         return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));
     }
@@ -213,6 +216,31 @@ fn run_inner(
         sha256,
         bytes,
     })
+}
+
+/// What [`write_lines`] wrote.
+struct Written {
+    file: File,
+    /// Where each line starts.
+    offsets: Vec<u64>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+/// Writes the batches of lines to `all` (created), noting where each starts and hashing them.
+fn write_lines(all: &Path, batches: std::sync::mpsc::Receiver<Vec<String>>) -> Result<Written> {
+    let mut writer = BufWriter::new(File::create(all).map_err(|e| Error::io(all, e))?);
+    let (mut offsets, mut hasher, mut bytes) = (Vec::new(), Sha256::new(), 0u64);
+    for batch in batches {
+        for line in batch {
+            offsets.push(bytes);
+            bytes += line.len() as u64;
+            hasher.update(line.as_bytes());
+            writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;
+        }
+    }
+    let file = writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
+    Ok(Written { file, offsets, hasher, bytes })
 }
 
 /// The lines of `file` that start at `offsets[i]` for each `i` in `rows` (ascending).

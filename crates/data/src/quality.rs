@@ -48,6 +48,13 @@ pub mod flag {
     pub const DAMAGED: u8 = 4;
     /// Input or output without a single letter or digit.
     pub const NO_TEXT: u8 = 8;
+    /// The language was checked (see [`crate::thresholds::LANGUAGE_ALL_ROWS`]).
+    pub const LANGUAGE_CHECKED: u8 = 16;
+}
+
+/// Whether row `index` (0-based) gets its language checked; `every` when a fix depends on it.
+pub fn check_language(index: usize, every: bool) -> bool {
+    every || index < th::LANGUAGE_ALL_ROWS || index.is_multiple_of(th::LANGUAGE_STRIDE)
 }
 
 /// Settings of an analysis.
@@ -92,12 +99,13 @@ impl Languages {
     }
 }
 
-/// Measures one conversation; `line` is its JSONL line ([`Conversation::to_line`]).
+/// Measures one conversation; `line` is its JSONL line ([`Conversation::to_line`]); its
+/// language only when `langs` are given.
 pub fn measure(
     conv: &Conversation,
     line: &str,
     tokens: &dyn Tokens,
-    langs: &Languages,
+    langs: Option<&Languages>,
 ) -> Measured {
     let input = conv.text_of("user");
     let output = conv.text_of("assistant");
@@ -129,13 +137,16 @@ pub fn measure(
         flags |= flag::NO_TEXT;
     }
     let near = near_hash(&input, &output);
+    if langs.is_some() {
+        flags |= flag::LANGUAGE_CHECKED;
+    }
     Measured {
         input_tokens: input_tokens as u32,
         output_tokens: output_tokens as u32,
         total_tokens: total as u32,
         exact: xxh3_64(line.as_bytes()),
         near,
-        lang: language(&input, &output, langs),
+        lang: langs.and_then(|l| language(&input, &output, l)),
         flags,
     }
 }
@@ -303,6 +314,7 @@ pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
         tokens,
         language,
         language_mismatches: count(reason::LANGUAGE),
+        language_checked: rows.iter().filter(|r| r.flags & flag::LANGUAGE_CHECKED != 0).count(),
         mean_score,
         low_score_rows: quality.iter().filter(|q| q.score < th::LOW_SCORE).count(),
         split: recommended_split(n),
@@ -475,13 +487,17 @@ fn issues(r: &Report, missing: usize) -> Vec<Issue> {
     }
     if r.language_mismatches > 0 {
         let lang = r.language.as_ref().map_or("the dataset's", |l| l.name.as_str());
-        add(
-            "language",
-            "warning",
-            r.language_mismatches,
-            format!("{} rows are not in {lang}", r.language_mismatches),
-            Some("--language CODE"),
-        );
+        let message = if r.language_checked < r.rows {
+            let estimate =
+                r.language_mismatches as f64 * r.rows as f64 / r.language_checked.max(1) as f64;
+            format!(
+                "{} of the {} rows checked are not in {lang} (about {:.0} in all; a fix by language checks every row)",
+                r.language_mismatches, r.language_checked, estimate
+            )
+        } else {
+            format!("{} rows are not in {lang}", r.language_mismatches)
+        };
+        add("language", "warning", r.language_mismatches, message, Some("--language CODE"));
     }
     if r.imbalanced > 0 {
         add(
@@ -552,14 +568,21 @@ fn normalize(input: &str, output: &str) -> String {
 fn normalize_into(input: &str, output: &str, out: &mut String) {
     out.clear();
     for part in [input, output] {
-        for word in part.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-            if !out.is_empty() {
+        let mut in_word = false;
+        for c in part.chars() {
+            let alnum = if c.is_ascii() { c.is_ascii_alphanumeric() } else { c.is_alphanumeric() };
+            if !alnum {
+                in_word = false;
+                continue;
+            }
+            if !in_word && !out.is_empty() {
                 out.push(' ');
             }
-            if word.is_ascii() {
-                out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+            in_word = true;
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
             } else {
-                out.extend(word.chars().flat_map(char::to_lowercase));
+                out.extend(c.to_lowercase());
             }
         }
         out.push('\u{1}');

@@ -47,6 +47,12 @@ impl Transform {
         }
     }
 
+    /// Whether this fix reads every row's language (by itself or through the score), so the
+    /// import must check every row rather than a sample.
+    pub fn needs_every_language(&self) -> bool {
+        matches!(self, Transform::KeepLanguage { .. } | Transform::DropBelowScore { .. })
+    }
+
     /// Checks settings a user typed.
     pub fn validate(&self) -> Result<(), String> {
         match self {

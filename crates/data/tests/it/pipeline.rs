@@ -57,6 +57,11 @@ fn report_counts_what_is_wrong() {
     assert_eq!((r.tokens.total.max, r.tokens.over_context), (40, 0));
     assert_eq!(r.split.test, 2);
     assert_eq!(jsonl.lines().count(), 11);
+    // Nothing dropped: the lines as measured are the result, hashed as written.
+    use sha2::Digest;
+    assert_eq!(o.sha256, format!("{:x}", sha2::Sha256::digest(jsonl.as_bytes())));
+    assert_eq!(o.bytes, jsonl.len() as u64);
+    assert_eq!(r.language_checked, 11);
     assert!(r.issues.iter().any(|i| i.kind == "size" && i.message.starts_with("only 11 rows")));
     // The per-row view: the first rows with their scores and reasons.
     let p: Vec<(usize, u8, Vec<String>)> =
@@ -90,4 +95,34 @@ fn fixes_are_applied_in_order_and_reproducible() {
     assert_eq!(o.result.duplicates + o.result.near_duplicates + o.result.missing_output, 0);
     let (again, jsonl2) = import(&dir, "messy.csv", MESSY, &fixes);
     assert_eq!((again.sha256.clone(), jsonl2), (o.sha256.clone(), jsonl));
+}
+
+/// Past `LANGUAGE_ALL_ROWS` rows the report checks every tenth row's language and says so;
+/// a fix by language checks every row.
+#[test]
+fn large_files_have_every_tenth_language_checked_unless_a_fix_needs_all() {
+    use data::thresholds::{LANGUAGE_ALL_ROWS, LANGUAGE_STRIDE};
+    assert_eq!((LANGUAGE_ALL_ROWS, LANGUAGE_STRIDE), (10_000, 10));
+    let en = r#"{"question": "How do I reset my password on the new laptop before the meeting today?", "answer": "Open the settings page, choose security and then follow the steps to reset it."}"#;
+    let de = r#"{"question": "Wo finde ich meine Rechnungen und wie kann ich sie herunterladen?", "answer": "Unter Abrechnung findest du alle Rechnungen als PDF zum Herunterladen."}"#;
+    // German at 0-based rows i % 100 == 1 (never a tenth row) and i % 1000 == 500.
+    let text: String = (0..12_000)
+        .map(|i| if i % 100 == 1 || i % 1000 == 500 { de } else { en })
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, _) = import(&dir, "big.jsonl", &text, &[]);
+    let r = &o.report;
+    assert_eq!(r.language.as_ref().map(|l| l.code.as_str()), Some("eng"));
+    assert_eq!(r.language_checked, 10_000 + 200);
+    // 100 + 10 in the first 10,000 rows, then rows 10,500 and 11,500.
+    assert_eq!(r.language_mismatches, 112);
+    let issue = r.issues.iter().find(|i| i.kind == "language").unwrap();
+    assert!(issue.message.contains("of the 10200 rows checked"), "{}", issue.message);
+
+    let keep = [Transform::KeepLanguage { code: "eng".into() }];
+    let (o, jsonl) = import(&dir, "big.jsonl", &text, &keep);
+    assert_eq!((o.report.language_checked, o.report.language_mismatches), (12_000, 132));
+    assert_eq!((o.kept, o.dropped), (12_000 - 132, 132));
+    assert!(!jsonl.contains("Rechnungen"));
 }
