@@ -549,45 +549,61 @@ fn histogram(values: &[u32]) -> Vec<Bucket> {
 /// a buffer each thread keeps.
 fn near_hash(input: &str, output: &str) -> u64 {
     thread_local! {
-        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BUF.with_borrow_mut(|buf| {
         normalize_into(input, output, buf);
-        if buf.is_empty() { 0 } else { xxh3_64(buf.as_bytes()) }
+        if buf.is_empty() { 0 } else { xxh3_64(buf) }
     })
 }
 
 /// Lower-case words of input and output, punctuation dropped, single spaces.
 #[cfg(test)]
 fn normalize(input: &str, output: &str) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     normalize_into(input, output, &mut out);
-    out
+    String::from_utf8(out).unwrap()
 }
 
-fn normalize_into(input: &str, output: &str, out: &mut String) {
+/// [`normalize`] into `out` (UTF-8): ASCII byte by byte, other characters decoded.
+fn normalize_into(input: &str, output: &str, out: &mut Vec<u8>) {
     out.clear();
     for part in [input, output] {
         let mut in_word = false;
-        for c in part.chars() {
-            let alnum = if c.is_ascii() { c.is_ascii_alphanumeric() } else { c.is_alphanumeric() };
-            if !alnum {
-                in_word = false;
+        let start_word = |out: &mut Vec<u8>, in_word: &mut bool| {
+            if !*in_word && !out.is_empty() {
+                out.push(b' ');
+            }
+            *in_word = true;
+        };
+        let bytes = part.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii() {
+                i += 1;
+                if b.is_ascii_alphanumeric() {
+                    start_word(out, &mut in_word);
+                    out.push(b.to_ascii_lowercase());
+                } else {
+                    in_word = false;
+                }
                 continue;
             }
-            if !in_word && !out.is_empty() {
-                out.push(' ');
-            }
-            in_word = true;
-            if c.is_ascii() {
-                out.push(c.to_ascii_lowercase());
+            let Some(c) = part[i..].chars().next() else { break };
+            i += c.len_utf8();
+            if c.is_alphanumeric() {
+                start_word(out, &mut in_word);
+                for l in c.to_lowercase() {
+                    out.extend_from_slice(l.encode_utf8(&mut [0; 4]).as_bytes());
+                }
             } else {
-                out.extend(c.to_lowercase());
+                in_word = false;
             }
         }
-        out.push('\u{1}');
+        out.push(1);
     }
-    if out.bytes().all(|b| b == 1) {
+    if out.iter().all(|&b| b == 1) {
         out.clear();
     }
 }
