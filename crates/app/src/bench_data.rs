@@ -93,6 +93,8 @@ impl App {
             },
         };
         let out = tmp.join("out.jsonl");
+        // As in an import (see `datasets`): batches of rows freed and allocated again.
+        let _hold = crate::memory::HoldPages::new();
         let outcome = data::pipeline::run(file, &sniffed, &opts, &out)?;
         let seconds = t.elapsed().as_secs_f64();
         let peak = sampler.stop();

@@ -339,6 +339,8 @@ impl App {
             },
         };
         let tmp = data_dir.join(format!(".{}.jsonl.tmp", spec.name));
+        // Batches of rows are freed and allocated again all along: keep their pages.
+        let _hold = crate::memory::HoldPages::new();
         // Errors name the user's file, not our copy of it.
         let outcome = data::pipeline::run(&src, &spec.sniffed, &opts, &tmp).map_err(|e| {
             let msg = e.to_string().replace(&src.display().to_string(), &spec.source.file);
