@@ -26,15 +26,18 @@ pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) 
         Scheme::DigitsThenGpt2 => {
             // `Digits` isolates every numeric character (`char::is_numeric`, as it does); the
             // regex then runs on each piece between them.
-            let mut from = 0;
-            for (i, c) in text.char_indices() {
-                let numeric = if c.is_ascii() { c.is_ascii_digit() } else { c.is_numeric() };
-                if numeric {
+            let bytes = text.as_bytes();
+            let (mut from, mut i) = (0, 0);
+            while let Some(k) = bytes[i..].iter().position(|&b| b.is_ascii_digit() || b >= 0x80) {
+                i += k;
+                let Some(c) = text[i..].chars().next() else { break };
+                let end = i + c.len_utf8();
+                if c.is_ascii_digit() || c.is_numeric() {
                     gpt2(&text[from..i], each);
-                    let end = i + c.len_utf8();
                     each(&text[i..end]);
                     from = end;
                 }
+                i = end;
             }
             gpt2(&text[from..], each);
         }
