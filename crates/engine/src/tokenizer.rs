@@ -133,16 +133,34 @@ struct PieceCache {
     short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
 }
 
-/// A piece of up to 15 bytes as one key: its bytes, then its length in the last byte.
+/// A piece of up to 15 bytes as one key: its bytes, then its length in the last byte. Built
+/// in registers (copying the piece into a stack buffer and reading it back stalled the CPU).
 fn short_key(piece: &str) -> Option<[u8; 16]> {
     let b = piece.as_bytes();
-    if b.len() > 15 {
+    let n = b.len();
+    if n > 15 {
         return None;
     }
-    let mut key = [0u8; 16];
-    key[..b.len()].copy_from_slice(b);
-    key[15] = b.len() as u8;
-    Some(key)
+    let split = n.min(8);
+    let lo = le_bytes(&b[..split]) as u128;
+    let hi = (le_bytes(&b[split..]) | (n as u64) << 56) as u128;
+    Some((lo | hi << 64).to_le_bytes())
+}
+
+/// Up to 8 bytes as a little-endian number, zero-padded (overlapping reads, no copy).
+#[inline]
+fn le_bytes(b: &[u8]) -> u64 {
+    let n = b.len();
+    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64;
+    match n {
+        0 => 0,
+        1..=3 => {
+            let (m, l) = (n / 2, n - 1);
+            b[0] as u64 | (b[m] as u64) << (8 * m) | (b[l] as u64) << (8 * l)
+        }
+        4..=7 => word(0) | word(n - 4) << (8 * (n - 4)),
+        _ => word(0) | word(4) << 32,
+    }
 }
 
 /// The scheme our scanner runs for `pre`, when it is one it knows.
@@ -195,4 +213,30 @@ static BYTE_CHARS: std::sync::LazyLock<[char; 256]> = std::sync::LazyLock::new(|
 /// Text of `ids`, special tokens skipped.
 pub fn decode(tok: &Tokenizer, ids: &[u32]) -> Result<String> {
     tok.decode(ids, true).map_err(|e| Error::Tokenizer(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key is exactly the piece's bytes, zero-padded, then its length: two pieces share a
+    /// key only when they are equal.
+    #[test]
+    fn short_keys_are_the_bytes_and_the_length() {
+        let text = "abcdefghijklmnopé中";
+        for from in 0..text.len() {
+            for to in from..=text.len() {
+                let Some(piece) = text.get(from..to) else { continue };
+                let key = short_key(piece);
+                if piece.len() > 15 {
+                    assert_eq!(key, None);
+                    continue;
+                }
+                let mut want = [0u8; 16];
+                want[..piece.len()].copy_from_slice(piece.as_bytes());
+                want[15] = piece.len() as u8;
+                assert_eq!(key, Some(want), "{piece:?}");
+            }
+        }
+    }
 }
