@@ -68,7 +68,7 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     }
     CACHE.with_borrow_mut(|cache| {
         // One cache per tokenizer: a thread that switches tokenizers starts afresh.
-        let me = tok as *const Tokenizer as usize;
+        let me = Owner(tok as *const Tokenizer as usize, tok.get_vocab_size(true));
         if cache.owner != me || cache.counts.len() + cache.short.len() > 1 << 20 {
             cache.owner = me;
             cache.scheme = scheme(pre);
@@ -124,7 +124,7 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
 /// pieces with one.
 #[derive(Default)]
 struct PieceCache {
-    owner: usize,
+    owner: Owner,
     scheme: Option<crate::pretokens::Scheme>,
     counts: std::collections::HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     /// Pieces of up to 15 bytes (nearly all), keyed by [`short_key`]: no pointer to follow,
@@ -132,6 +132,11 @@ struct PieceCache {
     /// datasets: a probe's cost is mostly its memory access).
     short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
 }
+
+/// The tokenizer a cache belongs to: its address and vocabulary size (a tokenizer freed and
+/// another built at the same address must not inherit the first one's counts).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Owner(usize, usize);
 
 /// A piece of up to 15 bytes as one key: its bytes, then its length in the last byte. Built
 /// in registers (copying the piece into a stack buffer and reading it back stalled the CPU).
