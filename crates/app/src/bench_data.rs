@@ -28,15 +28,19 @@ pub struct DataMeasure {
 
 /// One file size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DataRound {
+pub struct DataSize {
     /// Rows.
     pub rows: usize,
     /// File size, bytes.
     pub bytes: u64,
-    /// Ours (import + report).
+    /// Ours (import + report): the fastest round.
     pub ours: DataMeasure,
-    /// pandas, when asked.
+    /// pandas, when asked: its fastest round.
     pub peer: Option<DataMeasure>,
+    /// Our rows/s in each round.
+    pub ours_rounds: Vec<f64>,
+    /// pandas' rows/s in each round.
+    pub peer_rounds: Vec<f64>,
     /// Ours ÷ pandas, rows/s (higher is better).
     pub speed_ratio: Option<f64>,
 }
@@ -45,38 +49,62 @@ pub struct DataRound {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DataBench {
     /// One entry per size (1×, 4×, …).
-    pub rounds: Vec<DataRound>,
+    pub sizes: Vec<DataSize>,
 }
 
 impl App {
     /// Generates `rows × scale` rows for each scale, imports and reports them with `model`'s
-    /// tokenizer, and runs pandas on the same file when `vs_peer`.
+    /// tokenizer, and runs pandas on the same file when `vs_peer`: `rounds` times, ours and
+    /// pandas alternating (this machine's speed drifts), the fastest round of each counting.
     pub fn bench_data(
         &self,
         model: &str,
         rows: usize,
         scales: &[usize],
+        rounds: usize,
         vs_peer: bool,
     ) -> Result<DataBench> {
         let dir = self.temp_dir("bench-data")?;
         let tmp = dir.path();
-        let mut rounds = Vec::new();
+        let mut out = Vec::new();
         for &scale in scales {
             let n = rows * scale;
             let file = tmp.join(format!("bench-{n}.jsonl"));
             generate(&file, n)?;
             let bytes = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?.len();
-            let ours = self.bench_data_ours(model, &file, tmp)?;
-            let peer = if vs_peer { Some(pandas(&file)?) } else { None };
+            let (mut ours, mut peer) = (Vec::new(), Vec::new());
+            for _ in 0..rounds.max(1) {
+                ours.push(self.bench_data_ours(model, &file, tmp)?);
+                if vs_peer {
+                    peer.push(pandas(&file)?);
+                }
+            }
+            let speeds = |v: &[DataMeasure]| v.iter().map(|m| m.rows_per_second).collect();
+            let (ours_rounds, peer_rounds) = (speeds(&ours), speeds(&peer));
+            let fastest = |v: Vec<DataMeasure>| {
+                v.into_iter().max_by(|a, b| a.rows_per_second.total_cmp(&b.rows_per_second))
+            };
+            let ours = fastest(ours).ok_or_else(|| Error::InvalidInput("no round ran".into()))?;
+            let peer = fastest(peer);
             let speed_ratio = peer.as_ref().map(|p| ours.rows_per_second / p.rows_per_second);
-            rounds.push(DataRound { rows: n, bytes, ours, peer, speed_ratio });
+            out.push(DataSize {
+                rows: n,
+                bytes,
+                ours,
+                peer,
+                ours_rounds,
+                peer_rounds,
+                speed_ratio,
+            });
             let _ = std::fs::remove_file(&file);
         }
-        Ok(DataBench { rounds })
+        Ok(DataBench { sizes: out })
     }
 
     fn bench_data_ours(&self, model: &str, file: &Path, tmp: &Path) -> Result<DataMeasure> {
         let tokens = self.model_tokens(model)?;
+        // Each round starts cold, as an import of a new file does (pandas keeps nothing).
+        engine::tokenizer::forget_counts();
         let sampler = RssSampler::start();
         let t = Instant::now();
         let sniffed = data::read::sniff(file)?;

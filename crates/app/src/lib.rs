@@ -20,7 +20,7 @@ mod training;
 use std::path::{Path, PathBuf};
 
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
-pub use bench_data::{DataBench, DataMeasure, DataRound};
+pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.

@@ -106,6 +106,9 @@ enum BenchCmd {
         /// Sizes to measure, as multiples of --rows
         #[arg(long, default_value = "1,4", value_delimiter = ',')]
         scales: Vec<usize>,
+        /// Rounds at each size, ours and pandas alternating; the best of each counts
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Also run pandas (python3 with pandas) on the same file
         #[arg(long)]
         vs_peer: bool,
@@ -701,13 +704,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Data(cmd) => data(&app, cmd),
-        Command::Bench(BenchCmd::Data { model, rows, scales, vs_peer, json }) => {
-            let b = app.bench_data(&model, rows, &scales, vs_peer)?;
+        Command::Bench(BenchCmd::Data { model, rows, scales, rounds, vs_peer, json }) => {
+            let b = app.bench_data(&model, rows, &scales, rounds, vs_peer)?;
             print(json, &b, || {
-                let mut s = String::from(
-                    "Import + quality report (tokenized with the model's tokenizer) vs pandas (read_json lines, drop_duplicates, str.len)\n",
+                let mut s = format!(
+                    "Import + quality report (tokenized with the model's tokenizer) vs pandas (read_json lines, drop_duplicates, str.len); best of {rounds} alternating rounds\n",
                 );
-                for r in &b.rounds {
+                for r in &b.sizes {
                     s += &format!(
                         "\n{} rows ({:.1} MB): ours {:.0} rows/s ({:.2} s), peak {:.0} MB",
                         r.rows,

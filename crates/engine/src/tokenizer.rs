@@ -69,8 +69,13 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     CACHE.with_borrow_mut(|cache| {
         // One cache per tokenizer: a thread that switches tokenizers starts afresh.
         let me = Owner(tok as *const Tokenizer as usize, tok.get_vocab_size(true));
-        if cache.owner != me || cache.counts.len() + cache.short.len() > 1 << 20 {
+        let generation = GENERATION.load(std::sync::atomic::Ordering::Relaxed);
+        if cache.owner != me
+            || cache.generation != generation
+            || cache.counts.len() + cache.short.len() > 1 << 20
+        {
             cache.owner = me;
+            cache.generation = generation;
             cache.scheme = scheme(pre);
             cache.counts.clear();
             cache.short.clear();
@@ -125,12 +130,23 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
 #[derive(Default)]
 struct PieceCache {
     owner: Owner,
+    /// [`GENERATION`] when this cache started.
+    generation: usize,
     scheme: Option<crate::pretokens::Scheme>,
     counts: std::collections::HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     /// Pieces of up to 15 bytes (nearly all), keyed by [`short_key`]: no pointer to follow,
     /// no `memcmp` per probe, 17 bytes an entry (the table outgrows the CPU's caches on large
     /// datasets: a probe's cost is mostly its memory access).
     short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
+}
+
+/// Bumped by [`forget_counts`]: every thread's cache starts afresh at its next count.
+static GENERATION: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Empties every thread's cache of pre-token counts (at each thread's next [`count`]), so
+/// that a benchmark's rounds each start cold.
+pub fn forget_counts() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The tokenizer a cache belongs to: its address and vocabulary size (a tokenizer freed and
