@@ -88,8 +88,9 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
                     n += match short_key(piece) {
                         Some(key) => {
                             // At most 15 tokens: every token covers a byte or more.
-                            *short.entry(key).or_insert_with(|| piece_tokens(tok, piece) as u8)
-                                as usize
+                            *short.entry(key).or_insert_with(|| {
+                                shared_count(me, key, || piece_tokens(tok, piece) as u8)
+                            }) as usize
                         }
                         None => match counts.get(piece) {
                             Some(&c) => c as usize,
@@ -153,6 +154,41 @@ pub fn forget_counts() {
 /// another built at the same address must not inherit the first one's counts).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Owner(usize, usize);
+
+/// Counts of short pieces shared by all threads, behind each thread's own cache: a piece one
+/// rayon worker met is not run through BPE again by another (BPE takes ~1.5 µs a piece and
+/// builds the tokens' strings; only a thread's own misses come here).
+static SHARED: std::sync::LazyLock<std::sync::RwLock<SharedCounts>> =
+    std::sync::LazyLock::new(Default::default);
+
+#[derive(Default)]
+struct SharedCounts {
+    owner: Owner,
+    generation: usize,
+    short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
+}
+
+/// The shared count of the piece `key`, from `compute` (then shared) when missing.
+fn shared_count(owner: Owner, key: [u8; 16], compute: impl FnOnce() -> u8) -> u8 {
+    let generation = GENERATION.load(std::sync::atomic::Ordering::Relaxed);
+    if let Ok(shared) = SHARED.read()
+        && (shared.owner, shared.generation) == (owner, generation)
+        && let Some(&c) = shared.short.get(&key)
+    {
+        return c;
+    }
+    let c = compute();
+    if let Ok(mut shared) = SHARED.write() {
+        if (shared.owner, shared.generation) != (owner, generation) || shared.short.len() > 1 << 20
+        {
+            shared.owner = owner;
+            shared.generation = generation;
+            shared.short.clear();
+        }
+        shared.short.insert(key, c);
+    }
+    c
+}
 
 /// A piece of up to 15 bytes as one key: its bytes, then its length in the last byte. Built
 /// in registers (copying the piece into a stack buffer and reading it back stalled the CPU).
