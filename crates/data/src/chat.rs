@@ -47,8 +47,14 @@ impl Conversation {
 
     /// The JSONL line (without the newline).
     pub fn to_line(&self) -> String {
-        // A struct of strings always serializes.
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized once: the texts, plus room for the keys and some escapes.
+        let size: usize = self.messages.iter().map(|m| m.content.len() + 40).sum();
+        let mut out = Vec::with_capacity(size + 16);
+        // A struct of strings always serializes, to valid UTF-8.
+        if serde_json::to_writer(&mut out, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

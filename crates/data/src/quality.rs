@@ -581,13 +581,18 @@ fn normalize_into(input: &str, output: &str, out: &mut Vec<u8>) {
         while i < bytes.len() {
             let b = bytes[i];
             if b.is_ascii() {
-                i += 1;
-                if b.is_ascii_alphanumeric() {
-                    start_word(out, &mut in_word);
-                    out.push(b.to_ascii_lowercase());
-                } else {
+                if !b.is_ascii_alphanumeric() {
                     in_word = false;
+                    i += 1;
+                    continue;
                 }
+                // A run of ASCII letters and digits, lower-cased in one go.
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                start_word(out, &mut in_word);
+                out.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
                 continue;
             }
             let Some(c) = part[i..].chars().next() else { break };
@@ -667,6 +672,8 @@ mod tests {
         assert_eq!(normalize("Hello, World!", "Yes."), normalize("hello world", "YES"));
         assert_ne!(normalize("hello world", "yes"), normalize("hello", "world yes"));
         assert_eq!(normalize("", "?!"), "");
+        // ASCII runs and other letters in one word; words split at punctuation.
+        assert_eq!(normalize("Ärger, CAFÉ-au-lait!", "x2"), "ärger café au lait\u{1} x2\u{1}");
     }
 
     #[test]
