@@ -68,7 +68,7 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     }
     CACHE.with_borrow_mut(|cache| {
         // One cache per tokenizer: a thread that switches tokenizers starts afresh.
-        let me = Owner(tok as *const Tokenizer as usize, tok.get_vocab_size(true));
+        let me = Owner(tok as *const Tokenizer as usize, tok.get_vocab_size(false));
         let generation = GENERATION.load(std::sync::atomic::Ordering::Relaxed);
         if cache.owner != me
             || cache.generation != generation
