@@ -162,14 +162,15 @@ fn run_inner(
 
     let (quality, report) = quality::analyze(&measures, &opts.quality);
     let keep = transform::apply(opts.transforms, &measures, &quality);
-    let kept_measures: Vec<Measured> =
-        measures.iter().zip(&keep).filter(|(_, k)| **k).map(|(m, _)| *m).collect();
-    if kept_measures.is_empty() {
+    let kept = keep.iter().filter(|&&k| k).count();
+    if kept == 0 {
         return Err(Error::file(path, "the fixes leave no rows: relax them"));
     }
-    let result = if opts.transforms.is_empty() {
+    let result = if kept == measures.len() {
         report.clone()
     } else {
+        let kept_measures: Vec<Measured> =
+            measures.iter().zip(&keep).filter(|(_, k)| **k).map(|(m, _)| *m).collect();
         quality::analyze(&kept_measures, &opts.quality).1
     };
 
@@ -191,7 +192,7 @@ fn run_inner(
         })
         .collect();
 
-    let (sha256, bytes) = if kept_measures.len() == measures.len() {
+    let (sha256, bytes) = if kept == measures.len() {
         // Nothing dropped: the rows as written are the result.
         all_file.sync_all().map_err(|e| Error::io(all, e))?;
         drop(all_file);
@@ -209,8 +210,8 @@ fn run_inner(
     Ok(Outcome {
         preview: pick(&first),
         worst: pick(&order),
-        kept: kept_measures.len(),
-        dropped: measures.len() - kept_measures.len(),
+        kept,
+        dropped: measures.len() - kept,
         report,
         result,
         sha256,
