@@ -1,6 +1,7 @@
 //! One import: source file → normalized chat JSONL, its measures, the report and the previews.
-//! One streaming pass over the source (rows are measured in parallel batches), then a cheap
-//! pass over our own JSONL that keeps the rows the transforms keep.
+//! One streaming pass over the source — read, measured in parallel batches, written and hashed
+//! — whose output is the result when the fixes drop nothing; else a cheap second pass over our
+//! own JSONL keeps the rows the fixes keep.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
