@@ -57,10 +57,7 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     }
     let full = || tok.encode_fast(text, false).map_or(0, |e| e.len());
     let Some(pre) = tok.get_pre_tokenizer() else { return full() };
-    if tok.get_normalizer().is_some()
-        || (text.contains('<')
-            && tok.get_added_vocabulary().get_vocab().keys().any(|t| text.contains(t.as_str())))
-    {
+    if tok.get_normalizer().is_some() {
         return full();
     }
     thread_local! {
@@ -68,7 +65,11 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     }
     CACHE.with_borrow_mut(|cache| {
         // One cache per tokenizer: a thread that switches tokenizers starts afresh.
-        let me = Owner(tok as *const Tokenizer as usize, tok.get_vocab_size(false));
+        let me = Owner(
+            tok as *const Tokenizer as usize,
+            tok.get_vocab_size(false),
+            tok.get_added_vocabulary().len(),
+        );
         let generation = GENERATION.load(std::sync::atomic::Ordering::Relaxed);
         if cache.owner != me
             || cache.generation != generation
@@ -77,8 +78,20 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
             cache.owner = me;
             cache.generation = generation;
             cache.scheme = scheme(pre);
+            let mut starts: Vec<char> = (tok.get_added_vocabulary().get_vocab().keys())
+                .filter_map(|t| t.chars().next())
+                .collect();
+            starts.sort_unstable();
+            starts.dedup();
+            cache.added_starts = starts;
             cache.counts.clear();
             cache.short.clear();
+        }
+        // An added token in the text is matched whole before pre-tokenizing: full path.
+        if cache.added_starts.iter().any(|&c| text.contains(c))
+            && tok.get_added_vocabulary().get_vocab().keys().any(|t| text.contains(t.as_str()))
+        {
+            return full();
         }
         let mut n = 0usize;
         match cache.scheme {
@@ -133,6 +146,8 @@ struct PieceCache {
     owner: Owner,
     /// [`GENERATION`] when this cache started.
     generation: usize,
+    /// First characters of the tokenizer's added tokens (a text without any has none).
+    added_starts: Vec<char>,
     scheme: Option<crate::pretokens::Scheme>,
     counts: std::collections::HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     /// Pieces of up to 15 bytes (nearly all), keyed by [`short_key`]: no pointer to follow,
@@ -150,10 +165,11 @@ pub fn forget_counts() {
     GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The tokenizer a cache belongs to: its address and vocabulary size (a tokenizer freed and
-/// another built at the same address must not inherit the first one's counts).
+/// The tokenizer a cache belongs to: its address, vocabulary size and added tokens' count (a
+/// tokenizer freed and another built at the same address must not inherit the first one's
+/// counts; tokens added later must be seen).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Owner(usize, usize);
+struct Owner(usize, usize, usize);
 
 /// Counts of short pieces shared by all threads, behind each thread's own cache: a piece one
 /// rayon worker met is not run through BPE again by another (BPE takes ~1.5 µs a piece and

@@ -106,3 +106,21 @@ fn fast_count_equals_encode_len_on_mixed_texts() {
         assert_eq!(count(&chat.tokenizer, &text), want, "text {i}: {text:?}");
     }
 }
+
+/// Added tokens are matched whole before pre-tokenizing, whatever they start with (the fast
+/// path must not split one that lacks a `<`).
+#[test]
+fn added_tokens_of_any_spelling_take_the_full_path() {
+    use tokenizers::AddedToken;
+    let Some(gguf) = crate::default_gguf() else { return };
+    let mut tok = Chat::open(&gguf).unwrap().tokenizer;
+    // Counted once before the tokens are added: the cache must notice them.
+    assert_eq!(
+        count(&tok, "hello [INST] world"),
+        encode(&tok, "hello [INST] world").unwrap().len()
+    );
+    tok.add_tokens([AddedToken::from("[INST]", true), AddedToken::from("zqxj", false)]);
+    for t in ["hello [INST] world", "a zqxj b [INST][INST]", "[INS T] zqx j", "<|im_start|>x"] {
+        assert_eq!(count(&tok, t), encode(&tok, t).unwrap().len(), "{t:?}");
+    }
+}
