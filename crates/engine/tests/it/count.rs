@@ -119,7 +119,7 @@ fn added_tokens_of_any_spelling_take_the_full_path() {
         count(&tok, "hello [INST] world"),
         encode(&tok, "hello [INST] world").unwrap().len()
     );
-    tok.add_tokens([AddedToken::from("[INST]", true), AddedToken::from("zqxj", false)]);
+    tok.add_tokens([AddedToken::from("[INST]", true), AddedToken::from("zqxj", false)]).unwrap();
     for t in ["hello [INST] world", "a zqxj b [INST][INST]", "[INS T] zqx j", "<|im_start|>x"] {
         assert_eq!(count(&tok, t), encode(&tok, t).unwrap().len(), "{t:?}");
     }
