@@ -6,7 +6,8 @@
 //! `NormalizedString` per piece, which is most of the cost of counting a dataset's tokens. This
 //! module finds the same pieces with one pass over the bytes and no allocation. The character
 //! classes come from `regex-syntax`, the tables the regex itself is compiled from, so both agree
-//! on every character; `tests/it/count.rs` checks the pieces' token sums against the encoder.
+//! on every character. The unit tests compare the pieces with `tokenizers`' own pre-tokenizers;
+//! `tests/it/count.rs` compares the token counts built on them with the encoder's.
 
 use std::sync::LazyLock;
 
