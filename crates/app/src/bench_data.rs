@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{App, DEFAULT_CUTOFF, Error, Result};
+use crate::{App, Error, Result};
 
 /// One side's measurement at one size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,20 +110,9 @@ impl App {
         let sniffed = data::read::sniff(file)?;
         let (columns, sample) = data::pipeline::sample(file, &sniffed)?;
         let detection = data::shape::detect(&columns, &sample).map_err(Error::Data)?;
-        let opts = data::pipeline::Options {
-            detection: &detection,
-            transforms: &[],
-            tokens: &tokens,
-            quality: data::quality::Config {
-                context: tokens.context,
-                cutoff: DEFAULT_CUTOFF,
-                expected_language: None,
-            },
-        };
         let out = tmp.join("out.jsonl");
-        // As in an import (see `datasets`): batches of rows freed and allocated again.
-        let _hold = crate::memory::HoldPages::new();
-        let outcome = data::pipeline::run(file, &sniffed, &opts, &out)?;
+        let outcome =
+            crate::datasets::run_pipeline(file, &sniffed, &detection, &[], &tokens, None, &out)?;
         let seconds = t.elapsed().as_secs_f64();
         let peak = sampler.stop();
         let _ = std::fs::remove_file(&out);

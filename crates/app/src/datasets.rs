@@ -328,21 +328,19 @@ impl App {
     ) -> Result<DatasetDetail> {
         let src = self.object_path(&spec.source.sha256);
         let tokens = self.model_tokens(base)?;
-        let opts = data::pipeline::Options {
-            detection: &spec.detection,
-            transforms: &spec.transforms,
-            tokens: &tokens,
-            quality: data::quality::Config {
-                context: tokens.context,
-                cutoff: DEFAULT_CUTOFF,
-                expected_language: spec.language.clone(),
-            },
-        };
         let tmp = data_dir.join(format!(".{}.jsonl.tmp", spec.name));
-        // Batches of rows are freed and allocated again all along: keep their pages.
-        let _hold = crate::memory::HoldPages::new();
+        let language = spec.language.as_deref();
+        let outcome = run_pipeline(
+            &src,
+            &spec.sniffed,
+            &spec.detection,
+            &spec.transforms,
+            &tokens,
+            language,
+            &tmp,
+        )
         // Errors name the user's file, not our copy of it.
-        let outcome = data::pipeline::run(&src, &spec.sniffed, &opts, &tmp).map_err(|e| {
+        .map_err(|e| {
             let msg = e.to_string().replace(&src.display().to_string(), &spec.source.file);
             Error::Data(msg)
         })?;
@@ -549,6 +547,32 @@ impl App {
         };
         ModelTokens::new(chat, context)
     }
+}
+
+/// One run of the import pipeline (`data::pipeline::run`) with the base model's token counts,
+/// its context and the default cutoff. Batches of rows are freed and allocated again all
+/// along, so freed pages are kept while it runs.
+pub(crate) fn run_pipeline(
+    src: &Path,
+    sniffed: &Sniffed,
+    detection: &Detection,
+    transforms: &[Transform],
+    tokens: &ModelTokens,
+    expected_language: Option<&str>,
+    out: &Path,
+) -> data::Result<data::pipeline::Outcome> {
+    let opts = data::pipeline::Options {
+        detection,
+        transforms,
+        tokens,
+        quality: data::quality::Config {
+            context: tokens.context,
+            cutoff: DEFAULT_CUTOFF,
+            expected_language: expected_language.map(str::to_string),
+        },
+    };
+    let _hold = crate::memory::HoldPages::new();
+    data::pipeline::run(src, sniffed, &opts, out)
 }
 
 /// What a dataset version is built from.
