@@ -33,7 +33,7 @@ pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) 
                 i += k;
                 let Some(c) = text[i..].chars().next() else { break };
                 let end = i + c.len_utf8();
-                if c.is_ascii_digit() || c.is_numeric() {
+                if c.is_numeric() {
                     gpt2(&text[from..i], each);
                     each(&text[i..end]);
                     from = end;

@@ -65,18 +65,9 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     }
     CACHE.with_borrow_mut(|cache| {
         // One cache per tokenizer: a thread that switches tokenizers starts afresh.
-        let me = Owner(
-            tok as *const Tokenizer as usize,
-            tok.get_vocab_size(false),
-            tok.get_added_vocabulary().len(),
-        );
-        let generation = GENERATION.load(std::sync::atomic::Ordering::Relaxed);
-        if cache.owner != me
-            || cache.generation != generation
-            || cache.counts.len() + cache.short.len() > 1 << 20
-        {
+        let me = Owner::of(tok);
+        if cache.owner != me || cache.counts.len() + cache.short.len() > MAX_PIECES {
             cache.owner = me;
-            cache.generation = generation;
             cache.scheme = scheme(pre);
             let mut starts: Vec<char> = (tok.get_added_vocabulary().get_vocab().keys())
                 .filter_map(|t| t.chars().next())
@@ -144,8 +135,6 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
 #[derive(Default)]
 struct PieceCache {
     owner: Owner,
-    /// [`GENERATION`] when this cache started.
-    generation: usize,
     /// First characters of the tokenizer's added tokens (a text without any has none).
     added_starts: Vec<char>,
     scheme: Option<crate::pretokens::Scheme>,
@@ -165,11 +154,30 @@ pub fn forget_counts() {
     GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Pieces a cache holds before it starts afresh.
+const MAX_PIECES: usize = 1 << 20;
+
 /// The tokenizer a cache belongs to: its address, vocabulary size and added tokens' count (a
 /// tokenizer freed and another built at the same address must not inherit the first one's
-/// counts; tokens added later must be seen).
+/// counts; tokens added later must be seen), and the [`GENERATION`] it was filled in.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Owner(usize, usize, usize);
+struct Owner {
+    address: usize,
+    vocab: usize,
+    added: usize,
+    generation: usize,
+}
+
+impl Owner {
+    fn of(tok: &Tokenizer) -> Owner {
+        Owner {
+            address: tok as *const Tokenizer as usize,
+            vocab: tok.get_vocab_size(false),
+            added: tok.get_added_vocabulary().len(),
+            generation: GENERATION.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
 
 /// Counts of short pieces shared by all threads, behind each thread's own cache: a piece one
 /// rayon worker met is not run through BPE again by another (BPE takes ~1.5 µs a piece and
@@ -180,25 +188,21 @@ static SHARED: std::sync::LazyLock<std::sync::RwLock<SharedCounts>> =
 #[derive(Default)]
 struct SharedCounts {
     owner: Owner,
-    generation: usize,
     short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
 }
 
 /// The shared count of the piece `key`, from `compute` (then shared) when missing.
 fn shared_count(owner: Owner, key: [u8; 16], compute: impl FnOnce() -> u8) -> u8 {
-    let generation = GENERATION.load(std::sync::atomic::Ordering::Relaxed);
     if let Ok(shared) = SHARED.read()
-        && (shared.owner, shared.generation) == (owner, generation)
+        && shared.owner == owner
         && let Some(&c) = shared.short.get(&key)
     {
         return c;
     }
     let c = compute();
     if let Ok(mut shared) = SHARED.write() {
-        if (shared.owner, shared.generation) != (owner, generation) || shared.short.len() > 1 << 20
-        {
+        if shared.owner != owner || shared.short.len() > MAX_PIECES {
             shared.owner = owner;
-            shared.generation = generation;
             shared.short.clear();
         }
         shared.short.insert(key, c);
@@ -206,34 +210,16 @@ fn shared_count(owner: Owner, key: [u8; 16], compute: impl FnOnce() -> u8) -> u8
     c
 }
 
-/// A piece of up to 15 bytes as one key: its bytes, then its length in the last byte. Built
-/// in registers (copying the piece into a stack buffer and reading it back stalled the CPU).
+/// A piece of up to 15 bytes as one key: its bytes, zero-padded, then its length.
 fn short_key(piece: &str) -> Option<[u8; 16]> {
     let b = piece.as_bytes();
-    let n = b.len();
-    if n > 15 {
+    if b.len() > 15 {
         return None;
     }
-    let split = n.min(8);
-    let lo = le_bytes(&b[..split]) as u128;
-    let hi = (le_bytes(&b[split..]) | (n as u64) << 56) as u128;
-    Some((lo | hi << 64).to_le_bytes())
-}
-
-/// Up to 8 bytes as a little-endian number, zero-padded (overlapping reads, no copy).
-#[inline]
-fn le_bytes(b: &[u8]) -> u64 {
-    let n = b.len();
-    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64;
-    match n {
-        0 => 0,
-        1..=3 => {
-            let (m, l) = (n / 2, n - 1);
-            b[0] as u64 | (b[m] as u64) << (8 * m) | (b[l] as u64) << (8 * l)
-        }
-        4..=7 => word(0) | word(n - 4) << (8 * (n - 4)),
-        _ => word(0) | word(4) << 32,
-    }
+    let mut key = [0u8; 16];
+    key[..b.len()].copy_from_slice(b);
+    key[15] = b.len() as u8;
+    Some(key)
 }
 
 /// The scheme our scanner runs for `pre`, when it is one it knows.
