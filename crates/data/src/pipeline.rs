@@ -112,7 +112,7 @@ fn run_inner(
     // Three stages, each on its own thread, with two batches in flight between them (memory
     // stays bounded by the batch size): reading and parsing; measuring (on rayon's threads);
     // writing and hashing the lines.
-    let written = std::thread::scope(|scope| -> Result<Written> {
+    let written = std::thread::scope(|scope| -> Result<Lines> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Loc, Conversation)>>(2);
         let reader = scope.spawn(move || {
             // A small first batch: it picks the languages to look for, at whatlang's full cost.
@@ -156,7 +156,6 @@ fn run_inner(
             Err(e) => wrote.and(Err(e)),
         }
     })?;
-    let Written { file: all_file, offsets, hasher, bytes: written } = written;
     if measures.is_empty() {
         return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));
     }
@@ -167,7 +166,8 @@ fn run_inner(
     if kept == 0 {
         return Err(Error::file(path, "the fixes leave no rows: relax them"));
     }
-    let result = if kept == measures.len() {
+    let dropped = measures.len() - kept;
+    let result = if dropped == 0 {
         report.clone()
     } else {
         let kept_measures: Vec<Measured> =
@@ -183,7 +183,7 @@ fn run_inner(
     let mut shown: Vec<usize> = first.iter().chain(&order).copied().collect();
     shown.sort_unstable();
     shown.dedup();
-    let lines = read_lines(all, &offsets, &shown)?;
+    let lines = read_lines(all, &written.offsets, &shown)?;
     let previews: Vec<(usize, RowPreview)> = shown
         .iter()
         .zip(lines)
@@ -193,14 +193,13 @@ fn run_inner(
         })
         .collect();
 
-    let (sha256, bytes) = if kept == measures.len() {
+    let (sha256, bytes) = if dropped == 0 {
         // Nothing dropped: the rows as written are the result.
-        all_file.sync_all().map_err(|e| Error::io(all, e))?;
-        drop(all_file);
+        let done = written.finish()?;
         std::fs::rename(all, out).map_err(|e| Error::io(out, e))?;
-        (format!("{:x}", hasher.finalize()), written)
+        done
     } else {
-        drop(all_file);
+        drop(written);
         keep_rows(all, out, &keep)?
     };
     let pick = |idx: &[usize]| -> Vec<RowPreview> {
@@ -212,7 +211,7 @@ fn run_inner(
         preview: pick(&first),
         worst: pick(&order),
         kept,
-        dropped: measures.len() - kept,
+        dropped,
         report,
         result,
         sha256,
@@ -220,29 +219,54 @@ fn run_inner(
     })
 }
 
-/// What [`write_lines`] wrote.
-struct Written {
-    file: File,
+/// A JSONL file being written: its lines' starts, size and sha256.
+struct Lines {
+    path: PathBuf,
+    writer: BufWriter<File>,
     /// Where each line starts.
     offsets: Vec<u64>,
     hasher: Sha256,
     bytes: u64,
 }
 
-/// Writes the batches of lines to `all` (created), noting where each starts and hashing them.
-fn write_lines(all: &Path, batches: std::sync::mpsc::Receiver<Vec<String>>) -> Result<Written> {
-    let mut writer = BufWriter::new(File::create(all).map_err(|e| Error::io(all, e))?);
-    let (mut offsets, mut hasher, mut bytes) = (Vec::new(), Sha256::new(), 0u64);
+impl Lines {
+    fn create(path: &Path) -> Result<Lines> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        Ok(Lines {
+            path: path.to_path_buf(),
+            writer: BufWriter::new(file),
+            offsets: Vec::new(),
+            hasher: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Appends `line`, which ends with its newline.
+    fn push(&mut self, line: &str) -> Result<()> {
+        self.offsets.push(self.bytes);
+        self.bytes += line.len() as u64;
+        self.hasher.update(line.as_bytes());
+        self.writer.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Flushes and syncs the file; its sha256 and size.
+    fn finish(self) -> Result<(String, u64)> {
+        let file = self.writer.into_inner().map_err(|e| Error::io(&self.path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok((format!("{:x}", self.hasher.finalize()), self.bytes))
+    }
+}
+
+/// Writes the batches of lines to `all` (created), flushed so that it can be read back.
+fn write_lines(all: &Path, batches: std::sync::mpsc::Receiver<Vec<String>>) -> Result<Lines> {
+    let mut lines = Lines::create(all)?;
     for batch in batches {
         for line in batch {
-            offsets.push(bytes);
-            bytes += line.len() as u64;
-            hasher.update(line.as_bytes());
-            writer.write_all(line.as_bytes()).map_err(|e| Error::io(all, e))?;
+            lines.push(&line)?;
         }
     }
-    let file = writer.into_inner().map_err(|e| Error::io(all, e.into_error()))?;
-    Ok(Written { file, offsets, hasher, bytes })
+    lines.writer.flush().map_err(|e| Error::io(all, e))?;
+    Ok(lines)
 }
 
 /// The lines of `file` that start at `offsets[i]` for each `i` in `rows` (ascending).
@@ -261,25 +285,16 @@ fn read_lines(file: &Path, offsets: &[u64], rows: &[usize]) -> Result<Vec<String
 
 /// Copies the lines of `all` that `keep` keeps to `out`; their sha256 and size.
 fn keep_rows(all: &Path, out: &Path, keep: &[bool]) -> Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
-    let mut dst = BufWriter::new(File::create(out).map_err(|e| Error::io(out, e))?);
+    let mut dst = Lines::create(out)?;
     let src = BufReader::new(File::open(all).map_err(|e| Error::io(all, e))?);
     for (line, &k) in src.lines().zip(keep) {
-        let line = line.map_err(|e| Error::io(all, e))?;
+        let mut line = line.map_err(|e| Error::io(all, e))?;
         if k {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-            bytes += line.len() as u64 + 1;
-            dst.write_all(line.as_bytes()).map_err(|e| Error::io(out, e))?;
-            dst.write_all(b"\n").map_err(|e| Error::io(out, e))?;
+            line.push('\n');
+            dst.push(&line)?;
         }
     }
-    dst.into_inner()
-        .map_err(|e| Error::io(out, e.into_error()))?
-        .sync_all()
-        .map_err(|e| Error::io(out, e))?;
-    Ok((format!("{:x}", hasher.finalize()), bytes))
+    dst.finish()
 }
 
 fn preview(

@@ -77,6 +77,10 @@ fn report_counts_what_is_wrong() {
         ]
     );
     assert_eq!(o.worst[0].row, 4);
+    // Previews show the rows' text, read back from the written JSONL.
+    assert_eq!(o.preview[0].input, "How do I reset my password?");
+    assert_eq!(o.worst[0].input, "Where can I download my invoices?");
+    assert_eq!(o.preview[9].output, "Sync keeps every device up to date.");
 }
 
 #[test]
