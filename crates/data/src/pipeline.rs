@@ -96,60 +96,107 @@ fn run_inner(
     // they showed plus the most written ones (the same answers where it matters, far cheaper).
     let mut langs = Languages::all();
     let every_language = opts.transforms.iter().any(Transform::needs_every_language);
-    let measure = |batch: &[Conversation], first: usize, langs: &Languages| {
-        batch
-            .par_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let mut line = c.to_line();
-                let check = quality::check_language(first + i, every_language);
-                let m = quality::measure(c, &line, opts.tokens, check.then_some(langs));
-                line.push('\n');
-                (m, line)
-            })
-            .unzip::<_, _, Vec<Measured>, Vec<String>>()
+    // One row: its conversation, JSONL line and measures.
+    let one = |index: usize, fields: read::Fields, langs: &Languages| {
+        let c = mapping.conversation(fields);
+        let mut line = c.to_line();
+        let check = quality::check_language(index, every_language);
+        let m = quality::measure(&c, &line, opts.tokens, check.then_some(langs));
+        line.push('\n');
+        (m, line)
+    };
+    // A batch, in parallel; the first error in file order stops the import.
+    let measure = |rows: Rows, first: usize, langs: &Languages| -> Result<Measures> {
+        let done: Vec<Result<(Loc, (Measured, String))>> = match rows {
+            Rows::Parsed(records) => records
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, r)| Ok((r.loc, one(first + i, r.fields, langs))))
+                .collect(),
+            Rows::Jsonl { text, lines } => (0..lines.len())
+                .into_par_iter()
+                .map(|i| {
+                    let (line, end) = lines[i];
+                    let start = if i == 0 { 0 } else { lines[i - 1].1 };
+                    let r = read::jsonl_record(path, line, &text[start..end])?;
+                    Ok((r.loc, one(first + i, r.fields, langs)))
+                })
+                .collect(),
+        };
+        let mut out = Measures::default();
+        for row in done {
+            let (loc, (m, line)) = row?;
+            out.locs.push(loc);
+            out.measures.push(m);
+            out.lines.push(line);
+        }
+        Ok(out)
     };
     // Three stages, each on its own thread, with two batches in flight between them (memory
-    // stays bounded by the batch size): reading and parsing; measuring (on rayon's threads);
-    // writing and hashing the lines.
+    // stays bounded by the batch size): reading (JSON Lines are only split into lines there);
+    // parsing and measuring (on rayon's threads); writing and hashing the lines.
     let written = std::thread::scope(|scope| -> Result<Lines> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Loc, Conversation)>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Rows>(2);
         let reader = scope.spawn(move || {
             // A small first batch: it picks the languages to look for, at whatlang's full cost.
             let mut size = FIRST_BATCH;
-            let mut batch = Vec::with_capacity(size);
-            read::read(path, sniffed, &mut |rec| {
-                batch.push((rec.loc, mapping.conversation(rec.fields)));
-                if batch.len() == size {
-                    size = BATCH;
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
-                    // The receiver only goes away after an error of its own, reported below.
-                    tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
-                }
-                Ok(())
-            })?;
+            let mut batch = Rows::new(sniffed);
+            let res = match &mut batch {
+                Rows::Jsonl { .. } => read::jsonl_lines(path, sniffed, &mut |line, text| {
+                    let Rows::Jsonl { text: buf, lines } = &mut batch else { unreachable!() };
+                    buf.extend_from_slice(text);
+                    lines.push((line, buf.len()));
+                    if lines.len() == size {
+                        size = BATCH;
+                        let full = std::mem::replace(&mut batch, Rows::new(sniffed));
+                        // The receiver only goes away after an error, reported below.
+                        tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
+                    }
+                    Ok(())
+                }),
+                Rows::Parsed(_) => read::read(path, sniffed, &mut |rec| {
+                    let Rows::Parsed(records) = &mut batch else { unreachable!() };
+                    records.push(rec);
+                    if records.len() == size {
+                        size = BATCH;
+                        let full = std::mem::replace(&mut batch, Rows::new(sniffed));
+                        tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
+                    }
+                    Ok(())
+                }),
+            };
+            // The rows before an error are still measured: an earlier row's own error wins.
             if !batch.is_empty() {
                 let _ = tx.send(batch);
             }
-            Ok::<(), Error>(())
+            res
         });
         let (to_writer, lines) = std::sync::mpsc::sync_channel::<Vec<String>>(2);
         let writer = scope.spawn(move || write_lines(all, lines));
+        let mut failed = None;
         for batch in rx {
-            let (l, convs): (Vec<Loc>, Vec<Conversation>) = batch.into_iter().unzip();
-            locs.extend(l);
-            let (m, lines) = measure(&convs, measures.len(), &langs);
+            let done = match measure(batch, measures.len(), &langs) {
+                Ok(done) => done,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
             if measures.is_empty() {
-                langs = Languages::focused(m.iter().filter_map(|m| m.lang));
+                langs = Languages::focused(done.measures.iter().filter_map(|m| m.lang));
             }
-            measures.extend(m);
-            if to_writer.send(lines).is_err() {
+            locs.extend(done.locs);
+            measures.extend(done.measures);
+            if to_writer.send(done.lines).is_err() {
                 break; // The writer failed: its error is reported below.
             }
         }
         drop(to_writer);
         let wrote = writer.join().unwrap_or_else(|_| Err(Error::file(all, "the writer crashed")));
         let read = reader.join().unwrap_or_else(|_| Err(Error::file(path, "the reader crashed")));
+        if let Some(e) = failed {
+            return Err(e);
+        }
         // A writer's error stops the reader too: report the writer's then.
         match read {
             Ok(()) => wrote,
@@ -217,6 +264,39 @@ fn run_inner(
         sha256,
         bytes,
     })
+}
+
+/// A batch of rows as the reader hands them over.
+enum Rows {
+    /// Records parsed by the reader (CSV, JSON arrays, Parquet).
+    Parsed(Vec<read::Record>),
+    /// JSON Lines, not parsed yet: their text one after another, and each line's number and
+    /// where its text ends.
+    Jsonl { text: Vec<u8>, lines: Vec<(u64, usize)> },
+}
+
+impl Rows {
+    fn new(sniffed: &Sniffed) -> Rows {
+        match sniffed.format {
+            read::Format::Jsonl => Rows::Jsonl { text: Vec::new(), lines: Vec::new() },
+            _ => Rows::Parsed(Vec::new()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Rows::Parsed(r) => r.is_empty(),
+            Rows::Jsonl { lines, .. } => lines.is_empty(),
+        }
+    }
+}
+
+/// A batch's rows, measured.
+#[derive(Default)]
+struct Measures {
+    locs: Vec<Loc>,
+    measures: Vec<Measured>,
+    lines: Vec<String>,
 }
 
 /// A JSONL file being written: its lines' starts, size and sha256.

@@ -330,8 +330,27 @@ fn too_long() -> String {
 
 fn read_jsonl(
     path: &Path,
-    mut r: impl BufRead,
+    r: impl BufRead,
     each: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    split_jsonl(path, r, &mut |line, text| each(jsonl_record(path, line, text)?))
+}
+
+/// Streams the non-blank lines of a JSON Lines file, as UTF-8 (decoded as [`read`] does), with
+/// their 1-based numbers, unparsed: the import parses them in parallel ([`jsonl_record`]).
+pub fn jsonl_lines(
+    path: &Path,
+    sniffed: &Sniffed,
+    each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    split_jsonl(path, text_reader(file, sniffed), each)
+}
+
+fn split_jsonl(
+    path: &Path,
+    mut r: impl BufRead,
+    each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let mut line = 0u64;
@@ -351,17 +370,22 @@ fn read_jsonl(
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value: Value =
-            serde_json::from_slice(&buf).map_err(|e| json_error(path, Some(line), &e))?;
-        let Value::Object(fields) = value else {
-            return Err(Error::at(
-                path,
-                Loc::Line(line),
-                format!("expected a JSON object, found {}", kind(&value)),
-            ));
-        };
-        each(Record { loc: Loc::Line(line), fields })?;
+        each(line, &buf)?;
     }
+}
+
+/// The record of line `line` of a JSON Lines file, whose text is `text`.
+pub fn jsonl_record(path: &Path, line: u64, text: &[u8]) -> Result<Record> {
+    let value: Value =
+        serde_json::from_slice(text).map_err(|e| json_error(path, Some(line), &e))?;
+    let Value::Object(fields) = value else {
+        return Err(Error::at(
+            path,
+            Loc::Line(line),
+            format!("expected a JSON object, found {}", kind(&value)),
+        ));
+    };
+    Ok(Record { loc: Loc::Line(line), fields })
 }
 
 /// `serde_json`'s message without its own " at line L column C", which we state our way.

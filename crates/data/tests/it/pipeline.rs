@@ -130,3 +130,49 @@ fn large_files_have_every_tenth_language_checked_unless_a_fix_needs_all() {
     assert_eq!((o.kept, o.dropped), (12_000 - 132, 132));
     assert!(!jsonl.contains("Rechnungen"));
 }
+
+/// JSON Lines are parsed in parallel batches after the detection's sample: the error reported
+/// is still the first one in the file, and nothing is left behind.
+#[test]
+fn the_first_bad_line_is_reported_after_parallel_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 1..=6000 {
+        text += &match i {
+            2500 => "{\"prompt\": \"q\" \"completion\": \"a\"}\n".to_string(),
+            2600 => "[1, 2]\n".to_string(),
+            5000 => format!("{{\"prompt\": \"{}\"}}\n", "x".repeat(17 << 20)),
+            _ => format!("{{\"prompt\": \"question {i}\", \"completion\": \"answer {i}\"}}\n"),
+        };
+    }
+    let p = file(&dir, "late.jsonl", text.as_bytes());
+    let sniffed = data::read::sniff(&p).unwrap();
+    let (cols, rows) = sample(&p, &sniffed).unwrap();
+    let detection = data::shape::detect(&cols, &rows).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let opts = Options {
+        detection: &detection,
+        transforms: &[],
+        tokens: &Words,
+        quality: Config { context: 40, cutoff: 30, expected_language: None },
+    };
+    let e = run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    assert!(e.ends_with("late.jsonl:2500: expected `,` or `}` at column 16"), "{e}");
+    // Only the source is left.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // Without the first bad lines, the next one in the file is named.
+    let text = text.replace("{\"prompt\": \"q\" \"completion\": \"a\"}\n", "{}\n");
+    let p = file(&dir, "late.jsonl", text.as_bytes());
+    let e = run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    assert!(e.ends_with("late.jsonl:2600: expected a JSON object, found an array"), "{e}");
+    let text = text.replace("[1, 2]\n", "{}\n");
+    let p = file(&dir, "late.jsonl", text.as_bytes());
+    let e = run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            "late.jsonl:5000: this row is longer than 16 MiB: is this really a dataset row?"
+        ),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
