@@ -589,7 +589,9 @@ struct Spec {
 
 /// Token counts with the model's own tokenizer; template overhead measured by rendering.
 pub(crate) struct ModelTokens {
-    chat: engine::bundle::Chat,
+    /// Boxed: the token counts' caches belong to the tokenizer at its address, which moving
+    /// the `ModelTokens` would change.
+    chat: Box<engine::bundle::Chat>,
     pub(crate) context: usize,
     /// Template tokens around [user, assistant] and [system, user, assistant].
     pair: usize,
@@ -601,6 +603,8 @@ pub(crate) struct ModelTokens {
 impl ModelTokens {
     fn new(chat: engine::bundle::Chat, context: usize) -> Result<ModelTokens> {
         use engine::template::Message;
+        let chat = Box::new(chat);
+        engine::tokenizer::prepare_count(&chat.tokenizer);
         let render = |roles: &[&str]| -> Result<usize> {
             let msgs: Vec<Message> = roles.iter().map(|r| Message::new(r, "")).collect();
             let text = chat.template.render(&msgs, false)?;

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod gguf;
 pub mod lora;
 pub mod loss;
+mod merges;
 pub mod models;
 pub mod ops;
 pub mod optim;

@@ -11,6 +11,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 
+use crate::merges::Merges;
 use crate::{Error, Result};
 
 /// Builds the tokenizer a GGUF file describes.
@@ -68,6 +69,7 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
         let me = Owner::of(tok);
         if cache.owner != me || cache.counts.len() + cache.short.len() > MAX_PIECES {
             cache.owner = me;
+            cache.merges = merges_of(tok);
             cache.scheme = scheme(pre);
             let mut starts: Vec<char> = (tok.get_added_vocabulary().get_vocab().keys())
                 .filter_map(|t| t.chars().next())
@@ -87,19 +89,20 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
         let mut n = 0usize;
         match cache.scheme {
             Some(scheme) => {
-                let PieceCache { counts, short, .. } = cache;
+                let PieceCache { counts, short, merges, .. } = cache;
+                let merges = merges.as_deref();
                 crate::pretokens::split(scheme, text, &mut |piece| {
                     n += match short_key(piece) {
                         Some(key) => {
                             // At most 15 tokens: every token covers a byte or more.
                             *short.entry(key).or_insert_with(|| {
-                                shared_count(me, key, || piece_tokens(tok, piece) as u8)
+                                shared_count(me, key, || piece_tokens(tok, merges, piece) as u8)
                             }) as usize
                         }
                         None => match counts.get(piece) {
                             Some(&c) => c as usize,
                             None => {
-                                let c = piece_tokens(tok, piece);
+                                let c = piece_tokens(tok, merges, piece);
                                 counts.insert(piece.into(), c as u32);
                                 c
                             }
@@ -138,6 +141,8 @@ struct PieceCache {
     /// First characters of the tokenizer's added tokens (a text without any has none).
     added_starts: Vec<char>,
     scheme: Option<crate::pretokens::Scheme>,
+    /// The model's merges, when a counter of our own can follow them.
+    merges: Option<std::sync::Arc<Merges>>,
     counts: std::collections::HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     /// Pieces of up to 15 bytes (nearly all), keyed by [`short_key`]: no pointer to follow,
     /// no `memcmp` per probe, 17 bytes an entry (the table outgrows the CPU's caches on large
@@ -238,10 +243,39 @@ fn scheme(pre: &PreTokenizerWrapper) -> Option<crate::pretokens::Scheme> {
     }
 }
 
-/// Tokens of one pre-token of a byte-level scheme: its bytes in GPT-2's byte alphabet (what
-/// `ByteLevel` turns them into), then the model.
-fn piece_tokens(tok: &Tokenizer, piece: &str) -> usize {
+/// Builds ahead what [`count`] needs of `tok` that takes a while (its merges, tens of
+/// milliseconds for a 50,000-token vocabulary), as loading a tokenizer does.
+pub fn prepare_count(tok: &Tokenizer) {
+    merges_of(tok);
+}
+
+/// The merges of the tokenizer last asked for, by [`Owner`] (not by generation: they do not
+/// change when counts are forgotten).
+fn merges_of(tok: &Tokenizer) -> Option<std::sync::Arc<Merges>> {
+    type Built = Option<(Owner, Option<std::sync::Arc<Merges>>)>;
+    static LAST: std::sync::Mutex<Built> = std::sync::Mutex::new(None);
+    let owner = Owner { generation: 0, ..Owner::of(tok) };
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((o, m)) = last.as_ref()
+        && *o == owner
+    {
+        return m.clone();
+    }
+    let m = Merges::of(tok, &BYTE_CHARS).map(std::sync::Arc::new);
+    *last = Some((owner, m.clone()));
+    m
+}
+
+/// Tokens of one pre-token of a byte-level scheme: by our own counter over the model's
+/// `merges` when there are, else its bytes in GPT-2's byte alphabet (what `ByteLevel` turns
+/// them into), then the model.
+fn piece_tokens(tok: &Tokenizer, merges: Option<&Merges>, piece: &str) -> usize {
     use tokenizers::Model;
+    if let Some(m) = merges
+        && piece.len() <= crate::merges::MAX_BYTES
+    {
+        return m.count(piece.as_bytes());
+    }
     thread_local! {
         static MAPPED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
@@ -250,6 +284,12 @@ fn piece_tokens(tok: &Tokenizer, piece: &str) -> usize {
         mapped.extend(piece.bytes().map(|b| BYTE_CHARS[b as usize]));
         tok.get_model().tokenize(mapped).map_or(0, |t| t.len())
     })
+}
+
+/// The character that stands for each byte in GPT-2's byte alphabet.
+#[cfg(test)]
+pub(crate) fn byte_chars() -> &'static [char; 256] {
+    &BYTE_CHARS
 }
 
 /// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the others for
