@@ -48,13 +48,23 @@ pub mod flag {
     pub const DAMAGED: u8 = 4;
     /// Input or output without a single letter or digit.
     pub const NO_TEXT: u8 = 8;
-    /// The language was checked (see [`crate::thresholds::LANGUAGE_ALL_ROWS`]).
+    /// The language was checked (see [`super::check_language`]).
     pub const LANGUAGE_CHECKED: u8 = 16;
 }
 
 /// Whether row `index` (0-based) gets its language checked; `every` when a fix depends on it.
 pub fn check_language(index: usize, every: bool) -> bool {
-    every || index < th::LANGUAGE_ALL_ROWS || index.is_multiple_of(th::LANGUAGE_STRIDE)
+    every || index.is_multiple_of(language_stride(index))
+}
+
+/// Every how many rows the language is checked around row `index` (see
+/// [`th::LANGUAGE_ALL_ROWS`]): 1 in the first of those rows, then 2, 4, 8… each time the row
+/// number doubles. A checked row stands for this many rows in the estimates.
+pub fn language_stride(index: usize) -> usize {
+    match index / th::LANGUAGE_ALL_ROWS {
+        0 => 1,
+        k => 2 << k.ilog2(),
+    }
 }
 
 /// Settings of an analysis.
@@ -320,8 +330,14 @@ pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
         split: recommended_split(n),
         issues: Vec::new(),
     };
+    // Rows in another language, estimated from the sampled rows when not all were checked.
+    let mismatches: usize = (quality.iter().enumerate())
+        .filter(|(_, q)| q.reasons & reason::LANGUAGE != 0)
+        .map(|(i, _)| if report.language_checked < n { language_stride(i) } else { 1 })
+        .sum();
     report.issues = issues(
         &report,
+        mismatches,
         quality
             .iter()
             .filter(|q| q.reasons & (reason::MISSING_INPUT | reason::MISSING_OUTPUT) != 0)
@@ -379,7 +395,7 @@ fn imbalanced(r: &Measured) -> bool {
     i > 0.0 && o > 0.0 && (i / o > th::IMBALANCE_RATIO || o / i > th::IMBALANCE_RATIO)
 }
 
-fn issues(r: &Report, missing: usize) -> Vec<Issue> {
+fn issues(r: &Report, mismatches: usize, missing: usize) -> Vec<Issue> {
     let pct = |k: usize| 100.0 * k as f64 / r.rows.max(1) as f64;
     let mut out = Vec::new();
     let mut add = |kind: &str, severity: &str, rows: usize, message: String, fix: Option<&str>| {
@@ -488,11 +504,9 @@ fn issues(r: &Report, missing: usize) -> Vec<Issue> {
     if r.language_mismatches > 0 {
         let lang = r.language.as_ref().map_or("the dataset's", |l| l.name.as_str());
         let message = if r.language_checked < r.rows {
-            let estimate =
-                r.language_mismatches as f64 * r.rows as f64 / r.language_checked.max(1) as f64;
             format!(
-                "{} of the {} rows checked are not in {lang} (about {:.0} in all; a fix by language checks every row)",
-                r.language_mismatches, r.language_checked, estimate
+                "{} of the {} rows checked are not in {lang} (about {mismatches} in all; a fix by language checks every row)",
+                r.language_mismatches, r.language_checked
             )
         } else {
             format!("{} rows are not in {lang}", r.language_mismatches)

@@ -101,33 +101,51 @@ fn fixes_are_applied_in_order_and_reproducible() {
     assert_eq!((again.sha256.clone(), jsonl2), (o.sha256.clone(), jsonl));
 }
 
-/// Past `LANGUAGE_ALL_ROWS` rows the report checks every tenth row's language and says so;
-/// a fix by language checks every row.
+/// Past `LANGUAGE_ALL_ROWS` rows the report checks every 2nd row's language, then every 4th,
+/// 8th… as the row number doubles, estimates the rest and says so; a fix by language checks
+/// every row.
 #[test]
-fn large_files_have_every_tenth_language_checked_unless_a_fix_needs_all() {
-    use data::thresholds::{LANGUAGE_ALL_ROWS, LANGUAGE_STRIDE};
-    assert_eq!((LANGUAGE_ALL_ROWS, LANGUAGE_STRIDE), (10_000, 10));
+fn large_files_have_a_sample_of_languages_checked_unless_a_fix_needs_all() {
+    use data::quality::{check_language, language_stride};
+    use data::thresholds::LANGUAGE_ALL_ROWS;
+    assert_eq!(LANGUAGE_ALL_ROWS, 1_000);
+    let strides: Vec<usize> = [0, 999, 1000, 1999, 2000, 3999, 4000, 8000, 11_999]
+        .iter()
+        .map(|&i| language_stride(i))
+        .collect();
+    assert_eq!(strides, [1, 1, 2, 2, 4, 4, 8, 16, 16]);
+    assert!(
+        check_language(1001, true) && !check_language(1001, false) && check_language(1002, false)
+    );
     let en = r#"{"question": "How do I reset my password on the new laptop before the meeting today?", "answer": "Open the settings page, choose security and then follow the steps to reset it."}"#;
     let de = r#"{"question": "Wo finde ich meine Rechnungen und wie kann ich sie herunterladen?", "answer": "Unter Abrechnung findest du alle Rechnungen als PDF zum Herunterladen."}"#;
-    // German at 0-based rows i % 100 == 1 (never a tenth row) and i % 1000 == 500.
-    let text: String = (0..12_000)
-        .map(|i| if i % 100 == 1 || i % 1000 == 500 { de } else { en })
-        .flat_map(|l| [l, "\n"])
-        .collect();
+    // German at 0-based rows i % 100 == 1 (odd: checked only in the first 1,000 rows) and at
+    // the multiples of 1,024 from 1,024 on (always checked).
+    let german = |i: usize| i % 100 == 1 || (i >= 1024 && i % 1024 == 0);
+    let text: String =
+        (0..12_000).map(|i| if german(i) { de } else { en }).flat_map(|l| [l, "\n"]).collect();
     let dir = tempfile::tempdir().unwrap();
     let (o, _) = import(&dir, "big.jsonl", &text, &[]);
     let r = &o.report;
     assert_eq!(r.language.as_ref().map(|l| l.code.as_str()), Some("eng"));
-    assert_eq!(r.language_checked, 10_000 + 200);
-    // 100 + 10 in the first 10,000 rows, then rows 10,500 and 11,500.
-    assert_eq!(r.language_mismatches, 112);
+    // 1,000 + 500 of [1,000, 2,000) + 500 of [2,000, 4,000) + 500 of [4,000, 8,000) + 250.
+    assert_eq!(r.language_checked, 2_750);
+    // 10 in the first 1,000 rows, then 1,024 … 11,264.
+    assert_eq!(r.language_mismatches, 21);
+    // Each stands for its stride: 10 + 2 + 4 + 4 + 4 × 8 + 4 × 16 (131 in truth).
     let issue = r.issues.iter().find(|i| i.kind == "language").unwrap();
-    assert!(issue.message.contains("of the 10200 rows checked"), "{}", issue.message);
+    assert!(
+        issue
+            .message
+            .starts_with("21 of the 2750 rows checked are not in English (about 116 in all;"),
+        "{}",
+        issue.message
+    );
 
     let keep = [Transform::KeepLanguage { code: "eng".into() }];
     let (o, jsonl) = import(&dir, "big.jsonl", &text, &keep);
-    assert_eq!((o.report.language_checked, o.report.language_mismatches), (12_000, 132));
-    assert_eq!((o.kept, o.dropped), (12_000 - 132, 132));
+    assert_eq!((o.report.language_checked, o.report.language_mismatches), (12_000, 131));
+    assert_eq!((o.kept, o.dropped), (12_000 - 131, 131));
     assert!(!jsonl.contains("Rechnungen"));
 }
 
