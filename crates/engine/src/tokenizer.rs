@@ -91,24 +91,32 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
             Some(scheme) => {
                 let PieceCache { counts, short, merges, .. } = cache;
                 let merges = merges.as_deref();
-                crate::pretokens::split(scheme, text, &mut |piece| {
-                    n += match short_key(piece) {
-                        Some(key) => {
-                            // At most 15 tokens: every token covers a byte or more.
-                            *short.entry(key).or_insert_with(|| {
-                                shared_count(me, key, || piece_tokens(tok, merges, piece) as u8)
-                            }) as usize
+                // Short pieces are looked up in groups, their slots fetched from memory first:
+                // the groups' cache misses overlap instead of following one another.
+                let mut group = [[0u8; 16]; GROUP];
+                let mut len = 0;
+                crate::pretokens::split(scheme, text, &mut |piece| match short_key(piece) {
+                    Some(key) => {
+                        short.prefetch(key);
+                        group[len] = key;
+                        len += 1;
+                        if len == GROUP {
+                            n += short_counts(tok, me, merges, short, &group);
+                            len = 0;
                         }
-                        None => match counts.get(piece) {
+                    }
+                    None => {
+                        n += match counts.get(piece) {
                             Some(&c) => c as usize,
                             None => {
-                                let c = piece_tokens(tok, merges, piece);
+                                let c = piece_tokens(tok, merges, piece.as_bytes());
                                 counts.insert(piece.into(), c as u32);
                                 c
                             }
-                        },
-                    };
+                        }
+                    }
                 });
+                n += short_counts(tok, me, merges, short, &group[..len]);
             }
             None => {
                 let mut pts = PreTokenizedString::from(text);
@@ -132,6 +140,33 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
     })
 }
 
+/// Short pieces looked up together (see [`count`]).
+const GROUP: usize = 16;
+
+/// The tokens of the short pieces `keys`, from `short`, else the shared table, else the model.
+fn short_counts(
+    tok: &Tokenizer,
+    owner: Owner,
+    merges: Option<&Merges>,
+    short: &mut ShortCounts,
+    keys: &[[u8; 16]],
+) -> usize {
+    let mut n = 0;
+    for &key in keys {
+        n += match short.get(key) {
+            Some(c) => c as usize,
+            None => {
+                // At most 15 tokens: every token covers a byte or more.
+                let piece = &key[..key[15] as usize];
+                let c = shared_count(owner, key, || piece_tokens(tok, merges, piece) as u8);
+                short.insert(key, c);
+                c as usize
+            }
+        };
+    }
+    n
+}
+
 /// A thread's counts of pre-tokens for one tokenizer. Keys are the pre-tokens as the tokenizer
 /// sees them after its pre-tokenizer (the byte-level alphabet) without a scheme, the raw text
 /// pieces with one.
@@ -144,10 +179,96 @@ struct PieceCache {
     /// The model's merges, when a counter of our own can follow them.
     merges: Option<std::sync::Arc<Merges>>,
     counts: std::collections::HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
-    /// Pieces of up to 15 bytes (nearly all), keyed by [`short_key`]: no pointer to follow,
-    /// no `memcmp` per probe, 17 bytes an entry (the table outgrows the CPU's caches on large
-    /// datasets: a probe's cost is mostly its memory access).
-    short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
+    /// Pieces of up to 15 bytes (nearly all).
+    short: ShortCounts,
+}
+
+/// Counts of pieces of up to 15 bytes, keyed by [`short_key`]: an open-addressing table of
+/// 16-byte entries, each the key with the count in the high half of its last byte (the length
+/// takes the low half). No pointer to follow, no `memcmp`, and a probe nearly always reads
+/// one cache line (four entries): on large datasets the table outgrows the CPU's caches, and a
+/// probe's cost is mostly its memory access.
+#[derive(Default)]
+struct ShortCounts {
+    /// A power of two of entries, 0 where empty (a key's length is never 0).
+    slots: Vec<u128>,
+    len: usize,
+}
+
+impl ShortCounts {
+    /// The key bits of an entry (all but the count).
+    const KEY: u128 = !(0xF0 << 120);
+
+    fn slot(&self, key: u128) -> usize {
+        let h =
+            (key as u64 ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    fn get(&self, key: [u8; 16]) -> Option<u8> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = u128::from_le_bytes(key);
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(key);
+        loop {
+            let e = self.slots[i];
+            if e & Self::KEY == key {
+                return Some((e >> 124) as u8);
+            }
+            if e == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds a key that is not there; `count` ≤ 15.
+    fn insert(&mut self, key: [u8; 16], count: u8) {
+        debug_assert!(count < 16 && self.get(key).is_none());
+        // At most three quarters full.
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            let size = (self.slots.len() * 2).max(1024);
+            let old = std::mem::replace(&mut self.slots, vec![0; size]);
+            for e in old.into_iter().filter(|&e| e != 0) {
+                self.put(e);
+            }
+        }
+        self.put(u128::from_le_bytes(key) | (count as u128) << 124);
+        self.len += 1;
+    }
+
+    fn put(&mut self, entry: u128) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(entry & Self::KEY);
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = entry;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Starts loading the slot where `key` is looked for into the CPU's cache.
+    fn prefetch(&self, key: [u8; 16]) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.slots.is_empty() {
+            let slot = &self.slots[self.slot(u128::from_le_bytes(key))];
+            // SAFETY: a prefetch only hints the CPU; the address is that of a live slot.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    (slot as *const u128).cast(),
+                )
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = ShortCounts::default();
+    }
 }
 
 /// Bumped by [`forget_counts`]: every thread's cache starts afresh at its next count.
@@ -269,19 +390,19 @@ fn merges_of(tok: &Tokenizer) -> Option<std::sync::Arc<Merges>> {
 /// Tokens of one pre-token of a byte-level scheme: by our own counter over the model's
 /// `merges` when there are, else its bytes in GPT-2's byte alphabet (what `ByteLevel` turns
 /// them into), then the model.
-fn piece_tokens(tok: &Tokenizer, merges: Option<&Merges>, piece: &str) -> usize {
+fn piece_tokens(tok: &Tokenizer, merges: Option<&Merges>, piece: &[u8]) -> usize {
     use tokenizers::Model;
     if let Some(m) = merges
         && piece.len() <= crate::merges::MAX_BYTES
     {
-        return m.count(piece.as_bytes());
+        return m.count(piece);
     }
     thread_local! {
         static MAPPED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
     MAPPED.with_borrow_mut(|mapped| {
         mapped.clear();
-        mapped.extend(piece.bytes().map(|b| BYTE_CHARS[b as usize]));
+        mapped.extend(piece.iter().map(|&b| BYTE_CHARS[b as usize]));
         tok.get_model().tokenize(mapped).map_or(0, |t| t.len())
     })
 }
