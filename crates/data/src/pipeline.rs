@@ -106,10 +106,10 @@ fn run_inner(
         (m, line)
     };
     // A batch, in parallel; the first error in file order stops the import.
-    let measure = |rows: Rows, first: usize, langs: &Languages| -> Result<Measures> {
+    let measure = |rows: &mut Rows, first: usize, langs: &Languages| -> Result<Measures> {
         let done: Vec<Result<(Loc, (Measured, String))>> = match rows {
             Rows::Parsed(records) => records
-                .into_par_iter()
+                .par_drain(..)
                 .enumerate()
                 .map(|(i, r)| Ok((r.loc, one(first + i, r.fields, langs))))
                 .collect(),
@@ -137,7 +137,11 @@ fn run_inner(
     // parsing and measuring (on rayon's threads); writing and hashing the lines.
     let written = std::thread::scope(|scope| -> Result<Lines> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Rows>(2);
+        // Batches measured go back to the reader, emptied: their buffers are reused, not
+        // allocated (and zeroed by the system) again.
+        let (give_back, used) = std::sync::mpsc::channel::<Rows>();
         let reader = scope.spawn(move || {
+            let next = || used.try_recv().unwrap_or_else(|_| Rows::new(sniffed));
             // A small first batch: it picks the languages to look for, at whatlang's full cost.
             let mut size = FIRST_BATCH;
             let mut batch = Rows::new(sniffed);
@@ -148,7 +152,7 @@ fn run_inner(
                     lines.push((line, buf.len()));
                     if lines.len() == size {
                         size = BATCH;
-                        let full = std::mem::replace(&mut batch, Rows::new(sniffed));
+                        let full = std::mem::replace(&mut batch, next());
                         // The receiver only goes away after an error, reported below.
                         tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
                     }
@@ -159,7 +163,7 @@ fn run_inner(
                     records.push(rec);
                     if records.len() == size {
                         size = BATCH;
-                        let full = std::mem::replace(&mut batch, Rows::new(sniffed));
+                        let full = std::mem::replace(&mut batch, next());
                         tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
                     }
                     Ok(())
@@ -174,8 +178,11 @@ fn run_inner(
         let (to_writer, lines) = std::sync::mpsc::sync_channel::<Vec<String>>(2);
         let writer = scope.spawn(move || write_lines(all, lines));
         let mut failed = None;
-        for batch in rx {
-            let done = match measure(batch, measures.len(), &langs) {
+        for mut batch in rx {
+            let measured = measure(&mut batch, measures.len(), &langs);
+            batch.clear();
+            let _ = give_back.send(batch);
+            let done = match measured {
                 Ok(done) => done,
                 Err(e) => {
                     failed = Some(e);
@@ -280,6 +287,16 @@ impl Rows {
         match sniffed.format {
             read::Format::Jsonl => Rows::Jsonl { text: Vec::new(), lines: Vec::new() },
             _ => Rows::Parsed(Vec::new()),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Rows::Parsed(r) => r.clear(),
+            Rows::Jsonl { text, lines } => {
+                text.clear();
+                lines.clear();
+            }
         }
     }
 
