@@ -93,29 +93,33 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
                 let merges = merges.as_deref();
                 // Short pieces are looked up in groups, their slots fetched from memory first:
                 // the groups' cache misses overlap instead of following one another.
-                let mut group = [[0u8; 16]; GROUP];
+                let mut group = [0u128; GROUP];
                 let mut len = 0;
-                crate::pretokens::split(scheme, text, &mut |piece| match short_key(piece) {
-                    Some(key) => {
-                        short.prefetch(key);
-                        group[len] = key;
-                        len += 1;
-                        if len == GROUP {
-                            n += short_counts(tok, me, merges, short, &group);
-                            len = 0;
-                        }
-                    }
-                    None => {
-                        n += match counts.get(piece) {
-                            Some(&c) => c as usize,
-                            None => {
-                                let c = piece_tokens(tok, merges, piece.as_bytes());
-                                counts.insert(piece.into(), c as u32);
-                                c
+                crate::pretokens::split(
+                    scheme,
+                    text,
+                    &mut |piece| match short_key_in(text, piece) {
+                        Some(key) => {
+                            short.prefetch(key);
+                            group[len] = key;
+                            len += 1;
+                            if len == GROUP {
+                                n += short_counts(tok, me, merges, short, &group);
+                                len = 0;
                             }
                         }
-                    }
-                });
+                        None => {
+                            n += match counts.get(piece) {
+                                Some(&c) => c as usize,
+                                None => {
+                                    let c = piece_tokens(tok, merges, piece.as_bytes());
+                                    counts.insert(piece.into(), c as u32);
+                                    c
+                                }
+                            }
+                        }
+                    },
+                );
                 n += short_counts(tok, me, merges, short, &group[..len]);
             }
             None => {
@@ -149,7 +153,7 @@ fn short_counts(
     owner: Owner,
     merges: Option<&Merges>,
     short: &mut ShortCounts,
-    keys: &[[u8; 16]],
+    keys: &[u128],
 ) -> usize {
     let mut n = 0;
     for &key in keys {
@@ -157,7 +161,8 @@ fn short_counts(
             Some(c) => c as usize,
             None => {
                 // At most 15 tokens: every token covers a byte or more.
-                let piece = &key[..key[15] as usize];
+                let bytes = key.to_le_bytes();
+                let piece = &bytes[..bytes[15] as usize];
                 let c = shared_count(owner, key, || piece_tokens(tok, merges, piece) as u8);
                 short.insert(key, c);
                 c as usize
@@ -205,11 +210,10 @@ impl ShortCounts {
         (h >> 32) as usize & (self.slots.len() - 1)
     }
 
-    fn get(&self, key: [u8; 16]) -> Option<u8> {
+    fn get(&self, key: u128) -> Option<u8> {
         if self.slots.is_empty() {
             return None;
         }
-        let key = u128::from_le_bytes(key);
         let mask = self.slots.len() - 1;
         let mut i = self.slot(key);
         loop {
@@ -225,7 +229,7 @@ impl ShortCounts {
     }
 
     /// Adds a key that is not there; `count` ≤ 15.
-    fn insert(&mut self, key: [u8; 16], count: u8) {
+    fn insert(&mut self, key: u128, count: u8) {
         debug_assert!(count < 16 && self.get(key).is_none());
         // At most three quarters full.
         if (self.len + 1) * 4 > self.slots.len() * 3 {
@@ -235,7 +239,7 @@ impl ShortCounts {
                 self.put(e);
             }
         }
-        self.put(u128::from_le_bytes(key) | (count as u128) << 124);
+        self.put(key | (count as u128) << 124);
         self.len += 1;
     }
 
@@ -253,10 +257,10 @@ impl ShortCounts {
     }
 
     /// Starts loading the slot where `key` is looked for into the CPU's cache.
-    fn prefetch(&self, key: [u8; 16]) {
+    fn prefetch(&self, key: u128) {
         #[cfg(target_arch = "x86_64")]
         if !self.slots.is_empty() {
-            let slot = &self.slots[self.slot(u128::from_le_bytes(key))];
+            let slot = &self.slots[self.slot(key)];
             // SAFETY: a prefetch only hints the CPU; the address is that of a live slot.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
@@ -314,11 +318,11 @@ static SHARED: std::sync::LazyLock<std::sync::RwLock<SharedCounts>> =
 #[derive(Default)]
 struct SharedCounts {
     owner: Owner,
-    short: std::collections::HashMap<[u8; 16], u8, rustc_hash::FxBuildHasher>,
+    short: std::collections::HashMap<u128, u8, rustc_hash::FxBuildHasher>,
 }
 
 /// The shared count of the piece `key`, from `compute` (then shared) when missing.
-fn shared_count(owner: Owner, key: [u8; 16], compute: impl FnOnce() -> u8) -> u8 {
+fn shared_count(owner: Owner, key: u128, compute: impl FnOnce() -> u8) -> u8 {
     if let Ok(shared) = SHARED.read()
         && shared.owner == owner
         && let Some(&c) = shared.short.get(&key)
@@ -336,8 +340,9 @@ fn shared_count(owner: Owner, key: [u8; 16], compute: impl FnOnce() -> u8) -> u8
     c
 }
 
-/// A piece of up to 15 bytes as one key: its bytes, zero-padded, then its length.
-fn short_key(piece: &str) -> Option<[u8; 16]> {
+/// A piece of up to 15 bytes as one key: its bytes, zero-padded, then its length (in the
+/// last byte, little-endian).
+fn short_key(piece: &str) -> Option<u128> {
     let b = piece.as_bytes();
     if b.len() > 15 {
         return None;
@@ -345,7 +350,24 @@ fn short_key(piece: &str) -> Option<[u8; 16]> {
     let mut key = [0u8; 16];
     key[..b.len()].copy_from_slice(b);
     key[15] = b.len() as u8;
-    Some(key)
+    Some(u128::from_le_bytes(key))
+}
+
+/// [`short_key`] of `piece`, a slice of `text`: read as the 16 bytes of `text` from its start,
+/// masked, when as many follow (a copy of the piece into a buffer calls `memcpy`, and reading
+/// the buffer back as one value waits for the copy to land).
+fn short_key_in(text: &str, piece: &str) -> Option<u128> {
+    let len = piece.len();
+    if len > 15 {
+        return None;
+    }
+    let start = piece.as_ptr().addr().wrapping_sub(text.as_ptr().addr());
+    match text.as_bytes().get(start..start.wrapping_add(16)).map(<[u8; 16]>::try_from) {
+        Some(Ok(w)) if len > 0 => {
+            Some(u128::from_le_bytes(w) & ((1u128 << (8 * len)) - 1) | (len as u128) << 120)
+        }
+        _ => short_key(piece),
+    }
 }
 
 /// The scheme our scanner runs for `pre`, when it is one it knows.
@@ -448,6 +470,7 @@ mod tests {
             for to in from..=text.len() {
                 let Some(piece) = text.get(from..to) else { continue };
                 let key = short_key(piece);
+                assert_eq!(short_key_in(text, piece), key, "{piece:?}");
                 if piece.len() > 15 {
                     assert_eq!(key, None);
                     continue;
@@ -455,7 +478,7 @@ mod tests {
                 let mut want = [0u8; 16];
                 want[..piece.len()].copy_from_slice(piece.as_bytes());
                 want[15] = piece.len() as u8;
-                assert_eq!(key, Some(want), "{piece:?}");
+                assert_eq!(key, Some(u128::from_le_bytes(want)), "{piece:?}");
             }
         }
     }
