@@ -45,17 +45,79 @@ impl Conversation {
         }
     }
 
-    /// The JSONL line (without the newline).
+    /// The JSONL line (without the newline): what `serde_json` writes for it, byte for byte.
     pub fn to_line(&self) -> String {
         // Sized once: the texts, plus room for the keys and some escapes.
         let size: usize = self.messages.iter().map(|m| m.content.len() + 40).sum();
-        let mut out = Vec::with_capacity(size + 16);
-        // A struct of strings always serializes, to valid UTF-8.
-        if serde_json::to_writer(&mut out, self).is_err() {
-            return String::new();
+        let mut out = String::with_capacity(size + 16);
+        out.push_str("{\"messages\":[");
+        for (i, m) in self.messages.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"role\":");
+            json_string(&mut out, &m.role);
+            out.push_str(",\"content\":");
+            json_string(&mut out, &m.content);
+            out.push('}');
         }
-        String::from_utf8(out).unwrap_or_default()
+        out.push_str("]}");
+        out
     }
+}
+
+/// `s` as a JSON string, escaped as `serde_json` escapes: `"`, `\\` and control characters
+/// (`\n`, `\t`… or `\u00XX`), nothing else. Eight bytes are checked at a time (`serde_json`
+/// looks every byte up in a table), the runs between escapes copied whole.
+fn json_string(out: &mut String, s: &str) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any of the 8 bytes is below 0x20, a quote or a backslash (exact for "any").
+    let special = |w: u64| {
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | zero(w ^ (ONES * b'"' as u64))
+            | zero(w ^ (ONES * b'\\' as u64))
+            != 0
+    };
+    out.push('"');
+    let b = s.as_bytes();
+    let (mut from, mut i) = (0, 0);
+    while i < b.len() {
+        if let Some(w) = b.get(i..i + 8)
+            && !special(u64::from_le_bytes(w.try_into().unwrap_or_default()))
+        {
+            i += 8;
+            continue;
+        }
+        let short = match b[i] {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            c if c < 0x20 => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&s[from..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b[i] >> 4) as usize] as char);
+            out.push(HEX[(b[i] & 15) as usize] as char);
+        } else {
+            out.push_str(short);
+        }
+        i += 1;
+        from = i;
+    }
+    out.push_str(&s[from..]);
+    out.push('"');
 }
 
 /// A field as text: strings as they are, numbers and booleans printed, null empty, arrays and
@@ -99,5 +161,41 @@ pub fn role(name: &str) -> Option<&'static str> {
             Some("assistant")
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte for byte what `serde_json` writes, on every control character, quotes, backslashes,
+    /// multi-byte characters, at every position relative to the 8-byte steps.
+    #[test]
+    fn lines_are_what_serde_json_writes() {
+        let mut atoms: Vec<String> = (0u8..0x20).map(|b| (b as char).to_string()).collect();
+        atoms.extend(
+            ["\"", "\\", "/", "\u{7f}", "é", "中", "🙂", "a", "word ", "\u{2028}"]
+                .map(String::from),
+        );
+        // A deterministic mix (xorshift): strings of 0 to 40 atoms.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut conv = Conversation::default();
+            for role in ["system", "user", "assistant"] {
+                let n = (next() % 41) as usize;
+                let text: String =
+                    (0..n).map(|_| atoms[next() as usize % atoms.len()].as_str()).collect();
+                conv.push(role, text);
+            }
+            let want = serde_json::to_string(&conv).unwrap();
+            assert_eq!(conv.to_line(), want);
+        }
+        assert_eq!(Conversation::default().to_line(), r#"{"messages":[]}"#);
     }
 }
