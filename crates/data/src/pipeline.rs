@@ -96,6 +96,7 @@ fn run_inner(
     // they showed plus the most written ones (the same answers where it matters, far cheaper).
     let mut langs = Languages::all();
     let every_language = opts.transforms.iter().any(Transform::needs_every_language);
+    let mut analyzed = None;
     // One row: its conversation, JSONL line and measures.
     let one = |index: usize, fields: read::Fields, langs: &Languages| {
         let c = mapping.conversation(fields);
@@ -176,7 +177,10 @@ fn run_inner(
             res
         });
         let (to_writer, lines) = std::sync::mpsc::sync_channel::<Vec<String>>(2);
-        let writer = scope.spawn(move || write_lines(all, lines));
+        // Without fixes every row is kept: the rows as written are the result, made durable
+        // while the rows are analyzed.
+        let sync = opts.transforms.is_empty();
+        let writer = scope.spawn(move || write_lines(all, lines, sync));
         let mut failed = None;
         for mut batch in rx {
             let measured = measure(&mut batch, measures.len(), &langs);
@@ -199,6 +203,9 @@ fn run_inner(
             }
         }
         drop(to_writer);
+        if failed.is_none() && !measures.is_empty() {
+            analyzed = Some(quality::analyze(&measures, &opts.quality));
+        }
         let wrote = writer.join().unwrap_or_else(|_| Err(Error::file(all, "the writer crashed")));
         let read = reader.join().unwrap_or_else(|_| Err(Error::file(path, "the reader crashed")));
         if let Some(e) = failed {
@@ -214,7 +221,7 @@ fn run_inner(
         return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));
     }
 
-    let (quality, report) = quality::analyze(&measures, &opts.quality);
+    let (quality, report) = analyzed.unwrap_or_else(|| quality::analyze(&measures, &opts.quality));
     let keep = transform::apply(opts.transforms, &measures, &quality);
     let kept = keep.iter().filter(|&&k| k).count();
     if kept == 0 {
@@ -324,6 +331,8 @@ struct Lines {
     offsets: Vec<u64>,
     hasher: Sha256,
     bytes: u64,
+    /// On disk already.
+    synced: bool,
 }
 
 impl Lines {
@@ -335,6 +344,7 @@ impl Lines {
             offsets: Vec::new(),
             hasher: Sha256::new(),
             bytes: 0,
+            synced: false,
         })
     }
 
@@ -346,16 +356,23 @@ impl Lines {
         self.writer.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))
     }
 
-    /// Flushes and syncs the file; its sha256 and size.
+    /// Flushes and syncs the file (unless done); its sha256 and size.
     fn finish(self) -> Result<(String, u64)> {
         let file = self.writer.into_inner().map_err(|e| Error::io(&self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        if !self.synced {
+            file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        }
         Ok((format!("{:x}", self.hasher.finalize()), self.bytes))
     }
 }
 
-/// Writes the batches of lines to `all` (created), flushed so that it can be read back.
-fn write_lines(all: &Path, batches: std::sync::mpsc::Receiver<Vec<String>>) -> Result<Lines> {
+/// Writes the batches of lines to `all` (created), flushed so that it can be read back, and
+/// synced to disk when `sync`.
+fn write_lines(
+    all: &Path,
+    batches: std::sync::mpsc::Receiver<Vec<String>>,
+    sync: bool,
+) -> Result<Lines> {
     let mut lines = Lines::create(all)?;
     for batch in batches {
         for line in batch {
@@ -363,6 +380,10 @@ fn write_lines(all: &Path, batches: std::sync::mpsc::Receiver<Vec<String>>) -> R
         }
     }
     lines.writer.flush().map_err(|e| Error::io(all, e))?;
+    if sync {
+        lines.writer.get_ref().sync_all().map_err(|e| Error::io(all, e))?;
+        lines.synced = true;
+    }
     Ok(lines)
 }
 
