@@ -612,15 +612,22 @@ fn normalize_into(input: &str, output: &str, out: &mut Vec<u8>) {
         let mut in_word = false;
         let mut i = 0;
         while i < bytes.len() {
-            let m = ASCII[bytes[i] as usize];
-            if m < 0x80 {
+            // A run of ASCII, written through a slice (its pointer stays in a register).
+            let buf = &mut out[..];
+            while let Some(&b) = bytes.get(i) {
+                let m = ASCII[b as usize];
+                if m >= 0x80 {
+                    break;
+                }
                 // A letter or digit is written; a separator is written as a space right after
                 // a word and overwritten otherwise.
-                out[j] = if m == 0 { b' ' } else { m };
+                buf[j] = if m == 0 { b' ' } else { m };
                 j += (m != 0 || in_word) as usize;
                 in_word = m != 0;
                 i += 1;
-                continue;
+            }
+            if i == bytes.len() {
+                break;
             }
             let Some(c) = part[i..].chars().next() else { break };
             i += c.len_utf8();
