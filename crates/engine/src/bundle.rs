@@ -61,16 +61,14 @@ impl Chat {
         if path.is_dir() {
             chat_hf(path)
         } else {
-            let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
+            let (content, _) = crate::gguf::open(path)?;
             chat_gguf(&content, path)
         }
     }
 }
 
 fn open_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<Bundle> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
+    let (content, mut f) = crate::gguf::open(path)?;
     let model = weights::llama_from_gguf(&content, &mut f, path, device, keep_quantized)?;
     let Chat { tokenizer, template, eos } = chat_gguf(&content, path)?;
     Ok(Bundle { model, tokenizer, template, eos, device: device.clone() })

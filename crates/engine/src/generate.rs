@@ -121,8 +121,7 @@ impl QuantDecoder {
     /// Loads the GGUF at `path` without dequantizing it.
     pub fn open(path: &std::path::Path, device: &Device) -> Result<QuantDecoder> {
         use candle_core::quantized::gguf_file;
-        let mut f = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
-        let content = gguf_file::Content::read(&mut f).map_err(|e| crate::Error::bad(path, e))?;
+        let (content, mut f) = crate::gguf::open(path)?;
         if device.is_cpu()
             && crate::quant::simd()
             && let Some(m) = crate::models::qllama::QLlama::from_gguf(&content, &mut f, path)?

@@ -47,8 +47,7 @@ pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
 
 /// Loads a GGUF model with every tensor dequantized to f32.
 pub fn load_gguf(path: &Path, dev: &Device) -> Result<Llama> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::bad(path, e))?;
+    let (content, mut f) = crate::gguf::open(path)?;
     llama_from_gguf(&content, &mut f, path, dev, false)
 }
 
