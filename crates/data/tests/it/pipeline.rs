@@ -121,7 +121,7 @@ fn large_files_have_a_sample_of_languages_checked_unless_a_fix_needs_all() {
     let de = r#"{"question": "Wo finde ich meine Rechnungen und wie kann ich sie herunterladen?", "answer": "Unter Abrechnung findest du alle Rechnungen als PDF zum Herunterladen."}"#;
     // German at 0-based rows i % 100 == 1 (odd: checked only in the first 1,000 rows) and at
     // the multiples of 1,024 from 1,024 on (always checked).
-    let german = |i: usize| i % 100 == 1 || (i >= 1024 && i % 1024 == 0);
+    let german = |i: usize| i % 100 == 1 || (i >= 1024 && i.is_multiple_of(1024));
     let text: String =
         (0..12_000).map(|i| if german(i) { de } else { en }).flat_map(|l| [l, "\n"]).collect();
     let dir = tempfile::tempdir().unwrap();
