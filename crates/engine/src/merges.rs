@@ -3,6 +3,8 @@
 //! ~1.5 µs a new word; this ~0.2 µs). Used by [`crate::tokenizer::count`] for the pre-tokens it
 //! has not seen yet; checked against `tokenizers` in the tests.
 
+use std::borrow::Cow;
+
 use rustc_hash::FxHashMap;
 use tokenizers::models::ModelWrapper;
 use tokenizers::{Model, Tokenizer};
@@ -41,17 +43,28 @@ impl Merges {
         for (id, c) in byte_ids.iter_mut().zip(byte_chars) {
             *id = bpe.token_to_id(c.encode_utf8(&mut [0; 4])).unwrap_or(UNKNOWN);
         }
-        // The merges are not public: the model's own serialization lists them, by rank.
-        let model = serde_json::to_value(bpe).ok()?;
-        let list = model.get("merges")?.as_array()?;
+        // The merges are not public: the model's own serialization lists them, by rank (read
+        // back borrowed, the vocabulary skipped: a tree of values took most of the time).
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Merge<'a> {
+            Pair(#[serde(borrow)] Cow<'a, str>, #[serde(borrow)] Cow<'a, str>),
+            Joined(#[serde(borrow)] Cow<'a, str>),
+        }
+        #[derive(serde::Deserialize)]
+        struct Model<'a> {
+            #[serde(borrow)]
+            merges: Vec<Merge<'a>>,
+        }
+        let json = serde_json::to_vec(bpe).ok()?;
+        let model: Model = serde_json::from_slice(&json).ok()?;
         let mut pairs = FxHashMap::default();
-        pairs.reserve(list.len());
+        pairs.reserve(model.merges.len());
         let mut joined = String::new();
-        for (rank, m) in list.iter().enumerate() {
+        for (rank, m) in model.merges.iter().enumerate() {
             let (a, b) = match m {
-                serde_json::Value::Array(p) if p.len() == 2 => (p[0].as_str()?, p[1].as_str()?),
-                serde_json::Value::String(s) => s.split_once(' ')?,
-                _ => return None,
+                Merge::Pair(a, b) => (a.as_ref(), b.as_ref()),
+                Merge::Joined(s) => s.split_once(' ')?,
             };
             joined.clear();
             joined.push_str(a);
