@@ -156,18 +156,24 @@ fn short_counts(
     keys: &[u128],
 ) -> usize {
     let mut n = 0;
+    let mut missing = [0u128; GROUP];
+    let mut m = 0;
     for &key in keys {
-        n += match short.get(key) {
-            Some(c) => c as usize,
+        match short.get(key) {
+            Some(c) => n += c as usize,
             None => {
-                // At most 15 tokens: every token covers a byte or more.
-                let bytes = key.to_le_bytes();
-                let piece = &bytes[..bytes[15] as usize];
-                let c = shared_count(owner, key, || piece_tokens(tok, merges, piece) as u8);
-                short.insert(key, c);
-                c as usize
+                missing[m] = key;
+                m += 1;
             }
-        };
+        }
+    }
+    if m > 0 {
+        // The shared table is locked once for the group's misses, not once per miss.
+        n += shared_counts(owner, &missing[..m], &mut |key, c| short.insert_new(key, c), &|key| {
+            // At most 15 tokens: every token covers a byte or more.
+            let bytes = key.to_le_bytes();
+            piece_tokens(tok, merges, &bytes[..bytes[15] as usize]) as u8
+        });
     }
     n
 }
@@ -228,9 +234,12 @@ impl ShortCounts {
         }
     }
 
-    /// Adds a key that is not there; `count` ≤ 15.
-    fn insert(&mut self, key: u128, count: u8) {
-        debug_assert!(count < 16 && self.get(key).is_none());
+    /// Adds `key` unless it is there; `count` ≤ 15.
+    fn insert_new(&mut self, key: u128, count: u8) {
+        debug_assert!(count < 16);
+        if self.get(key).is_some() {
+            return;
+        }
         // At most three quarters full.
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             let size = (self.slots.len() * 2).max(1024);
@@ -321,23 +330,49 @@ struct SharedCounts {
     short: std::collections::HashMap<u128, u8, rustc_hash::FxBuildHasher>,
 }
 
-/// The shared count of the piece `key`, from `compute` (then shared) when missing.
-fn shared_count(owner: Owner, key: u128, compute: impl FnOnce() -> u8) -> u8 {
-    if let Ok(shared) = SHARED.read()
-        && shared.owner == owner
-        && let Some(&c) = shared.short.get(&key)
+/// The sum of the shared counts of the pieces `keys`, each also given to `found`; those missing
+/// are computed by `compute` and shared. One read lock, and one write lock when some were
+/// missing.
+fn shared_counts(
+    owner: Owner,
+    keys: &[u128],
+    found: &mut dyn FnMut(u128, u8),
+    compute: &dyn Fn(u128) -> u8,
+) -> usize {
+    let mut n = 0;
+    let mut missing = [(0u128, 0u8); GROUP];
+    let mut m = 0;
     {
-        return c;
+        let shared = SHARED.read().ok().filter(|s| s.owner == owner);
+        for &key in keys {
+            match shared.as_ref().and_then(|s| s.short.get(&key)) {
+                Some(&c) => {
+                    n += c as usize;
+                    found(key, c);
+                }
+                None => {
+                    missing[m].0 = key;
+                    m += 1;
+                }
+            }
+        }
     }
-    let c = compute();
+    if m == 0 {
+        return n;
+    }
+    for (key, c) in &mut missing[..m] {
+        *c = compute(*key);
+        n += *c as usize;
+        found(*key, *c);
+    }
     if let Ok(mut shared) = SHARED.write() {
         if shared.owner != owner || shared.short.len() > MAX_PIECES {
             shared.owner = owner;
             shared.short.clear();
         }
-        shared.short.insert(key, c);
+        shared.short.extend(missing[..m].iter().copied());
     }
-    c
+    n
 }
 
 /// A piece of up to 15 bytes as one key: its bytes, zero-padded, then its length (in the
