@@ -226,8 +226,9 @@ pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
             .map(|(l, _)| l)
     });
 
-    let mut exact_seen: HashMap<u64, u32> = HashMap::with_capacity(n);
-    let mut near_seen: HashMap<u64, u32> = HashMap::with_capacity(n);
+    // The keys are hashes already.
+    let mut exact_seen = rustc_hash::FxHashMap::<u64, u32>::default();
+    let mut near_seen = rustc_hash::FxHashMap::<u64, u32>::default();
     let mut quality = Vec::with_capacity(n);
     for (i, r) in rows.iter().enumerate() {
         let index = i as u32 + 1;
@@ -285,11 +286,7 @@ pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
     }
 
     let count = |bit: u16| quality.iter().filter(|q| q.reasons & bit != 0).count();
-    let dist = |f: &dyn Fn(&Measured) -> u32| {
-        let mut v: Vec<u32> = rows.iter().map(f).collect();
-        v.sort_unstable();
-        distribution(&v)
-    };
+    let dist = |f: &dyn Fn(&Measured) -> u32| distribution(rows.iter().map(f).collect());
     let totals: Vec<u32> = rows.iter().map(|r| r.total_tokens).collect();
     let tokens = TokenStats {
         input: dist(&|r| r.input_tokens),
@@ -530,17 +527,16 @@ fn issues(r: &Report, mismatches: usize, missing: usize) -> Vec<Issue> {
     out
 }
 
-fn distribution(sorted: &[u32]) -> Dist {
-    if sorted.is_empty() {
-        return Dist::default();
-    }
-    let at = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-    Dist {
-        mean: sorted.iter().map(|&v| v as f64).sum::<f64>() / sorted.len() as f64,
-        p50: at(0.5),
-        p95: at(0.95),
-        max: sorted[sorted.len() - 1],
-    }
+/// Mean, p50, p95 and max of `values` (the percentiles as in the sorted values, found by
+/// selection: no full sort).
+fn distribution(mut values: Vec<u32>) -> Dist {
+    let Some(&max) = values.iter().max() else { return Dist::default() };
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
+    let at = |p: f64| ((values.len() - 1) as f64 * p).round() as usize;
+    let (i50, i95) = (at(0.5), at(0.95));
+    let (below, &mut p95, _) = values.select_nth_unstable(i95);
+    let p50 = if i50 == i95 { p95 } else { *below.select_nth_unstable(i50).1 };
+    Dist { mean, p50, p95, max }
 }
 
 /// Buckets `[0, 32)`, `[32, 64)`, `[64, 128)`… up to the largest value.
@@ -727,6 +723,29 @@ mod tests {
         assert_eq!(normalize("a", ""), normalize("A!", "  "));
         assert_ne!(normalize("a b", ""), normalize("ab", ""));
         assert_ne!(normalize("a", "b"), normalize("a b", ""));
+    }
+
+    /// Selection gives the sorted values' percentiles.
+    #[test]
+    fn distribution_is_that_of_the_sorted_values() {
+        let mut state = 12345u64;
+        for len in [1usize, 2, 3, 19, 20, 21, 100, 1001] {
+            let v: Vec<u32> = (0..len)
+                .map(|_| {
+                    state =
+                        state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (state >> 33) as u32 % 50
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            let at = |p: f64| sorted[((len - 1) as f64 * p).round() as usize];
+            let d = distribution(v);
+            assert_eq!((d.p50, d.p95, d.max), (at(0.5), at(0.95), sorted[len - 1]), "{len}");
+            let mean = sorted.iter().map(|&x| x as f64).sum::<f64>() / len as f64;
+            assert!((d.mean - mean).abs() < 1e-9);
+        }
+        assert_eq!(distribution(Vec::new()), Dist::default());
     }
 
     #[test]
