@@ -108,13 +108,13 @@ fn run_inner(
     };
     // A batch, in parallel; the first error in file order stops the import.
     let measure = |rows: &mut Rows, first: usize, langs: &Languages| -> Result<Measures> {
-        let done: Vec<Result<(Loc, (Measured, String))>> = match rows {
-            Rows::Parsed(records) => records
-                .par_drain(..)
-                .enumerate()
+        let done: Vec<Result<(Loc, (Measured, String))>> = if rows.lines.is_empty() {
+            (rows.records.par_drain(..).enumerate())
                 .map(|(i, r)| Ok((r.loc, one(first + i, r.fields, langs))))
-                .collect(),
-            Rows::Jsonl { text, lines } => (0..lines.len())
+                .collect()
+        } else {
+            let Rows { text, lines, .. } = &*rows;
+            (0..lines.len())
                 .into_par_iter()
                 .map(|i| {
                     let (line, end) = lines[i];
@@ -122,7 +122,7 @@ fn run_inner(
                     let r = read::jsonl_record(path, line, &text[start..end])?;
                     Ok((r.loc, one(first + i, r.fields, langs)))
                 })
-                .collect(),
+                .collect()
         };
         let mut out = Measures::default();
         for row in done {
@@ -142,36 +142,32 @@ fn run_inner(
         // allocated (and zeroed by the system) again.
         let (give_back, used) = std::sync::mpsc::channel::<Rows>();
         let reader = scope.spawn(move || {
-            let next = || used.try_recv().unwrap_or_else(|_| Rows::new(sniffed));
             // A small first batch: it picks the languages to look for, at whatlang's full cost.
             let mut size = FIRST_BATCH;
-            let mut batch = Rows::new(sniffed);
-            let res = match &mut batch {
-                Rows::Jsonl { .. } => read::jsonl_lines(path, sniffed, &mut |line, text| {
-                    let Rows::Jsonl { text: buf, lines } = &mut batch else { unreachable!() };
-                    buf.extend_from_slice(text);
-                    lines.push((line, buf.len()));
-                    if lines.len() == size {
-                        size = BATCH;
-                        let full = std::mem::replace(&mut batch, next());
-                        // The receiver only goes away after an error, reported below.
-                        tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
-                    }
-                    Ok(())
-                }),
-                Rows::Parsed(_) => read::read(path, sniffed, &mut |rec| {
-                    let Rows::Parsed(records) = &mut batch else { unreachable!() };
-                    records.push(rec);
-                    if records.len() == size {
-                        size = BATCH;
-                        let full = std::mem::replace(&mut batch, next());
-                        tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
-                    }
-                    Ok(())
-                }),
+            let hand_over = |batch: &mut Rows, size: &mut usize| -> Result<()> {
+                if batch.len() == *size {
+                    *size = BATCH;
+                    let full = std::mem::replace(batch, used.try_recv().unwrap_or_default());
+                    // The receiver only goes away after an error, reported below.
+                    tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;
+                }
+                Ok(())
+            };
+            let mut batch = Rows::default();
+            let res = if sniffed.format == read::Format::Jsonl {
+                read::jsonl_lines(path, sniffed, &mut |line, text| {
+                    batch.text.extend_from_slice(text);
+                    batch.lines.push((line, batch.text.len()));
+                    hand_over(&mut batch, &mut size)
+                })
+            } else {
+                read::read(path, sniffed, &mut |rec| {
+                    batch.records.push(rec);
+                    hand_over(&mut batch, &mut size)
+                })
             };
             // The rows before an error are still measured: an earlier row's own error wins.
-            if !batch.is_empty() {
+            if batch.len() > 0 {
                 let _ = tx.send(batch);
             }
             res
@@ -280,38 +276,25 @@ fn run_inner(
     })
 }
 
-/// A batch of rows as the reader hands them over.
-enum Rows {
-    /// Records parsed by the reader (CSV, JSON arrays, Parquet).
-    Parsed(Vec<read::Record>),
-    /// JSON Lines, not parsed yet: their text one after another, and each line's number and
-    /// where its text ends.
-    Jsonl { text: Vec<u8>, lines: Vec<(u64, usize)> },
+/// A batch of rows as the reader hands them over: records it parsed (CSV, JSON arrays,
+/// Parquet), or JSON Lines not parsed yet — their text one after another, and each line's
+/// number and where its text ends.
+#[derive(Default)]
+struct Rows {
+    records: Vec<read::Record>,
+    text: Vec<u8>,
+    lines: Vec<(u64, usize)>,
 }
 
 impl Rows {
-    fn new(sniffed: &Sniffed) -> Rows {
-        match sniffed.format {
-            read::Format::Jsonl => Rows::Jsonl { text: Vec::new(), lines: Vec::new() },
-            _ => Rows::Parsed(Vec::new()),
-        }
+    fn len(&self) -> usize {
+        self.records.len() + self.lines.len()
     }
 
     fn clear(&mut self) {
-        match self {
-            Rows::Parsed(r) => r.clear(),
-            Rows::Jsonl { text, lines } => {
-                text.clear();
-                lines.clear();
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Rows::Parsed(r) => r.is_empty(),
-            Rows::Jsonl { lines, .. } => lines.is_empty(),
-        }
+        self.records.clear();
+        self.text.clear();
+        self.lines.clear();
     }
 }
 
