@@ -29,8 +29,8 @@ pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) 
             // regex then runs on each piece between them.
             let bytes = text.as_bytes();
             let (mut from, mut i) = (0, 0);
-            while let Some(k) = bytes[i..].iter().position(|&b| b.is_ascii_digit() || b >= 0x80) {
-                i += k;
+            while let Some(k) = digit_or_wide(bytes, i) {
+                i = k;
                 let Some(c) = text[i..].chars().next() else { break };
                 let end = i + c.len_utf8();
                 if c.is_numeric() {
@@ -43,6 +43,26 @@ pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) 
             gpt2(&text[from..], each);
         }
     }
+}
+
+/// The first byte from `from` on that is an ASCII digit or not ASCII, eight bytes at a time.
+fn digit_or_wide(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(w) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        // With every high bit set no subtraction borrows across bytes: an ASCII byte is a
+        // digit when it is at least '0' and not at least ':'.
+        let x = w | HIGH;
+        let digit = x.wrapping_sub(ONES * 0x30) & !x.wrapping_sub(ONES * 0x3A) & HIGH;
+        let found = digit | (w & HIGH);
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (b[i..].iter().position(|&c| c.is_ascii_digit() || c >= 0x80)).map(|k| i + k)
 }
 
 /// What the regex distinguishes about a character.
@@ -188,6 +208,24 @@ fn gpt2_piece(t: &Tables, s: &str, i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The eight-bytes-at-a-time search finds what a byte-by-byte one finds, from every start.
+    #[test]
+    fn digit_or_wide_is_the_first_digit_or_wide_byte() {
+        let text =
+            "abc /:09 xyz é 9 word:/ 0 中 long run of letters without 1 digit \x7f\u{7f} end";
+        let b = text.as_bytes();
+        for from in 0..=b.len() {
+            let want = b[from..].iter().position(|&c| c.is_ascii_digit() || c >= 0x80);
+            assert_eq!(digit_or_wide(b, from), want.map(|k| from + k), "{from}");
+        }
+        for c in 0..=255u8 {
+            let mut b = [b'a'; 19];
+            b[11] = c;
+            let want = c.is_ascii_digit() || c >= 0x80;
+            assert_eq!(digit_or_wide(&b, 0), want.then_some(11), "{c}");
+        }
+    }
 
     fn pieces(scheme: Scheme, s: &str) -> Vec<&str> {
         let mut out = Vec::new();
