@@ -32,13 +32,8 @@ pub struct Summary {
 
 /// Reads the header of the GGUF file at `path` (metadata and tensor table, not tensor data).
 pub fn inspect(path: &Path) -> Result<Summary> {
-    let display = path.display().to_string();
-    let file =
-        std::fs::File::open(path).map_err(|source| Error::Io { path: display.clone(), source })?;
-    let mut reader = std::io::BufReader::new(file);
-    let content = gguf_file::Content::read(&mut reader)
-        .map_err(|e| Error::BadModel { path: display.clone(), reason: e.to_string() })?;
-    summarize(&content).map_err(|reason| Error::BadModel { path: display, reason })
+    let (content, _) = open(path)?;
+    summarize(&content).map_err(|reason| Error::bad(path, reason))
 }
 
 /// Reads the header of the GGUF file at `path` through a buffer (candle reads each value of

@@ -105,8 +105,7 @@ fn quantized_decoder_model_with_f32_products_equals_the_f32_path() {
     use engine::models::qllama::{Products, QLlama};
     let Some(gguf) = crate::default_gguf() else { return };
     let b = Bundle::open(&gguf, &candle_core::Device::Cpu).unwrap();
-    let mut f = std::fs::File::open(&gguf).unwrap();
-    let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let (content, mut f) = engine::gguf::open(&gguf).unwrap();
     let mut q = QLlama::from_gguf(&content, &mut f, &gguf).unwrap().unwrap();
     q.set_products(Products::F32);
     let mut cache = q.cache();
@@ -197,8 +196,7 @@ fn quantized_decoder_applies_peft_adapters_as_the_f32_path() {
     }
     let dir = tempfile::tempdir().unwrap();
     engine::adapter::save_peft(&b.model, &cfg, "SmolLM2", dir.path()).unwrap();
-    let mut f = std::fs::File::open(&gguf).unwrap();
-    let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let (content, mut f) = engine::gguf::open(&gguf).unwrap();
     let mut q = QLlama::from_gguf(&content, &mut f, &gguf).unwrap().unwrap();
     q.set_products(Products::F32);
     assert_eq!(q.apply_adapter(dir.path()).unwrap(), 30 * 7);

@@ -107,8 +107,7 @@ fn tiny_llama_and_qwen2_ggufs_decode_as_the_f32_path() {
             let path = write_gguf(name, dtype, dir.path());
             for adapter in [None, Some(tiny(name).join("adapter"))] {
                 let mut model = engine::weights::load_gguf(&path, &Device::Cpu).unwrap();
-                let mut f = std::fs::File::open(&path).unwrap();
-                let content = gguf_file::Content::read(&mut f).unwrap();
+                let (content, mut f) = engine::gguf::open(&path).unwrap();
                 let mut q = QLlama::from_gguf(&content, &mut f, &path).unwrap().unwrap();
                 q.set_products(Products::F32);
                 if let Some(a) = &adapter {
