@@ -167,13 +167,15 @@ fn short_counts(
             }
         }
     }
-    if m > 0 {
-        // The shared table is locked once for the group's misses, not once per miss.
-        n += shared_counts(owner, &missing[..m], &mut |key, c| short.insert_new(key, c), &|key| {
-            // At most 15 tokens: every token covers a byte or more.
-            let bytes = key.to_le_bytes();
-            piece_tokens(tok, merges, &bytes[..bytes[15] as usize]) as u8
-        });
+    let (missing, mut counts) = (&missing[..m], [0u8; GROUP]);
+    shared_counts(owner, missing, &mut counts[..m], |key| {
+        // At most 15 tokens: every token covers a byte or more.
+        let bytes = key.to_le_bytes();
+        piece_tokens(tok, merges, &bytes[..bytes[15] as usize]) as u8
+    });
+    for (&key, &c) in missing.iter().zip(&counts) {
+        short.insert_new(key, c);
+        n += c as usize;
     }
     n
 }
@@ -319,8 +321,8 @@ impl Owner {
 }
 
 /// Counts of short pieces shared by all threads, behind each thread's own cache: a piece one
-/// rayon worker met is not run through BPE again by another (BPE takes ~1.5 µs a piece and
-/// builds the tokens' strings; only a thread's own misses come here).
+/// rayon worker met is not run through BPE again by another (~250 ns a word with our own
+/// counter; only a thread's own misses come here, a group of them under one lock).
 static SHARED: std::sync::LazyLock<std::sync::RwLock<SharedCounts>> =
     std::sync::LazyLock::new(Default::default);
 
@@ -330,49 +332,36 @@ struct SharedCounts {
     short: std::collections::HashMap<u128, u8, rustc_hash::FxBuildHasher>,
 }
 
-/// The sum of the shared counts of the pieces `keys`, each also given to `found`; those missing
-/// are computed by `compute` and shared. One read lock, and one write lock when some were
-/// missing.
-fn shared_counts(
-    owner: Owner,
-    keys: &[u128],
-    found: &mut dyn FnMut(u128, u8),
-    compute: &dyn Fn(u128) -> u8,
-) -> usize {
-    let mut n = 0;
-    let mut missing = [(0u128, 0u8); GROUP];
+/// Sets `counts[i]` to the tokens of the short piece `keys[i]`: from the shared table, else
+/// from `compute` (then shared). One read lock, and one write lock when some were missing.
+fn shared_counts(owner: Owner, keys: &[u128], counts: &mut [u8], compute: impl Fn(u128) -> u8) {
+    let mut missing = [0usize; GROUP];
     let mut m = 0;
+    // A panic elsewhere while a lock was held leaves valid counts: the table is still used.
     {
-        let shared = SHARED.read().ok().filter(|s| s.owner == owner);
-        for &key in keys {
-            match shared.as_ref().and_then(|s| s.short.get(&key)) {
-                Some(&c) => {
-                    n += c as usize;
-                    found(key, c);
-                }
+        let shared = SHARED.read().unwrap_or_else(|e| e.into_inner());
+        for (i, (key, c)) in keys.iter().zip(counts.iter_mut()).enumerate() {
+            match shared.short.get(key).filter(|_| shared.owner == owner) {
+                Some(&found) => *c = found,
                 None => {
-                    missing[m].0 = key;
+                    missing[m] = i;
                     m += 1;
                 }
             }
         }
     }
     if m == 0 {
-        return n;
+        return;
     }
-    for (key, c) in &mut missing[..m] {
-        *c = compute(*key);
-        n += *c as usize;
-        found(*key, *c);
+    for &i in &missing[..m] {
+        counts[i] = compute(keys[i]);
     }
-    if let Ok(mut shared) = SHARED.write() {
-        if shared.owner != owner || shared.short.len() > MAX_PIECES {
-            shared.owner = owner;
-            shared.short.clear();
-        }
-        shared.short.extend(missing[..m].iter().copied());
+    let mut shared = SHARED.write().unwrap_or_else(|e| e.into_inner());
+    if shared.owner != owner || shared.short.len() > MAX_PIECES {
+        shared.owner = owner;
+        shared.short.clear();
     }
-    n
+    shared.short.extend(missing[..m].iter().map(|&i| (keys[i], counts[i])));
 }
 
 /// A piece of up to 15 bytes as one key: its bytes, zero-padded, then its length (in the
