@@ -10,19 +10,28 @@ fn import(
     text: &str,
     transforms: &[Transform],
 ) -> (Outcome, String) {
+    let outcome = try_import(dir, name, text, transforms).unwrap();
+    (outcome, std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap())
+}
+
+/// Writes `text` to `name` in `dir`, detects its mapping and runs the pipeline to `out.jsonl`.
+fn try_import(
+    dir: &tempfile::TempDir,
+    name: &str,
+    text: &str,
+    transforms: &[Transform],
+) -> data::Result<Outcome> {
     let p = file(dir, name, text.as_bytes());
-    let sniffed = data::read::sniff(&p).unwrap();
-    let (cols, rows) = sample(&p, &sniffed).unwrap();
+    let sniffed = data::read::sniff(&p)?;
+    let (cols, rows) = sample(&p, &sniffed)?;
     let detection = data::shape::detect(&cols, &rows).unwrap();
-    let out = dir.path().join("out.jsonl");
     let opts = Options {
         detection: &detection,
         transforms,
         tokens: &Words,
         quality: Config { context: 40, cutoff: 30, expected_language: None },
     };
-    let outcome = run(&p, &sniffed, &opts, &out).unwrap();
-    (outcome, std::fs::read_to_string(out).unwrap())
+    run(&p, &sniffed, &opts, &dir.path().join("out.jsonl"))
 }
 
 const MESSY: &str = "question,answer,id
@@ -163,29 +172,17 @@ fn the_first_bad_line_is_reported_after_parallel_parsing() {
             _ => format!("{{\"prompt\": \"question {i}\", \"completion\": \"answer {i}\"}}\n"),
         };
     }
-    let p = file(&dir, "late.jsonl", text.as_bytes());
-    let sniffed = data::read::sniff(&p).unwrap();
-    let (cols, rows) = sample(&p, &sniffed).unwrap();
-    let detection = data::shape::detect(&cols, &rows).unwrap();
-    let out = dir.path().join("out.jsonl");
-    let opts = Options {
-        detection: &detection,
-        transforms: &[],
-        tokens: &Words,
-        quality: Config { context: 40, cutoff: 30, expected_language: None },
-    };
-    let e = run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    let error = |text: &str| try_import(&dir, "late.jsonl", text, &[]).unwrap_err().to_string();
+    let e = error(&text);
     assert!(e.ends_with("late.jsonl:2500: expected `,` or `}` at column 16"), "{e}");
     // Only the source is left.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     // Without the first bad lines, the next one in the file is named.
     let text = text.replace("{\"prompt\": \"q\" \"completion\": \"a\"}\n", "{}\n");
-    let p = file(&dir, "late.jsonl", text.as_bytes());
-    let e = run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    let e = error(&text);
     assert!(e.ends_with("late.jsonl:2600: expected a JSON object, found an array"), "{e}");
     let text = text.replace("[1, 2]\n", "{}\n");
-    let p = file(&dir, "late.jsonl", text.as_bytes());
-    let e = run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
+    let e = error(&text);
     assert!(
         e.ends_with(
             "late.jsonl:5000: this row is longer than 16 MiB: is this really a dataset row?"
