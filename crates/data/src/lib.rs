@@ -13,6 +13,7 @@
 
 pub mod chat;
 pub mod manifest;
+mod near;
 pub mod pipeline;
 pub mod quality;
 pub mod read;

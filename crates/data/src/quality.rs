@@ -146,7 +146,7 @@ pub fn measure(
     {
         flags |= flag::NO_TEXT;
     }
-    let near = near_hash(&input, &output);
+    let near = crate::near::near_hash(&input, &output);
     if langs.is_some() {
         flags |= flag::LANGUAGE_CHECKED;
     }
@@ -555,109 +555,6 @@ fn histogram(values: &[u32]) -> Vec<Bucket> {
     buckets
 }
 
-/// The hash of [`normalize`]d input and output (0 when they hold no letter or digit), built in
-/// a buffer each thread keeps.
-fn near_hash(input: &str, output: &str) -> u64 {
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUF.with_borrow_mut(|buf| {
-        normalize_into(input, output, buf);
-        if buf.is_empty() { 0 } else { xxh3_64(buf) }
-    })
-}
-
-/// Lower-case words of input and output, punctuation dropped, single spaces.
-#[cfg(test)]
-fn normalize(input: &str, output: &str) -> String {
-    let mut out = Vec::new();
-    normalize_into(input, output, &mut out);
-    String::from_utf8(out).unwrap()
-}
-
-/// [`normalize`] into `out` (UTF-8): each part's words, a space after each, the last one's
-/// dropped, then a 1 byte. ASCII is read byte by byte through a table without a branch per
-/// byte; other characters are decoded.
-fn normalize_into(input: &str, output: &str, out: &mut Vec<u8>) {
-    // ASCII letters and digits → themselves lower-cased; other ASCII → 0; non-ASCII → 0x80.
-    static ASCII: [u8; 256] = {
-        let mut t = [0u8; 256];
-        let mut b = 0;
-        while b < 256 {
-            let c = b as u8;
-            t[b] = if !c.is_ascii() {
-                0x80
-            } else if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                0
-            };
-            b += 1;
-        }
-        t
-    };
-    out.clear();
-    let mut words = false;
-    for part in [input, output] {
-        let bytes = part.as_bytes();
-        // Room for the part written byte for byte; lower-casing may grow a character: the
-        // slow path makes room.
-        let start = out.len();
-        let mut j = start;
-        out.resize(j + bytes.len() + 1, 0);
-        let mut in_word = false;
-        let mut i = 0;
-        while i < bytes.len() {
-            // A run of ASCII, written through a slice (its pointer stays in a register).
-            let buf = &mut out[..];
-            while let Some(&b) = bytes.get(i) {
-                let m = ASCII[b as usize];
-                if m >= 0x80 {
-                    break;
-                }
-                // A letter or digit is written; a separator is written as a space right after
-                // a word and overwritten otherwise.
-                buf[j] = if m == 0 { b' ' } else { m };
-                j += (m != 0 || in_word) as usize;
-                in_word = m != 0;
-                i += 1;
-            }
-            if i == bytes.len() {
-                break;
-            }
-            let Some(c) = part[i..].chars().next() else { break };
-            i += c.len_utf8();
-            if c.is_alphanumeric() {
-                let mut buf = [0u8; 4];
-                for l in c.to_lowercase() {
-                    let l = l.encode_utf8(&mut buf).as_bytes();
-                    if out.len() < j + l.len() + (bytes.len() - i) + 1 {
-                        out.resize(j + l.len() + (bytes.len() - i) + 1, 0);
-                    }
-                    out[j..j + l.len()].copy_from_slice(l);
-                    j += l.len();
-                }
-                in_word = true;
-            } else {
-                if in_word {
-                    out[j] = b' ';
-                    j += 1;
-                }
-                in_word = false;
-            }
-        }
-        if j > start && out[j - 1] == b' ' {
-            j -= 1;
-        }
-        words |= j > start;
-        out.truncate(j);
-        out.push(1);
-    }
-    if !words {
-        out.clear();
-    }
-}
-
 /// U+FFFD, or UTF-8 read as Latin-1/cp1252: `Ã©`, `â€™`, `Â ` and friends.
 fn damaged(s: &str) -> bool {
     if s.is_ascii() {
@@ -710,19 +607,6 @@ mod tests {
         assert!(damaged("bad \u{FFFD} byte"));
         assert!(!damaged("café, naïve, Ärger, Ölkanne"));
         assert!(!damaged("Ã alone"));
-    }
-
-    #[test]
-    fn near_duplicates_ignore_case_and_punctuation() {
-        assert_eq!(normalize("Hello, World!", "Yes."), normalize("hello world", "YES"));
-        assert_ne!(normalize("hello world", "yes"), normalize("hello", "world yes"));
-        assert_eq!(normalize("", "?!"), "");
-        // ASCII runs and other letters in one word; words split at punctuation.
-        assert_eq!(normalize("Ärger, CAFÉ-au-lait!", "x2"), "ärger café au lait\u{1}x2\u{1}");
-        assert_eq!(normalize(" -- İstanbul ß!", ""), "i\u{307}stanbul ß\u{1}\u{1}");
-        assert_eq!(normalize("a", ""), normalize("A!", "  "));
-        assert_ne!(normalize("a b", ""), normalize("ab", ""));
-        assert_ne!(normalize("a", "b"), normalize("a b", ""));
     }
 
     /// Selection gives the sorted values' percentiles.
