@@ -258,7 +258,7 @@ mod tests {
             let ascii_only = next() % 3 != 0;
             for _ in 0..n {
                 let a = ATOMS[(next() % ATOMS.len() as u64) as usize];
-                if !(ascii_only && !a.is_ascii()) {
+                if !ascii_only || a.is_ascii() {
                     s.push_str(a);
                 }
             }
