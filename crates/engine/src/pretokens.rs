@@ -65,6 +65,28 @@ fn digit_or_wide(b: &[u8], from: usize) -> Option<usize> {
     (b[i..].iter().position(|&c| c.is_ascii_digit() || c >= 0x80)).map(|k| i + k)
 }
 
+/// The first byte from `from` on that is not an ASCII letter, eight bytes at a time (a word
+/// ends at an unpredictable byte: one branch per eight bytes instead of one per byte).
+fn ascii_letters(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(w) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        // Lower-cased (`| 0x20` maps no other byte into `a..=z`) and with every high bit set,
+        // so that no subtraction borrows across bytes: a letter's low seven bits are at least
+        // 'a' and not at least '{', and its high bit was clear.
+        let x = w | ONES * 0x20 | HIGH;
+        let letter = x.wrapping_sub(ONES * 0x61) & !x.wrapping_sub(ONES * 0x7B) & !w & HIGH;
+        let other = !letter & HIGH;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().position(|c| !c.is_ascii_alphabetic()).unwrap_or(b.len() - i)
+}
+
 /// What the regex distinguishes about a character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -149,6 +171,9 @@ fn at(t: &Tables, s: &str, i: usize) -> Option<(char, Class)> {
 #[inline]
 fn run(t: &Tables, s: &str, mut i: usize, class: Class) -> usize {
     let b = s.as_bytes();
+    if class == Class::Letter {
+        i = ascii_letters(b, i);
+    }
     while i < b.len() {
         if b[i] < 0x80 {
             if t.ascii[b[i] as usize] != class {
@@ -227,6 +252,24 @@ mod tests {
         }
     }
 
+    /// The eight-bytes-at-a-time letter run ends where a byte-by-byte one does, from every
+    /// start and at every byte value.
+    #[test]
+    fn ascii_letters_end_at_the_first_other_byte() {
+        let text = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ@[`{ word é longer words";
+        let b = text.as_bytes();
+        for from in 0..=b.len() {
+            let want = b[from..].iter().position(|c| !c.is_ascii_alphabetic());
+            assert_eq!(ascii_letters(b, from), from + want.unwrap_or(b.len() - from), "{from}");
+        }
+        for c in 0..=255u8 {
+            let mut b = [b'Q'; 19];
+            b[5] = c;
+            let want = if c.is_ascii_alphabetic() { 19 } else { 5 };
+            assert_eq!(ascii_letters(&b, 0), want, "{c}");
+        }
+    }
+
     fn pieces(scheme: Scheme, s: &str) -> Vec<&str> {
         let mut out = Vec::new();
         split(scheme, s, &mut |p| out.push(p));
@@ -252,12 +295,9 @@ mod tests {
         );
     }
 
-    /// The pieces' byte ranges equal those of `tokenizers`' own pre-tokenizers, in several
-    /// contexts (alone, doubled, after a space, before a digit, a newline and a contraction),
-    /// for ASCII, the characters on either side of every class boundary, and every 61st
-    /// scalar value (all of them: 35 s).
-    #[test]
-    fn same_pieces_as_the_tokenizers_crate_for_every_character() {
+    /// Asserts that [`split`]'s pieces of `text` have the byte ranges of `tokenizers`' own
+    /// pre-tokenizers, for both schemes.
+    fn assert_same_pieces(text: &str) {
         use tokenizers::pre_tokenizers::PreTokenizerWrapper;
         use tokenizers::pre_tokenizers::byte_level::ByteLevel;
         use tokenizers::pre_tokenizers::digits::Digits;
@@ -272,6 +312,35 @@ mod tests {
                 Sequence::new(vec![Digits::new(true).into(), byte_level()]).into(),
             ),
         ];
+        for (scheme, pre) in &schemes {
+            let mut ours = Vec::new();
+            let mut at = 0;
+            split(*scheme, text, &mut |p| {
+                ours.push((at, at + p.len()));
+                at += p.len();
+            });
+            let mut pts = PreTokenizedString::from(text);
+            pre.pre_tokenize(&mut pts).unwrap();
+            let theirs: Vec<(usize, usize)> = pts
+                .get_splits(OffsetReferential::Original, OffsetType::Byte)
+                .into_iter()
+                .map(|(_, o, _)| o)
+                .collect();
+            if ours != theirs {
+                let i = ours.iter().zip(&theirs).position(|(a, b)| a != b).unwrap_or(0);
+                let (a, b) = (ours.get(i).copied(), theirs.get(i).copied());
+                let show = |r: Option<(usize, usize)>| r.map(|(x, y)| &text[x..y]);
+                panic!("{scheme:?}: piece {i}: ours {:?}, theirs {:?}", show(a), show(b));
+            }
+        }
+    }
+
+    /// The pieces' byte ranges equal those of `tokenizers`' own pre-tokenizers, in several
+    /// contexts (alone, doubled, after a space, before a digit, a newline and a contraction),
+    /// for ASCII, the characters on either side of every class boundary, and every 61st
+    /// scalar value (all of them: 35 s).
+    #[test]
+    fn same_pieces_as_the_tokenizers_crate_for_every_character() {
         let t = &*TABLES;
         let mut points: Vec<u32> = (0..128).chain((0..=0x10FFFF).step_by(61)).collect();
         for &(lo, hi) in t.letter.iter().chain(&t.number).chain(&t.space) {
@@ -287,27 +356,56 @@ mod tests {
                 use std::fmt::Write;
                 let _ = write!(text, "{c}a{c}{c} {c}1{c}\n{c}'s'VE{c}'ve're'll'd'm't'x  ");
             }
-            for (scheme, pre) in &schemes {
-                let mut ours = Vec::new();
-                let mut at = 0;
-                split(*scheme, &text, &mut |p| {
-                    ours.push((at, at + p.len()));
-                    at += p.len();
-                });
-                let mut pts = PreTokenizedString::from(text.as_str());
-                pre.pre_tokenize(&mut pts).unwrap();
-                let theirs: Vec<(usize, usize)> = pts
-                    .get_splits(OffsetReferential::Original, OffsetType::Byte)
-                    .into_iter()
-                    .map(|(_, o, _)| o)
-                    .collect();
-                if ours != theirs {
-                    let i = ours.iter().zip(&theirs).position(|(a, b)| a != b).unwrap_or(0);
-                    let (a, b) = (ours.get(i).copied(), theirs.get(i).copied());
-                    let show = |r: Option<(usize, usize)>| r.map(|(x, y)| &text[x..y]);
-                    panic!("{scheme:?}: piece {i}: ours {:?}, theirs {:?}", show(a), show(b));
-                }
-            }
+            assert_same_pieces(&text);
         }
+    }
+
+    /// Random mixes of long and short words (ASCII letters of both cases, letters that are
+    /// not ASCII inside and next to them), digits, spaces, newlines, contractions and
+    /// punctuation: the runs cross the eight-byte blocks of the letter scan at every offset.
+    #[test]
+    fn same_pieces_as_the_tokenizers_crate_for_random_mixes() {
+        const ATOMS: &[&str] = &[
+            "a",
+            "Zy",
+            "word",
+            "Letters",
+            "abcdefgh",
+            "ABCDEFGHIJKLMNOPQ",
+            "é",
+            "ß",
+            "中文",
+            "İ",
+            "\u{301}",
+            "7",
+            "42",
+            "١",
+            " ",
+            "  ",
+            "\n",
+            "\t",
+            "'s",
+            "'ll",
+            "'",
+            ",",
+            "?!",
+            "@[`{",
+            "\u{a0}",
+            "🙂",
+            "\u{1}",
+            "\u{7f}",
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let mut text = String::new();
+        for _ in 0..30_000 {
+            text.push_str(ATOMS[(next() % ATOMS.len() as u64) as usize]);
+        }
+        assert_same_pieces(&text);
     }
 }
