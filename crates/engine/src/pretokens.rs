@@ -76,7 +76,7 @@ fn ascii_letters(b: &[u8], from: usize) -> usize {
         // Lower-cased (`| 0x20` maps no other byte into `a..=z`) and with every high bit set,
         // so that no subtraction borrows across bytes: a letter's low seven bits are at least
         // 'a' and not at least '{', and its high bit was clear.
-        let x = w | ONES * 0x20 | HIGH;
+        let x = w | (ONES * 0x20) | HIGH;
         let letter = x.wrapping_sub(ONES * 0x61) & !x.wrapping_sub(ONES * 0x7B) & !w & HIGH;
         let other = !letter & HIGH;
         if other != 0 {
