@@ -350,19 +350,57 @@ impl Lines {
     }
 }
 
+/// Bytes written between two background syncs of the result (see [`write_lines`]).
+const SYNC_EVERY: u64 = 8 << 20;
+
 /// Writes the batches of lines to `all` (created), flushed so that it can be read back, and
-/// synced to disk when `sync`.
+/// synced to disk when `sync`. The sync goes on in the background while the rows are written,
+/// every [`SYNC_EVERY`] bytes, on a thread of its own (the writer does not wait): the last one
+/// only waits for the rest (a 60 MB file had waited 40 ms for its sync at the end).
 fn write_lines(
     all: &Path,
     batches: std::sync::mpsc::Receiver<Vec<String>>,
     sync: bool,
 ) -> Result<Lines> {
     let mut lines = Lines::create(all)?;
-    for batch in batches {
-        for line in batch {
-            lines.push(&line)?;
+    let background = if sync {
+        Some(lines.writer.get_ref().try_clone().map_err(|e| Error::io(all, e))?)
+    } else {
+        None
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let (wanted, requests) = std::sync::mpsc::channel::<()>();
+        let syncer = background.map(|file| {
+            scope.spawn(move || -> std::io::Result<()> {
+                while requests.recv().is_ok() {
+                    // Requests that came in meanwhile are served by this one.
+                    while requests.try_recv().is_ok() {}
+                    file.sync_data()?;
+                }
+                Ok(())
+            })
+        });
+        let mut synced_to = 0;
+        for batch in batches {
+            for line in batch {
+                lines.push(&line)?;
+            }
+            if syncer.is_some() && lines.bytes - synced_to >= SYNC_EVERY {
+                lines.writer.flush().map_err(|e| Error::io(all, e))?;
+                synced_to = lines.bytes;
+                // The syncer only stops after an error, which its join reports.
+                let _ = wanted.send(());
+            }
         }
-    }
+        drop(wanted);
+        if let Some(syncer) = syncer {
+            syncer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the syncer crashed")))
+                .map_err(|e| Error::io(all, e))?;
+        }
+        Ok(())
+    })?;
     lines.writer.flush().map_err(|e| Error::io(all, e))?;
     if sync {
         lines.writer.get_ref().sync_all().map_err(|e| Error::io(all, e))?;
