@@ -329,7 +329,9 @@ static SHARED: std::sync::LazyLock<std::sync::RwLock<SharedCounts>> =
 #[derive(Default)]
 struct SharedCounts {
     owner: Owner,
-    short: std::collections::HashMap<u128, u8, rustc_hash::FxBuildHasher>,
+    /// The same 16-byte entries as a thread's table (a map of `(u128, u8)` takes 32 bytes an
+    /// entry, and twice that memory touched anew as it grows).
+    short: ShortCounts,
 }
 
 /// Sets `counts[i]` to the tokens of the short piece `keys[i]`: from the shared table, else
@@ -341,8 +343,8 @@ fn shared_counts(owner: Owner, keys: &[u128], counts: &mut [u8], compute: impl F
     {
         let shared = SHARED.read().unwrap_or_else(|e| e.into_inner());
         for (i, (key, c)) in keys.iter().zip(counts.iter_mut()).enumerate() {
-            match shared.short.get(key).filter(|_| shared.owner == owner) {
-                Some(&found) => *c = found,
+            match shared.short.get(*key).filter(|_| shared.owner == owner) {
+                Some(found) => *c = found,
                 None => {
                     missing[m] = i;
                     m += 1;
@@ -361,7 +363,9 @@ fn shared_counts(owner: Owner, keys: &[u128], counts: &mut [u8], compute: impl F
         shared.owner = owner;
         shared.short.clear();
     }
-    shared.short.extend(missing[..m].iter().map(|&i| (keys[i], counts[i])));
+    for &i in &missing[..m] {
+        shared.short.insert_new(keys[i], counts[i]);
+    }
 }
 
 /// A piece of up to 15 bytes as one key: its bytes, zero-padded, then its length (in the
