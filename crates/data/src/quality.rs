@@ -226,9 +226,11 @@ pub fn analyze(rows: &[Measured], cfg: &Config) -> (Vec<RowQuality>, Report) {
             .map(|(l, _)| l)
     });
 
-    // The keys are hashes already.
-    let mut exact_seen = rustc_hash::FxHashMap::<u64, u32>::default();
-    let mut near_seen = rustc_hash::FxHashMap::<u64, u32>::default();
+    // The keys are hashes already; sized for every row up front (growing rehashes them all,
+    // ~30 % of the analysis).
+    let seen =
+        || rustc_hash::FxHashMap::<u64, u32>::with_capacity_and_hasher(n, Default::default());
+    let (mut exact_seen, mut near_seen) = (seen(), seen());
     let mut quality = Vec::with_capacity(n);
     for (i, r) in rows.iter().enumerate() {
         let index = i as u32 + 1;
