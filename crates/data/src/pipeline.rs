@@ -198,8 +198,9 @@ fn run_inner(
                 // reserved at once. Grown by doubling, the measures were copied into fresh
                 // memory again and again, which the kernel zeroes first (~3 % of a 400,000-row
                 // import). Memory reserved and not used is never touched: it costs nothing.
-                if text_bytes > 0 {
-                    let rows = done.measures.len() as u64 * file_bytes / text_bytes;
+                if let Some(rows) =
+                    (done.measures.len() as u64 * file_bytes).checked_div(text_bytes)
+                {
                     let rows = (rows + rows / 8).min(file_bytes / 2) as usize;
                     measures.reserve(rows);
                     locs.reserve(rows);
