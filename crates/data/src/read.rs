@@ -337,48 +337,83 @@ fn read_jsonl(
     split_jsonl(path, r, &mut |line, text| each(jsonl_record(path, line, text)?))
 }
 
-/// Streams the non-blank lines of a JSON Lines file, as UTF-8 (decoded as [`read`] does), with
-/// their 1-based numbers, unparsed: the import parses them in parallel ([`jsonl_record`]).
+/// Streams the non-blank lines of a JSON Lines file, with their 1-based numbers, unparsed: the
+/// import parses them in parallel ([`jsonl_record`]). UTF-8 is split as it is read (no decoder
+/// copying it through two more buffers); [`jsonl_record`] replaces its invalid bytes as the
+/// decoder does. Other encodings are decoded as [`read`] does.
 pub fn jsonl_lines(
     path: &Path,
     sniffed: &Sniffed,
     each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    split_jsonl(path, text_reader(file, sniffed), each)
+    if sniffed.encoding != encoding_rs::UTF_8 {
+        return split_jsonl(path, text_reader(file, sniffed), each);
+    }
+    let mut r = BufReader::with_capacity(1 << 18, file);
+    if sniffed.bom {
+        let head = r.fill_buf().map_err(|e| Error::io(path, e))?;
+        if head.starts_with(b"\xEF\xBB\xBF") {
+            r.consume(3);
+        }
+    }
+    split_jsonl(path, r, each)
 }
 
+/// The lines of `r`, each handed over from the reader's buffer (copied only when it spans
+/// two fills), blank ones skipped; a line longer than [`MAX_ROW_BYTES`] is an error.
 fn split_jsonl(
     path: &Path,
     mut r: impl BufRead,
     each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = Vec::new();
+    let mut emit = |line: u64, text: &[u8]| {
+        if text.iter().all(u8::is_ascii_whitespace) { Ok(()) } else { each(line, text) }
+    };
+    // The start of a line that the buffer ended in.
+    let mut carry = Vec::new();
     let mut line = 0u64;
     loop {
-        buf.clear();
-        let n = (&mut r)
-            .take(MAX_ROW_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?;
-        if n == 0 {
+        let chunk = r.fill_buf().map_err(|e| Error::io(path, e))?;
+        if chunk.is_empty() {
+            // The last line, without a newline.
+            if !carry.is_empty() {
+                emit(line + 1, &carry)?;
+            }
             return Ok(());
         }
-        line += 1;
-        if n > MAX_ROW_BYTES {
-            return Err(Error::at(path, Loc::Line(line), too_long()));
+        let (end, whole) = match memchr::memchr(b'\n', chunk) {
+            Some(k) => (k + 1, true),
+            None => (chunk.len(), false),
+        };
+        if carry.len() + end > MAX_ROW_BYTES {
+            return Err(Error::at(path, Loc::Line(line + 1), too_long()));
         }
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        if !whole {
+            carry.extend_from_slice(chunk);
+        } else if carry.is_empty() {
+            line += 1;
+            emit(line, &chunk[..end])?;
+        } else {
+            line += 1;
+            carry.extend_from_slice(&chunk[..end]);
+            emit(line, &carry)?;
+            carry.clear();
         }
-        each(line, &buf)?;
+        r.consume(end);
     }
 }
 
 /// The record of line `line` of a JSON Lines file, whose text is `text`.
 pub fn jsonl_record(path: &Path, line: u64, text: &[u8]) -> Result<Record> {
+    // Bytes that are not UTF-8 become U+FFFD, as the decoder makes them in other files (the
+    // report counts them as damage).
+    let text = match std::str::from_utf8(text) {
+        Ok(_) => std::borrow::Cow::Borrowed(text),
+        Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(text).into_owned().into_bytes()),
+    };
     let value: Value =
-        serde_json::from_slice(text).map_err(|e| json_error(path, Some(line), &e))?;
+        serde_json::from_slice(&text).map_err(|e| json_error(path, Some(line), &e))?;
     let Value::Object(fields) = value else {
         return Err(Error::at(
             path,

@@ -21,7 +21,17 @@ fn try_import(
     text: &str,
     transforms: &[Transform],
 ) -> data::Result<Outcome> {
-    let p = file(dir, name, text.as_bytes());
+    try_import_bytes(dir, name, text.as_bytes(), transforms)
+}
+
+/// [`try_import`] of a file's bytes (which need not be UTF-8).
+fn try_import_bytes(
+    dir: &tempfile::TempDir,
+    name: &str,
+    bytes: &[u8],
+    transforms: &[Transform],
+) -> data::Result<Outcome> {
+    let p = file(dir, name, bytes);
     let sniffed = data::read::sniff(&p)?;
     let (cols, rows) = sample(&p, &sniffed)?;
     let detection = data::shape::detect(&cols, &rows).unwrap();
@@ -156,6 +166,59 @@ fn large_files_have_a_sample_of_languages_checked_unless_a_fix_needs_all() {
     assert_eq!((o.report.language_checked, o.report.language_mismatches), (12_000, 131));
     assert_eq!((o.kept, o.dropped), (12_000 - 131, 131));
     assert!(!jsonl.contains("Rechnungen"));
+}
+
+/// UTF-8 JSON Lines are split as read, without the decoder: bytes that are not UTF-8 still
+/// become U+FFFD exactly as the decoder makes them (every kind of bad sequence), after a BOM
+/// and after the 64 KiB that sniffing reads (which chose UTF-8), and are counted as damage.
+#[test]
+fn bad_utf8_in_json_lines_is_replaced_as_the_decoder_does() {
+    const BAD: &[&[u8]] = &[
+        b"\xFF",
+        b"\xE2\x82",
+        b"\xC0\xAF",
+        b"\xED\xA0\x80",
+        b"\xF0\x9F\x98",
+        b"\x80\x80",
+        b"\xF4\x90\x80\x80",
+        b"\xE2\x82\xAC\xE2",
+    ];
+    for bom in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = Vec::new();
+        if bom {
+            bytes.extend_from_slice(b"\xEF\xBB\xBF");
+        }
+        for i in 0..1500 {
+            let row = format!(
+                "{{\"instruction\": \"how do I sync note {i}?\", \"response\": \"open settings, then sync {i}\"}}\n"
+            );
+            bytes.extend_from_slice(row.as_bytes());
+        }
+        assert!(bytes.len() > 64 * 1024);
+        let mut inputs = Vec::new();
+        for (k, bad) in BAD.iter().enumerate() {
+            let input = [&b"bad "[..], bad, format!(" byte {k}").as_bytes()].concat();
+            bytes.extend_from_slice(b"{\"instruction\": \"");
+            bytes.extend_from_slice(&input);
+            bytes.extend_from_slice(b"\", \"response\": \"fine\"}\n");
+            inputs.push(encoding_rs::UTF_8.decode_without_bom_handling(&input).0.into_owned());
+        }
+        let sniffed = data::read::sniff(&file(&dir, "bad.jsonl", &bytes)).unwrap();
+        assert_eq!((sniffed.encoding, sniffed.bom), (encoding_rs::UTF_8, bom));
+        let o = try_import_bytes(&dir, "bad.jsonl", &bytes, &[]).unwrap();
+        assert_eq!((o.report.rows, o.report.encoding_damaged), (1500 + BAD.len(), BAD.len()));
+        let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+        let users: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["messages"][0]["content"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(users[0], "how do I sync note 0?");
+        assert_eq!(users[1500..], inputs[..]);
+    }
 }
 
 /// JSON Lines are parsed in parallel batches after the detection's sample: the error reported
