@@ -347,10 +347,20 @@ pub fn jsonl_lines(
     each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    jsonl_lines_from(path, file, sniffed, each)
+}
+
+/// [`jsonl_lines`] of the bytes `r` reads (`path` names them in errors).
+pub fn jsonl_lines_from(
+    path: &Path,
+    r: impl Read,
+    sniffed: &Sniffed,
+    each: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     if sniffed.encoding != encoding_rs::UTF_8 {
-        return split_jsonl(path, text_reader(file, sniffed), each);
+        return split_jsonl(path, text_reader(r, sniffed), each);
     }
-    let mut r = BufReader::with_capacity(1 << 18, file);
+    let mut r = BufReader::with_capacity(1 << 18, r);
     if sniffed.bom {
         let head = r.fill_buf().map_err(|e| Error::io(path, e))?;
         if head.starts_with(b"\xEF\xBB\xBF") {
