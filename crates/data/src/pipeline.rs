@@ -178,7 +178,7 @@ fn run_inner(
         let sync = opts.transforms.is_empty();
         let writer = scope.spawn(move || write_lines(all, lines, sync));
         let mut failed = None;
-        let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        let file_bytes = sniffed.bytes;
         let mut text_bytes = 0;
         for mut batch in rx {
             text_bytes += batch.text.len() as u64;
