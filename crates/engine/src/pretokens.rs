@@ -395,16 +395,11 @@ mod tests {
             "\u{1}",
             "\u{7f}",
         ];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let mut text = String::new();
         for _ in 0..30_000 {
-            text.push_str(ATOMS[(next() % ATOMS.len() as u64) as usize]);
+            text.push_str(ATOMS[rng.random_range(0..ATOMS.len())]);
         }
         assert_same_pieces(&text);
     }
