@@ -119,7 +119,9 @@ fn read_text(
 ) -> Result<()> {
     match sniffed.format {
         Format::Csv => read_csv(path, text_reader(r, sniffed), sniffed.delimiter, each),
-        Format::Jsonl => read_jsonl(path, text_reader(r, sniffed), each),
+        Format::Jsonl => jsonl_lines_from(path, r, sniffed, &mut |line, text| {
+            each(jsonl_record(path, line, text)?)
+        }),
         Format::Json | Format::Parquet => read_json_array(path, text_reader(r, sniffed), each),
     }
 }
@@ -329,18 +331,10 @@ fn too_long() -> String {
     format!("this row is longer than {} MiB: is this really a dataset row?", MAX_ROW_BYTES >> 20)
 }
 
-fn read_jsonl(
-    path: &Path,
-    r: impl BufRead,
-    each: &mut dyn FnMut(Record) -> Result<()>,
-) -> Result<()> {
-    split_jsonl(path, r, &mut |line, text| each(jsonl_record(path, line, text)?))
-}
-
 /// Streams the non-blank lines of a JSON Lines file, with their 1-based numbers, unparsed: the
 /// import parses them in parallel ([`jsonl_record`]). UTF-8 is split as it is read (no decoder
 /// copying it through two more buffers); [`jsonl_record`] replaces its invalid bytes as the
-/// decoder does. Other encodings are decoded as [`read`] does.
+/// decoder does. Other encodings are decoded first.
 pub fn jsonl_lines(
     path: &Path,
     sniffed: &Sniffed,
@@ -350,8 +344,9 @@ pub fn jsonl_lines(
     jsonl_lines_from(path, file, sniffed, each)
 }
 
-/// [`jsonl_lines`] of the bytes `r` reads (`path` names them in errors).
-pub fn jsonl_lines_from(
+/// [`jsonl_lines`] of the bytes `r` reads (`path` names them in errors); [`read`] parses
+/// them one after another.
+fn jsonl_lines_from(
     path: &Path,
     r: impl Read,
     sniffed: &Sniffed,
