@@ -96,7 +96,6 @@ fn run_inner(
     // they showed plus the most written ones (the same answers where it matters, far cheaper).
     let mut langs = Languages::all();
     let every_language = opts.transforms.iter().any(Transform::needs_every_language);
-    let mut analyzed = None;
     // One row: its conversation, JSONL line and measures.
     let one = |index: usize, fields: read::Fields, langs: &Languages| {
         let c = mapping.conversation(fields);
@@ -136,7 +135,7 @@ fn run_inner(
     // Three stages, each on its own thread, with two batches in flight between them (memory
     // stays bounded by the batch size): reading (JSON Lines are only split into lines there);
     // parsing and measuring (on rayon's threads); writing and hashing the lines.
-    let written = std::thread::scope(|scope| -> Result<Lines> {
+    let (written, (quality, report)) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Rows>(2);
         // Batches measured go back to the reader, emptied: their buffers are reused, not
         // allocated (and zeroed by the system) again.
@@ -178,10 +177,8 @@ fn run_inner(
         let sync = opts.transforms.is_empty();
         let writer = scope.spawn(move || write_lines(all, lines, sync));
         let mut failed = None;
-        let file_bytes = sniffed.bytes;
-        let mut text_bytes = 0;
         for mut batch in rx {
-            text_bytes += batch.text.len() as u64;
+            let bytes = batch.text.len() as u64;
             let measured = measure(&mut batch, measures.len(), &langs);
             batch.clear();
             let _ = give_back.send(batch);
@@ -198,10 +195,9 @@ fn run_inner(
                 // reserved at once. Grown by doubling, the measures were copied into fresh
                 // memory again and again, which the kernel zeroes first (~3 % of a 400,000-row
                 // import). Memory reserved and not used is never touched: it costs nothing.
-                if let Some(rows) =
-                    (done.measures.len() as u64 * file_bytes).checked_div(text_bytes)
+                if let Some(rows) = (done.measures.len() as u64 * sniffed.bytes).checked_div(bytes)
                 {
-                    let rows = (rows + rows / 8).min(file_bytes / 2) as usize;
+                    let rows = (rows + rows / 8).min(sniffed.bytes / 2) as usize;
                     measures.reserve(rows);
                     locs.reserve(rows);
                 }
@@ -213,25 +209,26 @@ fn run_inner(
             }
         }
         drop(to_writer);
-        if failed.is_none() && !measures.is_empty() {
-            analyzed = Some(quality::analyze(&measures, &opts.quality));
-        }
+        // Analyzed while the writer finishes and syncs.
+        let analyzed = (failed.is_none() && !measures.is_empty())
+            .then(|| quality::analyze(&measures, &opts.quality));
         let wrote = writer.join().unwrap_or_else(|_| Err(Error::file(all, "the writer crashed")));
         let read = reader.join().unwrap_or_else(|_| Err(Error::file(path, "the reader crashed")));
         if let Some(e) = failed {
             return Err(e);
         }
         // A writer's error stops the reader too: report the writer's then.
-        match read {
+        let written = match read {
             Ok(()) => wrote,
             Err(e) => wrote.and(Err(e)),
-        }
+        }?;
+        // Nothing failed and nothing was analyzed: there were no rows.
+        let analyzed = analyzed.ok_or_else(|| {
+            Error::file(path, "no rows: the file has a header or brackets but no data")
+        })?;
+        Ok((written, analyzed))
     })?;
-    if measures.is_empty() {
-        return Err(Error::file(path, "no rows: the file has a header or brackets but no data"));
-    }
 
-    let (quality, report) = analyzed.unwrap_or_else(|| quality::analyze(&measures, &opts.quality));
     let keep = transform::apply(opts.transforms, &measures, &quality);
     let kept = keep.iter().filter(|&&k| k).count();
     if kept == 0 {
@@ -448,9 +445,10 @@ fn write_lines(
             lines.push(&line)?;
         }
     }
-    lines.writer.flush().map_err(|e| Error::io(all, e))?;
     if sync {
         lines.sync()?;
+    } else {
+        lines.writer.flush().map_err(|e| Error::io(all, e))?;
     }
     Ok(lines)
 }
