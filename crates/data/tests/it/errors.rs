@@ -100,6 +100,35 @@ fn pipeline_leaves_nothing_on_error() {
     assert_eq!(left, ["late.csv"]);
 }
 
+/// A file with a header (or brackets) and no row: a one-line error, nothing left behind.
+#[test]
+fn pipeline_reports_a_file_without_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = file(&dir, "one.csv", b"question,answer\nq?,a\n");
+    let sniffed = data::read::sniff(&one).unwrap();
+    let (cols, sample) = data::pipeline::sample(&one, &sniffed).unwrap();
+    let detection = data::shape::detect(&cols, &sample).unwrap();
+    std::fs::remove_file(&one).unwrap();
+    let opts = data::pipeline::Options {
+        detection: &detection,
+        transforms: &[],
+        tokens: &Words,
+        quality: data::quality::Config { context: 8192, cutoff: 512, expected_language: None },
+    };
+    for (name, text) in [("empty.csv", "question,answer\n"), ("empty.json", "[]")] {
+        let p = file(&dir, name, text.as_bytes());
+        let sniffed = data::read::sniff(&p).unwrap();
+        let err = data::pipeline::run(&p, &sniffed, &opts, &dir.path().join("out.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("no rows: the file has a header or brackets but no data"), "{err}");
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [name]);
+        std::fs::remove_file(&p).unwrap();
+    }
+}
+
 #[test]
 fn fuzz_bodies_survive_seeds_and_mangled_seeds() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
