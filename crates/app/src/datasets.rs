@@ -540,10 +540,11 @@ impl App {
     pub(crate) fn model_tokens(&self, base: &str) -> Result<ModelTokens> {
         let path = self.resolve_model(base)?;
         let chat = engine::bundle::Chat::open(&path)?;
-        let context = if path.is_dir() {
-            engine::weights::context_length(&path)?
-        } else {
-            engine::gguf::inspect(&path).map(|s| s.context_length as usize).unwrap_or(2048)
+        let context = match chat.context {
+            Some(context) => context,
+            // A folder's config.json that cannot be read: say why.
+            None if path.is_dir() => engine::weights::context_length(&path)?,
+            None => 2048,
         };
         ModelTokens::new(chat, context)
     }

@@ -53,6 +53,9 @@ pub struct Chat {
     pub template: ChatTemplate,
     /// Token ids that end a reply.
     pub eos: Vec<u32>,
+    /// The context length the model declares (GGUF `<arch>.context_length`, `config.json`'s
+    /// `max_position_embeddings`), when it does: read with the rest, not from a second pass.
+    pub context: Option<usize>,
 }
 
 impl Chat {
@@ -70,7 +73,7 @@ impl Chat {
 fn open_gguf(path: &Path, device: &Device, keep_quantized: bool) -> Result<Bundle> {
     let (content, mut f) = crate::gguf::open(path)?;
     let model = weights::llama_from_gguf(&content, &mut f, path, device, keep_quantized)?;
-    let Chat { tokenizer, template, eos } = chat_gguf(&content, path)?;
+    let Chat { tokenizer, template, eos, .. } = chat_gguf(&content, path)?;
     Ok(Bundle { model, tokenizer, template, eos, device: device.clone() })
 }
 
@@ -84,12 +87,16 @@ fn chat_gguf(content: &gguf_file::Content, path: &Path) -> Result<Chat> {
         md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str);
     let template = ChatTemplate::new(source.unwrap_or(CHATML), &token(bos), &token(eos))?;
     let eos = end_tokens(&tok, eos);
-    Ok(Chat { tokenizer: tok, template, eos })
+    let arch = md.get("general.architecture").and_then(|v| v.to_string().ok());
+    let context = (arch.and_then(|a| md.get(&format!("{a}.context_length"))))
+        .and_then(crate::gguf::as_u64)
+        .map(|v| v as usize);
+    Ok(Chat { tokenizer: tok, template, eos, context })
 }
 
 fn open_hf(dir: &Path, device: &Device) -> Result<Bundle> {
     let model = weights::load_hf(dir, device)?;
-    let Chat { tokenizer, template, eos } = chat_hf(dir)?;
+    let Chat { tokenizer, template, eos, .. } = chat_hf(dir)?;
     Ok(Bundle { model, tokenizer, template, eos, device: device.clone() })
 }
 
@@ -115,7 +122,8 @@ fn chat_hf(dir: &Path) -> Result<Chat> {
     let (bos, eos) = (text("bos_token").unwrap_or_default(), text("eos_token").unwrap_or_default());
     let template = ChatTemplate::new(source.as_deref().unwrap_or(CHATML), &bos, &eos)?;
     let eos = end_tokens(&tok, tok.token_to_id(&eos));
-    Ok(Chat { tokenizer: tok, template, eos })
+    let context = weights::context_length(dir).ok();
+    Ok(Chat { tokenizer: tok, template, eos, context })
 }
 
 /// The declared end token, plus `<|im_end|>` where the vocabulary has it: ChatML replies end

@@ -7,6 +7,9 @@ use engine::tokenizer::{count, encode};
 fn fast_count_equals_encode_len() {
     let Some(gguf) = crate::default_gguf() else { return };
     let chat = Chat::open(&gguf).unwrap();
+    // The context comes with the text side, from the same header read.
+    let declared = engine::gguf::inspect(&gguf).unwrap().context_length as usize;
+    assert_eq!((chat.context, declared), (Some(8192), 8192));
     let texts = [
         "",
         "Hello",
