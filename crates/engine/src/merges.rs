@@ -1,7 +1,8 @@
 //! Byte-level BPE that only counts: how many tokens the model's merges leave of one pre-token,
 //! without building the tokens (`tokenizers`' BPE builds each token's string and offsets:
-//! ~1.5 µs a new word; this ~250 ns for a 13-byte word, measured on SmolLM2's merges). Used by [`crate::tokenizer::count`] for the pre-tokens it
-//! has not seen yet; checked against `tokenizers` in the tests.
+//! ~1.5 µs a new word; this ~250 ns for a 13-byte word, measured on SmolLM2's merges). Used by
+//! [`crate::tokenizer::count`] for the pre-tokens it has not seen yet; checked against
+//! `tokenizers` in the tests.
 
 use std::borrow::Cow;
 
