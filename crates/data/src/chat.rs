@@ -177,20 +177,15 @@ mod tests {
             ["\"", "\\", "/", "\u{7f}", "é", "中", "🙂", "a", "word ", "\u{2028}"]
                 .map(String::from),
         );
-        // A deterministic mix (xorshift): strings of 0 to 40 atoms.
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        // A seeded mix: strings of 0 to 40 atoms.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         for _ in 0..20_000 {
             let mut conv = Conversation::default();
             for role in ["system", "user", "assistant"] {
-                let n = (next() % 41) as usize;
+                let n = rng.random_range(0..=40);
                 let text: String =
-                    (0..n).map(|_| atoms[next() as usize % atoms.len()].as_str()).collect();
+                    (0..n).map(|_| atoms[rng.random_range(0..atoms.len())].as_str()).collect();
                 conv.push(role, text);
             }
             let want = serde_json::to_string(&conv).unwrap();

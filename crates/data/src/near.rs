@@ -244,20 +244,15 @@ mod tests {
             "[", "`", "{", "/", ":", "\t", "\n", "\u{7f}", "\u{1}", "é", "Ä", "İ", "ß", "日本",
             "—", "\u{a0}", "🙂", "١٢", "word", "Words", "HELLO", "x2", "a1b2", "...", " -- ",
         ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let mut text = || {
-            let n = next() % 120;
+            let n = rng.random_range(0..120);
             let mut s = String::new();
             // Mostly ASCII, as most datasets are; some rows with other characters.
-            let ascii_only = next() % 3 != 0;
+            let ascii_only = rng.random_ratio(2, 3);
             for _ in 0..n {
-                let a = ATOMS[(next() % ATOMS.len() as u64) as usize];
+                let a = ATOMS[rng.random_range(0..ATOMS.len())];
                 if !ascii_only || a.is_ascii() {
                     s.push_str(a);
                 }

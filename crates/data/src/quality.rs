@@ -614,15 +614,10 @@ mod tests {
     /// Selection gives the sorted values' percentiles.
     #[test]
     fn distribution_is_that_of_the_sorted_values() {
-        let mut state = 12345u64;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12345);
         for len in [1usize, 2, 3, 19, 20, 21, 100, 1001] {
-            let v: Vec<u32> = (0..len)
-                .map(|_| {
-                    state =
-                        state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (state >> 33) as u32 % 50
-                })
-                .collect();
+            let v: Vec<u32> = (0..len).map(|_| rng.random_range(0..50)).collect();
             let mut sorted = v.clone();
             sorted.sort_unstable();
             let at = |p: f64| sorted[((len - 1) as f64 * p).round() as usize];
