@@ -45,46 +45,51 @@ pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) 
     }
 }
 
-/// The first byte from `from` on that is an ASCII digit or not ASCII, eight bytes at a time.
-fn digit_or_wide(b: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The first byte from `from` on for which `hit` holds, eight bytes at a time: `hits` gives the
+/// high bit of each byte of a little-endian word for which `hit` holds (one branch per eight
+/// bytes instead of a mispredicted one where the run ends).
+#[inline(always)]
+fn first(
+    b: &[u8],
+    from: usize,
+    hits: impl Fn(u64) -> u64,
+    hit: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let mut i = from;
     while let Some(w) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        // With every high bit set no subtraction borrows across bytes: an ASCII byte is a
-        // digit when it is at least '0' and not at least ':'.
-        let x = w | HIGH;
-        let digit = x.wrapping_sub(ONES * 0x30) & !x.wrapping_sub(ONES * 0x3A) & HIGH;
-        let found = digit | (w & HIGH);
+        let found = hits(u64::from_le_bytes(w.try_into().unwrap_or_default()));
         if found != 0 {
             return Some(i + (found.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    (b[i..].iter().position(|&c| c.is_ascii_digit() || c >= 0x80)).map(|k| i + k)
+    b[i..].iter().position(|&c| hit(c)).map(|k| i + k)
 }
 
-/// The first byte from `from` on that is not an ASCII letter, eight bytes at a time (a word
-/// ends at an unpredictable byte: one branch per eight bytes instead of one per byte).
+/// The first byte from `from` on that is an ASCII digit or not ASCII.
+fn digit_or_wide(b: &[u8], from: usize) -> Option<usize> {
+    let hits = |w: u64| {
+        // With every high bit set no subtraction borrows across bytes: an ASCII byte is a
+        // digit when it is at least '0' and not at least ':'.
+        let x = w | HIGH;
+        (x.wrapping_sub(ONES * 0x30) & !x.wrapping_sub(ONES * 0x3A) & HIGH) | (w & HIGH)
+    };
+    first(b, from, hits, |c| c.is_ascii_digit() || c >= 0x80)
+}
+
+/// The end of the run of ASCII letters at `from`: the first byte that is not one.
 fn ascii_letters(b: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = from;
-    while let Some(w) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+    let others = |w: u64| {
         // Lower-cased (`| 0x20` maps no other byte into `a..=z`) and with every high bit set,
         // so that no subtraction borrows across bytes: a letter's low seven bits are at least
         // 'a' and not at least '{', and its high bit was clear.
         let x = w | (ONES * 0x20) | HIGH;
-        let letter = x.wrapping_sub(ONES * 0x61) & !x.wrapping_sub(ONES * 0x7B) & !w & HIGH;
-        let other = !letter & HIGH;
-        if other != 0 {
-            return i + (other.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    i + b[i..].iter().position(|c| !c.is_ascii_alphabetic()).unwrap_or(b.len() - i)
+        !(x.wrapping_sub(ONES * 0x61) & !x.wrapping_sub(ONES * 0x7B) & !w) & HIGH
+    };
+    first(b, from, others, |c| !c.is_ascii_alphabetic()).unwrap_or(b.len())
 }
 
 /// What the regex distinguishes about a character.
