@@ -413,12 +413,9 @@ fn split_jsonl(
 pub fn jsonl_record(path: &Path, line: u64, text: &[u8]) -> Result<Record> {
     // Bytes that are not UTF-8 become U+FFFD, as the decoder makes them in other files (the
     // report counts them as damage).
-    let text = match std::str::from_utf8(text) {
-        Ok(_) => std::borrow::Cow::Borrowed(text),
-        Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(text).into_owned().into_bytes()),
-    };
-    let value: Value =
-        serde_json::from_slice(&text).map_err(|e| json_error(path, Some(line), &e))?;
+    // Checked once: `from_str` does not check its strings' bytes again (`from_slice` does).
+    let text = String::from_utf8_lossy(text);
+    let value: Value = serde_json::from_str(&text).map_err(|e| json_error(path, Some(line), &e))?;
     let Value::Object(fields) = value else {
         return Err(Error::at(
             path,
