@@ -6,9 +6,10 @@
 //! `NormalizedString` per piece, which is most of the cost of counting a dataset's tokens. This
 //! module finds the same pieces with one pass over the bytes and no allocation. The character
 //! classes come from `regex-syntax`, the tables the regex itself is compiled from, so both agree
-//! on every character. ASCII texts (nearly all of most datasets) are split 64 bytes at a time:
+//! on every character. ASCII text (nearly all of most datasets) is split 64 bytes at a time:
 //! each block's piece starts are computed at once from bit masks of its bytes' classes (SSE2 on
-//! x86-64), with no branch per byte or per piece. The unit tests compare the pieces with
+//! x86-64), with no branch per byte or per piece; a few pieces around each wide character go a
+//! character at a time. The unit tests compare the pieces with
 //! `tokenizers`' own pre-tokenizers; `tests/it/count.rs` compares the token counts built on them
 //! with the encoder's.
 
@@ -24,11 +25,43 @@ pub enum Scheme {
 }
 
 /// Calls `each` with the pre-tokens of `text`, in order; they concatenate to `text`.
+///
+/// ASCII stretches go 64 bytes at a time ([`split_ascii`]); around each character that is not
+/// ASCII, a window goes a character at a time ([`split_chars`]). The regex matched from a piece
+/// start never looks behind it, so a window from one piece start to another has the whole
+/// text's pieces. The ASCII stretch's last piece may still grow into the wide character: it
+/// opens the window. The window closes at the first ASCII space after the wide character that
+/// follows an ASCII character other than a space — always a piece start (no piece ends with a
+/// space when something other than a space follows it).
 pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) {
+    let digits = scheme == Scheme::DigitsThenGpt2;
     if text.is_ascii() {
-        split_ascii(scheme == Scheme::DigitsThenGpt2, text, each);
-    } else {
-        split_chars(scheme, text, each);
+        return split_ascii(digits, text, each);
+    }
+    let b = text.as_bytes();
+    let t = &*TABLES;
+    let space = |c: u8| c < 0x80 && t.ascii[c as usize] == Class::Space;
+    let mut from = 0;
+    loop {
+        let Some(wide) = first(b, from, |w| w & HIGH, |c| c >= 0x80) else {
+            return split_ascii(digits, &text[from..], each);
+        };
+        // The stretch's pieces but the last; the window starts where the last one does.
+        let mut last: Option<&'t str> = None;
+        split_ascii(digits, &text[from..wide], &mut |p| {
+            if let Some(done) = last.replace(p) {
+                each(done)
+            }
+        });
+        let start = last.map_or(from, |p| p.as_ptr().addr() - text.as_ptr().addr());
+        let end = (wide + 1..b.len())
+            .find(|&i| space(b[i]) && b[i - 1] < 0x80 && !space(b[i - 1]))
+            .unwrap_or(b.len());
+        split_chars(scheme, &text[start..end], each);
+        if end == b.len() {
+            return;
+        }
+        from = end;
     }
 }
 
@@ -276,6 +309,10 @@ enum Class {
 
 struct Tables {
     ascii: [Class; 128],
+    /// The class of every character of the Basic Multilingual Plane (64 KiB: the ranges'
+    /// binary searches cost ~100 ns a character, and most wide characters of a dataset — curly
+    /// quotes, dashes, accented letters, CJK — are there).
+    bmp: Vec<Class>,
     letter: Vec<(char, char)>,
     number: Vec<(char, char)>,
     space: Vec<(char, char)>,
@@ -295,10 +332,20 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     };
     let mut t = Tables {
         ascii: [Class::Other; 128],
+        bmp: vec![Class::Other; 0x10000],
         letter: ranges(r"\p{L}"),
         number: ranges(r"\p{N}"),
         space: ranges(r"\s"),
     };
+    // In the reverse of `slow`'s order, so that its first class wins (they are disjoint).
+    for (ranges, class) in
+        [(&t.space, Class::Space), (&t.number, Class::Number), (&t.letter, Class::Letter)]
+    {
+        for &(lo, hi) in ranges.iter().filter(|&&(lo, _)| (lo as usize) < 0x10000) {
+            let hi = (hi as usize).min(0xFFFF);
+            t.bmp[lo as usize..=hi].fill(class);
+        }
+    }
     for b in 0..128u8 {
         t.ascii[b as usize] = t.slow(b as char);
     }
@@ -324,7 +371,11 @@ impl Tables {
 
     #[inline]
     fn class(&self, c: char) -> Class {
-        if c.is_ascii() { self.ascii[c as usize] } else { self.slow(c) }
+        match c as usize {
+            a @ ..0x80 => self.ascii[a],
+            w @ ..0x10000 => self.bmp[w],
+            _ => self.slow(c),
+        }
     }
 }
 
@@ -560,6 +611,20 @@ mod tests {
         assert_same_pieces(&draw(&mut rng, ATOMS, 30_000));
     }
 
+    /// The table of the Basic Multilingual Plane gives every character the class of the
+    /// ranges' binary search.
+    #[test]
+    fn bmp_classes_are_the_ranges_classes() {
+        let t = &*TABLES;
+        for c in (0..0x10000).filter_map(char::from_u32) {
+            assert_eq!(t.class(c), t.slow(c), "{:?}", c);
+        }
+        assert_eq!(t.class('’'), Class::Other);
+        assert_eq!(t.class('é'), Class::Letter);
+        assert_eq!(t.class('\u{a0}'), Class::Space);
+        assert_eq!(t.class('١'), Class::Number);
+    }
+
     /// The SIMD classes of every ASCII byte, at every place in a block, are the regex's.
     #[test]
     fn block_classes_are_the_regex_classes() {
@@ -577,7 +642,8 @@ mod tests {
 
     /// ASCII texts take the 64-bytes-at-a-time path: its pieces are those of the character
     /// scanner and of `tokenizers`, for texts of every length around the blocks' edges, with
-    /// contractions, runs of spaces and digits across them.
+    /// contractions, runs of spaces and digits across them; and so are those of texts that mix
+    /// in characters that are not ASCII.
     #[test]
     fn ascii_pieces_are_the_character_scanners() {
         #[rustfmt::skip]
@@ -597,6 +663,22 @@ mod tests {
             for scheme in [Scheme::Gpt2, Scheme::DigitsThenGpt2] {
                 let (mut ours, mut chars) = (Vec::new(), Vec::new());
                 split_ascii(scheme == Scheme::DigitsThenGpt2, &text, &mut |p| ours.push(p));
+                split_chars(scheme, &text, &mut |p| chars.push(p));
+                assert_eq!(ours, chars, "{scheme:?} {text:?}");
+            }
+            all.push_str(&text);
+        }
+        assert_same_pieces(&all);
+        // Mostly ASCII, with characters that are not (letters, digits, spaces, others) before,
+        // inside and after ASCII runs: the windows around them.
+        let mut mixed: Vec<&str> = ATOMS.to_vec();
+        mixed.extend(["é", "’", "中文", "\u{a0}", "١", "🙂", "İ", "\u{301}", "\u{2028}"]);
+        let mut all = String::new();
+        for round in 0..20_000 {
+            let text = draw(&mut rng, &mixed, if round < 400 { round / 2 } else { 150 });
+            for scheme in [Scheme::Gpt2, Scheme::DigitsThenGpt2] {
+                let (mut ours, mut chars) = (Vec::new(), Vec::new());
+                split(scheme, &text, &mut |p| ours.push(p));
                 split_chars(scheme, &text, &mut |p| chars.push(p));
                 assert_eq!(ours, chars, "{scheme:?} {text:?}");
             }
