@@ -35,9 +35,6 @@ pub enum Scheme {
 /// space when something other than a space follows it).
 pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) {
     let digits = scheme == Scheme::DigitsThenGpt2;
-    if text.is_ascii() {
-        return split_ascii(digits, text, each);
-    }
     let b = text.as_bytes();
     let t = &*TABLES;
     let space = |c: u8| c < 0x80 && t.ascii[c as usize] == Class::Space;
@@ -256,9 +253,8 @@ fn split_ascii<'t>(digits: bool, text: &'t str, each: &mut impl FnMut(&'t str)) 
     let mut base = 0;
     while base < b.len() {
         let next = if base + 64 < b.len() { classify(b, base + 64) } else { Masks::default() };
-        let mut at = starts(digits, &prev, &cur, &next) & !clear | set;
         // The text's first piece starts at its first byte.
-        at |= (base == 0) as u64;
+        let mut at = starts(digits, &prev, &cur, &next) & !clear | set | (base == 0) as u64;
         (set, clear) = (0, 0);
         // `'s|'t|'re|'ve|'m|'ll|'d` where a piece starts with `'`: the contraction is the
         // piece, and the next one starts right after it.
