@@ -87,9 +87,9 @@ fn chat_gguf(content: &gguf_file::Content, path: &Path) -> Result<Chat> {
         md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str);
     let template = ChatTemplate::new(source.unwrap_or(CHATML), &token(bos), &token(eos))?;
     let eos = end_tokens(&tok, eos);
-    let arch = md.get("general.architecture").and_then(|v| v.to_string().ok());
-    let context = (arch.and_then(|a| md.get(&format!("{a}.context_length"))))
-        .and_then(crate::gguf::as_u64)
+    let context = crate::gguf::architecture(md)
+        .and_then(|arch| crate::gguf::arch_number(md, &arch, "context_length"))
+        .ok()
         .map(|v| v as usize);
     Ok(Chat { tokenizer: tok, template, eos, context })
 }

@@ -130,8 +130,7 @@ impl QuantDecoder {
             let inner = Quant::Native(Box::new(m), cache);
             return Ok(QuantDecoder { inner, device: device.clone() });
         }
-        let arch =
-            content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned();
+        let arch = crate::gguf::architecture(&content.metadata).ok();
         if arch.as_deref() != Some("llama") {
             return Err(crate::Error::bad(
                 path,

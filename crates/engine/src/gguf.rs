@@ -51,16 +51,31 @@ pub fn open(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
     Ok((content, file))
 }
 
+/// GGUF metadata: key → value.
+type Metadata = HashMap<String, gguf_file::Value>;
+
+/// `general.architecture` (e.g. `llama`): the prefix of the model's own metadata keys.
+pub(crate) fn architecture(md: &Metadata) -> std::result::Result<String, String> {
+    (md.get("general.architecture").and_then(|v| v.to_string().ok()).cloned())
+        .ok_or_else(|| "metadata key general.architecture is missing".into())
+}
+
+/// The integer `<arch>.<suffix>` (`context_length`, `block_count`…).
+pub(crate) fn arch_number(
+    md: &Metadata,
+    arch: &str,
+    suffix: &str,
+) -> std::result::Result<u64, String> {
+    let key = format!("{arch}.{suffix}");
+    let v = md.get(&key).ok_or(format!("metadata key {key} is missing"))?;
+    as_u64(v).ok_or(format!("metadata key {key} is not an integer"))
+}
+
 fn summarize(content: &gguf_file::Content) -> std::result::Result<Summary, String> {
     let md = &content.metadata;
     let text = |key: &str| md.get(key).and_then(|v| v.to_string().ok()).cloned();
-    let architecture =
-        text("general.architecture").ok_or("metadata key general.architecture is missing")?;
-    let number = |suffix: &str| -> std::result::Result<u64, String> {
-        let key = format!("{architecture}.{suffix}");
-        let v = md.get(&key).ok_or(format!("metadata key {key} is missing"))?;
-        as_u64(v).ok_or(format!("metadata key {key} is not an integer"))
-    };
+    let architecture = self::architecture(md)?;
+    let number = |suffix: &str| arch_number(md, &architecture, suffix);
 
     let mut params_by_type: HashMap<String, (u64, usize)> = HashMap::new();
     let mut parameters = 0u64;

@@ -97,20 +97,13 @@ pub fn llama_from_gguf(
 /// The model configuration a GGUF file declares.
 pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String> {
     let md = &c.metadata;
-    let arch = md
-        .get("general.architecture")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .ok_or("general.architecture is missing")?;
+    let arch = crate::gguf::architecture(md)?;
     if !matches!(arch.as_str(), "llama" | "qwen2" | "mistral") {
         return Err(format!(
             "architecture '{arch}' is not supported yet (llama, mistral, qwen2 are)"
         ));
     }
-    let num = |k: &str| -> std::result::Result<u64, String> {
-        let key = format!("{arch}.{k}");
-        md.get(&key).and_then(crate::gguf::as_u64).ok_or(format!("{key} is missing"))
-    };
+    let num = |k: &str| crate::gguf::arch_number(md, &arch, k);
     let float = |k: &str| -> Option<f64> {
         md.get(&format!("{arch}.{k}"))
             .and_then(|v| v.to_f32().ok().map(f64::from).or_else(|| v.to_f64().ok()))
