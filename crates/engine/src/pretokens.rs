@@ -36,8 +36,7 @@ pub enum Scheme {
 pub fn split<'t>(scheme: Scheme, text: &'t str, each: &mut impl FnMut(&'t str)) {
     let digits = scheme == Scheme::DigitsThenGpt2;
     let b = text.as_bytes();
-    let t = &*TABLES;
-    let space = |c: u8| c < 0x80 && t.ascii[c as usize] == Class::Space;
+    let space = |c: u8| c < 0x80 && TABLES.ascii[c as usize] == Class::Space;
     let mut from = 0;
     loop {
         let Some(wide) = first(b, from, |w| w & HIGH, |c| c >= 0x80) else {
