@@ -414,7 +414,11 @@ pub fn jsonl_record(path: &Path, line: u64, text: &[u8]) -> Result<Record> {
     // Bytes that are not UTF-8 become U+FFFD, as the decoder makes them in other files (the
     // report counts them as damage).
     // Checked once: `from_str` does not check its strings' bytes again (`from_slice` does).
-    let text = String::from_utf8_lossy(text);
+    // `from_utf8` first: it checks ASCII a word at a time, the lossy decoder a byte at a time.
+    let text = match std::str::from_utf8(text) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(text),
+    };
     let value: Value = serde_json::from_str(&text).map_err(|e| json_error(path, Some(line), &e))?;
     let Value::Object(fields) = value else {
         return Err(Error::at(
