@@ -93,7 +93,9 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
                 let merges = merges.as_deref();
                 // Short pieces are looked up in groups, their slots fetched from memory first:
                 // the groups' cache misses overlap instead of following one another.
-                let mut group = [0u128; GROUP];
+                // Two groups in flight: a group is looked up once the next one is gathered,
+                // so that every slot has had a group's scanning time to arrive.
+                let mut group = [0u128; 2 * GROUP];
                 let mut len = 0;
                 crate::pretokens::split(
                     scheme,
@@ -103,9 +105,10 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
                             short.prefetch(key);
                             group[len] = key;
                             len += 1;
-                            if len == GROUP {
-                                n += short_counts(tok, me, merges, short, &group);
-                                len = 0;
+                            if len == 2 * GROUP {
+                                n += short_counts(tok, me, merges, short, &group[..GROUP]);
+                                group.copy_within(GROUP.., 0);
+                                len = GROUP;
                             }
                         }
                         None => {
@@ -120,7 +123,9 @@ pub fn count(tok: &Tokenizer, text: &str) -> usize {
                         }
                     },
                 );
-                n += short_counts(tok, me, merges, short, &group[..len]);
+                for keys in group[..len].chunks(GROUP) {
+                    n += short_counts(tok, me, merges, short, keys);
+                }
             }
             None => {
                 let mut pts = PreTokenizedString::from(text);
