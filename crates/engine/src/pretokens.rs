@@ -9,9 +9,9 @@
 //! on every character. ASCII text (nearly all of most datasets) is split 64 bytes at a time:
 //! each block's piece starts are computed at once from bit masks of its bytes' classes (SSE2 on
 //! x86-64), with no branch per byte or per piece; a few pieces around each wide character go a
-//! character at a time. The unit tests compare the pieces with
-//! `tokenizers`' own pre-tokenizers; `tests/it/count.rs` compares the token counts built on them
-//! with the encoder's.
+//! character at a time. The unit tests compare the pieces with `tokenizers`' own
+//! pre-tokenizers; `tests/it/count.rs` compares the token counts built on them with the
+//! encoder's.
 
 use std::sync::LazyLock;
 
@@ -635,6 +635,21 @@ mod tests {
         }
     }
 
+    /// Under both schemes, the pieces of `text` by [`split`] (`whole`, any text) or by
+    /// [`split_ascii`] (ASCII text) are those of the character scanner.
+    fn assert_pieces_are_the_scanners(text: &str, whole: bool) {
+        for scheme in [Scheme::Gpt2, Scheme::DigitsThenGpt2] {
+            let (mut ours, mut chars) = (Vec::new(), Vec::new());
+            if whole {
+                split(scheme, text, &mut |p| ours.push(p));
+            } else {
+                split_ascii(scheme == Scheme::DigitsThenGpt2, text, &mut |p| ours.push(p));
+            }
+            split_chars(scheme, text, &mut |p| chars.push(p));
+            assert_eq!(ours, chars, "{scheme:?} {text:?}");
+        }
+    }
+
     /// ASCII texts take the 64-bytes-at-a-time path: its pieces are those of the character
     /// scanner and of `tokenizers`, for texts of every length around the blocks' edges, with
     /// contractions, runs of spaces and digits across them; and so are those of texts that mix
@@ -655,12 +670,7 @@ mod tests {
             let bytes = if round < 400 { round / 2 } else { rng.random_range(0..300) };
             let text = draw(&mut rng, ATOMS, bytes);
             assert!(text.is_ascii());
-            for scheme in [Scheme::Gpt2, Scheme::DigitsThenGpt2] {
-                let (mut ours, mut chars) = (Vec::new(), Vec::new());
-                split_ascii(scheme == Scheme::DigitsThenGpt2, &text, &mut |p| ours.push(p));
-                split_chars(scheme, &text, &mut |p| chars.push(p));
-                assert_eq!(ours, chars, "{scheme:?} {text:?}");
-            }
+            assert_pieces_are_the_scanners(&text, false);
             all.push_str(&text);
         }
         assert_same_pieces(&all);
@@ -671,12 +681,7 @@ mod tests {
         let mut all = String::new();
         for round in 0..20_000 {
             let text = draw(&mut rng, &mixed, if round < 400 { round / 2 } else { 150 });
-            for scheme in [Scheme::Gpt2, Scheme::DigitsThenGpt2] {
-                let (mut ours, mut chars) = (Vec::new(), Vec::new());
-                split(scheme, &text, &mut |p| ours.push(p));
-                split_chars(scheme, &text, &mut |p| chars.push(p));
-                assert_eq!(ours, chars, "{scheme:?} {text:?}");
-            }
+            assert_pieces_are_the_scanners(&text, true);
             all.push_str(&text);
         }
         assert_same_pieces(&all);

@@ -34,8 +34,8 @@ fn fast_count_equals_encode_len() {
 }
 
 /// Thousands of texts, short and long, mixing letters of several scripts, digits, whitespace
-/// of every kind, contractions, punctuation, emoji and special-token look-alikes: the fast count (our
-/// pre-token scanner, then the per-thread cache) equals the encoder's length on each.
+/// of every kind, contractions, punctuation, emoji and special-token look-alikes: the fast
+/// count (our pre-token scanner, then the per-thread cache) equals the encoder's length on each.
 #[test]
 fn fast_count_equals_encode_len_on_mixed_texts() {
     use rand::{Rng, SeedableRng};
@@ -103,7 +103,7 @@ fn fast_count_equals_encode_len_on_mixed_texts() {
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for i in 0..4000 {
-        // Every fourth text long: the short pieces' lookups run two groups of 16 behind.
+        // Every fourth text long: short pieces are looked up a group of 16 behind their scan.
         let len = if i % 4 == 0 { rng.random_range(24..120) } else { rng.random_range(1..24) };
         let text: String = (0..len).map(|_| PARTS[rng.random_range(0..PARTS.len())]).collect();
         let want = encode(&chat.tokenizer, &text).unwrap().len();
