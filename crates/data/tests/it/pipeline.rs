@@ -254,3 +254,36 @@ fn the_first_bad_line_is_reported_after_parallel_parsing() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// Batches are measured several at a time, and a short batch after a long one is done first:
+/// the error reported is still the one earlier in the file, and the rows are kept in order.
+#[test]
+fn an_earlier_batch_wins_over_one_measured_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "word ".repeat(4000);
+    let row = |i: usize, text: &str| {
+        format!("{{\"prompt\": \"question {i} {text}\", \"completion\": \"answer {i}\"}}\n")
+    };
+    // Rows 1–256 are the first batch, rows 257–2304 the second (long rows), then short ones.
+    let text: String =
+        (1..=8000).map(|i| row(i, if (257..=2304).contains(&i) { &long } else { "" })).collect();
+    let (outcome, out) = import(&dir, "order.jsonl", &text, &[]);
+    assert_eq!(outcome.report.rows, 8000);
+    let firsts: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let user = v["messages"][0]["content"].as_str().unwrap().to_string();
+            user.split(' ').take(2).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    let expected: Vec<String> = (1..=8000).map(|i| format!("question {i}")).collect();
+    assert_eq!(firsts, expected);
+    // The last long row and the first short one are both bad: the long one is named.
+    let bad = |t: &str, i: usize| {
+        t.replacen(&format!("\"question {i} "), &format!("\"question {i} \" "), 1)
+    };
+    let text = bad(&bad(&text, 2304), 2305);
+    let e = try_import(&dir, "order.jsonl", &text, &[]).unwrap_err().to_string();
+    assert!(e.contains("order.jsonl:2304: "), "{e}");
+}
