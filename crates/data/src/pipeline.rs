@@ -178,11 +178,14 @@ fn run_inner(
         let sync = opts.transforms.is_empty();
         let writer = scope.spawn(move || write_lines(all, lines, sync));
         let mut failed = None;
-        // A batch measured: its rows kept, its lines to the writer; false once the writer is
-        // gone (its error is reported below).
+        // A batch measured: its rows kept, their duplicates found, its lines to the writer;
+        // false once the writer is gone (its error is reported below).
+        let mut duplicates = quality::Duplicates::default();
         let mut take = |done: Measures, reserve: usize| {
             measures.reserve(reserve);
             locs.reserve(reserve);
+            duplicates.reserve(reserve);
+            duplicates.add(&done.measures);
             locs.extend(done.locs);
             measures.extend(done.measures);
             to_writer.send(done.lines).is_ok()
@@ -277,7 +280,7 @@ fn run_inner(
         drop(to_writer);
         // Analyzed while the writer finishes and syncs.
         let analyzed = (failed.is_none() && !measures.is_empty())
-            .then(|| quality::analyze(&measures, &opts.quality));
+            .then(|| quality::analyze_found(&measures, &opts.quality, &duplicates));
         let wrote = writer.join().unwrap_or_else(|_| Err(Error::file(all, "the writer crashed")));
         let read = reader.join().unwrap_or_else(|_| Err(Error::file(path, "the reader crashed")));
         if let Some(e) = failed {

@@ -264,11 +264,19 @@ fn an_earlier_batch_wins_over_one_measured_first() {
     let row = |i: usize, text: &str| {
         format!("{{\"prompt\": \"question {i} {text}\", \"completion\": \"answer {i}\"}}\n")
     };
-    // Rows 1–256 are the first batch, rows 257–2304 the second (long rows), then short ones.
-    let text: String =
-        (1..=8000).map(|i| row(i, if (257..=2304).contains(&i) { &long } else { "" })).collect();
+    // Rows 1–256 are the first batch, rows 257–2304 the second (long rows), then short ones;
+    // row 5000 repeats row 10 (found while the batches between are measured).
+    let text: String = (1..=8000)
+        .map(|i| match i {
+            5000 => row(10, ""),
+            257..=2304 => row(i, &long),
+            _ => row(i, ""),
+        })
+        .collect();
     let (outcome, out) = import(&dir, "order.jsonl", &text, &[]);
-    assert_eq!(outcome.report.rows, 8000);
+    assert_eq!((outcome.report.rows, outcome.report.duplicates), (8000, 1));
+    let repeat = outcome.worst.iter().find(|p| p.row == 5000).map(|p| p.reasons.clone());
+    assert_eq!(repeat, Some(vec!["duplicate of row 10".to_string()]));
     let firsts: Vec<String> = out
         .lines()
         .map(|l| {
@@ -277,7 +285,8 @@ fn an_earlier_batch_wins_over_one_measured_first() {
             user.split(' ').take(2).collect::<Vec<_>>().join(" ")
         })
         .collect();
-    let expected: Vec<String> = (1..=8000).map(|i| format!("question {i}")).collect();
+    let expected: Vec<String> =
+        (1..=8000).map(|i| format!("question {}", if i == 5000 { 10 } else { i })).collect();
     assert_eq!(firsts, expected);
     // The last long row and the first short one are both bad: the long one is named.
     let bad = |t: &str, i: usize| {
