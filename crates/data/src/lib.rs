@@ -7,7 +7,8 @@
 //! The flow of an import (see [`pipeline::run`]):
 //! [`read::sniff`] (format, encoding) → [`shape::detect`] (mapping, confidence, evidence) →
 //! one streaming pass that normalizes every row to chat, writes it to a JSONL file and measures it
-//! ([`quality::measure`]) → [`quality::analyze`] (duplicates, language, scores, the report) →
+//! ([`quality::measure`]; duplicates found in file order meanwhile, [`quality::Duplicates`]) →
+//! [`quality::analyze_found`] (language, scores, the report) →
 //! [`transform::apply`] (the manifest's fixes) → the kept rows, and a seeded split
 //! ([`split::assign`]).
 
