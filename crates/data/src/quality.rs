@@ -232,20 +232,23 @@ impl Duplicates {
 
     /// The next rows of the file.
     pub fn add(&mut self, rows: &[Measured]) {
+        use std::collections::hash_map::Entry;
         for r in rows {
             let index = self.found.len() as u32 + 1;
-            let found = match self.exact.get(&r.exact) {
-                Some(&first) => (reason::DUPLICATE, first),
-                None => {
-                    self.exact.insert(r.exact, index);
-                    match (r.near != 0).then(|| self.near.get(&r.near)).flatten() {
-                        Some(&first) => (reason::NEAR_DUPLICATE, first),
-                        None => {
-                            if r.near != 0 {
-                                self.near.insert(r.near, index);
+            let found = match self.exact.entry(r.exact) {
+                Entry::Occupied(first) => (reason::DUPLICATE, *first.get()),
+                Entry::Vacant(slot) => {
+                    slot.insert(index);
+                    match r.near {
+                        // No words to compare.
+                        0 => (0, 0),
+                        near => match self.near.entry(near) {
+                            Entry::Occupied(first) => (reason::NEAR_DUPLICATE, *first.get()),
+                            Entry::Vacant(slot) => {
+                                slot.insert(index);
+                                (0, 0)
                             }
-                            (0, 0)
-                        }
+                        },
                     }
                 }
             };
