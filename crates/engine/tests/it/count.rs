@@ -102,13 +102,27 @@ fn fast_count_equals_encode_len_on_mixed_texts() {
         "\u{feff}",
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut texts = Vec::new();
     for i in 0..4000 {
         // Every fourth text long: short pieces are looked up a group of 16 behind their scan.
         let len = if i % 4 == 0 { rng.random_range(24..120) } else { rng.random_range(1..24) };
         let text: String = (0..len).map(|_| PARTS[rng.random_range(0..PARTS.len())]).collect();
         let want = encode(&chat.tokenizer, &text).unwrap().len();
         assert_eq!(count(&chat.tokenizer, &text), want, "text {i}: {text:?}");
+        texts.push((text, want));
     }
+    // Other threads start with empty tables of their own: their misses are served by the
+    // shared table (in shards), all at once.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (tok, texts) = (&chat.tokenizer, &texts);
+            s.spawn(move || {
+                for (i, (text, want)) in texts.iter().enumerate().skip(t) {
+                    assert_eq!(count(tok, text), *want, "thread {t}, text {i}: {text:?}");
+                }
+            });
+        }
+    });
 }
 
 /// Added tokens are matched whole before pre-tokenizing, whatever they start with (the fast
