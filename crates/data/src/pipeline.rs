@@ -178,79 +178,67 @@ fn run_inner(
         let sync = opts.transforms.is_empty();
         let writer = scope.spawn(move || write_lines(all, lines, sync));
         let mut failed = None;
-        // A batch measured: its rows kept, their duplicates found, its lines to the writer;
-        // false once the writer is gone (its error is reported below).
         let mut duplicates = quality::Duplicates::default();
-        let mut take = |done: Measures, reserve: usize| {
-            measures.reserve(reserve);
-            locs.reserve(reserve);
-            duplicates.reserve(reserve);
-            duplicates.add(&done.measures);
-            locs.extend(done.locs);
-            measures.extend(done.measures);
-            to_writer.send(done.lines).is_ok()
-        };
+        // The first batch's rows are checked against every language; later ones against the
+        // languages it showed plus the most written ones (the same answers where it matters,
+        // far cheaper): it is measured alone.
+        let every = Languages::all();
+        let focused = std::sync::OnceLock::new();
         let mut batches = rx.into_iter();
-        // The first batch alone: its rows are checked against every language; later ones
-        // against the languages it showed plus the most written ones (the same answers where
-        // it matters, far cheaper).
-        let mut langs = Languages::all();
-        let (mut start, mut going) = (0, true);
-        if let Some(mut batch) = batches.next() {
-            let bytes = batch.text.len() as u64;
-            start = batch.len();
-            match measure(&mut batch, 0, &langs) {
-                Ok(done) => {
-                    langs = Languages::focused(done.measures.iter().filter_map(|m| m.lang));
-                    // JSON Lines: the rows to come, estimated from the first rows' bytes, are
-                    // reserved at once. Grown by doubling, the measures were copied into fresh
-                    // memory again and again, which the kernel zeroes first (~3 % of a
-                    // 400,000-row import). Memory reserved and not used is never touched.
-                    let rows = (done.measures.len() as u64 * sniffed.bytes)
-                        .checked_div(bytes)
-                        .map_or(0, |rows| (rows + rows / 8).min(sniffed.bytes / 2) as usize);
-                    going = take(done, rows);
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    going = false;
-                }
-            }
-            batch.clear();
-            let _ = give_back.send(batch);
-        }
-        // The others overlap: a few are measured at once, each one a task of rayon's whose
-        // rows are spread over its threads, and taken in file order as they are done. (One
-        // batch at a time, the threads that had finished their share of it waited for the
-        // last one, and for the batch to be taken: on 8 and 16 threads, batches four times
-        // as large had made the import 2–15 % faster.)
-        let langs = &langs;
+        // Then a few batches are measured at once, each one a task of rayon's whose rows are
+        // spread over its threads, and taken in file order as they are done: their rows kept,
+        // their duplicates found, their lines to the writer. (One batch at a time, the threads
+        // that had finished their share of it waited for the last one, and for the batch to be
+        // taken: on 8 and 16 threads, batches four times as large had made the import 2–15 %
+        // faster.)
         rayon::in_place_scope(|tasks| {
             let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Result<Measures>)>();
             let mut waiting = std::collections::BTreeMap::new();
-            let (mut spawned, mut taken, mut reading) = (0usize, 0usize, going);
+            let (mut spawned, mut taken, mut start, mut first_bytes) = (0, 0, 0, 0);
+            let mut reading = true;
             loop {
                 while let Ok((seq, measured)) = done_rx.try_recv() {
                     waiting.insert(seq, measured);
                 }
                 while let Some(measured) = waiting.remove(&taken) {
-                    taken += 1;
-                    match measured {
-                        Ok(done) => {
-                            if !take(done, 0) {
-                                return;
-                            }
-                        }
+                    let done = match measured {
+                        Ok(done) => done,
                         Err(e) => {
                             failed = Some(e);
                             return;
                         }
+                    };
+                    if taken == 0 {
+                        let _ = focused
+                            .set(Languages::focused(done.measures.iter().filter_map(|m| m.lang)));
+                        // JSON Lines: the rows to come, estimated from the first rows' bytes,
+                        // are reserved at once. Grown by doubling, the measures were copied into
+                        // fresh memory again and again, which the kernel zeroes first (~3 % of a
+                        // 400,000-row import). Memory reserved and not used is never touched.
+                        let rows = (done.measures.len() as u64 * sniffed.bytes)
+                            .checked_div(first_bytes)
+                            .map_or(0, |rows| (rows + rows / 8).min(sniffed.bytes / 2) as usize);
+                        measures.reserve(rows);
+                        locs.reserve(rows);
+                        duplicates.reserve(rows);
+                    }
+                    taken += 1;
+                    duplicates.add(&done.measures);
+                    locs.extend(done.locs);
+                    measures.extend(done.measures);
+                    if to_writer.send(done.lines).is_err() {
+                        return; // The writer failed: its error is reported below.
                     }
                 }
-                if reading && spawned - taken < IN_FLIGHT {
+                let alone = spawned == 1 && taken == 0;
+                if reading && spawned - taken < IN_FLIGHT && !alone {
                     if let Some(mut batch) = batches.next() {
                         let (seq, first) = (spawned, start);
                         (spawned, start) = (spawned + 1, start + batch.len());
+                        if seq == 0 {
+                            first_bytes = batch.text.len() as u64;
+                        }
+                        let langs = focused.get().unwrap_or(&every);
                         let (done_tx, give_back) = (done_tx.clone(), give_back.clone());
                         let measure = &measure;
                         tasks.spawn(move |_| {
