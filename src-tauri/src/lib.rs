@@ -1,7 +1,10 @@
 //! The desktop shell: a Tauri window around the Leptos UI. Each command is one line over the
 //! `app` crate, the same library the CLI uses; errors cross as `api::ApiError` with a code.
 
-use api::{ApiError, CommitInfo, ModelInfo, NewProject, ProjectDetail, ProjectRef, ProjectSummary};
+use api::{
+    ApiError, CommitInfo, DoctorReport, DoctorRequest, ErrorCode, ModelInfo, NewProject,
+    ProjectDetail, ProjectRef, ProjectSummary,
+};
 use app::App;
 
 type Res<T> = Result<T, ApiError>;
@@ -35,6 +38,14 @@ fn models_list() -> Res<Vec<ModelInfo>> {
     Ok(app()?.models_list()?)
 }
 
+/// Hashes every object of the home: off the main thread, so the window stays responsive.
+#[tauri::command]
+async fn doctor(req: DoctorRequest) -> Res<DoctorReport> {
+    tauri::async_runtime::spawn_blocking(move || Ok(app()?.doctor(req.repair)?))
+        .await
+        .map_err(|e| ApiError { code: ErrorCode::Internal, message: e.to_string() })?
+}
+
 /// Starts the desktop app.
 pub fn run() {
     let result = tauri::Builder::default()
@@ -44,7 +55,8 @@ pub fn run() {
             project_new,
             project_show,
             project_history,
-            models_list
+            models_list,
+            doctor
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -48,8 +48,13 @@ async fn connect(port: u16) -> Client {
     panic!("cannot start a WebDriver session on {url}: {last:?}");
 }
 
-fn screenshot_path() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots").join("window.png")
+/// Saves a screenshot to `target/tmp/screenshots/<name>`.
+async fn save(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let path: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {}", path.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,11 +120,7 @@ async fn create_a_project_in_the_window() {
     }
     // WebKitGTK repaints asynchronously; give the frame with the new project time to land.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let png = client.screenshot().await.unwrap();
-    let path = screenshot_path();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &png).unwrap();
-    eprintln!("screenshot: {}", path.display());
+    save(&client, "window.png").await;
 
     // History lists the initial commit.
     client.find(Locator::Css("#tab-history")).await.unwrap().click().await.unwrap();
@@ -130,10 +131,41 @@ async fn create_a_project_in_the_window() {
         .await
         .unwrap();
     assert!(commit.text().await.unwrap().contains("Create project Support Bot"));
+
+    // Settings checks the home: what a killed writer left is found, then repaired.
+    let repo = home.path().join("projects/support-bot");
+    std::fs::write(repo.join(".git/index.lock"), "").unwrap();
+    std::fs::create_dir_all(repo.join("data")).unwrap();
+    std::fs::write(repo.join("data/.tickets.jsonl.tmp"), "half a row").unwrap();
+    client.find(Locator::Css("#tab-settings")).await.unwrap().click().await.unwrap();
+    let status = client
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::XPath("//p[@id='doctor-status'][contains(., 'problem(s) found')]"))
+        .await
+        .unwrap();
+    assert!(status.text().await.unwrap().starts_with("2 problem(s) found"));
+    let findings = client.find(Locator::Css("#doctor-findings")).await.unwrap();
+    let text = findings.text().await.unwrap();
+    assert!(text.contains(".git/index.lock") && text.contains("data/.tickets.jsonl.tmp"), "{text}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    save(&client, "settings-found.png").await;
+    client.find(Locator::Css("#doctor-repair")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::XPath(
+            "//p[@id='doctor-status'][contains(., 'Repaired 2 problem(s)')]",
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    save(&client, "settings-repaired.png").await;
+    assert!(!repo.join(".git/index.lock").exists());
+    assert!(!repo.join("data/.tickets.jsonl.tmp").exists());
     client.close().await.unwrap();
 
     // On disk: a git repository with exactly one commit.
-    let repo = home.path().join("projects/support-bot");
     assert!(vcs::is_repository(&repo), "{} is not a git repository", repo.display());
     let history = vcs::history(&repo).unwrap();
     assert_eq!(history.len(), 1, "{history:?}");

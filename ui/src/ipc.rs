@@ -2,8 +2,8 @@
 //! with strings. Command names and types come from the `api` crate.
 
 use api::{
-    ApiError, CommitInfo, ErrorCode, ModelInfo, NewProject, ProjectDetail, ProjectRef,
-    ProjectSummary, cmd,
+    ApiError, CommitInfo, DoctorReport, DoctorRequest, ErrorCode, ModelInfo, NewProject,
+    ProjectDetail, ProjectRef, ProjectSummary, cmd,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -64,4 +64,9 @@ pub async fn project_history(slug: String) -> Result<Vec<CommitInfo>, ApiError> 
 /// Installed models.
 pub async fn models_list() -> Result<Vec<ModelInfo>, ApiError> {
     call(cmd::MODELS_LIST, JsValue::UNDEFINED).await
+}
+
+/// Checks the home for inconsistencies; with `repair`, repairs what is safe.
+pub async fn doctor(repair: bool) -> Result<DoctorReport, ApiError> {
+    call_with(cmd::DOCTOR, &DoctorRequest { repair }).await
 }

@@ -4,7 +4,7 @@
 
 pub mod ipc;
 
-use api::{CommitInfo, ModelInfo, ProjectDetail, ProjectSummary};
+use api::{CommitInfo, DoctorReport, ModelInfo, ProjectDetail, ProjectSummary};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -94,8 +94,7 @@ impl Pane {
             Pane::Traces => {
                 "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
             }
-            Pane::Settings => "API keys in the OS keyring, theme and hardware.",
-            Pane::Overview | Pane::History => "",
+            Pane::Overview | Pane::History | Pane::Settings => "",
         }
     }
 
@@ -255,6 +254,7 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
     match pane {
         Pane::Overview => view! { <Overview slug /> }.into_any(),
         Pane::History => view! { <History slug /> }.into_any(),
+        Pane::Settings => view! { <Settings /> }.into_any(),
         other => view! {
             <div class="coming" id="pane-coming">
                 <h1>{other.label()}</h1>
@@ -373,6 +373,103 @@ fn History(slug: String) -> impl IntoView {
             <p class="error" class:hidden=move || error.get().is_none()>
                 {move || error.get().unwrap_or_default()}
             </p>
+        </div>
+    }
+}
+
+/// Settings: for now the home's health check (`vibeflow doctor`); keys, theme and hardware
+/// come with the IDE's settings.
+#[component]
+fn Settings() -> impl IntoView {
+    let report = RwSignal::new(None::<DoctorReport>);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let run = move |repair: bool| {
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::doctor(repair).await {
+                Ok(r) => {
+                    report.set(Some(r));
+                    error.set(None);
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+    run(false);
+    let open =
+        move || report.get().map_or(0, |r| r.findings.iter().filter(|f| !f.repaired).count());
+    view! {
+        <div class="settings" id="pane-settings">
+            <h1>"Settings"</h1>
+            <section class="card" aria-labelledby="health-title">
+                <h2 id="health-title">"Home health"</h2>
+                <p class="hint">
+                    "Compares every project's git history with the index and the files: versions, runs, content objects, models. Repairs never delete anything you made."
+                </p>
+                <div class="actions">
+                    <button id="doctor-check" disabled=move || busy.get() on:click=move |_| run(false)>
+                        "Check again"
+                    </button>
+                    <button
+                        id="doctor-repair"
+                        class="primary"
+                        disabled=move || busy.get() || open() == 0
+                        on:click=move |_| run(true)
+                    >
+                        "Repair"
+                    </button>
+                </div>
+                <p class="status" id="doctor-status" role="status" aria-live="polite">
+                    {move || match (busy.get(), report.get()) {
+                        (true, _) => "Checking…".to_string(),
+                        (false, None) => String::new(),
+                        (false, Some(r)) => {
+                            let n = r.findings.iter().filter(|f| !f.repaired).count();
+                            let summary = format!(
+                                "{} projects, {} versions, {} objects checked",
+                                r.projects,
+                                r.versions,
+                                r.objects,
+                            );
+                            let fixed = r.findings.len() - n;
+                            if n == 0 && fixed > 0 {
+                                format!("✓ Repaired {fixed} problem(s) — {summary}")
+                            } else if n == 0 {
+                                format!("✓ No problems found — {summary}")
+                            } else {
+                                format!("{n} problem(s) found — {summary}")
+                            }
+                        }
+                    }}
+                </p>
+                <ul class="findings" id="doctor-findings">
+                    {move || {
+                        report
+                            .get()
+                            .map(|r| r.findings)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|f| {
+                                let class = if f.repaired { "finding repaired" } else { "finding" };
+                                view! {
+                                    <li class=class>
+                                        <span class="badge">
+                                            {if f.repaired { "repaired" } else { "found" }}
+                                        </span>
+                                        {f.project.map(|p| view! { <span class="tag">{p}</span> })}
+                                        <span class="message">{f.message}</span>
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+                <p class="error" class:hidden=move || error.get().is_none()>
+                    {move || error.get().unwrap_or_default()}
+                </p>
+            </section>
         </div>
     }
 }

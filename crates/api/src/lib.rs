@@ -20,6 +20,71 @@ pub mod cmd {
     pub const PROJECT_HISTORY: &str = "project_history";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
+    /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
+    /// [`super::DoctorReport`].
+    pub const DOCTOR: &str = "doctor";
+}
+
+/// One training run of a project (`vibeflow runs -p P`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// `run-1`, `run-2`, …
+    pub id: String,
+    /// Dataset trained on.
+    pub dataset: String,
+    /// `lora`, `qlora` or `full`.
+    pub method: String,
+    /// `running`; `done`; `stopped` (asked to stop, resumable); `interrupted` (its process
+    /// died, resumable); `failed`.
+    pub status: String,
+    /// Optimizer steps done.
+    pub steps: u64,
+    /// Last training loss.
+    pub train_loss: Option<f64>,
+    /// Held-out loss at the end.
+    pub eval_loss: Option<f64>,
+    /// Seconds since the Unix epoch.
+    pub started_at: i64,
+    /// When it ended.
+    pub finished_at: Option<i64>,
+}
+
+/// Arguments of [`cmd::DOCTOR`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorRequest {
+    /// Repair what can be repaired safely (else only report).
+    pub repair: bool,
+}
+
+/// What `vibeflow doctor` found in a home.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorReport {
+    /// The home checked.
+    pub home: String,
+    /// Projects checked.
+    pub projects: usize,
+    /// Dataset versions and runs compared between git and the index.
+    pub versions: usize,
+    /// Content objects checked (hashed).
+    pub objects: usize,
+    /// Everything found, repaired or not; empty when the home is consistent.
+    pub findings: Vec<Finding>,
+}
+
+/// One inconsistency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Machine-readable kind: `tmp_leftover`, `git_lock`, `data_leftover`, `index_out_of_sync`,
+    /// `run_interrupted`, `missing_object`, `corrupt_object`, `unreferenced_object`,
+    /// `missing_folder`, `unindexed_project`, `not_a_repository`, `model_missing`,
+    /// `model_damaged`, `database`.
+    pub kind: String,
+    /// The project concerned, if any.
+    pub project: Option<String>,
+    /// One line for a person: what is wrong (and, when not repaired, what to do).
+    pub message: String,
+    /// Whether it was repaired.
+    pub repaired: bool,
 }
 
 /// Arguments of [`cmd::PROJECT_NEW`].
@@ -134,6 +199,9 @@ pub enum ErrorCode {
     Data,
     /// The dataset's columns are ambiguous: the user must choose the mapping.
     MappingUncertain,
+    /// The action does not fit the current state (resuming a finished run, a run still
+    /// training in another process).
+    Conflict,
     /// Anything else.
     Internal,
 }

@@ -19,6 +19,8 @@ use data::thresholds::{GIT_MAX_BYTES, MIN_CONFIDENCE};
 pub use data::transform::Transform;
 use sha2::{Digest, Sha256};
 
+use crate::lock::FileLock;
+use crate::recover::ProjectLock;
 use crate::{App, Error, Result, now, slug};
 
 /// Where the rows of an import come from.
@@ -64,36 +66,73 @@ pub const DEFAULT_SPLIT_SEED: u64 = 42;
 
 impl App {
     /// Imports a file (or a sample) into a project: detect, report, normalize, commit.
+    ///
+    /// The file is read once, into a temporary copy that everything after works on (so a pipe
+    /// works too), and enters the home's `objects/` only when its version is committed.
     pub fn data_import(&self, req: &ImportRequest) -> Result<DatasetDetail> {
         let row = self.project_row(&req.project)?;
-        let (path, _tmp) = match &req.source {
-            ImportSource::File(p) => (p.clone(), None),
+        let (shown, file_name, staged, sha256) = match &req.source {
+            ImportSource::File(p) => {
+                let file_name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| Error::InvalidInput(format!("{}: not a file", p.display())))?;
+                let staged = self.scratch_path(&staged_name(&file_name))?;
+                let mut input = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+                if input.metadata().is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::InvalidInput(format!(
+                        "{}: a folder, not a file",
+                        p.display()
+                    )));
+                }
+                let sha = copy_hashed(&mut input, p, &staged)?;
+                (p.display().to_string(), file_name, staged, sha)
+            }
             ImportSource::Sample(id) => {
-                let dir = self.temp_dir("sample")?;
                 let (sample, bytes) = sample_bytes(id)?;
-                let p = dir.path().join(&sample.file);
-                std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
-                (p, Some(dir))
+                let staged = self.scratch_path(&staged_name(&sample.file))?;
+                let sha = copy_hashed(&mut &bytes[..], Path::new(&sample.file), &staged)?;
+                (sample.file.clone(), sample.file.clone(), staged, sha)
             }
         };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::InvalidInput(format!("{}: not a file", path.display())))?;
+        let result = self.import_staged(req, &row, &shown, file_name, &staged, sha256);
+        // Gone into objects/ when committed; a failed import leaves nothing behind.
+        let _ = std::fs::remove_file(&staged);
+        result
+    }
+
+    fn import_staged(
+        &self,
+        req: &ImportRequest,
+        row: &store::ProjectRow,
+        shown: &str,
+        file_name: String,
+        staged: &Path,
+        sha256: String,
+    ) -> Result<DatasetDetail> {
+        // Errors name the user's file, not our copy of it.
+        let ours = staged.display().to_string();
+        let named = |e: Error| match e {
+            Error::Io { source, .. } => Error::Io { path: shown.to_string(), source },
+            Error::Data(m) => Error::Data(m.replace(&ours, shown)),
+            other => other,
+        };
         let name = match &req.name {
-            Some(n) => slug::slugify(n).map_err(Error::InvalidInput)?,
+            Some(n) => slug::slugify_as("dataset name", n).map_err(Error::InvalidInput)?,
             None => {
                 let stem = Path::new(&file_name).file_stem().map(|s| s.to_string_lossy());
-                slug::slugify(stem.as_deref().unwrap_or("dataset")).map_err(Error::InvalidInput)?
+                slug::slugify_as("dataset name", stem.as_deref().unwrap_or("dataset"))
+                    .map_err(Error::InvalidInput)?
             }
         };
-        let sniffed = data::read::sniff(&path)?;
-        let (columns, sample) = data::pipeline::sample(&path, &sniffed)?;
+        let sniffed = data::read::sniff(staged).map_err(|e| named(e.into()))?;
+        let (columns, sample) =
+            data::pipeline::sample(staged, &sniffed).map_err(|e| named(e.into()))?;
         let detection = match &req.mapping {
             Some(m) => data::shape::confirmed(&columns, &m.input, &m.output, m.system.as_deref())
-                .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?,
+                .map_err(|e| Error::InvalidInput(format!("{shown}: {e}")))?,
             None => data::shape::detect(&columns, &sample)
-                .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?,
+                .map_err(|e| Error::Data(format!("{shown}: {e}")))?,
         };
         if detection.confidence < MIN_CONFIDENCE {
             return Err(Error::MappingUncertain(format!(
@@ -103,7 +142,6 @@ impl App {
                 detection.evidence.join("; ")
             )));
         }
-        let sha256 = self.put_object(&path)?;
         let source = SourceInfo {
             file: file_name,
             sha256,
@@ -124,7 +162,11 @@ impl App {
             seed: DEFAULT_SPLIT_SEED,
             test_fraction: None,
         };
-        self.build(&row.slug, &row.base_model, spec, "Import")
+        // The pipeline runs before the project is locked: imports into one project measure
+        // their files side by side and queue only to record their versions.
+        let built = self.run_spec(&row.base_model, &spec, staged)?;
+        let held = self.lock_project(&row.slug)?;
+        self.record(&held, &row.slug, spec, built, Some(staged), "Import")
     }
 
     /// Adds fixes to a dataset and rebuilds it from its source (a new version).
@@ -142,14 +184,17 @@ impl App {
         for f in fixes {
             f.validate().map_err(Error::InvalidInput)?;
         }
-        let (row, manifest) = self.current_manifest(project, name)?;
+        let row = self.project_row(project)?;
+        // Locked from reading the manifest on: a fix made meanwhile is never lost.
+        let held = self.lock_project(&row.slug)?;
+        let (row, manifest) = self.current_manifest(&row.slug, name)?;
         let mut spec = self.spec_of(&row.slug, &manifest)?;
         for f in fixes {
             // A fix given again replaces its earlier setting.
             spec.transforms.retain(|t| std::mem::discriminant(t) != std::mem::discriminant(f));
             spec.transforms.push(f.clone());
         }
-        self.build(&row.slug, &row.base_model, spec, "Fix")
+        self.rebuild(&held, &row, spec, "Fix")
     }
 
     /// Changes a dataset's split (a new version; the rows are unchanged).
@@ -165,26 +210,48 @@ impl App {
                 "--test-fraction must be above 0 and below 1, got {f}"
             )));
         }
-        let (row, manifest) = self.current_manifest(project, name)?;
+        let row = self.project_row(project)?;
+        let held = self.lock_project(&row.slug)?;
+        let (row, manifest) = self.current_manifest(&row.slug, name)?;
         let mut spec = self.spec_of(&row.slug, &manifest)?;
         spec.test_fraction = test_fraction.or(Some(manifest.split.test_fraction));
         spec.seed = seed.unwrap_or(manifest.split.seed);
-        self.build(&row.slug, &row.base_model, spec, "Split")
+        self.rebuild(&held, &row, spec, "Split")
     }
 
     /// The report of a dataset's current version (as committed).
     pub fn data_report(&self, project: &str, name: Option<&str>) -> Result<DatasetDetail> {
         let row = self.project_row(project)?;
+        self.sync(&row.slug)?;
+        self.report_of(&row.slug, name)
+    }
+
+    /// The committed report of a dataset of project `slug` (no sync: callers holding the
+    /// project's lock use it too).
+    fn report_of(&self, slug: &str, name: Option<&str>) -> Result<DatasetDetail> {
+        let row = self.project_row(slug)?;
         let name = self.dataset_name(&row.slug, name)?;
         let path = self.project_dir(&row.slug).join("data").join(format!("{name}.report.json"));
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Data(format!("{}: {e}: import the dataset again", path.display())))
+        let mut detail: DatasetDetail = serde_json::from_str(&text).map_err(|e| {
+            Error::Data(format!("{}: {e}: import the dataset again", path.display()))
+        })?;
+        // The file is written before its commit exists: the index knows the commit.
+        detail.commit = self
+            .store
+            .datasets(&row.slug)?
+            .into_iter()
+            .find(|d| d.name == detail.name && d.version == detail.version as i64)
+            .map(|d| d.commit_id)
+            .unwrap_or_default();
+        detail.changed = false;
+        Ok(detail)
     }
 
     /// Every version of every dataset of a project.
     pub fn data_list(&self, project: &str) -> Result<Vec<DatasetSummary>> {
         let row = self.project_row(project)?;
+        self.sync(&row.slug)?;
         let rows = self.store.datasets(&row.slug)?;
         let current = self.dataset_name(&row.slug, None).ok();
         let newest = |name: &str| rows.iter().filter(|r| r.name == name).map(|r| r.version).max();
@@ -215,6 +282,7 @@ impl App {
         project: &str,
         name: Option<&str>,
     ) -> Result<(Vec<String>, Vec<bool>, Manifest)> {
+        self.sync(&self.project_row(project)?.slug)?;
         let (row, manifest) = self.current_manifest(project, name)?;
         let path = match manifest.result.stored.as_str() {
             "objects" => self.object_path(&manifest.result.sha256),
@@ -281,7 +349,7 @@ impl App {
             )));
         }
         let sniffed = data::read::sniff(&src)?;
-        let seen = self.data_report(slug, Some(&manifest.dataset.name)).ok();
+        let seen = self.report_of(slug, Some(&manifest.dataset.name)).ok();
         let (evidence, unused) =
             seen.map(|d| (d.detection.evidence, d.detection.unused)).unwrap_or_default();
         Ok(Spec {
@@ -302,48 +370,85 @@ impl App {
         })
     }
 
-    /// Runs the pipeline for `spec` and records the result as a new version (unless it equals
-    /// the current one).
-    fn build(&self, slug: &str, base: &str, spec: Spec, verb: &str) -> Result<DatasetDetail> {
-        let dir = self.project_dir(slug);
-        let data_dir = dir.join("data");
-        let created = !data_dir.exists();
-        std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
-        let result = self.build_in(slug, base, spec, verb, &dir, &data_dir);
-        if result.is_err() && created {
-            // Only removes an empty folder: a failed first import leaves the project as it was.
-            let _ = std::fs::remove_dir(&data_dir);
-        }
-        result
-    }
-
-    fn build_in(
+    /// Runs the pipeline for `spec` from its source object and records the result: fixes and
+    /// splits, under the project's lock.
+    fn rebuild(
         &self,
-        slug: &str,
-        base: &str,
+        held: &ProjectLock,
+        row: &store::ProjectRow,
         spec: Spec,
         verb: &str,
-        dir: &Path,
-        data_dir: &Path,
     ) -> Result<DatasetDetail> {
         let src = self.object_path(&spec.source.sha256);
+        let built = self.run_spec(&row.base_model, &spec, &src)?;
+        self.record(held, &row.slug, spec, built, None, verb)
+    }
+
+    /// Runs the import pipeline for `spec` over the source at `src` into a temporary file.
+    fn run_spec(&self, base: &str, spec: &Spec, src: &Path) -> Result<Built> {
         let tokens = self.model_tokens(base)?;
-        let tmp = data_dir.join(format!(".{}.jsonl.tmp", spec.name));
-        let language = spec.language.as_deref();
+        let tmp = self.scratch_path(&format!("{}.jsonl", spec.name))?;
         let outcome = run_pipeline(
-            &src,
+            src,
             &spec.sniffed,
             &spec.detection,
             &spec.transforms,
             &tokens,
-            language,
+            spec.language.as_deref(),
             &tmp,
         )
         // Errors name the user's file, not our copy of it.
         .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
             let msg = e.to_string().replace(&src.display().to_string(), &spec.source.file);
             Error::Data(msg)
         })?;
+        Ok(Built { outcome, tmp })
+    }
+
+    /// Records a built dataset as a new version (unless it equals the current one): the source
+    /// and big results into `objects/`, the files into `data/`, one git commit and its index
+    /// rows, all or nothing. `staged` is the source's temporary copy for an import.
+    fn record(
+        &self,
+        _held: &ProjectLock,
+        slug: &str,
+        spec: Spec,
+        built: Built,
+        staged: Option<&Path>,
+        verb: &str,
+    ) -> Result<DatasetDetail> {
+        let dir = self.project_dir(slug);
+        let data_dir = dir.join("data");
+        let created = !data_dir.exists();
+        let tmp = built.tmp.clone();
+        let result = std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::io(&data_dir, e))
+            .and_then(|()| self.record_in(slug, spec, built, staged, verb, &dir, &data_dir));
+        let _ = std::fs::remove_file(&tmp);
+        if result.is_err() {
+            // Whatever was placed goes: data/ as HEAD has it (a failed first import leaves no
+            // folder). A failure here is repaired by the next lock holder.
+            let _ = vcs::restore(&dir, "data");
+            if created {
+                let _ = std::fs::remove_dir(&data_dir);
+            }
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_in(
+        &self,
+        slug: &str,
+        spec: Spec,
+        built: Built,
+        staged: Option<&Path>,
+        verb: &str,
+        dir: &Path,
+        data_dir: &Path,
+    ) -> Result<DatasetDetail> {
+        let Built { outcome, tmp } = built;
         let plan = match spec.test_fraction {
             Some(f) => data::quality::split_with(outcome.kept, f),
             None => outcome.result.split,
@@ -372,10 +477,7 @@ impl App {
             && prev.split == split
             && prev.source.sha256 == spec.source.sha256
         {
-            let _ = std::fs::remove_file(&tmp);
-            let mut detail = self.data_report(slug, Some(&spec.name))?;
-            detail.changed = false;
-            return Ok(detail);
+            return self.report_of(slug, Some(&spec.name));
         }
         let version = previous.as_ref().map_or(1, |p| p.dataset.version + 1);
         let manifest = Manifest {
@@ -391,21 +493,70 @@ impl App {
             split: split.clone(),
             result: result.clone(),
         };
+        // Objects enter the store just before the commit that refers to them, under the
+        // objects lock until that commit is indexed: an object this import placed is removed if
+        // it fails, and `doctor` removes one a crash left (no other import can have come to
+        // rely on it meanwhile).
+        let _objects = FileLock::acquire(&crate::lock::objects(&self.home), &|| {})?;
+        let mut placed = Vec::new();
+        let result = self.place_and_commit(
+            slug,
+            &spec,
+            outcome,
+            &tmp,
+            staged,
+            &mut placed,
+            dir,
+            verb,
+            version,
+            &split,
+            stored,
+            &manifest,
+        );
+        if result.is_err() {
+            for obj in placed {
+                let _ = std::fs::remove_file(obj);
+            }
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn place_and_commit(
+        &self,
+        slug: &str,
+        spec: &Spec,
+        outcome: data::pipeline::Outcome,
+        tmp: &Path,
+        staged: Option<&Path>,
+        placed: &mut Vec<PathBuf>,
+        dir: &Path,
+        verb: &str,
+        version: u32,
+        split: &SplitInfo,
+        stored: &str,
+        manifest: &Manifest,
+    ) -> Result<DatasetDetail> {
+        if let Some(staged) = staged {
+            let obj = self.object_path(&spec.source.sha256);
+            if !obj.exists() {
+                self.copy_into_objects(staged, &obj)?;
+                placed.push(obj);
+            }
+        }
         let jsonl_rel = PathBuf::from("data").join(format!("{}.jsonl", spec.name));
         let jsonl = dir.join(&jsonl_rel);
-        let placed = if stored == "git" {
-            std::fs::rename(&tmp, &jsonl).map_err(|e| Error::io(&jsonl, e))
+        if stored == "git" {
+            move_file(tmp, &jsonl)?;
         } else {
             let obj = self.object_path(&outcome.sha256);
-            let res = self.move_into_objects(&tmp, &obj);
-            if res.is_ok() && jsonl.exists() {
+            if !obj.exists() {
+                self.copy_into_objects(tmp, &obj)?;
+                placed.push(obj);
+            }
+            if jsonl.exists() {
                 std::fs::remove_file(&jsonl).map_err(|e| Error::io(&jsonl, e))?;
             }
-            res
-        };
-        if let Err(e) = placed {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
         }
         let mut detail = DatasetDetail {
             project: slug.into(),
@@ -466,25 +617,50 @@ impl App {
                 }
             ),
         };
-        let commit = vcs::commit(dir, &[&toml_rel, &report_rel, &jsonl_rel], &message)?;
-        self.store.insert_dataset(&store::DatasetRow {
+        let row = store::DatasetRow {
             project: slug.into(),
             name: spec.name.clone(),
             version: version as i64,
             rows: detail.outcome.kept as i64,
             sha256: detail.outcome.sha256.clone(),
             source: spec.source.file.clone(),
-            commit_id: commit.clone(),
+            commit_id: String::new(),
             created_at: manifest.dataset.created_at,
+        };
+        let paths = [toml_rel.as_path(), report_rel.as_path(), jsonl_rel.as_path()];
+        detail.commit = self.commit_with_rows(slug, &paths, &message, |commit| {
+            vec![store::Change::Dataset(store::DatasetRow {
+                commit_id: commit.to_string(),
+                ..row.clone()
+            })]
         })?;
-        detail.commit = commit;
         Ok(detail)
     }
 
-    /// A fresh folder under the home's `tmp/`, removed when dropped.
+    /// Commits `paths` of project `slug` and writes the index rows `rows(commit)` with the new
+    /// HEAD in one SQLite transaction; when that fails, the commit is undone, so git and the
+    /// index never disagree (if even the undo fails, the next lock holder rebuilds the rows
+    /// from git). Call with the project's lock held.
+    pub(crate) fn commit_with_rows(
+        &self,
+        slug: &str,
+        paths: &[&Path],
+        message: &str,
+        rows: impl FnOnce(&str) -> Vec<store::Change>,
+    ) -> Result<String> {
+        let dir = self.project_dir(slug);
+        let commit = vcs::commit(&dir, paths, message)?;
+        if let Err(e) = self.store.apply(slug, Some(&commit), &rows(&commit)) {
+            let _ = vcs::undo(&dir, &commit);
+            return Err(e.into());
+        }
+        Ok(commit)
+    }
+
+    /// A fresh folder in this process's temporary files, removed when dropped.
     pub(crate) fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
-        let parent = self.home.join("tmp");
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let probe = self.scratch_path(prefix)?;
+        let parent = probe.parent().unwrap_or(&self.home).to_path_buf();
         tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in(&parent)
@@ -497,43 +673,19 @@ impl App {
         self.home.join("objects").join("sha256").join(a).join(b)
     }
 
-    /// Copies a file into `objects/` by content hash (once) and returns the hash.
-    fn put_object(&self, src: &Path) -> Result<String> {
-        let tmp_dir = self.home.join("objects").join("tmp");
-        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
-        let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), now()));
-        let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-        let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut buf).map_err(|e| Error::io(src, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
-        }
-        drop(out);
-        let sha = format!("{:x}", hasher.finalize());
-        let dst = self.object_path(&sha);
-        if dst.exists() {
-            let _ = std::fs::remove_file(&tmp);
-        } else {
-            self.move_into_objects(&tmp, &dst)?;
-        }
-        Ok(sha)
-    }
-
-    fn move_into_objects(&self, from: &Path, to: &Path) -> Result<()> {
+    /// Copies (or moves, when `from` is ours to give) a file into `objects/` at `to`, through a
+    /// temporary name, so an object under its hash is always whole.
+    fn copy_into_objects(&self, from: &Path, to: &Path) -> Result<()> {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        if std::fs::rename(from, to).is_err() {
-            std::fs::copy(from, to).map_err(|e| Error::io(to, e))?;
-            let _ = std::fs::remove_file(from);
+        let partial = self.scratch_path("object")?;
+        std::fs::copy(from, &partial).map_err(|e| Error::io(to, e))?;
+        let placed = std::fs::rename(&partial, to).map_err(|e| Error::io(to, e));
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&partial);
         }
-        Ok(())
+        placed
     }
 
     /// The base model's tokenizer, for token counts.
@@ -656,11 +808,61 @@ fn shape_name(m: &data::shape::Mapping) -> &'static str {
     }
 }
 
-/// Writes through a temporary file and a rename, so a crash leaves the old file or the new one.
+/// Writes through a temporary file and a rename, so a crash leaves the old file or the new one
+/// (and the temporary file, in `data/`, which the next writer's recovery removes).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let written = std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e));
+    let placed = written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    placed
+}
+
+/// Renames `from` to `to`, copying when they are on different disks.
+fn move_file(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map_err(|e| Error::io(to, e))?;
+    let _ = std::fs::remove_file(from);
+    Ok(())
+}
+
+/// Copies `input` to `to` and returns the sha256 of what it copied.
+fn copy_hashed(input: &mut dyn Read, shown: &Path, to: &Path) -> Result<String> {
+    let mut out = std::fs::File::create(to).map_err(|e| Error::io(to, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(shown, e)),
+        };
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| Error::io(to, e))?;
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// The temporary copy's name: the extension is what format sniffing reads; the rest of a
+/// user's file name (any length, any characters) stays out of our paths.
+fn staged_name(file_name: &str) -> String {
+    match Path::new(file_name).extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.len() <= 16 => format!("source.{ext}"),
+        _ => "source".into(),
+    }
+}
+
+/// A dataset built into a temporary file, not yet recorded.
+struct Built {
+    outcome: data::pipeline::Outcome,
+    tmp: PathBuf,
 }
 
 const SAMPLES_INDEX: &str = include_str!("../../../assets/datasets/index.toml");

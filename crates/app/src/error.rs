@@ -42,6 +42,10 @@ pub enum Error {
     /// The dataset's columns are ambiguous: the user must choose the mapping.
     #[error("{0}")]
     MappingUncertain(String),
+    /// The action does not fit the current state (resuming a finished run, a run still
+    /// training elsewhere).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Result of a use case.
@@ -75,6 +79,7 @@ impl Error {
             Error::Model(_) => ErrorCode::Model,
             Error::Data(_) => ErrorCode::Data,
             Error::MappingUncertain(_) => ErrorCode::MappingUncertain,
+            Error::Conflict(_) => ErrorCode::Conflict,
         }
     }
 }

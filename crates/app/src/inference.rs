@@ -46,6 +46,9 @@ pub struct GenerateResult {
     pub tokens_per_second: f64,
 }
 
+/// The context assumed for a model that declares none.
+const DEFAULT_CONTEXT: usize = 2048;
+
 impl App {
     /// Resolves a model reference to a file or folder.
     pub fn resolve_model(&self, reference: &str) -> Result<PathBuf> {
@@ -62,6 +65,7 @@ impl App {
         req: &GenerateRequest,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerateResult> {
+        req.sampling.validate().map_err(Error::InvalidInput)?;
         let path = self.resolve_model(&req.model)?;
         let device = self.device()?;
         let mut messages = Vec::new();
@@ -69,38 +73,44 @@ impl App {
             messages.push(Message::new("system", s));
         }
         messages.push(Message::new("user", &req.prompt));
+        // The text side first (a header read): a prompt the context cannot hold is refused
+        // before any weights are loaded.
+        let chat = engine::bundle::Chat::open(&path)?;
+        let text = chat.template.render(&messages, true)?;
+        let ids = engine::tokenizer::encode(&chat.tokenizer, &text)?;
+        let context = chat.context.unwrap_or(DEFAULT_CONTEXT);
+        let sampling = Sampling {
+            max_tokens: engine::generate::room(ids.len(), context, req.sampling.max_tokens)
+                .map_err(Error::InvalidInput)?,
+            ..req.sampling.clone()
+        };
         // The quantized path needs only the text side and the GGUF's own weights: the f32
         // model is not built (it costs seconds and ~0.5 GB for SmolLM2).
         let bundle;
-        let chat;
         let mut f32_dec;
         let mut q_dec;
-        let (dec, tokenizer, eos, ids): (&mut dyn engine::generate::Decoder, _, _, _) =
-            if req.quantized {
-                chat = engine::bundle::Chat::open(&path)?;
-                let text = chat.template.render(&messages, true)?;
-                let ids = engine::tokenizer::encode(&chat.tokenizer, &text)?;
-                q_dec = engine::generate::QuantDecoder::open(&path, &device)?;
-                if let Some(dir) = &req.adapter {
-                    // Unmerged: merging would requantize the weights and blur the adapter.
-                    q_dec.apply_adapter(dir)?;
+        let dec: &mut dyn engine::generate::Decoder = if req.quantized {
+            q_dec = engine::generate::QuantDecoder::open(&path, &device)?;
+            if let Some(dir) = &req.adapter {
+                // Unmerged: merging would requantize the weights and blur the adapter.
+                q_dec.apply_adapter(dir)?;
+            }
+            &mut q_dec
+        } else {
+            let mut b = Bundle::open(&path, &device)?;
+            if let Some(dir) = &req.adapter {
+                engine::adapter::load_peft(&mut b.model, dir, &b.device)?;
+                if req.merge {
+                    engine::adapter::merge_lora(&mut b.model)?;
                 }
-                (&mut q_dec, &chat.tokenizer, &chat.eos, ids)
-            } else {
-                let mut b = Bundle::open(&path, &device)?;
-                if let Some(dir) = &req.adapter {
-                    engine::adapter::load_peft(&mut b.model, dir, &b.device)?;
-                    if req.merge {
-                        engine::adapter::merge_lora(&mut b.model)?;
-                    }
-                }
-                bundle = b;
-                let ids = bundle.prompt_ids(&messages)?;
-                f32_dec = F32Decoder::new(&bundle.model, &bundle.device);
-                (&mut f32_dec, &bundle.tokenizer, &bundle.eos, ids)
-            };
+            }
+            bundle = b;
+            f32_dec = F32Decoder::new(&bundle.model, &bundle.device);
+            &mut f32_dec
+        };
+        let (tokenizer, eos) = (&chat.tokenizer, &chat.eos);
         let start = std::time::Instant::now();
-        let out = engine::generate::generate(dec, tokenizer, &ids, eos, &req.sampling, on_text)
+        let out = engine::generate::generate(dec, tokenizer, &ids, eos, &sampling, on_text)
             .map_err(Error::from)?;
         let secs = start.elapsed().as_secs_f64().max(1e-9);
         Ok(GenerateResult {

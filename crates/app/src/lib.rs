@@ -8,11 +8,15 @@ mod bench;
 mod bench_data;
 mod catalog;
 mod datasets;
+mod doctor;
 mod error;
 mod inference;
+mod lock;
 mod memory;
 mod models;
 mod projects;
+mod recover;
+mod scratch;
 pub mod slug;
 mod threads;
 mod training;
@@ -34,7 +38,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
 pub use threads::fix_thread_count;
-pub use training::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, RunRecord, TrainRequest};
+pub use training::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord, TrainRequest};
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";
@@ -51,6 +55,12 @@ pub struct App {
     /// Resolved on first use (creating a GPU context costs time), then shared: tensors on two
     /// contexts of the same GPU cannot meet.
     device: std::sync::OnceLock<candle_core::Device>,
+    /// This process's temporary files, made on first use.
+    scratch: std::sync::OnceLock<scratch::Scratch>,
+    /// What opening the home swept away (dead processes' temporary files), for `doctor`.
+    swept: Vec<String>,
+    /// Told when an action waits for another process's change to the same project.
+    on_wait: Option<Box<dyn Fn(&str) + Send + Sync>>,
 }
 
 impl App {
@@ -64,7 +74,8 @@ impl App {
         })
     }
 
-    /// Opens the home at `home`, creating its folders and database when missing.
+    /// Opens the home at `home`, creating its folders and database when missing, and sweeps
+    /// away the temporary files of processes that have ended.
     pub fn open(home: &Path) -> Result<App> {
         for sub in ["", "models", "objects", "projects", "aliases"] {
             let dir = home.join(sub);
@@ -75,7 +86,32 @@ impl App {
             .ok()
             .filter(|d| !d.trim().is_empty())
             .unwrap_or_else(|| "auto".into());
-        Ok(App { home: home.to_path_buf(), store, device_spec, device: Default::default() })
+        let swept = scratch::sweep(&home.join("tmp"));
+        Ok(App {
+            home: home.to_path_buf(),
+            store,
+            device_spec,
+            device: Default::default(),
+            scratch: Default::default(),
+            swept,
+            on_wait: None,
+        })
+    }
+
+    /// Calls `f` with a line for the user whenever an action must wait for another process's
+    /// change to the same project (the CLI prints it; changes to one project queue).
+    pub fn on_wait(&mut self, f: Box<dyn Fn(&str) + Send + Sync>) {
+        self.on_wait = Some(f);
+    }
+
+    /// A fresh path for a temporary file of this process, `…-suffix`, in the home's `tmp/`
+    /// (on the home's disk, so it can be renamed into place).
+    pub(crate) fn scratch_path(&self, suffix: &str) -> Result<PathBuf> {
+        if let Some(s) = self.scratch.get() {
+            return Ok(s.path(suffix));
+        }
+        let s = scratch::Scratch::new(&self.home.join("tmp"))?;
+        Ok(self.scratch.get_or_init(|| s).path(suffix))
     }
 
     /// Runs models on `spec` (`cpu`, `cuda[:N]`, `metal`, `auto`) from now on; an unknown

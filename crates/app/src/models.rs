@@ -26,7 +26,7 @@ impl App {
                 src.display()
             )));
         }
-        // Validate before copying anything.
+        // Validate before copying anything: the header and every tensor's data.
         engine::gguf::inspect(src)?;
         let sha = sha256_file(src)?;
         if let Some(want) = expected_sha256.filter(|w| !w.eq_ignore_ascii_case(&sha)) {
@@ -56,10 +56,14 @@ impl App {
         let installed = self.store.models()?.into_iter().any(|m| m.id == id && m.sha256 == sha);
         if !(installed && dest.exists()) {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            // Copy to a temporary name and rename, so a crash never leaves a partial model.
-            let tmp = dir.join(format!(".{file_name}.partial"));
-            std::fs::copy(src, &tmp).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            // Copied among this process's temporary files and renamed into place, so a crash
+            // never leaves a partial model (the next start sweeps the copy away).
+            let tmp = self.scratch_path("model.gguf")?;
+            std::fs::copy(src, &tmp).map_err(|e| Error::io(&dest, e))?;
+            if let Err(e) = std::fs::rename(&tmp, &dest) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io(&dest, e));
+            }
         }
         let size = std::fs::metadata(&dest).map_err(|e| Error::io(&dest, e))?.len();
         let row = store::ModelRow {

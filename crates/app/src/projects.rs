@@ -30,6 +30,19 @@ struct ModelSection {
 const GITIGNORE: &str = "# Weights and checkpoints live in the store's objects/, never in git\n\
 *.safetensors\n*.gguf\n*.bin\ncheckpoints/\n";
 
+/// The index row a project folder's `vibeflow.toml` describes (`doctor` lists a project the
+/// index lost again from it).
+pub(crate) fn read_project_file(dir: &Path) -> Option<store::ProjectRow> {
+    let text = std::fs::read_to_string(dir.join("vibeflow.toml")).ok()?;
+    let f: ProjectFile = toml::from_str(&text).ok()?;
+    Some(store::ProjectRow {
+        slug: f.project.slug,
+        name: f.project.name,
+        base_model: f.model.base,
+        created_at: f.project.created_at,
+    })
+}
+
 impl App {
     /// Creates a project named `name`: a git repository with `vibeflow.toml` and one commit.
     /// Nothing is left behind when any step fails.
@@ -74,13 +87,14 @@ impl App {
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
         let path = dir.join(".gitignore");
         std::fs::write(&path, GITIGNORE).map_err(|e| Error::io(&path, e))?;
-        vcs::init(dir, &format!("Create project {name}"))?;
+        let head = vcs::init(dir, &format!("Create project {name}"))?;
         self.store.insert_project(&store::ProjectRow {
             slug: slug.into(),
             name: name.into(),
             base_model: DEFAULT_MODEL.into(),
             created_at,
         })?;
+        self.store.apply(slug, Some(&head), &[])?;
         Ok(())
     }
 
@@ -102,6 +116,7 @@ impl App {
     /// One project with its repository state.
     pub fn project_show(&self, slug: &str) -> Result<ProjectDetail> {
         let row = self.project_row(slug)?;
+        self.sync(&row.slug)?;
         let dir = self.project_dir(&row.slug);
         let history = vcs::history(&dir)?;
         Ok(ProjectDetail {
@@ -119,6 +134,19 @@ impl App {
     pub fn project_rm(&self, slug: &str) -> Result<()> {
         let row = self.project_row(slug)?;
         let dir = self.project_dir(&row.slug);
+        // Not while another process changes it or trains in it (a broken folder is removable
+        // too, so no recovery first).
+        let path = crate::lock::project(&self.home, &row.slug);
+        let _held = crate::lock::FileLock::acquire(&path, &|| {})?;
+        for r in self.store.runs(&row.slug)?.iter().filter(|r| r.status == "running") {
+            let run = crate::lock::run(&self.home, &row.slug, &r.id);
+            if crate::lock::FileLock::try_acquire(&run)?.is_none() {
+                return Err(Error::Conflict(format!(
+                    "run '{}' is training in project '{}': stop it before deleting the project",
+                    r.id, row.slug
+                )));
+            }
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }

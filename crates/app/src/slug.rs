@@ -10,23 +10,28 @@ use sha2::{Digest, Sha256};
 pub const MAX_NAME_CHARS: usize = 100;
 const MAX_SLUG_BYTES: usize = 64;
 
-/// Checks `name` and derives its slug; the error says what is wrong with the name.
+/// Checks a project's `name` and derives its slug; the error says what is wrong with the name.
 pub fn slugify(name: &str) -> Result<String, String> {
+    slugify_as("project name", name)
+}
+
+/// Like [`slugify`] for any named thing; errors call it `what` (`dataset name`, `model name`).
+pub fn slugify_as(what: &str, name: &str) -> Result<String, String> {
     let name = name.trim();
     if name.is_empty() {
-        return Err("project name is empty: give the project a name".into());
+        return Err(format!("{what} is empty: give it a name"));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(format!("project name is longer than {MAX_NAME_CHARS} characters"));
+        return Err(format!("{what} is longer than {MAX_NAME_CHARS} characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err("project name contains control characters".into());
+        return Err(format!("{what} contains control characters"));
     }
     if name.contains(['/', '\\']) {
-        return Err("project name cannot contain '/' or '\\'".into());
+        return Err(format!("{what} cannot contain '/' or '\\'"));
     }
     if name.contains("..") {
-        return Err("project name cannot contain '..'".into());
+        return Err(format!("{what} cannot contain '..'"));
     }
     let mut slug = String::new();
     for c in name.chars() {
@@ -40,7 +45,7 @@ pub fn slugify(name: &str) -> Result<String, String> {
     let mut slug = slug.trim_end_matches('-').to_string();
     if slug.is_empty() {
         if name.chars().all(|c| c == '.' || c.is_whitespace()) {
-            return Err("project name cannot be only dots".into());
+            return Err(format!("{what} cannot be only dots"));
         }
         // A name in another script ("日本語") keeps a stable, distinct ASCII folder name.
         let digest = Sha256::digest(name.as_bytes());
@@ -96,6 +101,13 @@ mod tests {
         check("a\nb", Err("control"));
         check("a\u{7}b", Err("control"));
         check(&"x".repeat(101), Err("longer than 100"));
+    }
+
+    #[test]
+    fn errors_name_what_is_named() {
+        let e = slugify_as("dataset name", "../x").unwrap_err();
+        assert_eq!(e, "dataset name cannot contain '/' or '\\'");
+        assert!(slugify("").unwrap_err().starts_with("project name is empty"));
     }
 
     #[test]

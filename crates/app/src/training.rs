@@ -6,7 +6,8 @@ use candle_core::Device;
 use engine::bundle::Bundle;
 use engine::train::{Progress, Summary, TrainConfig};
 
-use crate::{App, Result};
+use crate::lock::{self, FileLock};
+use crate::{App, Error, Result};
 
 /// A training request from the CLI or the app.
 #[derive(Debug, Clone)]
@@ -85,10 +86,22 @@ pub struct ProjectTrainRequest {
     /// Held-out rows evaluated during training (the first of the test split): evaluation runs
     /// the model over each, so on a CPU a full large test split would dwarf the training.
     pub eval_rows: usize,
-    /// Engine settings.
+    /// Engine settings (a resumed run keeps its own).
     pub config: TrainConfig,
-    /// Continue this run (its newest checkpoint) instead of starting a new one.
-    pub resume: Option<String>,
+    /// Start a new run, or continue one from its newest checkpoint.
+    pub resume: Resume,
+}
+
+/// Which run `train -p` continues.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// A new run.
+    #[default]
+    No,
+    /// The project's newest interrupted or stopped run.
+    Latest,
+    /// This run.
+    Run(String),
 }
 
 /// What `train -p` recorded.
@@ -158,6 +171,10 @@ struct RunResult {
 impl App {
     /// Trains on a project's dataset (its seeded split: train rows to learn, test rows to
     /// evaluate), records the run in SQLite and commits `runs/<id>/run.toml`.
+    ///
+    /// The run holds its own lock while it trains, so a run whose process dies shows as
+    /// `interrupted` and can be resumed; the project's lock is taken only to claim the run and
+    /// to record it, so imports go on meanwhile.
     pub fn train_project(
         &self,
         req: &ProjectTrainRequest,
@@ -165,81 +182,184 @@ impl App {
     ) -> Result<RunRecord> {
         let _hold = crate::memory::HoldPages::new();
         let row = self.project_row(&req.project)?;
-        let (lines, is_test, manifest) = self.dataset_rows(&row.slug, req.dataset.as_deref())?;
+        let claim = self.claim_run(&row, req)?;
+        let result = self.train_claimed(&row, req, &claim, on_progress);
+        if result.is_err() {
+            // This process lives on, so its row must say what happened (not `interrupted`): a
+            // new run failed; a resumed one stays as resumable as it was.
+            let mut ended = claim.record.clone();
+            ended.status = claim.previous.clone().unwrap_or_else(|| "failed".into());
+            ended.finished_at = Some(crate::now());
+            let _ = self.store.upsert_run(&ended);
+        }
+        result
+    }
+
+    /// Picks the run (a new id, or the one to resume), takes its lock and records it as
+    /// `running`, under the project's lock.
+    fn claim_run(&self, row: &store::ProjectRow, req: &ProjectTrainRequest) -> Result<Claim> {
+        let _held = self.lock_project(&row.slug)?;
+        let runs = self.store.runs(&row.slug)?;
+        let dir = self.project_dir(&row.slug);
+        let resumable = |r: &&store::RunRow| matches!(r.status.as_str(), "interrupted" | "stopped");
+        let existing = match &req.resume {
+            Resume::No => None,
+            Resume::Latest => Some(
+                runs.iter()
+                    .filter(resumable)
+                    .max_by_key(|r| (r.started_at, run_number(&r.id)))
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "project '{}' has no interrupted or stopped run to resume: start one with `vibeflow train -p {}`",
+                            row.slug, row.slug
+                        ))
+                    })?
+                    .clone(),
+            ),
+            Resume::Run(id) => {
+                let r = runs.iter().find(|r| &r.id == id).ok_or_else(|| {
+                    Error::NotFound(format!("no run '{id}' in project '{}'", row.slug))
+                })?;
+                match r.status.as_str() {
+                    "done" => {
+                        return Err(Error::Conflict(format!(
+                            "run '{id}' is done ({} steps): there is nothing to resume; start a new run with `vibeflow train -p {}`",
+                            r.steps, row.slug
+                        )));
+                    }
+                    "running" => {
+                        return Err(Error::Conflict(format!(
+                            "run '{id}' is still training in another process: stop it first"
+                        )));
+                    }
+                    _ => Some(r.clone()),
+                }
+            }
+        };
+        let id = match &existing {
+            Some(r) => r.id.clone(),
+            None => next_run_id(&runs, &dir.join("runs")),
+        };
+        let lock =
+            FileLock::try_acquire(&lock::run(&self.home, &row.slug, &id))?.ok_or_else(|| {
+                Error::Conflict(format!("run '{id}' is still training in another process"))
+            })?;
+        let out = dir.join("runs").join(&id);
+        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        // A resumed run goes on with its own settings, whatever the command line says now.
+        let config_path = out.join(RUN_CONFIG);
+        let config = match &existing {
+            Some(_) => match std::fs::read_to_string(&config_path) {
+                Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                    Error::Data(format!("{}: {e}: start a new run", config_path.display()))
+                })?,
+                Err(_) => req.config.clone(),
+            },
+            None => {
+                let text = serde_json::to_string_pretty(&req.config).unwrap_or_default();
+                let dir = out.join("checkpoints");
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))?;
+                req.config.clone()
+            }
+        };
+        let record = store::RunRow {
+            id: id.clone(),
+            project: row.slug.clone(),
+            dataset: match &existing {
+                Some(r) => r.dataset.clone(),
+                None => req.dataset.clone().unwrap_or_default(),
+            },
+            dataset_sha256: existing.as_ref().map(|r| r.dataset_sha256.clone()).unwrap_or_default(),
+            base_model: row.base_model.clone(),
+            method: config.method.name().into(),
+            status: "running".into(),
+            steps: existing.as_ref().map_or(0, |r| r.steps),
+            train_loss: None,
+            eval_loss: None,
+            started_at: existing.as_ref().map_or_else(crate::now, |r| r.started_at),
+            finished_at: None,
+        };
+        self.store.upsert_run(&record)?;
+        let previous = existing.map(|r| r.status);
+        Ok(Claim { id, config, resumed: previous.is_some(), previous, record, _lock: lock })
+    }
+
+    fn train_claimed(
+        &self,
+        row: &store::ProjectRow,
+        req: &ProjectTrainRequest,
+        claim: &Claim,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<RunRecord> {
+        let id = &claim.id;
+        let config = &claim.config;
+        // A resumed run trains on what it started on.
+        let dataset = match claim.resumed {
+            true => Some(claim.record.dataset.clone()).filter(|d| !d.is_empty()),
+            false => req.dataset.clone(),
+        };
+        let (lines, is_test, manifest) = self.dataset_rows(&row.slug, dataset.as_deref())?;
+        if claim.resumed
+            && !claim.record.dataset_sha256.is_empty()
+            && claim.record.dataset_sha256 != manifest.result.sha256
+        {
+            return Err(Error::Conflict(format!(
+                "dataset '{}' changed since run '{id}' started (it is v{} now): start a new run",
+                manifest.dataset.name, manifest.dataset.version
+            )));
+        }
+        let mut record = claim.record.clone();
+        record.dataset = manifest.dataset.name.clone();
+        record.dataset_sha256 = manifest.result.sha256.clone();
+        self.store.upsert_run(&record)?;
         let base = self.resolve_model(&row.base_model)?;
         let device = self.device()?;
-        let mut bundle = open_base(&base, &req.config.method, &device)?;
+        let mut bundle = open_base(&base, &config.method, &device)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
             if is_test[i] && eval.len() >= req.eval_rows {
                 continue;
             }
             let messages = engine::train::parse_chat_line(line).map_err(|e| {
-                crate::Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
+                Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
             })?;
-            let ex = engine::train::tokenize(&bundle, &messages, req.config.max_len)?;
+            let ex = engine::train::tokenize(&bundle, &messages, config.max_len)?;
             if is_test[i] { eval.push(ex) } else { train.push(ex) }
         }
-        let existing = self.store.runs(&row.slug)?;
-        let id = match &req.resume {
-            Some(id) if existing.iter().any(|r| &r.id == id) => id.clone(),
-            Some(id) => {
-                return Err(crate::Error::NotFound(format!(
-                    "no run '{id}' in project '{}'",
-                    row.slug
-                )));
-            }
-            None => format!("run-{}", existing.len() + 1),
-        };
         let dir = self.project_dir(&row.slug);
-        let rel = PathBuf::from("runs").join(&id);
+        let rel = PathBuf::from("runs").join(id);
         let out = dir.join(&rel);
-        std::fs::create_dir_all(&out).map_err(|e| crate::Error::io(&out, e))?;
-        let method = req.config.method.name();
-        let started_at = crate::now();
-        let mut record = store::RunRow {
-            id: id.clone(),
-            project: row.slug.clone(),
-            dataset: manifest.dataset.name.clone(),
-            dataset_sha256: manifest.result.sha256.clone(),
-            base_model: row.base_model.clone(),
-            method: method.into(),
-            status: "running".into(),
-            steps: 0,
-            train_loss: None,
-            eval_loss: None,
-            started_at,
-            finished_at: None,
+        // Continue from the newest checkpoint; a run that died before its first starts over.
+        let from = engine::train::latest_checkpoint(&out)?.map(|_| out.as_path());
+        // The row follows the checkpoints: an interrupted run says where it will resume.
+        let mut progress = |p: &Progress| {
+            if p.checkpoint.is_some() {
+                let mut at = record.clone();
+                at.steps = p.step as i64;
+                let _ = self.store.upsert_run(&at);
+            }
+            on_progress(p)
         };
-        self.store.upsert_run(&record)?;
-        let result = engine::train::train(
+        let summary = engine::train::train(
             &mut bundle.model,
             &train,
             &eval,
-            &req.config,
+            config,
             &row.base_model,
             &out,
-            req.resume.is_some().then_some(out.as_path()),
-            on_progress,
-        );
-        let summary = match result {
-            Ok(s) => s,
-            Err(e) => {
-                record.status = "failed".into();
-                record.finished_at = Some(crate::now());
-                self.store.upsert_run(&record)?;
-                return Err(e.into());
-            }
-        };
+            from,
+            &mut progress,
+        )?;
         let status = if summary.stopped { "stopped" } else { "done" };
         let adapter = out.join("adapter").join("adapter_model.safetensors");
         let adapter_sha256 = adapter.exists().then(|| crate::sha256_file(&adapter)).transpose()?;
         let finished_at = crate::now();
         let file = RunFile {
             run: RunSection {
-                id: &id,
+                id,
                 base_model: &row.base_model,
-                started_at,
+                started_at: record.started_at,
                 finished_at,
                 status,
                 device: engine::device::name(&device),
@@ -255,7 +375,7 @@ impl App {
                 test_rows: manifest.split.test,
                 eval_rows: eval.len(),
             },
-            config: &req.config,
+            config,
             result: RunResult {
                 steps: summary.steps,
                 eval_loss_before: summary.eval_loss_before,
@@ -266,36 +386,37 @@ impl App {
             },
         };
         let text = toml::to_string_pretty(&file)
-            .map_err(|e| crate::Error::InvalidInput(format!("cannot write run.toml: {e}")))?;
-        let run_toml = out.join("run.toml");
-        std::fs::write(&run_toml, text).map_err(|e| crate::Error::io(&run_toml, e))?;
-        let mut paths = vec![rel.join("run.toml")];
-        let adapter_config = rel.join("adapter").join("adapter_config.json");
-        if dir.join(&adapter_config).exists() {
-            paths.push(adapter_config);
-        }
-        let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
-        let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
-        let commit = vcs::commit(
-            &dir,
-            &refs,
-            &format!(
-                "Train {id} on {} v{} ({status}, {} steps): held-out loss {} -> {}",
-                manifest.dataset.name,
-                manifest.dataset.version,
-                summary.steps,
-                fmt(summary.eval_loss_before),
-                fmt(summary.eval_loss_after)
-            ),
-        )?;
+            .map_err(|e| Error::InvalidInput(format!("cannot write run.toml: {e}")))?;
         record.status = status.into();
         record.steps = summary.steps as i64;
         record.train_loss = summary.losses.last().copied();
         record.eval_loss = summary.eval_loss_after;
         record.finished_at = Some(finished_at);
-        self.store.upsert_run(&record)?;
+        let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
+        let message = format!(
+            "Train {id} on {} v{} ({status}, {} steps): held-out loss {} -> {}",
+            manifest.dataset.name,
+            manifest.dataset.version,
+            summary.steps,
+            fmt(summary.eval_loss_before),
+            fmt(summary.eval_loss_after)
+        );
+        let commit = {
+            let _held = self.lock_project(&row.slug)?;
+            let run_toml = out.join("run.toml");
+            std::fs::write(&run_toml, text).map_err(|e| Error::io(&run_toml, e))?;
+            let mut paths = vec![rel.join("run.toml")];
+            let adapter_config = rel.join("adapter").join("adapter_config.json");
+            if dir.join(&adapter_config).exists() {
+                paths.push(adapter_config);
+            }
+            let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+            self.commit_with_rows(&row.slug, &refs, &message, |_| {
+                vec![store::Change::Run(record.clone())]
+            })?
+        };
         Ok(RunRecord {
-            id,
+            id: id.clone(),
             dataset: manifest.dataset.name.clone(),
             dataset_version: manifest.dataset.version,
             status: status.into(),
@@ -304,4 +425,57 @@ impl App {
             summary,
         })
     }
+
+    /// The runs of a project, oldest first; a run whose process died shows as `interrupted`.
+    pub fn runs(&self, project: &str) -> Result<Vec<api::RunSummary>> {
+        let row = self.project_row(project)?;
+        self.sync(&row.slug)?;
+        Ok(self
+            .store
+            .runs(&row.slug)?
+            .into_iter()
+            .map(|r| api::RunSummary {
+                id: r.id,
+                dataset: r.dataset,
+                method: r.method,
+                status: r.status,
+                steps: r.steps.max(0) as u64,
+                train_loss: r.train_loss,
+                eval_loss: r.eval_loss,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+            })
+            .collect())
+    }
+}
+
+/// `runs/<id>/checkpoints/run-config.json`: the settings a run started with, which its resumes
+/// keep (beside the checkpoints, out of git: `run.toml` records them when the run ends).
+const RUN_CONFIG: &str = "checkpoints/run-config.json";
+
+/// A run claimed by this process: its id, settings and lock.
+struct Claim {
+    id: String,
+    config: TrainConfig,
+    resumed: bool,
+    /// The status of the run resumed.
+    previous: Option<String>,
+    record: store::RunRow,
+    _lock: FileLock,
+}
+
+/// `run-N` for the N after every run the index or the `runs/` folder knows (a folder left by a
+/// run that never reached the index keeps its number).
+fn next_run_id(runs: &[store::RunRow], folder: &std::path::Path) -> String {
+    let in_folder = std::fs::read_dir(folder)
+        .map(|d| {
+            d.flatten().map(|e| run_number(&e.file_name().to_string_lossy())).max().unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let in_index = runs.iter().map(|r| run_number(&r.id)).max().unwrap_or(0);
+    format!("run-{}", in_folder.max(in_index) + 1)
+}
+
+fn run_number(id: &str) -> u64 {
+    id.strip_prefix("run-").and_then(|n| n.parse().ok()).unwrap_or(0)
 }

@@ -2,10 +2,14 @@
 //!
 //! Glue only: parse arguments, call one `app` function, print. Errors print as one line on stderr
 //! with a non-zero exit; a panic, should one ever happen, prints one line too, never a backtrace.
+//! Output goes through [`out!`] and [`err!`], which never panic: a closed pipe (`| head`) loses
+//! the text, not the work. SIGINT and SIGTERM stop a training run after its current step, with a
+//! checkpoint and a recorded state; other commands end at once (they are crash-safe).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use app::App;
@@ -14,6 +18,37 @@ use serde::Serialize;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `println!` that ignores a closed stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// Set by SIGINT/SIGTERM while a run trains: it stops after the current step.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether a run is training (a signal then asks it to stop instead of ending the process).
+static TRAINING: AtomicBool = AtomicBool::new(false);
+
+/// First signal during training: stop after this step; otherwise, or a second time: exit now.
+fn on_signal() {
+    if TRAINING.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
+        err!(
+            "stopping after the current step, with a checkpoint (press Ctrl-C again to quit at once)"
+        );
+        return;
+    }
+    // 128 + SIGINT, as shells report it.
+    std::process::exit(130);
+}
 
 #[derive(Parser)]
 #[command(name = "vibeflow", version, about = "Fine-tune an open LLM on your own machine, offline")]
@@ -54,6 +89,24 @@ enum Command {
     Data(DataCmd),
     /// Fine-tune a model: on a project's dataset (-p), or on a chat JSONL file (--data --out)
     Train(TrainArgs),
+    /// A project's training runs and their state (interrupted runs can be resumed)
+    Runs {
+        /// Project slug
+        #[arg(short, long)]
+        project: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the home for inconsistencies between git, the index and the files
+    Doctor {
+        /// Repair what can be repaired without losing anything
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure speed and memory, optionally against a peer in the same run
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -324,7 +377,8 @@ struct TrainArgs {
     /// Checkpoint every N steps (0: never)
     #[arg(long, default_value_t = 50)]
     checkpoint_every: usize,
-    /// Continue from the newest checkpoint: of --out, or of run RUN of the project
+    /// Continue from the newest checkpoint: of --out; with -p, of run RUN, or without RUN of the
+    /// project's newest interrupted or stopped run (a resumed run keeps its own settings)
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
     resume: Option<String>,
     /// Print progress and the summary as JSON lines
@@ -445,10 +499,12 @@ fn main() -> ExitCode {
     // reaches here prints one line below, never a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
     let cli = Cli::parse();
+    // Without a handler the process ends as usual; with one, training can stop cleanly.
+    let _ = ctrlc::set_handler(on_signal);
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("error: {}", one_line(&e));
+            err!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
         Err(payload) => {
@@ -457,7 +513,7 @@ fn main() -> ExitCode {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            eprintln!("error: internal error: {msg} (please report this)");
+            err!("error: internal error: {msg} (please report this)");
             ExitCode::FAILURE
         }
     }
@@ -465,6 +521,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let mut app = App::open_default()?;
+    app.on_wait(Box::new(|line| err!("{line}…")));
     if let Some(d) = &cli.device {
         app.set_device(d)?;
     }
@@ -508,7 +565,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("not deleted: answer 'y', or pass --yes to skip the question");
             }
             app.project_rm(&slug)?;
-            println!("Deleted project {}", p.slug);
+            out!("Deleted project {}", p.slug);
             Ok(())
         }
         Command::History { project, json } => {
@@ -584,7 +641,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print(true, &r, String::new)
             } else {
-                println!();
+                out!();
                 Ok(())
             }
         }
@@ -626,10 +683,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let json = t.json;
             let mut on_progress = |p: &app::Progress| {
                 if json {
-                    println!("{}", serde_json::to_string(p).unwrap_or_default());
+                    out!("{}", serde_json::to_string(p).unwrap_or_default());
                 } else {
                     let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
-                    eprintln!(
+                    err!(
                         "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
                         p.step,
                         p.total_steps,
@@ -641,20 +698,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         p.eta_seconds
                     );
                 }
-                true
+                !STOP.load(Ordering::SeqCst)
             };
+            TRAINING.store(true, Ordering::SeqCst);
             if let Some(project) = t.project {
+                let resume = match t.resume {
+                    None => app::Resume::No,
+                    Some(r) if r.is_empty() => app::Resume::Latest,
+                    Some(r) => app::Resume::Run(r),
+                };
                 let req = app::ProjectTrainRequest {
                     project,
                     dataset: t.dataset,
                     eval_rows: t.eval_rows,
                     config,
-                    resume: t.resume.filter(|r| !r.is_empty()),
+                    resume,
                 };
                 let run = app.train_project(&req, &mut on_progress)?;
                 if json {
                     // One line, after the progress lines.
-                    println!("{}", serde_json::to_string(&run)?);
+                    out!("{}", serde_json::to_string(&run)?);
                     return Ok(());
                 }
                 let s = &run.summary;
@@ -688,7 +751,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let summary = app.train(&req, &mut on_progress)?;
             if json {
-                println!("{}", serde_json::to_string(&summary)?);
+                out!("{}", serde_json::to_string(&summary)?);
                 return Ok(());
             }
             print(false, &summary, || {
@@ -704,6 +767,69 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Data(cmd) => data(&app, cmd),
+        Command::Runs { project, json } => {
+            let runs = app.runs(&project)?;
+            print(json, &runs, || {
+                if runs.is_empty() {
+                    return format!("No runs yet: vibeflow train -p {project}");
+                }
+                let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
+                let mut s = format!(
+                    "{:10} {:12} {:6} {:>6}  {:>10}  {:>9}  DATASET",
+                    "RUN", "STATUS", "METHOD", "STEPS", "TRAIN LOSS", "HELD-OUT"
+                );
+                for r in &runs {
+                    s += &format!(
+                        "\n{:10} {:12} {:6} {:>6}  {:>10}  {:>9}  {}",
+                        r.id,
+                        r.status,
+                        r.method,
+                        r.steps,
+                        fmt(r.train_loss),
+                        fmt(r.eval_loss),
+                        r.dataset
+                    );
+                }
+                if let Some(r) = runs
+                    .iter()
+                    .rev()
+                    .find(|r| matches!(r.status.as_str(), "interrupted" | "stopped"))
+                {
+                    s += &format!(
+                        "\n\nResume {} with: vibeflow train -p {project} --resume {}",
+                        r.id, r.id
+                    );
+                }
+                s
+            })
+        }
+        Command::Doctor { repair, json } => {
+            let r = app.doctor(repair)?;
+            print(json, &r, || {
+                let mut s = format!(
+                    "Checked {}: {} projects, {} versions, {} objects\n",
+                    r.home, r.projects, r.versions, r.objects
+                );
+                if r.findings.is_empty() {
+                    s += "No problems found";
+                }
+                for f in &r.findings {
+                    let mark = if f.repaired { "repaired" } else { "found" };
+                    let project = f.project.as_ref().map(|p| format!("[{p}] ")).unwrap_or_default();
+                    s += &format!("\n  {mark:8} {project}{}", f.message);
+                }
+                let open = r.findings.iter().filter(|f| !f.repaired).count();
+                if open > 0 && !repair {
+                    s += "\n\nRun `vibeflow doctor --repair` to repair what can be repaired safely";
+                }
+                s
+            })?;
+            let open = r.findings.iter().filter(|f| !f.repaired).count();
+            if open > 0 {
+                bail!("{open} problem(s) remain");
+            }
+            Ok(())
+        }
         Command::Bench(BenchCmd::Data { model, rows, scales, rounds, vs_peer, json }) => {
             let b = app.bench_data(&model, rows, &scales, rounds, vs_peer)?;
             print(json, &b, || {
@@ -851,12 +977,12 @@ fn one_line(e: &anyhow::Error) -> String {
 fn confirm(question: &str) -> anyhow::Result<bool> {
     let tty = std::io::stdin().is_terminal();
     if tty {
-        eprint!("{question} [y/N] ");
+        let _ = write!(std::io::stderr(), "{question} [y/N] ");
     }
     let mut answer = String::new();
     let n = std::io::stdin().read_line(&mut answer).context("cannot read the answer")?;
     if tty && n == 0 {
-        eprintln!();
+        err!();
     }
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }

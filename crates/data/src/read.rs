@@ -189,11 +189,28 @@ fn detect_encoding(path: &Path, head: &[u8]) -> Result<&'static Encoding> {
         Err(e) if e.error_len().is_none() && head.len() == SNIFF_BYTES => {
             return Ok(encoding_rs::UTF_8);
         }
+        Err(_) if mostly_utf8(head) => return Ok(encoding_rs::UTF_8),
         Err(_) => {}
     }
     let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     det.feed(head, true);
     Ok(det.guess(None, chardetng::Utf8Detection::Deny))
+}
+
+/// Whether text with invalid UTF-8 is still UTF-8 with a few damaged bytes: its valid
+/// multi-byte characters outnumber its invalid sequences four to one. A legacy single-byte
+/// encoding has almost no valid multi-byte sequences (`é` is one byte followed by ASCII), so a
+/// French file with one bad byte stays UTF-8, its bad byte a U+FFFD in one row, instead of
+/// every accent of every row being decoded as windows-1252.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let (mut valid_wide, mut invalid) = (0usize, 0usize);
+    for chunk in bytes.utf8_chunks() {
+        valid_wide += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        if !chunk.invalid().is_empty() {
+            invalid += 1;
+        }
+    }
+    valid_wide >= 4 * invalid.max(1)
 }
 
 fn memchr_nul(b: &[u8]) -> Option<usize> {

@@ -48,6 +48,62 @@ impl Default for Sampling {
     }
 }
 
+/// The ranges of the sampling controls: OpenAI's where it has the control, llama.cpp's and
+/// transformers' otherwise.
+pub const TEMPERATURE_MAX: f64 = 2.0;
+/// OpenAI accepts at most this many stop strings.
+pub const MAX_STOPS: usize = 4;
+
+impl Sampling {
+    /// Checks every control before any work: the error names the parameter, its valid range
+    /// and the value given (the CLI, the app and the server share these checks).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        fn range(name: &str, v: f64, lo: f64, hi: f64) -> std::result::Result<(), String> {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be between {lo} and {hi}, got {v}"))
+            }
+        }
+        range("temperature", self.temperature, 0.0, TEMPERATURE_MAX)?;
+        range("top_p", self.top_p, 0.0, 1.0)?;
+        range("min_p", self.min_p, 0.0, 1.0)?;
+        range("frequency_penalty", self.frequency_penalty.into(), -2.0, 2.0)?;
+        range("presence_penalty", self.presence_penalty.into(), -2.0, 2.0)?;
+        let rp = self.repetition_penalty;
+        if !(rp.is_finite() && rp > 0.0) {
+            return Err(format!("repetition_penalty must be a number above 0 (1: none), got {rp}"));
+        }
+        if self.max_tokens == 0 {
+            return Err("max_tokens must be at least 1, got 0".into());
+        }
+        if self.stop.len() > MAX_STOPS {
+            return Err(format!("stop takes at most {MAX_STOPS} strings, got {}", self.stop.len()));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err("stop strings cannot be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// How many tokens may follow a prompt of `prompt` tokens in a context of `context`: at most
+/// `max_tokens`, and never past the context (a model's rotary tables and cache end there).
+/// A prompt that leaves no room is an error naming both lengths.
+pub fn room(
+    prompt: usize,
+    context: usize,
+    max_tokens: usize,
+) -> std::result::Result<usize, String> {
+    if prompt >= context {
+        return Err(format!(
+            "the prompt is {prompt} tokens and the model's context is {context}: shorten the prompt to at most {} tokens",
+            context.saturating_sub(1)
+        ));
+    }
+    Ok(max_tokens.min(context - prompt))
+}
+
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -356,6 +412,50 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32
         }
     }
     idx[keep - 1] as u32
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    fn check(change: impl Fn(&mut Sampling), expected: &str) {
+        let mut s = Sampling::default();
+        change(&mut s);
+        assert_eq!(s.validate().unwrap_err(), expected);
+    }
+
+    #[test]
+    fn hostile_sampling_is_refused_with_the_parameter_and_its_range() {
+        assert_eq!(Sampling::default().validate(), Ok(()));
+        check(|s| s.temperature = f64::NAN, "temperature must be between 0 and 2, got NaN");
+        check(|s| s.temperature = -1.0, "temperature must be between 0 and 2, got -1");
+        check(|s| s.temperature = f64::INFINITY, "temperature must be between 0 and 2, got inf");
+        check(|s| s.top_p = 2.0, "top_p must be between 0 and 1, got 2");
+        check(|s| s.min_p = 2.0, "min_p must be between 0 and 1, got 2");
+        check(|s| s.min_p = -0.1, "min_p must be between 0 and 1, got -0.1");
+        check(
+            |s| s.repetition_penalty = f32::NAN,
+            "repetition_penalty must be a number above 0 (1: none), got NaN",
+        );
+        check(
+            |s| s.repetition_penalty = 0.0,
+            "repetition_penalty must be a number above 0 (1: none), got 0",
+        );
+        check(|s| s.frequency_penalty = 3.0, "frequency_penalty must be between -2 and 2, got 3");
+        check(|s| s.max_tokens = 0, "max_tokens must be at least 1, got 0");
+        check(|s| s.stop = vec![String::new()], "stop strings cannot be empty");
+        check(|s| s.stop = vec!["a".into(); 5], "stop takes at most 4 strings, got 5");
+    }
+
+    #[test]
+    fn generation_never_runs_past_the_context() {
+        assert_eq!(room(10, 2048, 256), Ok(256));
+        assert_eq!(room(2000, 2048, 256), Ok(48));
+        assert_eq!(
+            room(2048, 2048, 1).unwrap_err(),
+            "the prompt is 2048 tokens and the model's context is 2048: shorten the prompt to at most 2047 tokens"
+        );
+    }
 }
 
 #[cfg(test)]

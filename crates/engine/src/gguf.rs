@@ -30,10 +30,44 @@ pub struct Summary {
     pub chat_template: bool,
 }
 
-/// Reads the header of the GGUF file at `path` (metadata and tensor table, not tensor data).
+/// Reads the header of the GGUF file at `path` (metadata and tensor table) and checks that the
+/// file holds every tensor's data (a truncated download fails here, not at first use).
 pub fn inspect(path: &Path) -> Result<Summary> {
-    let (content, _) = open(path)?;
+    let (content, file) = open(path)?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    check_tensor_data(&content, len).map_err(|reason| Error::bad(path, reason))?;
     summarize(&content).map_err(|reason| Error::bad(path, reason))
+}
+
+/// Every tensor's data must lie inside a file of `len` bytes, in whole blocks of its type.
+fn check_tensor_data(content: &gguf_file::Content, len: u64) -> std::result::Result<(), String> {
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    for name in names {
+        let info = &content.tensor_infos[name];
+        let (block, size) = (info.ggml_dtype.block_size(), info.ggml_dtype.type_size());
+        let elems = info.shape.elem_count();
+        if elems % block != 0 {
+            return Err(format!(
+                "tensor {name} has {elems} values, not a whole number of {block}-value blocks"
+            ));
+        }
+        let bytes = (elems / block) as u64 * size as u64;
+        let end = content
+            .tensor_data_offset
+            .checked_add(info.offset)
+            .and_then(|start| start.checked_add(bytes));
+        match end {
+            Some(end) if end <= len => {}
+            _ => {
+                return Err(format!(
+                    "the file is {len} bytes but tensor {name} ends at byte {}: it is truncated (download it again)",
+                    content.tensor_data_offset.saturating_add(info.offset).saturating_add(bytes)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the header of the GGUF file at `path` through a buffer (candle reads each value of
@@ -199,6 +233,19 @@ mod tests {
 
         write_tiny(&p, false);
         assert!(!inspect(&p).unwrap().chat_template);
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused_by_its_tensor_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tiny.gguf");
+        write_tiny(&p, true);
+        let bytes = std::fs::read(&p).unwrap();
+        // The header still reads; the last tensor (128 bytes of f32) lacks its end.
+        std::fs::write(&p, &bytes[..bytes.len() - 16]).unwrap();
+        let err = inspect(&p).unwrap_err().to_string();
+        assert!(err.contains("tiny.gguf is not a readable model: the file is"), "{err}");
+        assert!(err.contains("it is truncated (download it again)"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ fn targets() -> impl Iterator<Item = &'static str> {
 }
 
 /// LoRA hyperparameters.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoraConfig {
     /// Rank.
     pub r: usize,
@@ -61,7 +61,7 @@ impl LoraConfig {
 
 /// The block type of QLoRA's frozen base (GGUF types whose blocks are 32 values wide, so any
 /// model width that is a multiple of 32 fits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Quant {
     /// 4-bit, one scale per 32 values (4.5 bits per weight).
     #[serde(rename = "q4_0")]

@@ -7,7 +7,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
 /// AdamW hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
     /// Learning rate (the schedule scales it per step).
     pub lr: f64,
@@ -95,7 +95,7 @@ impl AdamW {
 }
 
 /// Learning-rate schedule after linear warmup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// Constant after warmup.

@@ -26,7 +26,7 @@ use crate::template::Message;
 use crate::{Error, Result};
 
 /// How the model is adapted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Low-rank adapters on a frozen f32 base.
@@ -45,7 +45,7 @@ pub enum Method {
 }
 
 /// Training settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// LoRA or full.
     pub method: Method,

@@ -79,6 +79,10 @@ pub const MIGRATIONS: &[&str] = &[
         finished_at INTEGER,
         PRIMARY KEY (project, id)
     );",
+    // 3: the project commit the rows above describe. Rows are written in one transaction with
+    // it, so a HEAD that differs means git moved without the index (a crash between the two,
+    // or a change made with git itself): the rows are rebuilt from git.
+    "ALTER TABLE projects ADD COLUMN head TEXT NOT NULL DEFAULT '';",
 ];
 
 /// A dataset version row.
@@ -117,7 +121,8 @@ pub struct RunRow {
     pub base_model: String,
     /// `lora`, `qlora` or `full`.
     pub method: String,
-    /// `running`, `done`, `stopped` or `failed`.
+    /// `running`, `done`, `stopped` (asked to stop; resumable), `interrupted` (its process
+    /// died; resumable) or `failed`.
     pub status: String,
     /// Optimizer steps done.
     pub steps: i64,
@@ -182,7 +187,8 @@ impl Store {
         // WAL lets the app and a CLI in another process read while one writes.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Writers queue: one project's changes are short, but eight processes may want them.
+        conn.busy_timeout(std::time::Duration::from_secs(60))?;
         migrate(&mut conn)?;
         Ok(Store { conn })
     }
@@ -269,12 +275,7 @@ impl Store {
 impl Store {
     /// Records a dataset version.
     pub fn insert_dataset(&self, d: &DatasetRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO datasets (project, name, version, rows, sha256, source, commit_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![d.project, d.name, d.version, d.rows, d.sha256, d.source, d.commit_id, d.created_at],
-        )?;
-        Ok(())
+        insert_dataset(&self.conn, d)
     }
 
     /// Every version of every dataset of a project, by name then version.
@@ -300,19 +301,7 @@ impl Store {
 
     /// Inserts a run or replaces its row (status and losses change as it goes).
     pub fn upsert_run(&self, r: &RunRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO runs (id, project, dataset, dataset_sha256, base_model, method, status, steps,
-                               train_loss, eval_loss, started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT(project, id) DO UPDATE SET status = excluded.status, steps = excluded.steps,
-               train_loss = excluded.train_loss, eval_loss = excluded.eval_loss,
-               finished_at = excluded.finished_at",
-            params![
-                r.id, r.project, r.dataset, r.dataset_sha256, r.base_model, r.method, r.status,
-                r.steps, r.train_loss, r.eval_loss, r.started_at, r.finished_at
-            ],
-        )?;
-        Ok(())
+        upsert_run(&self.conn, r)
     }
 
     /// Runs of a project, oldest first.
@@ -340,6 +329,150 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// One change of a project's rows, applied with [`Store::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new dataset version.
+    Dataset(DatasetRow),
+    /// A run inserted or updated.
+    Run(RunRow),
+}
+
+impl Store {
+    /// The project commit the rows describe (`""` before the first sync).
+    pub fn head(&self, project: &str) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT head FROM projects WHERE slug = ?1", [project], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Applies `changes` and, when given, records `head` as the commit they describe, in one
+    /// transaction: all or nothing.
+    pub fn apply(&self, project: &str, head: Option<&str>, changes: &[Change]) -> Result<()> {
+        let tx = self.write()?;
+        for c in changes {
+            match c {
+                Change::Dataset(d) => insert_dataset(&tx, d)?,
+                Change::Run(r) => upsert_run(&tx, r)?,
+            }
+        }
+        if let Some(head) = head {
+            tx.execute("UPDATE projects SET head = ?2 WHERE slug = ?1", params![project, head])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a project's dataset rows with `datasets`, upserts `runs`, and records `head`,
+    /// in one transaction: the rows rebuilt from git. Runs not in `runs` keep their rows.
+    pub fn resync(
+        &self,
+        project: &str,
+        head: &str,
+        datasets: &[DatasetRow],
+        runs: &[RunRow],
+    ) -> Result<()> {
+        let tx = self.write()?;
+        tx.execute("DELETE FROM datasets WHERE project = ?1", [project])?;
+        for d in datasets {
+            insert_dataset(&tx, d)?;
+        }
+        for r in runs {
+            upsert_run(&tx, r)?;
+        }
+        tx.execute("UPDATE projects SET head = ?2 WHERE slug = ?1", params![project, head])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A write transaction that takes SQLite's write lock at once (waiting for it up to the
+    /// busy timeout), so it never fails half way on a lock another process holds.
+    fn write(&self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
+    }
+
+    /// Sets a run's status when it is `from`; returns whether it was.
+    pub fn set_run_status(&self, project: &str, id: &str, from: &str, to: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET status = ?4 WHERE project = ?1 AND id = ?2 AND status = ?3",
+            params![project, id, from, to],
+        )? > 0)
+    }
+
+    /// Removes a run's row (a run that never got past its start).
+    pub fn delete_run(&self, project: &str, id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM runs WHERE project = ?1 AND id = ?2", params![project, id])?;
+        Ok(())
+    }
+
+    /// Removes an installed model's row.
+    pub fn delete_model(&self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM models WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// SQLite's own consistency check of the file (`PRAGMA quick_check`): the problems found,
+    /// none when it is sound.
+    pub fn quick_check(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let found: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(found.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
+fn insert_dataset(conn: &Connection, d: &DatasetRow) -> Result<()> {
+    conn.execute(
+        "INSERT INTO datasets (project, name, version, rows, sha256, source, commit_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            d.project,
+            d.name,
+            d.version,
+            d.rows,
+            d.sha256,
+            d.source,
+            d.commit_id,
+            d.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+fn upsert_run(conn: &Connection, r: &RunRow) -> Result<()> {
+    conn.execute(
+        "INSERT INTO runs (id, project, dataset, dataset_sha256, base_model, method, status, steps,
+                           train_loss, eval_loss, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT(project, id) DO UPDATE SET dataset = excluded.dataset,
+           dataset_sha256 = excluded.dataset_sha256, method = excluded.method,
+           status = excluded.status, steps = excluded.steps,
+           train_loss = excluded.train_loss, eval_loss = excluded.eval_loss,
+           started_at = excluded.started_at, finished_at = excluded.finished_at",
+        params![
+            r.id,
+            r.project,
+            r.dataset,
+            r.dataset_sha256,
+            r.base_model,
+            r.method,
+            r.status,
+            r.steps,
+            r.train_loss,
+            r.eval_loss,
+            r.started_at,
+            r.finished_at
+        ],
+    )?;
+    Ok(())
 }
 
 fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRow> {

@@ -256,13 +256,9 @@ fn train_on_the_project_dataset_records_a_run() {
         "{tracked}"
     );
     assert!(!tracked.contains(".safetensors"), "{tracked}");
-    // Resuming the run continues it.
-    let resumed =
-        last(&["train", "-p", p, "--steps", "3", "--batch", "2", "--resume", "run-1", "--json"]);
-    assert_eq!(
-        (resumed["id"].as_str(), resumed["summary"]["steps"].as_u64()),
-        (Some("run-1"), Some(3))
-    );
+    // A finished run has nothing to resume.
+    let e = home.err(&["train", "-p", p, "--resume", "run-1"]);
+    assert!(e.contains("run 'run-1' is done (2 steps): there is nothing to resume"), "{e}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! CLI workflows over a temporary home: the `vibeflow` binary as a user runs it.
 
 mod data;
+mod hardening;
+mod stress;
 
 use std::io::Write;
 use std::path::Path;
@@ -182,6 +184,8 @@ fn every_command_has_help() {
         &["data", "split", "--help"],
         &["data", "list", "--help"],
         &["data", "samples", "--help"],
+        &["runs", "--help"],
+        &["doctor", "--help"],
         &["bench", "train", "--help"],
         &["bench", "generate", "--help"],
     ] {

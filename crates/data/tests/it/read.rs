@@ -79,6 +79,33 @@ fn legacy_single_byte_is_converted() {
 }
 
 #[test]
+fn one_bad_byte_in_utf8_stays_in_its_row() {
+    // 200 French rows in UTF-8; line 101 has one byte that is not UTF-8.
+    let mut bytes = b"question,answer\n".to_vec();
+    for i in 0..200 {
+        let answer: &[u8] = if i == 99 { b"L\xff-bas" } else { "Là-bas".as_bytes() };
+        bytes.extend_from_slice(format!("\"Où est le café n°{i} ?\",\"").as_bytes());
+        bytes.extend_from_slice(answer);
+        bytes.extend_from_slice(", près de la fenêtre.\"\n".as_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(&dir, "fr.csv", &bytes);
+    let s = sniff(&p).unwrap();
+    assert_eq!((s.encoding_name().as_str(), s.converted), ("UTF-8", false));
+    let rows = records(&p).unwrap();
+    assert_eq!(rows.len(), 200);
+    let damaged: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| serde_json::to_string(&r.fields).unwrap().contains('\u{FFFD}'))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(damaged, [99], "only the row with the bad byte is damaged");
+    assert_eq!(rows[0].fields["answer"], json!("Là-bas, près de la fenêtre."));
+    assert_eq!(rows[199].fields["question"], json!("Où est le café n°199 ?"));
+}
+
+#[test]
 fn json_array_and_jsonl() {
     check(
         "a.json",
