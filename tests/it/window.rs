@@ -141,10 +141,10 @@ async fn create_a_project_in_the_window() {
     let status = client
         .wait()
         .at_most(wait)
-        .for_element(Locator::XPath("//p[@id='doctor-status'][contains(., 'problem(s) found')]"))
+        .for_element(Locator::XPath("//p[@id='doctor-status'][contains(., 'problems found')]"))
         .await
         .unwrap();
-    assert!(status.text().await.unwrap().starts_with("2 problem(s) found"));
+    assert!(status.text().await.unwrap().starts_with("2 problems found"));
     let findings = client.find(Locator::Css("#doctor-findings")).await.unwrap();
     let text = findings.text().await.unwrap();
     assert!(text.contains(".git/index.lock") && text.contains("data/.tickets.jsonl.tmp"), "{text}");
@@ -154,9 +154,7 @@ async fn create_a_project_in_the_window() {
     client
         .wait()
         .at_most(wait)
-        .for_element(Locator::XPath(
-            "//p[@id='doctor-status'][contains(., 'Repaired 2 problem(s)')]",
-        ))
+        .for_element(Locator::XPath("//p[@id='doctor-status'][contains(., 'Repaired 2 problems')]"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;

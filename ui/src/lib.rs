@@ -427,19 +427,20 @@ fn Settings() -> impl IntoView {
                         (false, None) => String::new(),
                         (false, Some(r)) => {
                             let n = r.findings.iter().filter(|f| !f.repaired).count();
+                            let problems = |n: usize| count(n, "problem");
                             let summary = format!(
-                                "{} projects, {} versions, {} objects checked",
-                                r.projects,
-                                r.versions,
-                                r.objects,
+                                "{}, {}, {} checked",
+                                count(r.projects, "project"),
+                                count(r.versions, "version"),
+                                count(r.objects, "content object"),
                             );
                             let fixed = r.findings.len() - n;
                             if n == 0 && fixed > 0 {
-                                format!("✓ Repaired {fixed} problem(s) — {summary}")
+                                format!("✓ Repaired {} — {summary}", problems(fixed))
                             } else if n == 0 {
                                 format!("✓ No problems found — {summary}")
                             } else {
-                                format!("{n} problem(s) found — {summary}")
+                                format!("{} found — {summary}", problems(n))
                             }
                         }
                     }}
@@ -472,4 +473,9 @@ fn Settings() -> impl IntoView {
             </section>
         </div>
     }
+}
+
+/// "1 project", "2 projects".
+fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }

@@ -806,9 +806,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor { repair, json } => {
             let r = app.doctor(repair)?;
             print(json, &r, || {
+                let n = |n: usize, what: &str| {
+                    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+                };
                 let mut s = format!(
-                    "Checked {}: {} projects, {} versions, {} objects\n",
-                    r.home, r.projects, r.versions, r.objects
+                    "Checked {}: {}, {}, {}\n",
+                    r.home,
+                    n(r.projects, "project"),
+                    n(r.versions, "version"),
+                    n(r.objects, "content object")
                 );
                 if r.findings.is_empty() {
                     s += "No problems found";
@@ -826,7 +832,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let open = r.findings.iter().filter(|f| !f.repaired).count();
             if open > 0 {
-                bail!("{open} problem(s) remain");
+                bail!(
+                    "{open} problem{} remain{}",
+                    if open == 1 { "" } else { "s" },
+                    if open == 1 { "s" } else { "" }
+                );
             }
             Ok(())
         }

@@ -265,17 +265,7 @@ fn train_on_the_project_dataset_records_a_run() {
 fn large_datasets_go_to_objects_and_only_the_manifest_to_git() {
     let Some(home) = Home::with_default_model() else { return };
     let p = project(&home);
-    // ~9 MB of normalized chat: over the 8 MiB git threshold.
-    let file = home.path().join("big.jsonl");
-    let mut text = String::new();
-    for i in 0..9000 {
-        let answer = format!("Answer {i}: {}", "this reply is long enough to matter. ".repeat(24));
-        text +=
-            &serde_json::json!({"prompt": format!("Question number {i}?"), "completion": answer})
-                .to_string();
-        text.push('\n');
-    }
-    std::fs::write(&file, text).unwrap();
+    let file = crate::hardening::big_file(&home);
     let d = home.json(&["data", "import", file.to_str().unwrap(), "-p", p, "--json"]);
     assert_eq!((d["stored"].as_str(), d["kept"].as_u64()), (Some("objects"), Some(9000)));
     let sha = d["sha256"].as_str().unwrap();

@@ -71,7 +71,7 @@ fn versions_in_git(home: &Home, slug: &str) -> Vec<(String, u64, String)> {
 }
 
 /// The dataset versions the index lists for `slug`.
-fn versions_in_index(home: &Home, slug: &str) -> Vec<(String, u64, String)> {
+pub(crate) fn versions_in_index(home: &Home, slug: &str) -> Vec<(String, u64, String)> {
     let list = home.json(&["data", "list", "-p", slug, "--json"]);
     let mut out: Vec<_> = list
         .as_array()
@@ -164,12 +164,18 @@ fn concurrent_imports_from_many_processes_lose_no_version() {
     assert_consistent(&home, "s", false);
 }
 
-/// A file large enough that an import takes a while (its JSONL goes to objects/).
-fn big_file(home: &Home) -> std::path::PathBuf {
-    let file = home.path().join("big.jsonl");
+/// `rows` prompt/completion rows in `home`'s `name`, each reply `phrase` `repeat` times.
+pub(crate) fn prompt_file(
+    home: &Home,
+    name: &str,
+    rows: usize,
+    phrase: &str,
+    repeat: usize,
+) -> std::path::PathBuf {
+    let file = home.path().join(name);
     let mut text = String::new();
-    for i in 0..9000 {
-        let answer = format!("Answer {i}: {}", "this reply is long enough to matter. ".repeat(24));
+    for i in 0..rows {
+        let answer = format!("Answer {i}: {}", phrase.repeat(repeat));
         text +=
             &serde_json::json!({"prompt": format!("Question number {i}?"), "completion": answer})
                 .to_string();
@@ -177,6 +183,11 @@ fn big_file(home: &Home) -> std::path::PathBuf {
     }
     std::fs::write(&file, text).unwrap();
     file
+}
+
+/// ~9 MB of normalized chat: over the 8 MiB git threshold, and an import that takes a while.
+pub(crate) fn big_file(home: &Home) -> std::path::PathBuf {
+    prompt_file(home, "big.jsonl", 9000, "this reply is long enough to matter. ", 24)
 }
 
 #[test]
@@ -484,17 +495,8 @@ fn a_full_disk_fails_cleanly_wherever_it_strikes() {
     let Some(home) = Home::with_default_model() else { return };
     home.ok(&["project", "new", "D"]);
     // 300 rows, ~37 KB: above SQLite's 32 KB shared-memory file, below its normalized form.
-    let file = home.path().join("rows.jsonl");
-    let mut text = String::new();
-    for i in 0..300 {
-        let answer = format!("Answer {i}: {}", "this reply is long. ".repeat(3));
-        text +=
-            &serde_json::json!({"prompt": format!("Question number {i}?"), "completion": answer})
-                .to_string();
-        text.push('\n');
-    }
-    std::fs::write(&file, &text).unwrap();
-    let size = text.len() as u64;
+    let file = prompt_file(&home, "rows.jsonl", 300, "this reply is long. ", 3);
+    let size = std::fs::metadata(&file).unwrap().len();
     let caps =
         [(16 << 10, "disk I/O error"), (size - 1, "source"), (size + 2048, ".tmp"), (1 << 20, "")];
     for (limit, expected) in caps {

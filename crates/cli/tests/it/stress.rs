@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Home;
-use crate::hardening::assert_consistent;
+use crate::hardening::{assert_consistent, versions_in_index};
 
 /// What one worker saw.
 #[derive(Default)]
@@ -218,19 +218,7 @@ fn eight_processes_and_random_kills_lose_no_version() {
     let errors: Vec<&String> = tallies.iter().flat_map(|t| &t.errors).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     // No version a command reported is lost: each is in the index with its commit.
-    let list = home.json(&["data", "list", "-p", "s", "--json"]);
-    let indexed: Vec<(String, u64, String)> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["name"].as_str().unwrap().into(),
-                d["version"].as_u64().unwrap(),
-                d["commit"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let indexed = versions_in_index(&home, "s");
     let versions: Vec<_> = tallies.iter().flat_map(|t| t.versions.clone()).collect();
     for v in &versions {
         assert!(indexed.contains(v), "lost: {v:?}");
