@@ -2,11 +2,14 @@
 //! `tmp/<session>.lock` it holds while it lives. Opening a home sweeps away every session whose
 //! lock is free (its process ended, however it ended), so what a killed import was writing
 //! never stays to fill the disk.
+//!
+//! A lock file is locked before it gets its name (made as `<session>.new`, locked, renamed),
+//! and the folder is made after: so a `.lock` file that can be locked is a dead session's, and
+//! a folder without its `.lock` beside it is one too.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::lock::FileLock;
 use crate::{Error, Result};
 
 /// This process's folder for temporary files, removed when dropped.
@@ -14,7 +17,8 @@ use crate::{Error, Result};
 pub(crate) struct Scratch {
     dir: PathBuf,
     next: AtomicU64,
-    _lock: FileLock,
+    /// Locked while this process lives.
+    _lock: std::fs::File,
 }
 
 impl Scratch {
@@ -25,13 +29,30 @@ impl Scratch {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let name = format!("{}-{nanos:x}", std::process::id());
-        // The lock first: a session folder without a held lock is a dead one's.
-        let lock = FileLock::try_acquire(&root.join(format!("{name}.lock")))?
-            .ok_or_else(|| Error::InvalidInput(format!("temporary session {name} is in use")))?;
-        let dir = root.join(&name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(Scratch { dir, next: AtomicU64::new(0), _lock: lock })
+        for attempt in 0..3 {
+            let name = format!("{}-{nanos:x}-{attempt}", std::process::id());
+            let born = root.join(format!("{name}.new"));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&born)
+                .map_err(|e| Error::io(&born, e))?;
+            file.try_lock().map_err(|e| Error::io(&born, std::io::Error::other(e.to_string())))?;
+            match std::fs::rename(&born, root.join(format!("{name}.lock"))) {
+                Ok(()) => {}
+                // A sweeper took the unnamed lock for a dead one's: make another.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&born, e)),
+            }
+            let dir = root.join(&name);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            return Ok(Scratch { dir, next: AtomicU64::new(0), _lock: file });
+        }
+        Err(Error::InvalidInput(format!(
+            "cannot make a temporary folder in {}: something keeps removing it",
+            root.display()
+        )))
     }
 
     /// A path in the session folder that nothing else uses, ending in `suffix`.
@@ -65,29 +86,38 @@ pub(crate) fn sweep(root: &Path) -> Vec<String> {
     for name in &names {
         let path = root.join(name);
         if let Some(session) = name.strip_suffix(".lock") {
-            let dir = root.join(session);
-            // A free lock with its folder: the session's process is gone. A free lock without
-            // a folder may be a session between taking its lock and making its folder: left.
-            if dir.exists()
-                && let Some(lock) = lock_existing(&path)
-            {
-                if std::fs::remove_dir_all(&dir).is_ok() {
+            // A free lock: its process is gone.
+            if let Some(lock) = lock_existing(&path) {
+                let dir = root.join(session);
+                if dir.exists() && std::fs::remove_dir_all(&dir).is_ok() {
                     removed.push(rel(session));
                 }
                 let _ = std::fs::remove_file(&path);
                 drop(lock);
             }
-        } else if !names.contains(&format!("{name}.lock")) {
-            // No lock beside it: not a session of this version's, and nobody can be using it
-            // (a session takes its lock before it creates its folder).
-            let gone = if path.is_dir() {
-                std::fs::remove_dir_all(&path).is_ok()
-            } else {
-                std::fs::remove_file(&path).is_ok()
-            };
-            if gone {
-                removed.push(rel(name));
+            continue;
+        }
+        if name.ends_with(".new") {
+            // A lock being born is locked by its maker; a free one's maker died.
+            if let Some(lock) = lock_existing(&path) {
+                let _ = std::fs::remove_file(&path);
+                drop(lock);
             }
+            continue;
+        }
+        // A folder is made after its lock is named: no lock now (asked again, not from the
+        // listing, which may have missed a new one) means its process is gone, or that it
+        // was left by an older version.
+        if root.join(format!("{name}.lock")).exists() {
+            continue;
+        }
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path).is_ok()
+        } else {
+            std::fs::remove_file(&path).is_ok()
+        };
+        if gone {
+            removed.push(rel(name));
         }
     }
     removed
@@ -117,9 +147,13 @@ mod tests {
         std::fs::write(root.join("1-dead.lock"), "").unwrap();
         // Left by an older version: no lock at all.
         std::fs::create_dir_all(root.join("sample123")).unwrap();
+        // A process killed after removing its folder, and one killed before naming its lock.
+        std::fs::write(root.join("2-gone.lock"), "").unwrap();
+        std::fs::write(root.join("3-unborn.new"), "").unwrap();
         let removed = sweep(&root);
         assert_eq!(removed, ["tmp/1-dead", "tmp/sample123"]);
         assert!(live.dir.exists() && std::fs::read_dir(&live.dir).unwrap().count() == 1);
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 2, "the live folder and its lock");
         let dir = live.dir.clone();
         drop(live);
         assert!(!dir.exists());

@@ -117,8 +117,10 @@ pub(crate) fn assert_consistent(home: &Home, slug: &str, crashes: bool) {
     let stray: Vec<_> = status.iter().filter(|l| !l.starts_with("?? runs/")).collect();
     assert!(stray.is_empty(), "the work tree differs from HEAD: {status:?}");
     let tmp = home.path().join("tmp");
-    let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(left, 0, "temporary files left in {}", tmp.display());
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temporary files left in {}: {left:?}", tmp.display());
 }
 
 #[test]
