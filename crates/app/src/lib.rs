@@ -60,8 +60,11 @@ pub struct App {
     /// What opening the home swept away (dead processes' temporary files), for `doctor`.
     swept: Vec<String>,
     /// Told when an action waits for another process's change to the same project.
-    on_wait: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    on_wait: Option<Notice>,
 }
+
+/// A line for the user, told while an action waits (see [`App::on_wait`]).
+pub type Notice = Box<dyn Fn(&str) + Send + Sync>;
 
 impl App {
     /// The home folder: `$VIBEFLOW_HOME`, else `~/.vibeflow`.
@@ -100,7 +103,7 @@ impl App {
 
     /// Calls `f` with a line for the user whenever an action must wait for another process's
     /// change to the same project (the CLI prints it; changes to one project queue).
-    pub fn on_wait(&mut self, f: Box<dyn Fn(&str) + Send + Sync>) {
+    pub fn on_wait(&mut self, f: Notice) {
         self.on_wait = Some(f);
     }
 

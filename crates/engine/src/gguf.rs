@@ -47,7 +47,7 @@ fn check_tensor_data(content: &gguf_file::Content, len: u64) -> std::result::Res
         let info = &content.tensor_infos[name];
         let (block, size) = (info.ggml_dtype.block_size(), info.ggml_dtype.type_size());
         let elems = info.shape.elem_count();
-        if elems % block != 0 {
+        if !elems.is_multiple_of(block) {
             return Err(format!(
                 "tensor {name} has {elems} values, not a whole number of {block}-value blocks"
             ));
