@@ -60,6 +60,10 @@ async fn save(client: &Client, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_a_project_in_the_window() {
     if std::env::var_os("VIBEFLOW_E2E").is_none() {
+        assert!(
+            std::env::var_os("VIBEFLOW_REQUIRE_SETUP").is_none(),
+            "VIBEFLOW_E2E is not set: the setup of `cargo xtask test` is broken"
+        );
         eprintln!(
             "skipped: set VIBEFLOW_E2E=1 with tauri-driver, WebKitWebDriver and a display (`cargo xtask test` does)"
         );

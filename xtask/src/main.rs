@@ -401,6 +401,8 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("VIBEFLOW_DEFAULT_GGUF", &gguf)
         .env("VIBEFLOW_E2E", "1")
+        // Setup provided the model, Python and the display: a test that would skip fails.
+        .env("VIBEFLOW_REQUIRE_SETUP", "1")
         .stdout(std::process::Stdio::piped());
     let mut child = c.spawn().with_context(|| format!("cannot start {c:?}"))?;
     // Echo cargo's output and add up its per-binary results into one closing line.

@@ -141,6 +141,10 @@ mod tests {
     #[test]
     fn counts_what_the_model_makes() {
         let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
+            assert!(
+                std::env::var_os("VIBEFLOW_REQUIRE_SETUP").is_none(),
+                "VIBEFLOW_DEFAULT_GGUF is not set: the setup of `cargo xtask test` is broken"
+            );
             eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
             return;
         };

@@ -408,10 +408,7 @@ fn hostile_sampling_and_long_prompts_are_refused_before_any_work() {
 
 #[test]
 fn a_truncated_gguf_is_not_installed() {
-    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
-        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
-        return;
-    };
+    let Some(gguf) = crate::default_gguf() else { return };
     let home = Home::new();
     let bytes = std::fs::read(&gguf).unwrap();
     let cut = home.path().join("cut.gguf");

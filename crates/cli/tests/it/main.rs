@@ -57,10 +57,7 @@ impl Home {
     /// A home with the real default model installed, when setup provided it (`cargo xtask test`
     /// always does); otherwise says why the test does nothing.
     fn with_default_model() -> Option<Home> {
-        let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
-            eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
-            return None;
-        };
+        let gguf = default_gguf()?;
         let home = Home::new();
         home.ok(&["models", "import", gguf.to_str().unwrap()]);
         Some(home)
@@ -69,6 +66,20 @@ impl Home {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The real default model, when setup provided it; under `cargo xtask test`
+/// (`VIBEFLOW_REQUIRE_SETUP`) its absence is a failure, not a skip.
+fn default_gguf() -> Option<std::ffi::OsString> {
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF");
+    if gguf.is_none() {
+        assert!(
+            std::env::var_os("VIBEFLOW_REQUIRE_SETUP").is_none(),
+            "VIBEFLOW_DEFAULT_GGUF is not set: the setup of `cargo xtask test` is broken"
+        );
+        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
+    }
+    gguf
 }
 
 fn one_line_error(out: &Output) -> String {
@@ -196,10 +207,7 @@ fn every_command_has_help() {
 
 #[test]
 fn default_model_is_listed_with_figures_from_its_file() {
-    let Some(gguf) = std::env::var_os("VIBEFLOW_DEFAULT_GGUF") else {
-        eprintln!("skipped: VIBEFLOW_DEFAULT_GGUF is not set (`cargo xtask test` sets it)");
-        return;
-    };
+    let Some(gguf) = default_gguf() else { return };
     let home = Home::new();
     let sha = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
     home.ok(&["models", "import", gguf.to_str().unwrap(), "--sha256", sha]);

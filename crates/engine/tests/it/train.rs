@@ -308,6 +308,10 @@ fn python_peft_available() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
+        assert!(
+            std::env::var_os("VIBEFLOW_REQUIRE_SETUP").is_none(),
+            "python3 with torch, transformers, peft and gguf is missing: the setup of `cargo xtask test` is broken"
+        );
         eprintln!(
             "skipped the PEFT cross-check: python3 with torch, transformers, peft and gguf is not installed (`cargo xtask test` installs them)"
         );
