@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 pub mod dataset;
+pub mod train;
+
+pub use train::RunSummary;
 
 /// Names of the Tauri commands, shared by `src-tauri` (registration) and `ui` (invoke).
 pub mod cmd {
@@ -23,30 +26,6 @@ pub mod cmd {
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
     /// [`super::DoctorReport`].
     pub const DOCTOR: &str = "doctor";
-}
-
-/// One training run of a project (`vibeflow runs -p P`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// `run-1`, `run-2`, …
-    pub id: String,
-    /// Dataset trained on.
-    pub dataset: String,
-    /// `lora`, `qlora` or `full`.
-    pub method: String,
-    /// `running`; `done`; `stopped` (asked to stop, resumable); `interrupted` (its process
-    /// died, resumable); `failed`.
-    pub status: String,
-    /// Optimizer steps done.
-    pub steps: u64,
-    /// Last training loss.
-    pub train_loss: Option<f64>,
-    /// Held-out loss at the end.
-    pub eval_loss: Option<f64>,
-    /// Seconds since the Unix epoch.
-    pub started_at: i64,
-    /// When it ended.
-    pub finished_at: Option<i64>,
 }
 
 /// Arguments of [`cmd::DOCTOR`].

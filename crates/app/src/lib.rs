@@ -11,6 +11,7 @@ mod datasets;
 mod doctor;
 mod error;
 mod inference;
+mod jobs;
 mod lock;
 mod memory;
 mod models;
@@ -23,6 +24,7 @@ mod training;
 
 use std::path::{Path, PathBuf};
 
+pub use api::train::RunRecord;
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
@@ -37,8 +39,9 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
+pub use jobs::Jobs;
 pub use threads::fix_thread_count;
-pub use training::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord, TrainRequest};
+pub use training::{ClaimedRun, DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, TrainRequest};
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

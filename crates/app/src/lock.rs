@@ -70,6 +70,11 @@ pub(crate) fn objects(home: &Path) -> PathBuf {
     dir(home).join("objects.lock")
 }
 
+/// The lock a background job's thread holds while it runs (job ids have no path separators).
+pub(crate) fn job(home: &Path, id: &str) -> PathBuf {
+    dir(home).join(format!("job.{id}.lock"))
+}
+
 /// The lock a run's process holds while it trains (slugs and run ids have no `.`).
 pub(crate) fn run(home: &Path, slug: &str, id: &str) -> PathBuf {
     dir(home).join(format!("{slug}.{id}.lock"))

@@ -119,13 +119,19 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// [`tests::default_gguf`], for the tests of other modules.
+#[cfg(test)]
+pub(crate) fn tests_default_gguf() -> Option<PathBuf> {
+    tests::default_gguf()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::DEFAULT_MODEL;
 
     /// The real default model, when setup provided it (`cargo xtask test` always does).
-    fn default_gguf() -> Option<PathBuf> {
+    pub(crate) fn default_gguf() -> Option<PathBuf> {
         match std::env::var_os("VIBEFLOW_DEFAULT_GGUF") {
             Some(p) => Some(PathBuf::from(p)),
             None => {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use api::train::RunRecord;
 use candle_core::Device;
 use engine::bundle::Bundle;
 use engine::train::{Progress, Summary, TrainConfig};
@@ -104,25 +105,6 @@ pub enum Resume {
     Run(String),
 }
 
-/// What `train -p` recorded.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRecord {
-    /// Run id (`run-1`, `run-2`, …).
-    pub id: String,
-    /// Dataset name and version trained on.
-    pub dataset: String,
-    /// Dataset version.
-    pub dataset_version: u32,
-    /// `done` or `stopped`.
-    pub status: String,
-    /// The run folder (`runs/<id>/` in the project).
-    pub path: String,
-    /// The commit that recorded it.
-    pub commit: String,
-    /// The engine's summary.
-    pub summary: Summary,
-}
-
 /// `runs/<id>/run.toml`.
 #[derive(serde::Serialize)]
 struct RunFile<'a> {
@@ -180,10 +162,29 @@ impl App {
         req: &ProjectTrainRequest,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<RunRecord> {
-        let _hold = crate::memory::HoldPages::new();
+        let claimed = self.claim_run(req)?;
+        self.train_run(claimed, on_progress)
+    }
+
+    /// The first half of [`App::train_project`]: picks the run (a new id, or the one to
+    /// resume), takes its lock and records it as `running`. Errors a user should see at once
+    /// (a finished run, a run training elsewhere) come from here; the training itself can then
+    /// go to another thread ([`crate::Jobs`]).
+    pub fn claim_run(&self, req: &ProjectTrainRequest) -> Result<ClaimedRun> {
         let row = self.project_row(&req.project)?;
-        let claim = self.claim_run(&row, req)?;
-        let result = self.train_claimed(&row, req, &claim, on_progress);
+        let claim = self.claim(&row, req)?;
+        Ok(ClaimedRun { claim, req: req.clone(), row })
+    }
+
+    /// The second half of [`App::train_project`]: trains the claimed run and records it.
+    pub fn train_run(
+        &self,
+        run: ClaimedRun,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<RunRecord> {
+        let _hold = crate::memory::HoldPages::new();
+        let ClaimedRun { claim, req, row } = run;
+        let result = self.train_claimed(&row, &req, &claim, on_progress);
         if result.is_err() {
             // This process lives on, so its row must say what happened (not `interrupted`): a
             // new run failed; a resumed one stays as resumable as it was.
@@ -197,7 +198,7 @@ impl App {
 
     /// Picks the run (a new id, or the one to resume), takes its lock and records it as
     /// `running`, under the project's lock.
-    fn claim_run(&self, row: &store::ProjectRow, req: &ProjectTrainRequest) -> Result<Claim> {
+    fn claim(&self, row: &store::ProjectRow, req: &ProjectTrainRequest) -> Result<Claim> {
         let _held = self.lock_project(&row.slug)?;
         let runs = self.store.runs(&row.slug)?;
         let dir = self.project_dir(&row.slug);
@@ -452,6 +453,30 @@ impl App {
 /// `runs/<id>/checkpoints/run-config.json`: the settings a run started with, which its resumes
 /// keep (beside the checkpoints, out of git: `run.toml` records them when the run ends).
 const RUN_CONFIG: &str = "checkpoints/run-config.json";
+
+/// A run claimed by [`App::claim_run`], holding its lock until it is trained (or dropped).
+pub struct ClaimedRun {
+    claim: Claim,
+    req: ProjectTrainRequest,
+    row: store::ProjectRow,
+}
+
+impl ClaimedRun {
+    /// The run's id (`run-3`).
+    pub fn id(&self) -> &str {
+        &self.claim.id
+    }
+
+    /// The project's slug.
+    pub fn project(&self) -> &str {
+        &self.row.slug
+    }
+
+    /// Whether it continues an interrupted or stopped run.
+    pub fn resumed(&self) -> bool {
+        self.claim.resumed
+    }
+}
 
 /// A run claimed by this process: its id, settings and lock.
 struct Claim {

@@ -38,9 +38,15 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Whether a run is training (a signal then asks it to stop instead of ending the process).
 static TRAINING: AtomicBool = AtomicBool::new(false);
 
+/// The background job `train -p` waits for: a signal asks it to stop.
+static JOB: std::sync::OnceLock<(app::Jobs, String)> = std::sync::OnceLock::new();
+
 /// First signal during training: stop after this step; otherwise, or a second time: exit now.
 fn on_signal() {
     if TRAINING.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
+        if let Some((jobs, id)) = JOB.get() {
+            jobs.stop(id);
+        }
         err!(
             "stopping after the current step, with a checkpoint (press Ctrl-C again to quit at once)"
         );
@@ -94,6 +100,12 @@ enum Command {
         /// Project slug
         #[arg(short, long)]
         project: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Background jobs of the home (training runs from the app or the CLI) and their state
+    Jobs {
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -714,7 +726,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     config,
                     resume,
                 };
-                let run = app.train_project(&req, &mut on_progress)?;
+                // The same background job the window starts; this thread prints its events.
+                let jobs = app::Jobs::new(app.home());
+                let job = jobs.start_train(&app, &req)?;
+                let _ = JOB.set((jobs.clone(), job.id.clone()));
+                jobs.subscribe(
+                    &job.id,
+                    Box::new(move |event| {
+                        print_event(event, json);
+                        true
+                    }),
+                );
+                let (end, record) = jobs.wait(&job.id)?;
+                let Some(run) = record else {
+                    bail!("{}", end.message.unwrap_or_else(|| "the run failed".into()));
+                };
                 if json {
                     // One line, after the progress lines.
                     out!("{}", serde_json::to_string(&run)?);
@@ -798,6 +824,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     s += &format!(
                         "\n\nResume {} with: vibeflow train -p {project} --resume {}",
                         r.id, r.id
+                    );
+                }
+                s
+            })
+        }
+        Command::Jobs { json } => {
+            let list = app::Jobs::new(app.home()).list(&app)?;
+            print(json, &list, || {
+                if list.is_empty() {
+                    return "No jobs yet: vibeflow train -p PROJECT starts one".into();
+                }
+                let mut s = format!("{:32} {:12} {:20} STEPS", "JOB", "STATE", "PROJECT");
+                for j in &list {
+                    let state = serde_json::to_value(j.state).unwrap_or_default();
+                    s += &format!(
+                        "\n{:32} {:12} {:20} {}",
+                        j.id,
+                        state.as_str().unwrap_or_default(),
+                        j.project,
+                        j.progress
+                            .as_ref()
+                            .map_or("-".into(), |p| format!("{}/{}", p.step, p.total_steps))
                     );
                 }
                 s
@@ -965,6 +1013,34 @@ fn print<T: Serialize>(
     match writeln!(out, "{text}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
+    }
+}
+
+/// A job's event as `train` prints it: progress lines on stderr (JSON lines on stdout with
+/// `--json`, the event's own fields), log lines and alerts on stderr.
+fn print_event(event: &api::train::JobEvent, json: bool) {
+    use api::train::JobEvent;
+    match event {
+        JobEvent::Progress { .. } | JobEvent::Alert { .. } if json => {
+            out!("{}", serde_json::to_string(event).unwrap_or_default());
+        }
+        JobEvent::Progress { progress: p, .. } => {
+            let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
+            err!(
+                "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
+                p.step,
+                p.total_steps,
+                p.loss,
+                p.lr,
+                p.grad_norm,
+                p.tokens_per_second,
+                p.memory_bytes as f64 / 1e6,
+                p.eta_seconds
+            );
+        }
+        JobEvent::Alert { message, .. } => err!("warning: {message}"),
+        JobEvent::Log { line, .. } => err!("{line}"),
+        JobEvent::Started { .. } | JobEvent::Ended { .. } => {}
     }
 }
 

@@ -135,53 +135,7 @@ pub struct Example {
     pub labels: Vec<i64>,
 }
 
-/// Progress of a run, sent after every optimizer step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Progress {
-    /// Steps done.
-    pub step: usize,
-    /// Steps in the run.
-    pub total_steps: usize,
-    /// Fractional epoch.
-    pub epoch: f64,
-    /// Training loss of this step.
-    pub loss: f64,
-    /// Held-out loss, when evaluated at this step.
-    pub eval_loss: Option<f64>,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Training tokens per second over this step (padding excluded).
-    pub tokens_per_second: f64,
-    /// Resident memory of the process, bytes.
-    pub memory_bytes: u64,
-    /// Seconds since the run (or its resume) started.
-    pub elapsed_seconds: f64,
-    /// Estimated seconds left.
-    pub eta_seconds: f64,
-    /// Set when a checkpoint was written after this step.
-    pub checkpoint: Option<String>,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    /// Steps done.
-    pub steps: usize,
-    /// Whether the callback stopped the run early.
-    pub stopped: bool,
-    /// Held-out loss before training.
-    pub eval_loss_before: Option<f64>,
-    /// Held-out loss at the end.
-    pub eval_loss_after: Option<f64>,
-    /// Training loss of each step, first to last (resumed runs start after the checkpoint).
-    pub losses: Vec<f64>,
-    /// Trainable parameters.
-    pub trainable_parameters: usize,
-    /// Where the adapter or weights were written.
-    pub output: String,
-}
+pub use api::train::{Progress, Summary};
 
 /// The messages of one chat JSONL line, `{"messages": [...]}`.
 pub fn parse_chat_line(line: &str) -> serde_json::Result<Vec<Message>> {

@@ -83,6 +83,17 @@ pub const MIGRATIONS: &[&str] = &[
     // it, so a HEAD that differs means git moved without the index (a crash between the two,
     // or a change made with git itself): the rows are rebuilt from git.
     "ALTER TABLE projects ADD COLUMN head TEXT NOT NULL DEFAULT '';",
+    // 4: background jobs (training started by the app or the CLI).
+    "CREATE TABLE jobs (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        project     TEXT NOT NULL,
+        run         TEXT,
+        state       TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        message     TEXT
+    );",
 ];
 
 /// A dataset version row.
@@ -325,6 +336,71 @@ impl Store {
                 eval_loss: r.get(9)?,
                 started_at: r.get(10)?,
                 finished_at: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// A background job row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    /// Unique id.
+    pub id: String,
+    /// `train`.
+    pub kind: String,
+    /// Project slug.
+    pub project: String,
+    /// The run, once known.
+    pub run: Option<String>,
+    /// `running`, `done`, `stopped`, `failed` or `interrupted`.
+    pub state: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: i64,
+    /// When it ended.
+    pub finished_at: Option<i64>,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+impl Store {
+    /// Inserts or replaces a job's row.
+    pub fn upsert_job(&self, j: &JobRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO jobs (id, kind, project, run, state, started_at, finished_at, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET run = excluded.run, state = excluded.state,
+               finished_at = excluded.finished_at, message = excluded.message",
+            params![
+                j.id,
+                j.kind,
+                j.project,
+                j.run,
+                j.state,
+                j.started_at,
+                j.finished_at,
+                j.message
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every job, newest first.
+    pub fn jobs(&self) -> Result<Vec<JobRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, kind, project, run, state, started_at, finished_at, message
+             FROM jobs ORDER BY started_at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(JobRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                project: r.get(2)?,
+                run: r.get(3)?,
+                state: r.get(4)?,
+                started_at: r.get(5)?,
+                finished_at: r.get(6)?,
+                message: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

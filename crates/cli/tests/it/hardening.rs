@@ -303,6 +303,11 @@ fn a_killed_run_shows_as_interrupted_and_resumes_from_its_checkpoint() {
     assert!(e.contains("has no interrupted or stopped run"), "{e}");
     let history = home.ok(&["history", "-p", &p]);
     assert_eq!(history.matches("Train run-1").count(), 1, "{history}");
+    // The jobs: the killed one interrupted, its resume done.
+    let jobs = home.json(&["jobs", "--json"]);
+    let states: Vec<_> =
+        jobs.as_array().unwrap().iter().map(|j| j["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["done", "interrupted"], "{jobs}");
     assert_consistent(&home, &p, true);
 }
 

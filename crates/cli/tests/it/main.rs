@@ -196,6 +196,7 @@ fn every_command_has_help() {
         &["data", "list", "--help"],
         &["data", "samples", "--help"],
         &["runs", "--help"],
+        &["jobs", "--help"],
         &["doctor", "--help"],
         &["bench", "train", "--help"],
         &["bench", "generate", "--help"],

@@ -1,0 +1,506 @@
+//! Background jobs: a training run goes to its own thread (with its own `App` over the same
+//! home), says what happens as [`JobEvent`]s to whoever listens, keeps them for whoever comes
+//! later, stops when asked (with a checkpoint), and is recorded in SQLite, so a job whose
+//! process died shows as interrupted after a restart. The CLI's `train -p` and the window start
+//! runs through the same [`Jobs`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use api::train::{JobEvent, JobInfo, JobState, Progress, RunRecord};
+
+use crate::lock::{self, FileLock};
+use crate::{App, Error, ProjectTrainRequest, Result};
+
+/// Progress reaches listeners at most this often; every other event, and progress that carries
+/// a held-out loss or a checkpoint or ends the run, always passes.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Called with each event; returning `false` unsubscribes.
+pub type Listener = Box<dyn FnMut(&JobEvent) -> bool + Send>;
+
+/// The jobs this process runs, and the record of every job of the home. Cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    home: PathBuf,
+    jobs: Mutex<HashMap<String, Job>>,
+    ended: Condvar,
+}
+
+struct Job {
+    info: JobInfo,
+    history: Vec<JobEvent>,
+    listeners: Vec<Listener>,
+    stop: Arc<AtomicBool>,
+    last_progress: Option<Instant>,
+    record: Option<RunRecord>,
+}
+
+impl Jobs {
+    /// The jobs of the home at `home`.
+    pub fn new(home: &Path) -> Jobs {
+        Jobs {
+            shared: Arc::new(Shared {
+                home: home.to_path_buf(),
+                jobs: Mutex::default(),
+                ended: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Claims the run `req` asks for (errors such as resuming a finished run come back here,
+    /// at once) and trains it on a thread of its own; returns the job.
+    pub fn start_train(&self, app: &App, req: &ProjectTrainRequest) -> Result<JobInfo> {
+        let claimed = app.claim_run(req)?;
+        // A resume is a job of its own: the id says which execution of the run it is.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("train-{}-{}-{nanos:x}", claimed.project(), claimed.id());
+        let job_lock = FileLock::try_acquire(&lock::job(&self.shared.home, &id))?
+            .ok_or_else(|| Error::Conflict(format!("job {id} is running in another process")))?;
+        let info = JobInfo {
+            id: id.clone(),
+            kind: "train".into(),
+            project: claimed.project().to_string(),
+            run: Some(claimed.id().to_string()),
+            state: JobState::Running,
+            started_at: crate::now(),
+            finished_at: None,
+            message: None,
+            progress: None,
+        };
+        app.store.upsert_job(&row_of(&info))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let mut jobs = self.lock();
+            jobs.insert(
+                id.clone(),
+                Job {
+                    info: info.clone(),
+                    history: Vec::new(),
+                    listeners: Vec::new(),
+                    stop: stop.clone(),
+                    last_progress: None,
+                    record: None,
+                },
+            );
+        }
+        let run = claimed.id().to_string();
+        self.emit(JobEvent::Started { job: id.clone(), run });
+        if claimed.resumed() {
+            let line = format!("resuming {} from its last checkpoint", claimed.id());
+            self.emit(JobEvent::Log { job: id.clone(), line });
+        }
+        let jobs = self.clone();
+        let device = app.device_spec.clone();
+        let home = self.shared.home.clone();
+        std::thread::Builder::new()
+            .name(format!("job {id}"))
+            .spawn(move || {
+                let _held = job_lock;
+                let result = (|| -> Result<RunRecord> {
+                    let mut app = App::open(&home)?;
+                    app.set_device(&device)?;
+                    let (j, job) = (jobs.clone(), id.clone());
+                    app.on_wait(Box::new(move |line| {
+                        j.emit(JobEvent::Log { job: job.clone(), line: line.to_string() })
+                    }));
+                    let mut watch = Watch::default();
+                    let mut on_progress = |p: &Progress| {
+                        jobs.emit(JobEvent::Progress { job: id.clone(), progress: p.clone() });
+                        if let Some((kind, message)) = watch.look(p) {
+                            jobs.emit(JobEvent::Alert { job: id.clone(), kind, message });
+                        }
+                        !stop.load(Ordering::SeqCst)
+                    };
+                    let record = app.train_run(claimed, &mut on_progress)?;
+                    app.store.upsert_job(&store::JobRow {
+                        state: record.status.clone(),
+                        finished_at: Some(crate::now()),
+                        ..row_of(&jobs.info(&id).unwrap_or_else(|| placeholder(&id)))
+                    })?;
+                    Ok(record)
+                })();
+                jobs.finish(&id, result);
+            })
+            .map_err(|e| Error::Io { path: "a job's thread".into(), source: e })?;
+        Ok(info)
+    }
+
+    /// Listens to job `id`: `listener` first gets every event said so far, then each new one
+    /// (progress throttled). Returns `false` when this process does not run that job.
+    pub fn subscribe(&self, id: &str, mut listener: Listener) -> bool {
+        let mut jobs = self.lock();
+        let Some(job) = jobs.get_mut(id) else { return false };
+        for e in &job.history {
+            if !listener(e) {
+                return true;
+            }
+        }
+        if job.info.state == JobState::Running {
+            job.listeners.push(listener);
+        }
+        true
+    }
+
+    /// Asks job `id` to stop after its current step (it saves a checkpoint and ends as
+    /// `stopped`). Returns whether this process runs it.
+    pub fn stop(&self, id: &str) -> bool {
+        match self.lock().get(id) {
+            Some(job) => {
+                job.stop.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits until job `id` (of this process) ends; its final state and what the run recorded.
+    pub fn wait(&self, id: &str) -> Result<(JobInfo, Option<RunRecord>)> {
+        let mut jobs = self.lock();
+        loop {
+            let job = jobs
+                .get(id)
+                .ok_or_else(|| Error::NotFound(format!("no job '{id}' in this process")))?;
+            if job.info.state != JobState::Running {
+                return Ok((job.info.clone(), job.record.clone()));
+            }
+            jobs = self.shared.ended.wait(jobs).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Every job of the home, newest first: this process's with their latest progress, the
+    /// others' as recorded (a `running` one whose process died is `interrupted`).
+    pub fn list(&self, app: &App) -> Result<Vec<JobInfo>> {
+        let live = self.lock();
+        let mut out = Vec::new();
+        for row in app.store.jobs()? {
+            if let Some(job) = live.get(&row.id) {
+                out.push(job.info.clone());
+                continue;
+            }
+            let mut info = info_of(&row);
+            if info.state == JobState::Running
+                && FileLock::try_acquire(&lock::job(&self.shared.home, &row.id))?.is_some()
+            {
+                info.state = JobState::Interrupted;
+                app.store.upsert_job(&row_of(&info))?;
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    fn info(&self, id: &str) -> Option<JobInfo> {
+        self.lock().get(id).map(|j| j.info.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Job>> {
+        // A listener that panicked must not take every job with it.
+        self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `event` and hands it to the listeners (progress throttled).
+    fn emit(&self, event: JobEvent) {
+        let mut jobs = self.lock();
+        let Some(job) = jobs.get_mut(event.job()) else { return };
+        let pass = match &event {
+            JobEvent::Progress { progress: p, .. } => {
+                job.info.progress = Some(p.clone());
+                let due = job.last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+                let marked = p.eval_loss.is_some() || p.checkpoint.is_some();
+                due || marked || p.step == p.total_steps
+            }
+            _ => true,
+        };
+        if pass {
+            if matches!(event, JobEvent::Progress { .. }) {
+                job.last_progress = Some(Instant::now());
+            }
+            job.listeners.retain_mut(|l| l(&event));
+        }
+        job.history.push(event);
+    }
+
+    /// Ends job `id` with `result`: its state, the last event, and its row.
+    fn finish(&self, id: &str, result: Result<RunRecord>) {
+        let (state, message, record) = match result {
+            Ok(r) if r.status == "stopped" => (JobState::Stopped, None, Some(r)),
+            Ok(r) => (JobState::Done, None, Some(r)),
+            Err(e) => (JobState::Failed, Some(e.to_string()), None),
+        };
+        if state == JobState::Failed
+            && let Ok(app) = App::open(&self.shared.home)
+            && let Some(info) = self.info(id)
+        {
+            let row = store::JobRow {
+                state: "failed".into(),
+                finished_at: Some(crate::now()),
+                message: message.clone(),
+                ..row_of(&info)
+            };
+            let _ = app.store.upsert_job(&row);
+        }
+        self.emit(JobEvent::Ended {
+            job: id.to_string(),
+            state,
+            message: message.clone(),
+            record: record.clone(),
+        });
+        let mut jobs = self.lock();
+        if let Some(job) = jobs.get_mut(id) {
+            job.info.state = state;
+            job.info.finished_at = Some(crate::now());
+            job.info.message = message;
+            job.record = record;
+            job.listeners.clear();
+        }
+        self.shared.ended.notify_all();
+    }
+}
+
+/// Watches a run's progress for what a user should be told, once each.
+#[derive(Default)]
+struct Watch {
+    said: Vec<&'static str>,
+    evals: Vec<f64>,
+    losses: Vec<f64>,
+}
+
+impl Watch {
+    /// An alert for this step, if one is due: (kind, message).
+    fn look(&mut self, p: &Progress) -> Option<(String, String)> {
+        self.losses.push(p.loss);
+        if !p.loss.is_finite() {
+            return self.once(
+                "nan_loss",
+                format!(
+                    "the training loss is {} at step {}: lower the learning rate (half, say) and start again or resume from an earlier checkpoint",
+                    p.loss, p.step
+                ),
+            );
+        }
+        let e = p.eval_loss?;
+        self.evals.push(e);
+        // The held-out loss rose at two evaluations in a row while the training loss fell.
+        let n = self.evals.len();
+        if n >= 3 && self.evals[n - 1] > self.evals[n - 2] && self.evals[n - 2] > self.evals[n - 3]
+        {
+            let half = self.losses.len() / 2;
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            if half > 0 && mean(&self.losses[half..]) < mean(&self.losses[..half]) {
+                return self.once(
+                    "overfitting",
+                    format!(
+                        "the held-out loss rose at the last two evaluations ({:.4} → {:.4}) while the training loss fell: the model is memorizing; stop and keep an earlier checkpoint, or train fewer steps or on more data",
+                        self.evals[n - 3],
+                        e
+                    ),
+                );
+            }
+        }
+        None
+    }
+
+    fn once(&mut self, kind: &'static str, message: String) -> Option<(String, String)> {
+        if self.said.contains(&kind) {
+            return None;
+        }
+        self.said.push(kind);
+        Some((kind.to_string(), message))
+    }
+}
+
+fn row_of(info: &JobInfo) -> store::JobRow {
+    store::JobRow {
+        id: info.id.clone(),
+        kind: info.kind.clone(),
+        project: info.project.clone(),
+        run: info.run.clone(),
+        state: state_name(info.state).into(),
+        started_at: info.started_at,
+        finished_at: info.finished_at,
+        message: info.message.clone(),
+    }
+}
+
+fn info_of(row: &store::JobRow) -> JobInfo {
+    JobInfo {
+        id: row.id.clone(),
+        kind: row.kind.clone(),
+        project: row.project.clone(),
+        run: row.run.clone(),
+        state: match row.state.as_str() {
+            "done" => JobState::Done,
+            "stopped" => JobState::Stopped,
+            "failed" => JobState::Failed,
+            "interrupted" => JobState::Interrupted,
+            _ => JobState::Running,
+        },
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        message: row.message.clone(),
+        progress: None,
+    }
+}
+
+fn placeholder(id: &str) -> JobInfo {
+    JobInfo {
+        id: id.to_string(),
+        kind: "train".into(),
+        project: String::new(),
+        run: None,
+        state: JobState::Running,
+        started_at: crate::now(),
+        finished_at: None,
+        message: None,
+        progress: None,
+    }
+}
+
+fn state_name(s: JobState) -> &'static str {
+    match s {
+        JobState::Running => "running",
+        JobState::Done => "done",
+        JobState::Stopped => "stopped",
+        JobState::Failed => "failed",
+        JobState::Interrupted => "interrupted",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(step: usize, loss: f64, eval: Option<f64>) -> Progress {
+        Progress {
+            step,
+            total_steps: 100,
+            epoch: 0.0,
+            loss,
+            eval_loss: eval,
+            lr: 1e-4,
+            grad_norm: 1.0,
+            tokens_per_second: 1.0,
+            memory_bytes: 0,
+            elapsed_seconds: 0.0,
+            eta_seconds: 0.0,
+            checkpoint: None,
+        }
+    }
+
+    /// A real run as a job: events in order, throttled progress, stop with a checkpoint, the
+    /// record, and a job whose process died listed as interrupted.
+    #[test]
+    fn a_train_job_streams_stops_and_is_listed() {
+        let Some(gguf) = crate::models::tests_default_gguf() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path()).unwrap();
+        app.model_import(&gguf, None).unwrap();
+        app.project_new("J").unwrap();
+        let sample = crate::ImportSource::Sample("tech-qa".into());
+        let req = crate::ImportRequest {
+            project: "j".into(),
+            source: sample,
+            name: None,
+            mapping: None,
+            language: None,
+        };
+        app.data_import(&req).unwrap();
+        let config = crate::TrainConfig {
+            steps: Some(50),
+            batch_size: 1,
+            max_len: 96,
+            checkpoint_every: 0,
+            ..crate::TrainConfig::default()
+        };
+        let req = ProjectTrainRequest {
+            project: "j".into(),
+            dataset: None,
+            eval_rows: 1,
+            config,
+            resume: crate::Resume::No,
+        };
+        let jobs = Jobs::new(dir.path());
+        let job = jobs.start_train(&app, &req).unwrap();
+        assert!(job.id.starts_with("train-j-run-1-") && job.state == JobState::Running, "{job:?}");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, j) = (seen.clone(), jobs.clone());
+        let id = job.id.clone();
+        assert!(jobs.subscribe(
+            &job.id,
+            Box::new(move |e| {
+                if let JobEvent::Progress { progress, .. } = e
+                    && progress.step == 2
+                {
+                    // Not from inside a listener: a listener must not call back into Jobs.
+                    let (j, id) = (j.clone(), id.clone());
+                    std::thread::spawn(move || j.stop(&id));
+                }
+                s.lock().unwrap().push(e.clone());
+                true
+            })
+        ));
+        let (end, record) = jobs.wait(&job.id).unwrap();
+        assert_eq!(end.state, JobState::Stopped);
+        let record = record.unwrap();
+        assert_eq!((record.id.as_str(), record.status.as_str()), ("run-1", "stopped"));
+        let steps = record.summary.steps;
+        assert!((2..50).contains(&steps), "{steps}");
+        let seen = seen.lock().unwrap();
+        assert!(matches!(&seen[0], JobEvent::Started { run, .. } if run == "run-1"));
+        assert!(matches!(seen.last(), Some(JobEvent::Ended { state: JobState::Stopped, .. })));
+        // A listener that comes late gets the whole history.
+        let late = Arc::new(Mutex::new(0usize));
+        let l = late.clone();
+        jobs.subscribe(
+            &job.id,
+            Box::new(move |_| {
+                *l.lock().unwrap() += 1;
+                true
+            }),
+        );
+        assert!(*late.lock().unwrap() >= seen.len());
+        // Listed as stopped; a `running` row whose process is gone is interrupted.
+        let mut row = row_of(&end);
+        row.id = "train-j-run-9-0".into();
+        row.state = "running".into();
+        app.store.upsert_job(&row).unwrap();
+        let list = Jobs::new(dir.path()).list(&app).unwrap();
+        let states: Vec<_> = list.iter().map(|j| (j.id.as_str(), j.state)).collect();
+        assert!(states.contains(&(job.id.as_str(), JobState::Stopped)), "{states:?}");
+        assert!(states.contains(&("train-j-run-9-0", JobState::Interrupted)), "{states:?}");
+    }
+
+    #[test]
+    fn alerts_say_nan_and_overfitting_once_each() {
+        let mut w = Watch::default();
+        assert_eq!(w.look(&step(1, 2.0, Some(2.0))), None);
+        let (kind, msg) = w.look(&step(2, f64::NAN, None)).unwrap();
+        assert_eq!(kind, "nan_loss");
+        assert!(msg.starts_with("the training loss is NaN at step 2: lower the learning rate"));
+        assert_eq!(w.look(&step(3, f64::NAN, None)), None, "said once");
+
+        let mut w = Watch::default();
+        let evals = [2.0, 1.8, 1.9, 2.1];
+        let mut alerts = Vec::new();
+        for (i, e) in evals.iter().enumerate() {
+            // Training loss falls all along.
+            alerts.push(w.look(&step(i + 1, 2.0 - i as f64 * 0.3, Some(*e))).map(|a| a.0));
+        }
+        assert_eq!(alerts, [None, None, None, Some("overfitting".to_string())]);
+        // A held-out loss that rises while the training loss rises too is not memorizing.
+        let mut w = Watch::default();
+        for (i, e) in evals.iter().enumerate() {
+            assert_eq!(w.look(&step(i + 1, 1.0 + i as f64, Some(*e))), None);
+        }
+    }
+}
