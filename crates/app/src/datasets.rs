@@ -276,13 +276,14 @@ impl App {
     }
 
     /// The normalized rows of a dataset's current version and which are held out: (JSONL lines,
-    /// is_test, manifest).
+    /// is_test, manifest). Read under the project's lock: an import or fix replaces the
+    /// manifest and the rows one file at a time.
     pub(crate) fn dataset_rows(
         &self,
         project: &str,
         name: Option<&str>,
     ) -> Result<(Vec<String>, Vec<bool>, Manifest)> {
-        self.sync(&self.project_row(project)?.slug)?;
+        let _held = self.lock_project(&self.project_row(project)?.slug)?;
         let (row, manifest) = self.current_manifest(project, name)?;
         let path = match manifest.result.stored.as_str() {
             "objects" => self.object_path(&manifest.result.sha256),
