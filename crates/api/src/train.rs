@@ -3,6 +3,244 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The projections LoRA can target, by their Hugging Face module names.
+pub const LORA_TARGETS: [&str; 7] =
+    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// How the model is adapted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Low-rank adapters on a frozen f32 base.
+    Lora(LoraConfig),
+    /// QLoRA: low-rank adapters on a frozen quantized base. Projections the checkpoint already
+    /// stores quantized (a GGUF opened with `Bundle::open_quantized`) keep their blocks; dense
+    /// ones are quantized to `quant` when training starts.
+    Qlora {
+        /// The adapters.
+        lora: LoraConfig,
+        /// Block type for dense projections.
+        quant: Quant,
+    },
+    /// Every weight trained.
+    Full,
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// LoRA or full.
+    pub method: Method,
+    /// Optimizer steps; when `None`, `epochs` decides.
+    pub steps: Option<usize>,
+    /// Passes over the training split (used when `steps` is `None`).
+    pub epochs: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Longest example in tokens; longer ones are cut.
+    pub max_len: usize,
+    /// Optimizer settings (its `lr` is the peak learning rate).
+    pub adamw: AdamWConfig,
+    /// Warmup steps.
+    pub warmup_steps: usize,
+    /// Decay after warmup.
+    pub schedule: Schedule,
+    /// Gradient-norm clip (0: none).
+    pub max_grad_norm: f64,
+    /// Seed of init, data order and dropout.
+    pub seed: u64,
+    /// Evaluate every N steps (0: only at the end).
+    pub eval_every: usize,
+    /// Checkpoint every N steps (0: never).
+    pub checkpoint_every: usize,
+    /// Checkpoints kept (oldest removed first).
+    pub keep_checkpoints: usize,
+    /// Gradient checkpointing: keep only each decoder block's input during the forward pass
+    /// and recompute the block in the backward pass (same results, a fraction of the memory,
+    /// one more forward pass of compute).
+    pub gradient_checkpointing: bool,
+    /// The frozen base's and the activations' number format (adapters and optimizer state
+    /// are f32 either way): f32, or bf16 on a GPU with bf16 tensor cores.
+    pub precision: Precision,
+}
+
+impl Method {
+    /// `lora`, `qlora` or `full`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Lora(_) => "lora",
+            Method::Qlora { .. } => "qlora",
+            Method::Full => "full",
+        }
+    }
+
+    /// The adapter settings, unless all weights are trained.
+    pub fn lora(&self) -> Option<&LoraConfig> {
+        match self {
+            Method::Lora(l) | Method::Qlora { lora: l, .. } => Some(l),
+            Method::Full => None,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            method: Method::Lora(LoraConfig::default()),
+            steps: None,
+            epochs: 1,
+            batch_size: 4,
+            grad_accum: 1,
+            max_len: 512,
+            adamw: AdamWConfig::default(),
+            warmup_steps: 0,
+            schedule: Schedule::Cosine,
+            max_grad_norm: 1.0,
+            seed: 42,
+            eval_every: 0,
+            checkpoint_every: 0,
+            keep_checkpoints: 2,
+            gradient_checkpointing: true,
+            precision: Precision::F32,
+        }
+    }
+}
+
+/// LoRA hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Rank.
+    pub r: usize,
+    /// Scaling numerator: the update is scaled by `alpha / r`.
+    pub alpha: f64,
+    /// Dropout on the LoRA input during training.
+    pub dropout: f32,
+    /// Module names (`q_proj` …) that get adapters.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig {
+            r: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: LORA_TARGETS.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+impl LoraConfig {
+    /// Maps short names (`q`, `gate` …) and full names to module names; rejects unknown ones.
+    pub fn parse_targets(list: &str) -> std::result::Result<Vec<String>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let full = if s.ends_with("_proj") { s.to_string() } else { format!("{s}_proj") };
+                if LORA_TARGETS.contains(&full.as_str()) {
+                    Ok(full)
+                } else {
+                    Err(format!("unknown LoRA target '{s}': choose from q,k,v,o,gate,up,down"))
+                }
+            })
+            .collect()
+    }
+
+    /// The factor applied to `B·A`.
+    pub fn scale(&self) -> f64 {
+        self.alpha / self.r as f64
+    }
+}
+
+/// The block type of QLoRA's frozen base (GGUF types whose blocks are 32 values wide, so any
+/// model width that is a multiple of 32 fits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Quant {
+    /// 4-bit, one scale per 32 values (4.5 bits per weight).
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    /// 4-bit, a scale and a minimum per 32 values (5 bits per weight); the default.
+    #[serde(rename = "q4_1")]
+    Q4_1,
+    /// 8-bit, one scale per 32 values (8.5 bits per weight).
+    #[serde(rename = "q8_0")]
+    Q8_0,
+}
+
+impl Quant {
+    /// Parses `q4_0`, `q4_1` or `q8_0`.
+    pub fn parse(s: &str) -> std::result::Result<Quant, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "q4_0" => Ok(Quant::Q4_0),
+            "q4_1" => Ok(Quant::Q4_1),
+            "q8_0" => Ok(Quant::Q8_0),
+            other => Err(format!("unknown quantization '{other}': choose q4_0, q4_1 or q8_0")),
+        }
+    }
+}
+
+/// AdamW hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamWConfig {
+    /// Learning rate (the schedule scales it per step).
+    pub lr: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator epsilon.
+    pub eps: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+    }
+}
+
+/// Learning-rate schedule after linear warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Constant after warmup.
+    Constant,
+    /// Linear decay to zero at the last step.
+    Linear,
+    /// Cosine decay to zero at the last step.
+    Cosine,
+}
+
+/// The number format a model's frozen weights and activations train in. Trainable tensors
+/// (LoRA pairs, optimizer state) stay f32 either way, as PEFT keeps its adapters f32 over a
+/// bf16 base ("autocast_adapter_dtype"): the frozen products run in the base's format, the
+/// adapters' updates accumulate at full precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats everywhere: the CPU's format (bf16 products there widen to f32 on every
+    /// call) and the reference the parity tests hold to 1e-4.
+    #[default]
+    F32,
+    /// bfloat16 base weights and activations, with f32 softmax/norm statistics and loss: a
+    /// CUDA GPU's tensor-core format (Ampere, compute capability 8.0, or newer).
+    Bf16,
+}
+
+impl Precision {
+    /// `f32`, `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 /// Progress of a run, sent after every optimizer step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {

@@ -8,6 +8,23 @@ use candle_core::Device;
 
 use crate::{Error, Result};
 
+pub use api::train::Precision;
+
+/// The candle type of a [`Precision`].
+pub trait PrecisionExt {
+    /// The candle type of the frozen weights and activations.
+    fn dtype(self) -> candle_core::DType;
+}
+
+impl PrecisionExt for Precision {
+    fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
+}
+
 /// The device named by `spec`: `cpu`, `cuda` (`cuda:N` for the N-th GPU), `metal`, or `auto`
 /// (the first GPU this build supports and this machine has, else the CPU).
 pub fn select(spec: &str) -> Result<Device> {
@@ -70,40 +87,6 @@ pub fn gpu_memory_used(device: &Device) -> Option<u64> {
     }
     let _ = device;
     None
-}
-
-/// The number format a model's frozen weights and activations train in. Trainable tensors
-/// (LoRA pairs, optimizer state) stay f32 either way, as PEFT keeps its adapters f32 over a
-/// bf16 base ("autocast_adapter_dtype"): the frozen products run in the base's format, the
-/// adapters' updates accumulate at full precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit floats everywhere: the CPU's format (bf16 products there widen to f32 on every
-    /// call) and the reference the parity tests hold to 1e-4.
-    #[default]
-    F32,
-    /// bfloat16 base weights and activations, with f32 softmax/norm statistics and loss: a
-    /// CUDA GPU's tensor-core format (Ampere, compute capability 8.0, or newer).
-    Bf16,
-}
-
-impl Precision {
-    /// The candle type of the frozen weights and activations.
-    pub fn dtype(self) -> candle_core::DType {
-        match self {
-            Precision::F32 => candle_core::DType::F32,
-            Precision::Bf16 => candle_core::DType::BF16,
-        }
-    }
-
-    /// `f32`, `bf16`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        }
-    }
 }
 
 /// The precision named by `spec` (`f32`, `bf16` or `auto`) for training on `device`. `auto` is

@@ -4,94 +4,23 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
-use crate::models::llama::PROJECTIONS;
+pub use api::train::{LoraConfig, Quant};
+
 use crate::ops::Weight;
 
-/// The projections LoRA can target, by their Hugging Face module names.
-fn targets() -> impl Iterator<Item = &'static str> {
-    PROJECTIONS.iter().map(|(_, name)| *name)
-}
-
-/// LoRA hyperparameters.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LoraConfig {
-    /// Rank.
-    pub r: usize,
-    /// Scaling numerator: the update is scaled by `alpha / r`.
-    pub alpha: f64,
-    /// Dropout on the LoRA input during training.
-    pub dropout: f32,
-    /// Module names (`q_proj` …) that get adapters.
-    pub targets: Vec<String>,
-}
-
-impl Default for LoraConfig {
-    fn default() -> Self {
-        LoraConfig {
-            r: 8,
-            alpha: 16.0,
-            dropout: 0.0,
-            targets: targets().map(String::from).collect(),
-        }
-    }
-}
-
-impl LoraConfig {
-    /// Maps short names (`q`, `gate` …) and full names to module names; rejects unknown ones.
-    pub fn parse_targets(list: &str) -> std::result::Result<Vec<String>, String> {
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                let full = if s.ends_with("_proj") { s.to_string() } else { format!("{s}_proj") };
-                if targets().any(|t| t == full) {
-                    Ok(full)
-                } else {
-                    Err(format!("unknown LoRA target '{s}': choose from q,k,v,o,gate,up,down"))
-                }
-            })
-            .collect()
-    }
-
-    /// The factor applied to `B·A`.
-    pub fn scale(&self) -> f64 {
-        self.alpha / self.r as f64
-    }
-}
-
-/// The block type of QLoRA's frozen base (GGUF types whose blocks are 32 values wide, so any
-/// model width that is a multiple of 32 fits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Quant {
-    /// 4-bit, one scale per 32 values (4.5 bits per weight).
-    #[serde(rename = "q4_0")]
-    Q4_0,
-    /// 4-bit, a scale and a minimum per 32 values (5 bits per weight); the default.
-    #[serde(rename = "q4_1")]
-    Q4_1,
-    /// 8-bit, one scale per 32 values (8.5 bits per weight).
-    #[serde(rename = "q8_0")]
-    Q8_0,
-}
-
-impl Quant {
+/// The GGML block type of a QLoRA [`Quant`].
+pub trait QuantExt {
     /// The GGML block type.
-    pub fn ggml(self) -> candle_core::quantized::GgmlDType {
+    fn ggml(self) -> candle_core::quantized::GgmlDType;
+}
+
+impl QuantExt for Quant {
+    fn ggml(self) -> candle_core::quantized::GgmlDType {
         use candle_core::quantized::GgmlDType;
         match self {
             Quant::Q4_0 => GgmlDType::Q4_0,
             Quant::Q4_1 => GgmlDType::Q4_1,
             Quant::Q8_0 => GgmlDType::Q8_0,
-        }
-    }
-
-    /// Parses `q4_0`, `q4_1` or `q8_0`.
-    pub fn parse(s: &str) -> std::result::Result<Quant, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "q4_0" => Ok(Quant::Q4_0),
-            "q4_1" => Ok(Quant::Q4_1),
-            "q8_0" => Ok(Quant::Q8_0),
-            other => Err(format!("unknown quantization '{other}': choose q4_0, q4_1 or q8_0")),
         }
     }
 }

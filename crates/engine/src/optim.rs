@@ -6,26 +6,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
-/// AdamW hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AdamWConfig {
-    /// Learning rate (the schedule scales it per step).
-    pub lr: f64,
-    /// First-moment decay.
-    pub beta1: f64,
-    /// Second-moment decay.
-    pub beta2: f64,
-    /// Denominator epsilon.
-    pub eps: f64,
-    /// Decoupled weight decay.
-    pub weight_decay: f64,
-}
-
-impl Default for AdamWConfig {
-    fn default() -> Self {
-        AdamWConfig { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
-    }
-}
+pub use api::train::{AdamWConfig, Schedule};
 
 /// The optimizer and its state.
 pub struct AdamW {
@@ -92,18 +73,6 @@ impl AdamW {
         self.step = step;
         Ok(())
     }
-}
-
-/// Learning-rate schedule after linear warmup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// Constant after warmup.
-    Constant,
-    /// Linear decay to zero at the last step.
-    Linear,
-    /// Cosine decay to zero at the last step.
-    Cosine,
 }
 
 /// Learning rate at `step` (0-based) of `total`, after `warmup` steps of linear warmup

@@ -17,114 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter::{self, Params};
 use crate::bundle::Bundle;
-use crate::device::Precision;
-use crate::lora::{LoraConfig, Quant, TrainCtx};
+use crate::device::{Precision, PrecisionExt};
+use crate::lora::{QuantExt, TrainCtx};
 use crate::loss::{IGNORE, causal_lm_loss};
 use crate::models::llama::{Llama, Pass};
-use crate::optim::{AdamW, AdamWConfig, Schedule, clip_grad_norm, lr_at};
+use crate::optim::{AdamW, clip_grad_norm, lr_at};
 use crate::template::Message;
 use crate::{Error, Result};
-
-/// How the model is adapted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Low-rank adapters on a frozen f32 base.
-    Lora(LoraConfig),
-    /// QLoRA: low-rank adapters on a frozen quantized base. Projections the checkpoint already
-    /// stores quantized (a GGUF opened with `Bundle::open_quantized`) keep their blocks; dense
-    /// ones are quantized to `quant` when training starts.
-    Qlora {
-        /// The adapters.
-        lora: LoraConfig,
-        /// Block type for dense projections.
-        quant: Quant,
-    },
-    /// Every weight trained.
-    Full,
-}
-
-/// Training settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// LoRA or full.
-    pub method: Method,
-    /// Optimizer steps; when `None`, `epochs` decides.
-    pub steps: Option<usize>,
-    /// Passes over the training split (used when `steps` is `None`).
-    pub epochs: usize,
-    /// Examples per micro-batch.
-    pub batch_size: usize,
-    /// Micro-batches per optimizer step.
-    pub grad_accum: usize,
-    /// Longest example in tokens; longer ones are cut.
-    pub max_len: usize,
-    /// Optimizer settings (its `lr` is the peak learning rate).
-    pub adamw: AdamWConfig,
-    /// Warmup steps.
-    pub warmup_steps: usize,
-    /// Decay after warmup.
-    pub schedule: Schedule,
-    /// Gradient-norm clip (0: none).
-    pub max_grad_norm: f64,
-    /// Seed of init, data order and dropout.
-    pub seed: u64,
-    /// Evaluate every N steps (0: only at the end).
-    pub eval_every: usize,
-    /// Checkpoint every N steps (0: never).
-    pub checkpoint_every: usize,
-    /// Checkpoints kept (oldest removed first).
-    pub keep_checkpoints: usize,
-    /// Gradient checkpointing: keep only each decoder block's input during the forward pass
-    /// and recompute the block in the backward pass (same results, a fraction of the memory,
-    /// one more forward pass of compute).
-    pub gradient_checkpointing: bool,
-    /// The frozen base's and the activations' number format (adapters and optimizer state
-    /// are f32 either way): f32, or bf16 on a GPU with bf16 tensor cores.
-    pub precision: Precision,
-}
-
-impl Method {
-    /// `lora`, `qlora` or `full`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Method::Lora(_) => "lora",
-            Method::Qlora { .. } => "qlora",
-            Method::Full => "full",
-        }
-    }
-
-    /// The adapter settings, unless all weights are trained.
-    pub fn lora(&self) -> Option<&LoraConfig> {
-        match self {
-            Method::Lora(l) | Method::Qlora { lora: l, .. } => Some(l),
-            Method::Full => None,
-        }
-    }
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            method: Method::Lora(LoraConfig::default()),
-            steps: None,
-            epochs: 1,
-            batch_size: 4,
-            grad_accum: 1,
-            max_len: 512,
-            adamw: AdamWConfig::default(),
-            warmup_steps: 0,
-            schedule: Schedule::Cosine,
-            max_grad_norm: 1.0,
-            seed: 42,
-            eval_every: 0,
-            checkpoint_every: 0,
-            keep_checkpoints: 2,
-            gradient_checkpointing: true,
-            precision: Precision::F32,
-        }
-    }
-}
 
 /// A tokenized example: ids and labels (assistant tokens only; others [`IGNORE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +34,7 @@ pub struct Example {
     pub labels: Vec<i64>,
 }
 
-pub use api::train::{Progress, Summary};
+pub use api::train::{Method, Progress, Summary, TrainConfig};
 
 /// The messages of one chat JSONL line, `{"messages": [...]}`.
 pub fn parse_chat_line(line: &str) -> serde_json::Result<Vec<Message>> {

@@ -6,7 +6,8 @@ use std::process::Command;
 
 use candle_core::Tensor;
 use engine::bundle::Bundle;
-use engine::lora::{LoraConfig, Quant};
+use engine::device::PrecisionExt;
+use engine::lora::{LoraConfig, Quant, QuantExt};
 use engine::ops::Weight;
 use engine::optim::{AdamWConfig, Schedule};
 use engine::template::Message;
