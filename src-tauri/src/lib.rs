@@ -1,62 +1,127 @@
 //! The desktop shell: a Tauri window around the Leptos UI. Each command is one line over the
 //! `app` crate, the same library the CLI uses; errors cross as `api::ApiError` with a code.
+//!
+//! The home is opened once, at start, and shared; commands are async and run their work on
+//! the blocking pool, so a slow one (a doctor hashing every object) never freezes the window.
 
+use std::sync::Arc;
+
+use api::dataset::DatasetSummary;
+use api::train::{JobEvent, JobInfo, ProjectTrainRequest, RunSummary};
 use api::{
-    ApiError, CommitInfo, DoctorReport, DoctorRequest, ErrorCode, ModelInfo, NewProject,
+    ApiError, CommitInfo, DoctorReport, DoctorRequest, ErrorCode, JobRef, ModelInfo, NewProject,
     ProjectDetail, ProjectRef, ProjectSummary,
 };
-use app::App;
+use app::{App, Jobs};
+use tauri::Manager;
+use tauri::ipc::Channel;
 
 type Res<T> = Result<T, ApiError>;
 
-fn app() -> Res<App> {
-    Ok(App::open_default()?)
+/// What every command shares: the open home and its jobs.
+struct Shell {
+    app: Arc<App>,
+    jobs: Jobs,
 }
 
-#[tauri::command]
-fn project_list() -> Res<Vec<ProjectSummary>> {
-    Ok(app()?.project_list()?)
-}
-
-#[tauri::command]
-fn project_new(req: NewProject) -> Res<ProjectDetail> {
-    Ok(app()?.project_new(&req.name)?)
-}
-
-#[tauri::command]
-fn project_show(req: ProjectRef) -> Res<ProjectDetail> {
-    Ok(app()?.project_show(&req.slug)?)
-}
-
-#[tauri::command]
-fn project_history(req: ProjectRef) -> Res<Vec<CommitInfo>> {
-    Ok(app()?.history(&req.slug)?)
-}
-
-#[tauri::command]
-fn models_list() -> Res<Vec<ModelInfo>> {
-    Ok(app()?.models_list()?)
-}
-
-/// Hashes every object of the home: off the main thread, so the window stays responsive.
-#[tauri::command]
-async fn doctor(req: DoctorRequest) -> Res<DoctorReport> {
-    tauri::async_runtime::spawn_blocking(move || Ok(app()?.doctor(req.repair)?))
+/// Runs `f` on the blocking pool with the shared home.
+async fn blocking<T: Send + 'static>(
+    shell: &Shell,
+    f: impl FnOnce(&App, &Jobs) -> app::Result<T> + Send + 'static,
+) -> Res<T> {
+    let (app, jobs) = (shell.app.clone(), shell.jobs.clone());
+    tauri::async_runtime::spawn_blocking(move || f(&app, &jobs))
         .await
         .map_err(|e| ApiError { code: ErrorCode::Internal, message: e.to_string() })?
+        .map_err(ApiError::from)
+}
+
+type S<'a> = tauri::State<'a, Shell>;
+
+#[tauri::command]
+async fn project_list(s: S<'_>) -> Res<Vec<ProjectSummary>> {
+    blocking(&s, |a, _| a.project_list()).await
+}
+
+#[tauri::command]
+async fn project_new(s: S<'_>, req: NewProject) -> Res<ProjectDetail> {
+    blocking(&s, move |a, _| a.project_new(&req.name)).await
+}
+
+#[tauri::command]
+async fn project_show(s: S<'_>, req: ProjectRef) -> Res<ProjectDetail> {
+    blocking(&s, move |a, _| a.project_show(&req.slug)).await
+}
+
+#[tauri::command]
+async fn project_history(s: S<'_>, req: ProjectRef) -> Res<Vec<CommitInfo>> {
+    blocking(&s, move |a, _| a.history(&req.slug)).await
+}
+
+#[tauri::command]
+async fn models_list(s: S<'_>) -> Res<Vec<ModelInfo>> {
+    blocking(&s, |a, _| a.models_list()).await
+}
+
+#[tauri::command]
+async fn doctor(s: S<'_>, req: DoctorRequest) -> Res<DoctorReport> {
+    blocking(&s, move |a, _| a.doctor(req.repair)).await
+}
+
+#[tauri::command]
+async fn data_list(s: S<'_>, req: ProjectRef) -> Res<Vec<DatasetSummary>> {
+    blocking(&s, move |a, _| a.data_list(&req.slug)).await
+}
+
+#[tauri::command]
+async fn runs(s: S<'_>, req: ProjectRef) -> Res<Vec<RunSummary>> {
+    blocking(&s, move |a, _| a.runs(&req.slug)).await
+}
+
+#[tauri::command]
+async fn train_start(s: S<'_>, req: ProjectTrainRequest) -> Res<JobInfo> {
+    blocking(&s, move |a, j| j.start_train(a, &req)).await
+}
+
+#[tauri::command]
+async fn job_list(s: S<'_>) -> Res<Vec<JobInfo>> {
+    blocking(&s, |a, j| j.list(a)).await
+}
+
+#[tauri::command]
+async fn job_stop(s: S<'_>, req: JobRef) -> Res<bool> {
+    Ok(s.jobs.stop(&req.id))
+}
+
+#[tauri::command]
+async fn job_attach(s: S<'_>, req: JobRef, events: Channel<JobEvent>) -> Res<bool> {
+    // A window that went away ends its subscription with the first event it cannot take.
+    Ok(s.jobs.subscribe(&req.id, Box::new(move |e| events.send(e.clone()).is_ok())))
 }
 
 /// Starts the desktop app.
 pub fn run() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_fs::init())
+        .setup(|tauri| {
+            let app = App::open_default()?;
+            let jobs = Jobs::new(app.home());
+            tauri.manage(Shell { app: Arc::new(app), jobs });
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             project_list,
             project_new,
             project_show,
             project_history,
             models_list,
-            doctor
+            doctor,
+            data_list,
+            runs,
+            train_start,
+            job_list,
+            job_stop,
+            job_attach
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -70,3 +70,66 @@ pub async fn models_list() -> Result<Vec<ModelInfo>, ApiError> {
 pub async fn doctor(repair: bool) -> Result<DoctorReport, ApiError> {
     call_with(cmd::DOCTOR, &DoctorRequest { repair }).await
 }
+
+/// A project's dataset versions.
+pub async fn data_list(slug: String) -> Result<Vec<api::dataset::DatasetSummary>, ApiError> {
+    call_with(cmd::DATA_LIST, &ProjectRef { slug }).await
+}
+
+/// A project's runs.
+pub async fn runs(slug: String) -> Result<Vec<api::train::RunSummary>, ApiError> {
+    call_with(cmd::RUNS, &ProjectRef { slug }).await
+}
+
+/// Starts training as a background job.
+pub async fn train_start(
+    req: api::train::ProjectTrainRequest,
+) -> Result<api::train::JobInfo, ApiError> {
+    call_with(cmd::TRAIN_START, &req).await
+}
+
+/// Every job of the home, newest first.
+pub async fn job_list() -> Result<Vec<api::train::JobInfo>, ApiError> {
+    call(cmd::JOB_LIST, JsValue::UNDEFINED).await
+}
+
+/// Asks a job to stop after its current step.
+pub async fn job_stop(id: String) -> Result<bool, ApiError> {
+    call_with(cmd::JOB_STOP, &api::JobRef { id }).await
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// Tauri's `Channel`: the back end sends events to it, `onmessage` receives them.
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "core"], js_name = Channel)]
+    type TauriChannel;
+
+    #[wasm_bindgen(constructor, js_namespace = ["window", "__TAURI__", "core"], js_class = "Channel")]
+    fn new() -> TauriChannel;
+
+    #[wasm_bindgen(method, setter, js_name = onmessage)]
+    fn set_onmessage(this: &TauriChannel, f: &js_sys::Function);
+}
+
+/// Streams job `id`'s events to `on_event`, its history first, until the job ends or the page
+/// goes away. Returns whether this window's process runs the job.
+pub async fn job_attach(
+    id: String,
+    mut on_event: impl FnMut(api::train::JobEvent) + 'static,
+) -> Result<bool, ApiError> {
+    let channel = TauriChannel::new();
+    let handler = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+        if let Ok(e) = serde_wasm_bindgen::from_value(v) {
+            on_event(e);
+        }
+    });
+    channel.set_onmessage(handler.as_ref().unchecked_ref());
+    // The channel lives as long as the page: the closure must too.
+    handler.forget();
+    let ser = serde_wasm_bindgen::Serializer::json_compatible();
+    let req = api::JobRef { id }.serialize(&ser).map_err(|e| internal(e.to_string()))?;
+    let args = js_sys::Object::new();
+    js_sys::Reflect::set(&args, &"req".into(), &req).map_err(|_| internal("args".into()))?;
+    js_sys::Reflect::set(&args, &"events".into(), &channel).map_err(|_| internal("args".into()))?;
+    call(cmd::JOB_ATTACH, args.into()).await
+}

@@ -3,6 +3,8 @@
 //! Presentation only: every fact comes from a back-end command through [`ipc`].
 
 pub mod ipc;
+pub mod panes;
+pub mod state;
 
 use api::{CommitInfo, DoctorReport, ModelInfo, ProjectDetail, ProjectSummary};
 use leptos::prelude::*;
@@ -78,12 +80,6 @@ impl Pane {
             Pane::Data => {
                 "Drop a CSV, JSON, JSONL or Parquet file: see the detected mapping, a quality report and one-click fixes."
             }
-            Pane::Train => {
-                "The recommended configuration, why these settings, advanced options and a pre-flight checklist."
-            }
-            Pane::Monitor => {
-                "Live loss and learning-rate charts, tokens/s, memory, ETA, checkpoints, stop and resume."
-            }
             Pane::Evaluate => {
                 "Scores of the base model against your fine-tuned versions, with examples side by side."
             }
@@ -94,7 +90,7 @@ impl Pane {
             Pane::Traces => {
                 "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
             }
-            Pane::Overview | Pane::History | Pane::Settings => "",
+            Pane::Overview | Pane::History | Pane::Settings | Pane::Train | Pane::Monitor => "",
         }
     }
 
@@ -117,6 +113,8 @@ pub fn App() -> impl IntoView {
     let selected = RwSignal::new(None::<String>);
     let pane = RwSignal::new(Pane::Overview);
     let error = RwSignal::new(None::<String>);
+    provide_context(state::PaneCtx(pane));
+    provide_context(state::JobsCtx::new());
 
     spawn_local(async move {
         match ipc::project_list().await {
@@ -255,6 +253,8 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
         Pane::Overview => view! { <Overview slug /> }.into_any(),
         Pane::History => view! { <History slug /> }.into_any(),
         Pane::Settings => view! { <Settings /> }.into_any(),
+        Pane::Train => view! { <panes::train::Train slug /> }.into_any(),
+        Pane::Monitor => view! { <panes::monitor::Monitor slug /> }.into_any(),
         other => view! {
             <div class="coming" id="pane-coming">
                 <h1>{other.label()}</h1>

@@ -26,6 +26,45 @@ pub mod cmd {
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
     /// [`super::DoctorReport`].
     pub const DOCTOR: &str = "doctor";
+    /// A project's dataset versions: [`super::ProjectRef`], returns
+    /// `Vec<dataset::DatasetSummary>`.
+    pub const DATA_LIST: &str = "data_list";
+    /// A project's runs: [`super::ProjectRef`], returns `Vec<train::RunSummary>`.
+    pub const RUNS: &str = "runs";
+    /// Start training as a background job: [`super::train::ProjectTrainRequest`], returns
+    /// [`super::train::JobInfo`].
+    pub const TRAIN_START: &str = "train_start";
+    /// Every job of the home, newest first: no arguments, returns `Vec<train::JobInfo>`.
+    pub const JOB_LIST: &str = "job_list";
+    /// Ask a job to stop after its step: [`super::JobRef`], returns `bool` (whether this
+    /// window's process runs it).
+    pub const JOB_STOP: &str = "job_stop";
+    /// Stream a job's events (its history first) to a channel: [`super::JobRef`] and `events`
+    /// (a `Channel<train::JobEvent>`), returns `bool` (whether this process runs it).
+    pub const JOB_ATTACH: &str = "job_attach";
+
+    /// Every command the shell registers, in one list (a test checks the shell against it).
+    pub const ALL: &[&str] = &[
+        PROJECT_LIST,
+        PROJECT_NEW,
+        PROJECT_SHOW,
+        PROJECT_HISTORY,
+        MODELS_LIST,
+        DOCTOR,
+        DATA_LIST,
+        RUNS,
+        TRAIN_START,
+        JOB_LIST,
+        JOB_STOP,
+        JOB_ATTACH,
+    ];
+}
+
+/// Arguments of commands that act on one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    /// The job's id.
+    pub id: String,
 }
 
 /// Arguments of [`cmd::DOCTOR`].

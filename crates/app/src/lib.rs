@@ -24,7 +24,7 @@ mod training;
 
 use std::path::{Path, PathBuf};
 
-pub use api::train::RunRecord;
+pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
@@ -41,7 +41,7 @@ pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
 pub use jobs::Jobs;
 pub use threads::fix_thread_count;
-pub use training::{ClaimedRun, DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, TrainRequest};
+pub use training::{ClaimedRun, TrainRequest};
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

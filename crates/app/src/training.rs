@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use api::train::RunRecord;
+use api::train::{ProjectTrainRequest, Resume, RunRecord};
 use candle_core::Device;
 use engine::bundle::Bundle;
 use engine::train::{Progress, Summary, TrainConfig};
@@ -72,37 +72,6 @@ fn open_base(
         engine::train::Method::Qlora { .. } => Bundle::open_quantized(path, device)?,
         _ => Bundle::open(path, device)?,
     })
-}
-
-/// Default of [`ProjectTrainRequest::eval_rows`].
-pub const DEFAULT_EVAL_ROWS: usize = 200;
-
-/// `vibeflow train -p P`: train on the project's current dataset and record the run.
-#[derive(Debug, Clone)]
-pub struct ProjectTrainRequest {
-    /// Project slug.
-    pub project: String,
-    /// Dataset name; default: the current one.
-    pub dataset: Option<String>,
-    /// Held-out rows evaluated during training (the first of the test split): evaluation runs
-    /// the model over each, so on a CPU a full large test split would dwarf the training.
-    pub eval_rows: usize,
-    /// Engine settings (a resumed run keeps its own).
-    pub config: TrainConfig,
-    /// Start a new run, or continue one from its newest checkpoint.
-    pub resume: Resume,
-}
-
-/// Which run `train -p` continues.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Resume {
-    /// A new run.
-    #[default]
-    No,
-    /// The project's newest interrupted or stopped run.
-    Latest,
-    /// This run.
-    Run(String),
 }
 
 /// `runs/<id>/run.toml`.

@@ -177,9 +177,10 @@ pub struct ModelRow {
     pub added_at: i64,
 }
 
-/// An open, migrated database.
+/// An open, migrated database. Shareable between threads (the window's commands run on
+/// several): calls take turns on the one connection, each short.
 pub struct Store {
-    conn: Connection,
+    conn: std::sync::Mutex<Connection>,
 }
 
 impl Store {
@@ -201,17 +202,22 @@ impl Store {
         // Writers queue: one project's changes are short, but eight processes may want them.
         conn.busy_timeout(std::time::Duration::from_secs(60))?;
         migrate(&mut conn)?;
-        Ok(Store { conn })
+        Ok(Store { conn: std::sync::Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding it leaves SQLite consistent (transactions roll back on drop).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Schema version of the open database.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Inserts a project; fails with [`Error::Duplicate`] when the slug is taken.
     pub fn insert_project(&self, p: &ProjectRow) -> Result<()> {
-        let res = self.conn.execute(
+        let res = self.conn().execute(
             "INSERT INTO projects (slug, name, base_model, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![p.slug, p.name, p.base_model, p.created_at],
         );
@@ -228,7 +234,8 @@ impl Store {
 
     /// All projects, oldest first.
     pub fn projects(&self) -> Result<Vec<ProjectRow>> {
-        let mut stmt = self.conn.prepare(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT slug, name, base_model, created_at FROM projects ORDER BY created_at, id",
         )?;
         let rows = stmt.query_map([], project_row)?;
@@ -238,7 +245,7 @@ impl Store {
     /// The project with this slug, if any.
     pub fn project(&self, slug: &str) -> Result<Option<ProjectRow>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT slug, name, base_model, created_at FROM projects WHERE slug = ?1",
                 [slug],
@@ -249,12 +256,12 @@ impl Store {
 
     /// Deletes a project row; returns whether one existed.
     pub fn delete_project(&self, slug: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM projects WHERE slug = ?1", [slug])? > 0)
+        Ok(self.conn().execute("DELETE FROM projects WHERE slug = ?1", [slug])? > 0)
     }
 
     /// Inserts or replaces a model row.
     pub fn upsert_model(&self, m: &ModelRow) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO models (id, file, format, sha256, size_bytes, added_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(id) DO UPDATE SET file = excluded.file, format = excluded.format,
@@ -266,7 +273,8 @@ impl Store {
 
     /// All installed models, by id.
     pub fn models(&self) -> Result<Vec<ModelRow>> {
-        let mut stmt = self.conn.prepare(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT id, file, format, sha256, size_bytes, added_at FROM models ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -286,12 +294,13 @@ impl Store {
 impl Store {
     /// Records a dataset version.
     pub fn insert_dataset(&self, d: &DatasetRow) -> Result<()> {
-        insert_dataset(&self.conn, d)
+        insert_dataset(&self.conn(), d)
     }
 
     /// Every version of every dataset of a project, by name then version.
     pub fn datasets(&self, project: &str) -> Result<Vec<DatasetRow>> {
-        let mut stmt = self.conn.prepare(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT project, name, version, rows, sha256, source, commit_id, created_at
              FROM datasets WHERE project = ?1 ORDER BY name, version",
         )?;
@@ -312,12 +321,13 @@ impl Store {
 
     /// Inserts a run or replaces its row (status and losses change as it goes).
     pub fn upsert_run(&self, r: &RunRow) -> Result<()> {
-        upsert_run(&self.conn, r)
+        upsert_run(&self.conn(), r)
     }
 
     /// Runs of a project, oldest first.
     pub fn runs(&self, project: &str) -> Result<Vec<RunRow>> {
-        let mut stmt = self.conn.prepare(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT id, project, dataset, dataset_sha256, base_model, method, status, steps,
                     train_loss, eval_loss, started_at, finished_at
              FROM runs WHERE project = ?1 ORDER BY started_at, id",
@@ -366,7 +376,7 @@ pub struct JobRow {
 impl Store {
     /// Inserts or replaces a job's row.
     pub fn upsert_job(&self, j: &JobRow) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO jobs (id, kind, project, run, state, started_at, finished_at, message)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET run = excluded.run, state = excluded.state,
@@ -387,7 +397,8 @@ impl Store {
 
     /// Every job, newest first.
     pub fn jobs(&self) -> Result<Vec<JobRow>> {
-        let mut stmt = self.conn.prepare(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT id, kind, project, run, state, started_at, finished_at, message
              FROM jobs ORDER BY started_at DESC, id DESC",
         )?;
@@ -420,7 +431,7 @@ impl Store {
     /// The project commit the rows describe (`""` before the first sync).
     pub fn head(&self, project: &str) -> Result<String> {
         Ok(self
-            .conn
+            .conn()
             .query_row("SELECT head FROM projects WHERE slug = ?1", [project], |r| r.get(0))
             .optional()?
             .unwrap_or_default())
@@ -429,7 +440,10 @@ impl Store {
     /// Applies `changes` and, when given, records `head` as the commit they describe, in one
     /// transaction: all or nothing.
     pub fn apply(&self, project: &str, head: Option<&str>, changes: &[Change]) -> Result<()> {
-        let tx = self.write()?;
+        let mut conn = self.conn();
+        // Takes SQLite's write lock at once (waiting up to the busy timeout), so it never
+        // fails half way on a lock another process holds.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for c in changes {
             match c {
                 Change::Dataset(d) => insert_dataset(&tx, d)?,
@@ -452,7 +466,10 @@ impl Store {
         datasets: &[DatasetRow],
         runs: &[RunRow],
     ) -> Result<()> {
-        let tx = self.write()?;
+        let mut conn = self.conn();
+        // Takes SQLite's write lock at once (waiting up to the busy timeout), so it never
+        // fails half way on a lock another process holds.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM datasets WHERE project = ?1", [project])?;
         for d in datasets {
             insert_dataset(&tx, d)?;
@@ -465,18 +482,9 @@ impl Store {
         Ok(())
     }
 
-    /// A write transaction that takes SQLite's write lock at once (waiting for it up to the
-    /// busy timeout), so it never fails half way on a lock another process holds.
-    fn write(&self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?)
-    }
-
     /// Sets a run's status when it is `from`; returns whether it was.
     pub fn set_run_status(&self, project: &str, id: &str, from: &str, to: &str) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.conn().execute(
             "UPDATE runs SET status = ?4 WHERE project = ?1 AND id = ?2 AND status = ?3",
             params![project, id, from, to],
         )? > 0)
@@ -484,21 +492,22 @@ impl Store {
 
     /// Removes a run's row (a run that never got past its start).
     pub fn delete_run(&self, project: &str, id: &str) -> Result<()> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM runs WHERE project = ?1 AND id = ?2", params![project, id])?;
         Ok(())
     }
 
     /// Removes an installed model's row.
     pub fn delete_model(&self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM models WHERE id = ?1", [id])?;
+        self.conn().execute("DELETE FROM models WHERE id = ?1", [id])?;
         Ok(())
     }
 
     /// SQLite's own consistency check of the file (`PRAGMA quick_check`): the problems found,
     /// none when it is sound.
     pub fn quick_check(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare("PRAGMA quick_check")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let found: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
         Ok(found.into_iter().filter(|r| r != "ok").collect())
@@ -590,9 +599,9 @@ mod tests {
         let path = dir.path().join("vibeflow.db");
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = store.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
-        let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        let fk: i64 = store.conn().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
         assert_eq!(fk, 1);
         store.insert_project(&project("a", 1)).unwrap();
         drop(store);

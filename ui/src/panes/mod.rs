@@ -1,0 +1,5 @@
+//! One file per pane; each reads the shared stores of [`crate::state`] and calls the back end
+//! only through [`crate::ipc`].
+
+pub mod monitor;
+pub mod train;

@@ -1,0 +1,249 @@
+//! Train: the settings of a run on the project's current dataset, checked in the form before
+//! anything starts, and Start (a background job the Monitor follows).
+
+use api::dataset::DatasetSummary;
+use api::train::{DEFAULT_EVAL_ROWS, Method, ProjectTrainRequest, Resume, TrainConfig};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::state::{JobsCtx, PaneCtx};
+use crate::{Pane, ipc};
+
+/// The form's fields as typed.
+#[derive(Clone, Debug, PartialEq)]
+struct Form {
+    steps: String,
+    eval_rows: String,
+    batch: String,
+    max_len: String,
+    lr: String,
+    lora_r: String,
+    method: String,
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        let d = TrainConfig::default();
+        Form {
+            steps: String::new(),
+            eval_rows: DEFAULT_EVAL_ROWS.to_string(),
+            batch: d.batch_size.to_string(),
+            max_len: d.max_len.to_string(),
+            lr: d.adamw.lr.to_string(),
+            lora_r: d.method.lora().map_or(8, |l| l.r).to_string(),
+            method: "lora".into(),
+        }
+    }
+}
+
+/// A field's error: (field id, what is wrong).
+type Problem = (&'static str, String);
+
+/// The request the form describes, or what is wrong with it (every field checked).
+fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut int = |id: &'static str, text: &str, lo: usize, hi: usize, what: &str| match text
+        .trim()
+        .parse::<usize>()
+    {
+        Ok(v) if (lo..=hi).contains(&v) => Some(v),
+        _ => {
+            problems.push((id, format!("{what}: a whole number from {lo} to {hi}")));
+            None
+        }
+    };
+    let steps = if form.steps.trim().is_empty() {
+        Some(None)
+    } else {
+        int("train-steps", &form.steps, 1, 1_000_000, "Steps").map(Some)
+    };
+    let eval_rows = int("train-eval-rows", &form.eval_rows, 0, 100_000, "Held-out rows");
+    let batch = int("train-batch", &form.batch, 1, 256, "Batch size");
+    let max_len = int("train-max-len", &form.max_len, 16, 32_768, "Longest example");
+    let r = int("train-lora-r", &form.lora_r, 1, 512, "LoRA rank");
+    let lr = match form.lr.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => Some(v),
+        _ => {
+            problems.push((
+                "train-lr",
+                "Learning rate: a number above 0, at most 1 (e.g. 2e-4)".into(),
+            ));
+            None
+        }
+    };
+    let (Some(steps), Some(eval_rows), Some(batch), Some(max_len), Some(r), Some(lr)) =
+        (steps, eval_rows, batch, max_len, r, lr)
+    else {
+        return Err(problems);
+    };
+    let mut config = TrainConfig { steps, batch_size: batch, max_len, ..TrainConfig::default() };
+    config.adamw.lr = lr;
+    let mut lora = config.method.lora().cloned().unwrap_or_default();
+    lora.alpha = 2.0 * r as f64;
+    lora.r = r;
+    config.method = match form.method.as_str() {
+        "qlora" => Method::Qlora { lora, quant: api::train::Quant::Q4_1 },
+        _ => Method::Lora(lora),
+    };
+    // Checkpoints often enough that Stop and a crash lose little.
+    config.checkpoint_every = 25;
+    Ok(ProjectTrainRequest {
+        project: project.to_string(),
+        dataset: None,
+        eval_rows,
+        config,
+        resume: Resume::No,
+    })
+}
+
+/// The Train pane of project `slug`.
+#[component]
+pub fn Train(slug: String) -> impl IntoView {
+    let datasets = RwSignal::new(None::<Vec<DatasetSummary>>);
+    let form = RwSignal::new(Form::default());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let jobs = expect_context::<JobsCtx>();
+    let pane = expect_context::<PaneCtx>();
+    let s = slug.clone();
+    spawn_local(async move {
+        match ipc::data_list(s).await {
+            Ok(d) => datasets.set(Some(d)),
+            Err(e) => error.set(Some(e.message)),
+        }
+    });
+    let checked = {
+        let slug = slug.clone();
+        Memo::new(move |_| request(&form.get(), &slug))
+    };
+    let problem = move |id: &'static str| {
+        checked.with(|c| match c {
+            Err(p) => p.iter().find(|(f, _)| *f == id).map(|(_, m)| m.clone()),
+            Ok(_) => None,
+        })
+    };
+    let start = move || {
+        let Ok(req) = checked.get_untracked() else { return };
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::train_start(req).await {
+                Ok(job) => {
+                    error.set(None);
+                    jobs.current.set(Some(job.id.clone()));
+                    jobs.attach(job.id);
+                    pane.0.set(Pane::Monitor);
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+    let field = move |id: &'static str,
+                      label: &'static str,
+                      help: &'static str,
+                      get: fn(&Form) -> String,
+                      set: fn(&mut Form, String)| {
+        view! {
+            <label class="field" for=id>
+                <span class="label">{label}</span>
+                <input
+                    id=id
+                    type="text"
+                    prop:value=move || form.with(get)
+                    on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))
+                    aria-invalid=move || problem(id).is_some().to_string()
+                />
+                <span class="help">{help}</span>
+                <span class="invalid" role="alert">{move || problem(id).unwrap_or_default()}</span>
+            </label>
+        }
+    };
+    view! {
+        <div class="train" id="pane-train">
+            <h1>"Train"</h1>
+            {move || match datasets.get() {
+                None => view! { <p class="hint">"Loading the project's datasets…"</p> }.into_any(),
+                Some(d) if d.is_empty() => view! {
+                    <div class="empty-state" id="train-empty">
+                        <p>"This project has no dataset yet. Import one first, then come back to train on it."</p>
+                    </div>
+                }
+                .into_any(),
+                Some(d) => {
+                    let current = d.iter().find(|x| x.current).or(d.last()).cloned();
+                    view! {
+                        <p class="hint" id="train-dataset">
+                            {current.map(|c| format!("Trains on {} v{} ({} rows), its held-out split evaluated before and after.", c.name, c.version, c.rows))}
+                        </p>
+                    }
+                    .into_any()
+                }
+            }}
+            <form
+                class="card train-form"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    start();
+                }
+            >
+                <div class="grid">
+                    <label class="field" for="train-method">
+                        <span class="label">"Method"</span>
+                        <select
+                            id="train-method"
+                            on:change=move |ev| form.update(|f| f.method = event_target_value(&ev))
+                        >
+                            <option value="lora" selected=true>"LoRA"</option>
+                            <option value="qlora">"QLoRA"</option>
+                        </select>
+                        <span class="help">"LoRA trains small adapters beside the frozen model; QLoRA does the same over its 4-bit weights, in less memory."</span>
+                    </label>
+                    {field("train-steps", "Steps", "Optimizer steps; empty: one pass over the training split.", |f| f.steps.clone(), |f, v| f.steps = v)}
+                    {field("train-lr", "Learning rate", "How big each update is; 2e-4 suits LoRA on small models.", |f| f.lr.clone(), |f, v| f.lr = v)}
+                    {field("train-batch", "Batch size", "Examples per step; more is smoother but needs more memory.", |f| f.batch.clone(), |f, v| f.batch = v)}
+                    {field("train-max-len", "Longest example (tokens)", "Longer examples are cut; the report shows how many.", |f| f.max_len.clone(), |f, v| f.max_len = v)}
+                    {field("train-lora-r", "LoRA rank", "Adapter size; 8–16 is plenty for most tasks (alpha is twice the rank).", |f| f.lora_r.clone(), |f, v| f.lora_r = v)}
+                    {field("train-eval-rows", "Held-out rows evaluated", "Rows of the test split scored before and after; fewer is faster.", |f| f.eval_rows.clone(), |f, v| f.eval_rows = v)}
+                </div>
+                <div class="actions">
+                    <button
+                        id="train-start"
+                        type="submit"
+                        class="primary"
+                        disabled=move || busy.get() || checked.with(|c| c.is_err()) || datasets.with(|d| d.as_ref().is_none_or(|d| d.is_empty()))
+                    >
+                        "Start training"
+                    </button>
+                </div>
+            </form>
+            <p class="error" role="alert" class:hidden=move || error.get().is_none()>
+                {move || error.get().unwrap_or_default()}
+            </p>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_is_checked_before_anything_starts() {
+        let ok = request(&Form::default(), "p").unwrap();
+        assert_eq!((ok.config.steps, ok.eval_rows), (None, DEFAULT_EVAL_ROWS));
+        let bad = Form { lr: "0".into(), batch: "x".into(), ..Form::default() };
+        let ids: Vec<_> = request(&bad, "p").unwrap_err().into_iter().map(|p| p.0).collect();
+        assert_eq!(ids, ["train-batch", "train-lr"]);
+        let f = Form {
+            steps: "3".into(),
+            lora_r: "16".into(),
+            method: "qlora".into(),
+            ..Form::default()
+        };
+        let r = request(&f, "p").unwrap();
+        assert_eq!(r.config.steps, Some(3));
+        assert!(
+            matches!(r.config.method, Method::Qlora { ref lora, .. } if lora.r == 16 && lora.alpha == 32.0)
+        );
+    }
+}
