@@ -97,8 +97,12 @@ async fn create_a_project_in_the_window() {
         client.wait().at_most(wait).for_element(Locator::Css("#new-project-name")).await.unwrap();
     // The empty store shows no project yet.
     assert!(client.find_all(Locator::Css("#project-list li")).await.unwrap().is_empty());
+    // With no project yet, the panes say why they wait.
+    let tab = client.find(Locator::Css("#tab-train")).await.unwrap();
+    assert_eq!(tab.attr("title").await.unwrap().as_deref(), Some("Pick or create a project first"));
+    // Enter submits the form, as in any form.
     input.send_keys("Support Bot").await.unwrap();
-    client.find(Locator::Css("#create-project")).await.unwrap().click().await.unwrap();
+    input.send_keys(&fantoccini::key::Key::Enter.to_string()).await.unwrap();
 
     let item = client
         .wait()

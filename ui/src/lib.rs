@@ -137,6 +137,12 @@ pub fn App() -> impl IntoView {
                                     class="tab"
                                     class:active=move || pane.get() == p
                                     disabled=move || selected.get().is_none()
+                                    title=move || {
+                                        selected
+                                            .get()
+                                            .is_none()
+                                            .then_some("Pick or create a project first")
+                                    }
                                     on:click=move |_| pane.set(p)
                                 >
                                     {p.label()}
