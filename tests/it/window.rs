@@ -74,22 +74,7 @@ async fn create_a_project_in_the_window() {
         // So the Overview shows the default model, as on a user's machine after setup.
         app::App::open(home.path()).unwrap().model_import(Path::new(&gguf), None).unwrap();
     }
-    let port = free_port();
-    let native_port = free_port();
-    let mut driver =
-        Command::new(std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into()));
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut driver, 0);
-    let driver = driver
-        .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-        .env("VIBEFLOW_HOME", home.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect(
-            "cannot start tauri-driver: install it with `npm install -g @crabnebula/tauri-driver`",
-        );
-    let _driver = Driver(driver);
-    let client = connect(port).await;
+    let (_driver, client) = open_window(home.path()).await;
     let wait = Duration::from_secs(30);
 
     assert_eq!(client.title().await.unwrap(), "VibeFlow");

@@ -380,6 +380,19 @@ pub enum JobState {
     Interrupted,
 }
 
+impl JobState {
+    /// `running`, `done`, `stopped`, `failed`, `interrupted` (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Stopped => "stopped",
+            JobState::Failed => "failed",
+            JobState::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// A background job: a training run started by the app or the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobInfo {

@@ -325,7 +325,7 @@ fn row_of(info: &JobInfo) -> store::JobRow {
         kind: info.kind.clone(),
         project: info.project.clone(),
         run: info.run.clone(),
-        state: state_name(info.state).into(),
+        state: info.state.name().into(),
         started_at: info.started_at,
         finished_at: info.finished_at,
         message: info.message.clone(),
@@ -363,16 +363,6 @@ fn placeholder(id: &str) -> JobInfo {
         finished_at: None,
         message: None,
         progress: None,
-    }
-}
-
-fn state_name(s: JobState) -> &'static str {
-    match s {
-        JobState::Running => "running",
-        JobState::Done => "done",
-        JobState::Stopped => "stopped",
-        JobState::Failed => "failed",
-        JobState::Interrupted => "interrupted",
     }
 }
 

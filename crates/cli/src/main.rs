@@ -697,18 +697,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if json {
                     out!("{}", serde_json::to_string(p).unwrap_or_default());
                 } else {
-                    let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
-                    err!(
-                        "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
-                        p.step,
-                        p.total_steps,
-                        p.loss,
-                        p.lr,
-                        p.grad_norm,
-                        p.tokens_per_second,
-                        p.memory_bytes as f64 / 1e6,
-                        p.eta_seconds
-                    );
+                    print_step(p);
                 }
                 !STOP.load(Ordering::SeqCst)
             };
@@ -837,11 +826,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 let mut s = format!("{:32} {:12} {:20} STEPS", "JOB", "STATE", "PROJECT");
                 for j in &list {
-                    let state = serde_json::to_value(j.state).unwrap_or_default();
                     s += &format!(
                         "\n{:32} {:12} {:20} {}",
                         j.id,
-                        state.as_str().unwrap_or_default(),
+                        j.state.name(),
                         j.project,
                         j.progress
                             .as_ref()
@@ -1024,24 +1012,27 @@ fn print_event(event: &api::train::JobEvent, json: bool) {
         JobEvent::Progress { .. } | JobEvent::Alert { .. } if json => {
             out!("{}", serde_json::to_string(event).unwrap_or_default());
         }
-        JobEvent::Progress { progress: p, .. } => {
-            let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
-            err!(
-                "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
-                p.step,
-                p.total_steps,
-                p.loss,
-                p.lr,
-                p.grad_norm,
-                p.tokens_per_second,
-                p.memory_bytes as f64 / 1e6,
-                p.eta_seconds
-            );
-        }
+        JobEvent::Progress { progress: p, .. } => print_step(p),
         JobEvent::Alert { message, .. } => err!("warning: {message}"),
         JobEvent::Log { line, .. } => err!("{line}"),
         JobEvent::Started { .. } | JobEvent::Ended { .. } => {}
     }
+}
+
+/// One step's line on stderr.
+fn print_step(p: &app::Progress) {
+    let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
+    err!(
+        "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
+        p.step,
+        p.total_steps,
+        p.loss,
+        p.lr,
+        p.grad_norm,
+        p.tokens_per_second,
+        p.memory_bytes as f64 / 1e6,
+        p.eta_seconds
+    );
 }
 
 /// The error chain on one line, outermost first, skipping causes a message already quotes.

@@ -136,8 +136,8 @@ pub fn Monitor(slug: String) -> impl IntoView {
                                             }
                                         >
                                             <span class="run">{j.run.clone().unwrap_or_default()}</span>
-                                            <span class=format!("state {}", state_name(j.state))>
-                                                {state_name(j.state)}
+                                            <span class=format!("state {}", j.state.name())>
+                                                {j.state.name()}
                                             </span>
                                         </button>
                                     </li>
@@ -227,16 +227,6 @@ pub fn Monitor(slug: String) -> impl IntoView {
                 {move || error.get().unwrap_or_default()}
             </p>
         </div>
-    }
-}
-
-fn state_name(s: JobState) -> &'static str {
-    match s {
-        JobState::Running => "running",
-        JobState::Done => "done",
-        JobState::Stopped => "stopped",
-        JobState::Failed => "failed",
-        JobState::Interrupted => "interrupted",
     }
 }
 
