@@ -290,7 +290,8 @@ pub struct Progress {
     pub lr: f64,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
-    /// Training tokens per second over this step (padding excluded).
+    /// Training tokens per second over this step's forward, backward and update (padding,
+    /// and an evaluation or checkpoint after the step, excluded).
     pub tokens_per_second: f64,
     /// Resident memory of the process, bytes.
     pub memory_bytes: u64,

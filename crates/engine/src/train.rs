@@ -230,6 +230,8 @@ pub fn train(
         let grad_norm = clip_grad_norm(&mut grads, &params.vars, cfg.max_grad_norm)?;
         opt.step(&grads, lr)?;
         drop(grads);
+        // The step's own work: an evaluation or a checkpoint after it is not training speed.
+        let step_seconds = t0.elapsed().as_secs_f64();
         state.step += 1;
         state.losses.push(loss_sum);
         let done = state.step == total;
@@ -259,7 +261,7 @@ pub fn train(
             eval_loss,
             lr,
             grad_norm,
-            tokens_per_second: real_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            tokens_per_second: real_tokens as f64 / step_seconds.max(1e-9),
             memory_bytes: memory_stats::memory_stats().map(|m| m.physical_mem as u64).unwrap_or(0),
             elapsed_seconds: elapsed,
             eta_seconds: per * (total - state.step) as f64,
