@@ -106,30 +106,30 @@ impl Jobs {
             .name(format!("job {id}"))
             .spawn(move || {
                 let _held = job_lock;
-                let result = (|| -> Result<RunRecord> {
-                    let mut app = App::open(&home)?;
+                let app = App::open(&home).and_then(|mut app| {
                     app.set_device(&device)?;
                     let (j, job) = (jobs.clone(), id.clone());
                     app.on_wait(Box::new(move |line| {
                         j.emit(JobEvent::Log { job: job.clone(), line: line.to_string() })
                     }));
-                    let mut watch = Watch::default();
-                    let mut on_progress = |p: &Progress| {
-                        jobs.emit(JobEvent::Progress { job: id.clone(), progress: p.clone() });
-                        if let Some((kind, message)) = watch.look(p) {
-                            jobs.emit(JobEvent::Alert { job: id.clone(), kind, message });
-                        }
-                        !stop.load(Ordering::SeqCst)
-                    };
-                    let record = app.train_run(claimed, &mut on_progress)?;
-                    app.store.upsert_job(&store::JobRow {
-                        state: record.status.clone(),
-                        finished_at: Some(crate::now()),
-                        ..row_of(&jobs.info(&id).unwrap_or_else(|| placeholder(&id)))
-                    })?;
-                    Ok(record)
-                })();
-                jobs.finish(&id, result);
+                    Ok(app)
+                });
+                let app = match app {
+                    Ok(app) => app,
+                    // Without an `App` the row stays `running` with a free lock: `list` shows
+                    // it as interrupted, which it is.
+                    Err(e) => return jobs.finish(&id, None, Err(e)),
+                };
+                let mut watch = Watch::default();
+                let mut on_progress = |p: &Progress| {
+                    jobs.emit(JobEvent::Progress { job: id.clone(), progress: p.clone() });
+                    if let Some((kind, message)) = watch.look(p) {
+                        jobs.emit(JobEvent::Alert { job: id.clone(), kind, message });
+                    }
+                    !stop.load(Ordering::SeqCst)
+                };
+                let result = app.train_run(claimed, &mut on_progress);
+                jobs.finish(&id, Some(&app), result);
             })
             .map_err(|e| Error::Io { path: "a job's thread".into(), source: e })?;
         Ok(info)
@@ -230,19 +230,17 @@ impl Jobs {
         job.history.push(event);
     }
 
-    /// Ends job `id` with `result`: its state, the last event, and its row.
-    fn finish(&self, id: &str, result: Result<RunRecord>) {
+    /// Ends job `id` with `result`: its row (through the job's own `app`), its state and the
+    /// last event.
+    fn finish(&self, id: &str, app: Option<&App>, result: Result<RunRecord>) {
         let (state, message, record) = match result {
             Ok(r) if r.status == "stopped" => (JobState::Stopped, None, Some(r)),
             Ok(r) => (JobState::Done, None, Some(r)),
             Err(e) => (JobState::Failed, Some(e.to_string()), None),
         };
-        if state == JobState::Failed
-            && let Ok(app) = App::open(&self.shared.home)
-            && let Some(info) = self.info(id)
-        {
+        if let (Some(app), Some(info)) = (app, self.info(id)) {
             let row = store::JobRow {
-                state: "failed".into(),
+                state: state.name().into(),
                 finished_at: Some(crate::now()),
                 message: message.clone(),
                 ..row_of(&info)
@@ -348,20 +346,6 @@ fn info_of(row: &store::JobRow) -> JobInfo {
         started_at: row.started_at,
         finished_at: row.finished_at,
         message: row.message.clone(),
-        progress: None,
-    }
-}
-
-fn placeholder(id: &str) -> JobInfo {
-    JobInfo {
-        id: id.to_string(),
-        kind: "train".into(),
-        project: String::new(),
-        run: None,
-        state: JobState::Running,
-        started_at: crate::now(),
-        finished_at: None,
-        message: None,
         progress: None,
     }
 }
