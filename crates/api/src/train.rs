@@ -260,6 +260,74 @@ pub struct ProjectTrainRequest {
     pub resume: Resume,
 }
 
+impl ProjectTrainRequest {
+    /// A request to continue `run` of `project` (the run keeps its own settings).
+    pub fn resume(project: &str, run: &str) -> ProjectTrainRequest {
+        ProjectTrainRequest {
+            project: project.into(),
+            dataset: None,
+            eval_rows: DEFAULT_EVAL_ROWS,
+            config: TrainConfig::default(),
+            resume: Resume::Run(run.into()),
+        }
+    }
+
+    /// What is out of range, as (field, why): the form shows each beside its field, the CLI
+    /// and `App` refuse a new run with any.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = self.config.problems();
+        if self.eval_rows > 100_000 {
+            out.push(("eval_rows", "Held-out rows: a whole number from 0 to 100000".into()));
+        }
+        out
+    }
+}
+
+impl TrainConfig {
+    /// What is out of range, as (field, why); see [`ProjectTrainRequest::problems`].
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut int = |key, v: usize, lo: usize, hi: usize, what: &str| {
+            if !(lo..=hi).contains(&v) {
+                out.push((key, format!("{what}: a whole number from {lo} to {hi}")));
+            }
+        };
+        if let Some(s) = self.steps {
+            int("steps", s, 1, 1_000_000, "Steps");
+        }
+        int("epochs", self.epochs, 1, 1000, "Epochs");
+        int("batch_size", self.batch_size, 1, 256, "Batch size");
+        int("grad_accum", self.grad_accum, 1, 1024, "Gradient accumulation");
+        int("max_len", self.max_len, 16, 32_768, "Longest example");
+        if let Some(l) = self.method.lora() {
+            int("lora_r", l.r, 1, 512, "LoRA rank");
+        }
+        let lr = self.adamw.lr;
+        if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
+            out.push(("lr", "Learning rate: a number above 0, at most 1 (e.g. 2e-4)".into()));
+        }
+        if let Some(l) = self.method.lora() {
+            if !(l.alpha.is_finite() && l.alpha > 0.0) {
+                out.push(("lora_alpha", "LoRA alpha: a number above 0".into()));
+            }
+            if !(0.0..1.0).contains(&l.dropout) {
+                out.push(("lora_dropout", "LoRA dropout: from 0 up to (not including) 1".into()));
+            }
+            if l.targets.is_empty() {
+                out.push(("lora_targets", "LoRA targets: at least one projection".into()));
+            }
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
+            out.push(("max_grad_norm", "Gradient clip: 0 (none) or a number above 0".into()));
+        }
+        let wd = self.adamw.weight_decay;
+        if !(wd.is_finite() && (0.0..1.0).contains(&wd)) {
+            out.push(("weight_decay", "Weight decay: from 0 up to (not including) 1".into()));
+        }
+        out
+    }
+}
+
 /// Which run `train -p` continues.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -476,5 +544,25 @@ impl JobEvent {
             | JobEvent::Alert { job, .. }
             | JobEvent::Ended { job, .. } => job,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_settings_are_named_by_field() {
+        assert!(ProjectTrainRequest::resume("p", "run-1").problems().is_empty());
+        let mut r = ProjectTrainRequest::resume("p", "run-1");
+        r.config.adamw.lr = 0.0;
+        r.config.batch_size = 0;
+        r.config.steps = Some(0);
+        r.config.method = Method::Lora(LoraConfig { dropout: 1.0, ..LoraConfig::default() });
+        r.eval_rows = 100_001;
+        let keys: Vec<_> = r.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["steps", "batch_size", "lr", "lora_dropout", "eval_rows"]);
+        r.config.adamw.lr = f64::NAN;
+        assert!(r.problems()[2].1.starts_with("Learning rate: a number above 0"));
     }
 }

@@ -140,6 +140,11 @@ impl App {
     /// (a finished run, a run training elsewhere) come from here; the training itself can then
     /// go to another thread ([`crate::Jobs`]).
     pub fn claim_run(&self, req: &ProjectTrainRequest) -> Result<ClaimedRun> {
+        if req.resume == Resume::No {
+            if let Some((_, why)) = req.problems().into_iter().next() {
+                return Err(Error::InvalidInput(why));
+            }
+        }
         let row = self.project_row(&req.project)?;
         let claim = self.claim(&row, req)?;
         Ok(ClaimedRun { claim, req: req.clone(), row })
@@ -216,23 +221,25 @@ impl App {
             })?;
         let out = dir.join("runs").join(&id);
         std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-        // A resumed run goes on with its own settings, whatever the command line says now.
+        // A resumed run goes on with its own settings, whatever the request says now.
         let config_path = out.join(RUN_CONFIG);
-        let config = match &existing {
+        let settings = match &existing {
             Some(_) => match std::fs::read_to_string(&config_path) {
                 Ok(text) => serde_json::from_str(&text).map_err(|e| {
                     Error::Data(format!("{}: {e}: start a new run", config_path.display()))
                 })?,
-                Err(_) => req.config.clone(),
+                Err(_) => RunSettings { config: req.config.clone(), eval_rows: req.eval_rows },
             },
             None => {
-                let text = serde_json::to_string_pretty(&req.config).unwrap_or_default();
+                let settings = RunSettings { config: req.config.clone(), eval_rows: req.eval_rows };
+                let text = serde_json::to_string_pretty(&settings).unwrap_or_default();
                 let dir = out.join("checkpoints");
                 std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                 std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))?;
-                req.config.clone()
+                settings
             }
         };
+        let RunSettings { config, eval_rows } = settings;
         let record = store::RunRow {
             id: id.clone(),
             project: row.slug.clone(),
@@ -252,7 +259,15 @@ impl App {
         };
         self.store.upsert_run(&record)?;
         let previous = existing.map(|r| r.status);
-        Ok(Claim { id, config, resumed: previous.is_some(), previous, record, _lock: lock })
+        Ok(Claim {
+            id,
+            config,
+            eval_rows,
+            resumed: previous.is_some(),
+            previous,
+            record,
+            _lock: lock,
+        })
     }
 
     fn train_claimed(
@@ -288,7 +303,7 @@ impl App {
         let mut bundle = open_base(&base, &config.method, &device)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
-            if is_test[i] && eval.len() >= req.eval_rows {
+            if is_test[i] && eval.len() >= claim.eval_rows {
                 continue;
             }
             let messages = engine::train::parse_chat_line(line).map_err(|e| {
@@ -423,6 +438,13 @@ impl App {
 /// keep (beside the checkpoints, out of git: `run.toml` records them when the run ends).
 const RUN_CONFIG: &str = "checkpoints/run-config.json";
 
+/// What `run-config.json` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunSettings {
+    config: TrainConfig,
+    eval_rows: usize,
+}
+
 /// A run claimed by [`App::claim_run`], holding its lock until it is trained (or dropped).
 pub struct ClaimedRun {
     claim: Claim,
@@ -451,6 +473,8 @@ impl ClaimedRun {
 struct Claim {
     id: String,
     config: TrainConfig,
+    /// Held-out rows evaluated (kept by resumes, so a run's eval losses stay comparable).
+    eval_rows: usize,
     resumed: bool,
     /// The status of the run resumed.
     previous: Option<String>,

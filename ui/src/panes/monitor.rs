@@ -1,7 +1,7 @@
 //! Monitor: the project's jobs and, for the one followed, its progress live — step, losses, a
 //! loss chart, speed, memory, ETA, alerts and the log — with Stop and Resume.
 
-use api::train::{JobEvent, JobInfo, JobState, ProjectTrainRequest, Resume, TrainConfig};
+use api::train::{JobEvent, JobInfo, JobState, ProjectTrainRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -83,14 +83,8 @@ pub fn Monitor(slug: String) -> impl IntoView {
         let slug = slug.clone();
         move || {
             let Some(run) = current_job().and_then(|j| j.run) else { return };
-            let req = ProjectTrainRequest {
-                project: slug.clone(),
-                dataset: None,
-                eval_rows: api::train::DEFAULT_EVAL_ROWS,
-                // A resumed run keeps the settings it started with.
-                config: TrainConfig::default(),
-                resume: Resume::Run(run),
-            };
+            // A resumed run keeps the settings (and held-out rows) it started with.
+            let req = ProjectTrainRequest::resume(&slug, &run);
             let refresh = refresh_later.clone();
             spawn_local(async move {
                 match ipc::train_start(req).await {
@@ -136,6 +130,8 @@ pub fn Monitor(slug: String) -> impl IntoView {
                                             }
                                         >
                                             <span class="run">{j.run.clone().unwrap_or_default()}</span>
+                                            // A resume is a new job of the same run: the time tells them apart.
+                                            <span class="when">{clock(j.started_at)}</span>
                                             <span class=format!("state {}", j.state.name())>
                                                 {j.state.name()}
                                             </span>
@@ -275,4 +271,10 @@ fn chart(events: &[JobEvent]) -> impl IntoView + use<> {
             </figcaption>
         </figure>
     }
+}
+
+/// `14:03:22` in the user's time zone, for seconds since the Unix epoch.
+fn clock(secs: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(secs as f64 * 1000.0));
+    date.to_locale_time_string("default").into()
 }

@@ -39,44 +39,37 @@ impl Default for Form {
 /// A field's error: (field id, what is wrong).
 type Problem = (&'static str, String);
 
-/// The request the form describes, or what is wrong with it (every field checked).
+/// The form's field for each key of [`ProjectTrainRequest::problems`].
+const FIELDS: [(&str, &str); 6] = [
+    ("steps", "train-steps"),
+    ("eval_rows", "train-eval-rows"),
+    ("batch_size", "train-batch"),
+    ("max_len", "train-max-len"),
+    ("lora_r", "train-lora-r"),
+    ("lr", "train-lr"),
+];
+
+/// The request the form describes, or what is wrong with it (every field checked). The form
+/// only reads the text; the ranges are `api`'s, the same the CLI and `App` enforce.
 fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut int = |id: &'static str, text: &str, lo: usize, hi: usize, what: &str| match text
-        .trim()
-        .parse::<usize>()
-    {
-        Ok(v) if (lo..=hi).contains(&v) => Some(v),
-        _ => {
-            problems.push((id, format!("{what}: a whole number from {lo} to {hi}")));
-            None
+    let mut int = |id: &'static str, text: &str, what: &str| match text.trim().parse::<usize>() {
+        Ok(v) => v,
+        Err(_) => {
+            problems.push((id, format!("{what}: a whole number")));
+            0
         }
     };
-    let steps = if form.steps.trim().is_empty() {
-        Some(None)
-    } else {
-        int("train-steps", &form.steps, 1, 1_000_000, "Steps").map(Some)
+    let steps = match form.steps.trim() {
+        "" => None,
+        s => Some(int("train-steps", s, "Steps")),
     };
-    let eval_rows = int("train-eval-rows", &form.eval_rows, 0, 100_000, "Held-out rows");
-    let batch = int("train-batch", &form.batch, 1, 256, "Batch size");
-    let max_len = int("train-max-len", &form.max_len, 16, 32_768, "Longest example");
-    let r = int("train-lora-r", &form.lora_r, 1, 512, "LoRA rank");
-    let lr = match form.lr.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => Some(v),
-        _ => {
-            problems.push((
-                "train-lr",
-                "Learning rate: a number above 0, at most 1 (e.g. 2e-4)".into(),
-            ));
-            None
-        }
-    };
-    let (Some(steps), Some(eval_rows), Some(batch), Some(max_len), Some(r), Some(lr)) =
-        (steps, eval_rows, batch, max_len, r, lr)
-    else {
-        return Err(problems);
-    };
-    let mut config = TrainConfig { steps, batch_size: batch, max_len, ..TrainConfig::default() };
+    let eval_rows = int("train-eval-rows", &form.eval_rows, "Held-out rows");
+    let batch_size = int("train-batch", &form.batch, "Batch size");
+    let max_len = int("train-max-len", &form.max_len, "Longest example");
+    let r = int("train-lora-r", &form.lora_r, "LoRA rank");
+    let lr = form.lr.trim().parse::<f64>().unwrap_or(f64::NAN);
+    let mut config = TrainConfig { steps, batch_size, max_len, ..TrainConfig::default() };
     config.adamw.lr = lr;
     let mut lora = config.method.lora().cloned().unwrap_or_default();
     lora.alpha = 2.0 * r as f64;
@@ -87,13 +80,23 @@ fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Proble
     };
     // Checkpoints often enough that Stop and a crash lose little.
     config.checkpoint_every = 25;
-    Ok(ProjectTrainRequest {
+    let req = ProjectTrainRequest {
         project: project.to_string(),
         dataset: None,
         eval_rows,
         config,
         resume: Resume::No,
-    })
+    };
+    for (key, why) in req.problems() {
+        let Some(&(_, id)) = FIELDS.iter().find(|(k, _)| *k == key) else { continue };
+        if !problems.iter().any(|(f, _)| *f == id) {
+            problems.push((id, why));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(req),
+        false => Err(problems),
+    }
 }
 
 /// The Train pane of project `slug`.
@@ -232,8 +235,11 @@ mod tests {
         let ok = request(&Form::default(), "p").unwrap();
         assert_eq!((ok.config.steps, ok.eval_rows), (None, DEFAULT_EVAL_ROWS));
         let bad = Form { lr: "0".into(), batch: "x".into(), ..Form::default() };
-        let ids: Vec<_> = request(&bad, "p").unwrap_err().into_iter().map(|p| p.0).collect();
+        let problems = request(&bad, "p").unwrap_err();
+        let ids: Vec<_> = problems.iter().map(|p| p.0).collect();
         assert_eq!(ids, ["train-batch", "train-lr"]);
+        assert_eq!(problems[0].1, "Batch size: a whole number");
+        assert!(problems[1].1.starts_with("Learning rate: a number above 0"));
         let f = Form {
             steps: "3".into(),
             lora_r: "16".into(),

@@ -278,6 +278,10 @@ fn a_killed_run_shows_as_interrupted_and_resumes_from_its_checkpoint() {
     let p = project_with_data(&home, "Run");
     let e = home.err(&["train", "-p", &p, "--resume"]);
     assert!(e.contains("has no interrupted or stopped run to resume"), "{e}");
+    // Out-of-range settings are refused before a run is claimed.
+    let e = home.err(&["train", "-p", &p, "--lr=0"]);
+    assert!(e.contains("Learning rate: a number above 0"), "{e}");
+    assert_eq!(runs(&home, &p), []);
     let mut child = train(&home, &p, &["--steps", "6", "--checkpoint-every", "2"]);
     let at = until_checkpoint(&mut child);
     child.kill().unwrap();
@@ -288,12 +292,16 @@ fn a_killed_run_shows_as_interrupted_and_resumes_from_its_checkpoint() {
     let text = home.ok(&["runs", "-p", &p]);
     assert!(text.contains("Resume run-1 with: vibeflow train -p run --resume run-1"), "{text}");
     // `--resume` without a name takes the newest interrupted run, with its own settings.
-    let out = home.ok(&["train", "-p", &p, "--resume", "--steps", "99", "--json"]);
+    let out =
+        home.ok(&["train", "-p", &p, "--resume", "--steps", "99", "--eval-rows", "50", "--json"]);
     let lines: Vec<serde_json::Value> =
         out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let record = lines.last().unwrap();
     assert_eq!((record["id"].as_str(), record["status"].as_str()), (Some("run-1"), Some("done")));
     assert_eq!(record["summary"]["steps"], 6, "the run's own 6 steps, not --steps 99");
+    let run_toml = std::path::Path::new(record["path"].as_str().unwrap()).join("run.toml");
+    let run_toml = std::fs::read_to_string(&run_toml).unwrap();
+    assert!(run_toml.contains("eval_rows = 2"), "its own 2 held-out rows, not 50: {run_toml}");
     // Progress went on after the checkpoint, not from step 1.
     assert!(lines[0]["step"].as_u64().unwrap() > 2, "{}", lines[0]);
     assert_eq!(runs(&home, &p), [("run-1".into(), "done".into(), 6)]);
