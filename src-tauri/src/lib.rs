@@ -9,8 +9,9 @@ use std::sync::Arc;
 use api::dataset::DatasetSummary;
 use api::train::{JobEvent, JobInfo, ProjectTrainRequest, RunSummary};
 use api::{
-    ApiError, CommitInfo, DoctorReport, DoctorRequest, ErrorCode, JobRef, ModelInfo, NewProject,
-    ProjectDetail, ProjectRef, ProjectSummary,
+    ApiError, CommitInfo, DiffRequest, DoctorReport, DoctorRequest, ErrorCode, JobRef, ModelInfo,
+    NewProject, ProjectDetail, ProjectRef, ProjectSummary, RollbackOutcome, RollbackRequest,
+    VersionDiff,
 };
 use app::{App, Jobs};
 use tauri::Manager;
@@ -56,6 +57,16 @@ async fn project_show(s: S<'_>, req: ProjectRef) -> Res<ProjectDetail> {
 #[tauri::command]
 async fn project_history(s: S<'_>, req: ProjectRef) -> Res<Vec<CommitInfo>> {
     blocking(&s, move |a, _| a.history(&req.slug)).await
+}
+
+#[tauri::command]
+async fn project_diff(s: S<'_>, req: DiffRequest) -> Res<VersionDiff> {
+    blocking(&s, move |a, _| a.diff(&req.project, &req.from, req.to.as_deref())).await
+}
+
+#[tauri::command]
+async fn project_rollback(s: S<'_>, req: RollbackRequest) -> Res<RollbackOutcome> {
+    blocking(&s, move |a, _| a.rollback(&req.project, &req.to)).await
 }
 
 #[tauri::command]
@@ -114,6 +125,8 @@ pub fn run() {
             project_new,
             project_show,
             project_history,
+            project_diff,
+            project_rollback,
             models_list,
             doctor,
             data_list,

@@ -61,6 +61,23 @@ pub async fn project_history(slug: String) -> Result<Vec<CommitInfo>, ApiError> 
     call_with(cmd::PROJECT_HISTORY, &ProjectRef { slug }).await
 }
 
+/// What changed between two versions (`to`: none for the current one).
+pub async fn project_diff(
+    project: String,
+    from: String,
+    to: Option<String>,
+) -> Result<api::VersionDiff, ApiError> {
+    call_with(cmd::PROJECT_DIFF, &api::DiffRequest { project, from, to }).await
+}
+
+/// Restores an earlier version as a new commit.
+pub async fn project_rollback(
+    project: String,
+    to: String,
+) -> Result<api::RollbackOutcome, ApiError> {
+    call_with(cmd::PROJECT_ROLLBACK, &api::RollbackRequest { project, to }).await
+}
+
 /// Installed models.
 pub async fn models_list() -> Result<Vec<ModelInfo>, ApiError> {
     call(cmd::MODELS_LIST, JsValue::UNDEFINED).await

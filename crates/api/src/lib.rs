@@ -21,6 +21,12 @@ pub mod cmd {
     pub const PROJECT_SHOW: &str = "project_show";
     /// Project history: [`super::ProjectRef`], returns `Vec<CommitInfo>`.
     pub const PROJECT_HISTORY: &str = "project_history";
+    /// What changed between two versions: [`super::DiffRequest`], returns
+    /// [`super::VersionDiff`].
+    pub const PROJECT_DIFF: &str = "project_diff";
+    /// Restore an earlier version as a new commit: [`super::RollbackRequest`], returns
+    /// [`super::RollbackOutcome`].
+    pub const PROJECT_ROLLBACK: &str = "project_rollback";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
@@ -49,6 +55,8 @@ pub mod cmd {
         PROJECT_NEW,
         PROJECT_SHOW,
         PROJECT_HISTORY,
+        PROJECT_DIFF,
+        PROJECT_ROLLBACK,
         MODELS_LIST,
         DOCTOR,
         DATA_LIST,
@@ -149,6 +157,65 @@ pub struct ProjectDetail {
     pub commits: usize,
     /// Full id of the HEAD commit.
     pub head: String,
+    /// The run that is the project's model now: the newest finished run, or the one a rollback
+    /// restored; none before the first finished run.
+    pub model_run: Option<String>,
+}
+
+/// `vibeflow diff -p P FROM [TO]`: what changed in the configuration, the dataset manifests
+/// and the runs' records between two versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionDiff {
+    /// The older version's commit id.
+    pub from: String,
+    /// The newer version's commit id.
+    pub to: String,
+    /// Each changed file.
+    pub files: Vec<FileDiff>,
+}
+
+/// One file of a [`VersionDiff`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDiff {
+    /// Path in the project, `/`-separated.
+    pub path: String,
+    /// `added`, `deleted` or `modified`.
+    pub status: String,
+    /// Unified diff: `@@` hunk headers, then lines starting with `+`, `-` or a space.
+    pub patch: String,
+}
+
+/// Request of [`cmd::PROJECT_DIFF`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffRequest {
+    /// Project slug.
+    pub project: String,
+    /// A tag (`v1`) or commit id.
+    pub from: String,
+    /// A tag or commit id; none: the current version.
+    pub to: Option<String>,
+}
+
+/// Request of [`cmd::PROJECT_ROLLBACK`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// Project slug.
+    pub project: String,
+    /// A tag (`v1`) or commit id.
+    pub to: String,
+}
+
+/// What `vibeflow rollback` did: one new commit that restores an earlier version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackOutcome {
+    /// The new commit.
+    pub commit: String,
+    /// The version restored (its commit id).
+    pub target: String,
+    /// What was restored, in words (`dataset tech-qa v3 (the content of v1)`).
+    pub restored: Vec<String>,
+    /// The run that is the project's model after the rollback.
+    pub model_run: Option<String>,
 }
 
 /// One commit of a project's history, newest first in lists.

@@ -405,6 +405,8 @@ pub struct RunRecord {
     pub path: String,
     /// The commit that recorded it.
     pub commit: String,
+    /// The version tag a finished run's commit got (`v1`, `v2` …); none for a stopped run.
+    pub tag: Option<String>,
     /// The engine's summary.
     pub summary: Summary,
 }

@@ -811,7 +811,7 @@ fn shape_name(m: &data::shape::Mapping) -> &'static str {
 
 /// Writes through a temporary file and a rename, so a crash leaves the old file or the new one
 /// (and the temporary file, in `data/`, which the next writer's recovery removes).
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let written = std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e));
     let placed = written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));

@@ -21,6 +21,7 @@ mod scratch;
 pub mod slug;
 mod threads;
 mod training;
+mod versions;
 
 use std::path::{Path, PathBuf};
 

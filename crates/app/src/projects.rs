@@ -24,6 +24,26 @@ struct ProjectSection {
 #[derive(Debug, Serialize, Deserialize)]
 struct ModelSection {
     base: String,
+    /// The run that is the project's model now (see [`api::ProjectDetail::model_run`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
+}
+
+/// The `model.run` of a project's `vibeflow.toml` text.
+pub(crate) fn model_run_of(text: &str) -> Option<String> {
+    toml::from_str::<ProjectFile>(text).ok()?.model.run
+}
+
+/// Sets `model.run` in the `vibeflow.toml` of the project at `dir` (the caller commits it).
+pub(crate) fn set_model_run(dir: &Path, run: Option<&str>) -> Result<()> {
+    let path = dir.join("vibeflow.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut file: ProjectFile =
+        toml::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    file.model.run = run.map(str::to_string);
+    let text = toml::to_string_pretty(&file)
+        .map_err(|e| Error::InvalidInput(format!("cannot write vibeflow.toml: {e}")))?;
+    crate::datasets::write_file(&path, text.as_bytes())
 }
 
 /// Kept out of every project's git: large or machine-local files.
@@ -79,7 +99,7 @@ impl App {
     fn init_project(&self, dir: &Path, name: &str, slug: &str, created_at: i64) -> Result<()> {
         let file = ProjectFile {
             project: ProjectSection { name: name.into(), slug: slug.into(), created_at },
-            model: ModelSection { base: DEFAULT_MODEL.into() },
+            model: ModelSection { base: DEFAULT_MODEL.into(), run: None },
         };
         let text = toml::to_string_pretty(&file)
             .map_err(|e| Error::InvalidInput(format!("cannot write vibeflow.toml: {e}")))?;
@@ -119,7 +139,10 @@ impl App {
         self.sync(&row.slug)?;
         let dir = self.project_dir(&row.slug);
         let history = vcs::history(&dir)?;
+        let model_run =
+            std::fs::read_to_string(dir.join("vibeflow.toml")).ok().and_then(|t| model_run_of(&t));
         Ok(ProjectDetail {
+            model_run,
             head: history.first().map(|c| c.id.clone()).unwrap_or_default(),
             commits: history.len(),
             path: dir.display().to_string(),

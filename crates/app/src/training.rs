@@ -140,10 +140,10 @@ impl App {
     /// (a finished run, a run training elsewhere) come from here; the training itself can then
     /// go to another thread ([`crate::Jobs`]).
     pub fn claim_run(&self, req: &ProjectTrainRequest) -> Result<ClaimedRun> {
-        if req.resume == Resume::No {
-            if let Some((_, why)) = req.problems().into_iter().next() {
-                return Err(Error::InvalidInput(why));
-            }
+        if req.resume == Resume::No
+            && let Some((_, why)) = req.problems().into_iter().next()
+        {
+            return Err(Error::InvalidInput(why));
         }
         let row = self.project_row(&req.project)?;
         let claim = self.claim(&row, req)?;
@@ -386,7 +386,7 @@ impl App {
             fmt(summary.eval_loss_before),
             fmt(summary.eval_loss_after)
         );
-        let commit = {
+        let (commit, tag) = {
             let _held = self.lock_project(&row.slug)?;
             let run_toml = out.join("run.toml");
             std::fs::write(&run_toml, text).map_err(|e| Error::io(&run_toml, e))?;
@@ -395,10 +395,20 @@ impl App {
             if dir.join(&adapter_config).exists() {
                 paths.push(adapter_config);
             }
+            // A finished run is the project's model from now on.
+            if status == "done" {
+                crate::projects::set_model_run(&dir, Some(id))?;
+                paths.push("vibeflow.toml".into());
+            }
             let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
-            self.commit_with_rows(&row.slug, &refs, &message, |_| {
+            let commit = self.commit_with_rows(&row.slug, &refs, &message, |_| {
                 vec![store::Change::Run(record.clone())]
-            })?
+            })?;
+            let tag = match status {
+                "done" => Some(self.tag_version(&row.slug, &commit)?),
+                _ => None,
+            };
+            (commit, tag)
         };
         Ok(RunRecord {
             id: id.clone(),
@@ -407,6 +417,7 @@ impl App {
             status: status.into(),
             path: out.display().to_string(),
             commit,
+            tag,
             summary,
         })
     }
@@ -494,6 +505,6 @@ fn next_run_id(runs: &[store::RunRow], folder: &std::path::Path) -> String {
     format!("run-{}", in_folder.max(in_index) + 1)
 }
 
-fn run_number(id: &str) -> u64 {
+pub(crate) fn run_number(id: &str) -> u64 {
     id.strip_prefix("run-").and_then(|n| n.parse().ok()).unwrap_or(0)
 }

@@ -85,6 +85,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What changed in the configuration, datasets and runs between two versions
+    Diff {
+        /// Project slug
+        #[arg(short, long)]
+        project: String,
+        /// The older version: a tag (v1) or a commit id
+        from: String,
+        /// The newer version (default: the current one)
+        to: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore an earlier version (its datasets and model) as a new commit
+    Rollback {
+        /// Project slug
+        #[arg(short, long)]
+        project: String,
+        /// The version: a tag (v1, v2 …) or a commit id from `vibeflow history`
+        to: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Installed models
     #[command(subcommand)]
     Models(ModelsCmd),
@@ -596,6 +620,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .join("\n")
             })
         }
+        Command::Diff { project, from, to, json } => {
+            let d = app.diff(&project, &from, to.as_deref())?;
+            print(json, &d, || {
+                if d.files.is_empty() {
+                    return "No changes to the configuration, datasets or runs.".into();
+                }
+                d.files
+                    .iter()
+                    .map(|f| format!("{} ({})\n{}", f.path, f.status, f.patch.trim_end()))
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            })
+        }
+        Command::Rollback { project, to, json } => {
+            let r = app.rollback(&project, &to)?;
+            print(json, &r, || {
+                format!(
+                    "Rolled back to {to} in a new version {}: {}",
+                    &r.commit[..10],
+                    r.restored.join(", ")
+                )
+            })
+        }
         Command::Models(ModelsCmd::List { json }) => {
             let list = app.models_list()?;
             print(json, &list, || {
@@ -739,9 +786,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return print(false, &run, || {
                     let fmt = |l: Option<f64>| l.map(|l| format!("{l:.4}")).unwrap_or("-".into());
                     format!(
-                        "Run {} ({}) on {} v{}: {} steps, held-out loss {} -> {}; saved to {}",
+                        "Run {} ({}{}) on {} v{}: {} steps, held-out loss {} -> {}; saved to {}",
                         run.id,
                         run.status,
+                        run.tag.as_ref().map(|t| format!(", version {t}")).unwrap_or_default(),
                         run.dataset,
                         run.dataset_version,
                         s.steps,

@@ -267,6 +267,107 @@ pub fn tag(dir: &Path, name: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The commit a revision names (a tag such as `v1`, a full or abbreviated id), or `None`.
+pub fn resolve(dir: &Path, rev: &str) -> Result<Option<String>> {
+    let repo = Repository::open(dir)?;
+    // Only names and ids: revision syntax (`HEAD~2`, `@{…}`) is not something a user means here.
+    if rev.is_empty() || !rev.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Ok(None);
+    }
+    let found = match repo.revparse_single(&format!("refs/tags/{rev}")) {
+        Ok(o) => Some(o),
+        Err(_) => repo.revparse_single(rev).ok(),
+    };
+    Ok(found.and_then(|o| o.peel_to_commit().ok()).map(|c| c.id().to_string()))
+}
+
+/// The content of `path` (relative, `/`-separated) in commit `id`, or `None` when the commit
+/// has no such file.
+pub fn read_at(dir: &Path, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+    let repo = Repository::open(dir)?;
+    let tree = repo.find_commit(git2::Oid::from_str(id)?)?.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+    Ok(repo.find_blob(entry.id()).ok().map(|b| b.content().to_vec()))
+}
+
+/// The files of folder `folder` in commit `id` (one level), as `folder/name`, sorted.
+pub fn files_at(dir: &Path, id: &str, folder: &str) -> Result<Vec<String>> {
+    let repo = Repository::open(dir)?;
+    let tree = repo.find_commit(git2::Oid::from_str(id)?)?.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(folder)) else { return Ok(Vec::new()) };
+    let Ok(sub) = repo.find_tree(entry.id()) else { return Ok(Vec::new()) };
+    let mut out: Vec<String> = sub
+        .iter()
+        .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
+        .filter_map(|e| e.name().ok().map(|n| format!("{folder}/{n}")))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// How one file changed between two commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// Path in the repository, `/`-separated.
+    pub path: String,
+    /// `added`, `deleted` or `modified`.
+    pub status: &'static str,
+    /// The unified diff (`+`/`-`/` ` lines after the `@@` hunk headers).
+    pub patch: String,
+}
+
+/// What changed from commit `from` to commit `to` in the files `pathspecs` match (globs).
+pub fn diff(dir: &Path, from: &str, to: &str, pathspecs: &[&str]) -> Result<Vec<FileChange>> {
+    let repo = Repository::open(dir)?;
+    let tree = |id: &str| -> Result<git2::Tree<'_>> {
+        Ok(repo.find_commit(git2::Oid::from_str(id)?)?.tree()?)
+    };
+    let (a, b) = (tree(from)?, tree(to)?);
+    let mut opts = git2::DiffOptions::new();
+    for p in pathspecs {
+        opts.pathspec(p);
+    }
+    let diff = repo.diff_tree_to_tree(Some(&a), Some(&b), Some(&mut opts))?;
+    let mut out: Vec<FileChange> = Vec::new();
+    diff.print(git2::DiffFormat::Patch, |delta, _hunk, line| {
+        let path = delta
+            .new_file()
+            .path()
+            .or(delta.old_file().path())
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        if out.last().is_none_or(|c| c.path != path) {
+            let status = match delta.status() {
+                git2::Delta::Added => "added",
+                git2::Delta::Deleted => "deleted",
+                _ => "modified",
+            };
+            out.push(FileChange { path, status, patch: String::new() });
+        }
+        let change = out.last_mut().expect("pushed above");
+        let text = String::from_utf8_lossy(line.content());
+        match line.origin() {
+            c @ ('+' | '-' | ' ') => {
+                change.patch.push(c);
+                change.patch.push_str(&text);
+            }
+            'H' => change.patch.push_str(&text),
+            _ => {}
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// The repository's tag names, sorted.
+pub fn tags(dir: &Path) -> Result<Vec<String>> {
+    let repo = Repository::open(dir)?;
+    let mut out: Vec<String> =
+        repo.tag_names(None)?.iter().flatten().flatten().map(str::to_string).collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Whether `dir` is the top of a git repository.
 pub fn is_repository(dir: &Path) -> bool {
     // `open` does not search parent folders, so a plain folder inside a repository is not one.
@@ -405,5 +506,38 @@ mod tests {
     fn plain_folder_is_not_a_repository() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!is_repository(dir.path()));
+    }
+
+    #[test]
+    fn resolve_read_and_diff_between_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("data")).unwrap();
+        std::fs::write(d.join("data/a.toml"), "version = 1\nrows = 10\n").unwrap();
+        let first = init(d, "first").unwrap();
+        tag(d, "v1", &first).unwrap();
+        std::fs::write(d.join("data/a.toml"), "version = 2\nrows = 10\n").unwrap();
+        std::fs::write(d.join("data/b.toml"), "x = 1\n").unwrap();
+        let second =
+            commit(d, &[Path::new("data/a.toml"), Path::new("data/b.toml")], "second").unwrap();
+        assert_eq!(resolve(d, "v1").unwrap().as_deref(), Some(first.as_str()));
+        assert_eq!(resolve(d, &second[..8]).unwrap().as_deref(), Some(second.as_str()));
+        assert_eq!(resolve(d, "v9").unwrap(), None);
+        assert_eq!(resolve(d, "HEAD~1").unwrap(), None, "no revision syntax");
+        assert_eq!(
+            read_at(d, &first, "data/a.toml").unwrap().unwrap(),
+            b"version = 1\nrows = 10\n"
+        );
+        assert_eq!(read_at(d, &first, "data/b.toml").unwrap(), None);
+        assert_eq!(files_at(d, &second, "data").unwrap(), ["data/a.toml", "data/b.toml"]);
+        let changes = diff(d, &first, &second, &["data/*.toml"]).unwrap();
+        let got: Vec<_> = changes.iter().map(|c| (c.path.as_str(), c.status)).collect();
+        assert_eq!(got, [("data/a.toml", "modified"), ("data/b.toml", "added")]);
+        assert!(
+            changes[0].patch.contains("-version = 1\n+version = 2\n rows = 10\n"),
+            "{}",
+            changes[0].patch
+        );
+        assert!(changes[0].patch.starts_with("@@ "), "{}", changes[0].patch);
     }
 }

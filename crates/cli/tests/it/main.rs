@@ -3,6 +3,7 @@
 mod data;
 mod hardening;
 mod stress;
+mod versions;
 
 use std::io::Write;
 use std::path::Path;
