@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use api::dataset::DatasetSummary;
+use api::dataset::{
+    DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportRequest, ImportSource, Inspection,
+    SampleDataset,
+};
 use api::train::{JobEvent, JobInfo, ProjectTrainRequest, RunSummary};
 use api::{
     ApiError, CommitInfo, DiffRequest, DoctorReport, DoctorRequest, ErrorCode, JobRef, ModelInfo,
@@ -85,6 +88,32 @@ async fn data_list(s: S<'_>, req: ProjectRef) -> Res<Vec<DatasetSummary>> {
 }
 
 #[tauri::command]
+async fn data_samples(s: S<'_>) -> Res<Vec<SampleDataset>> {
+    blocking(&s, |a, _| a.data_samples()).await
+}
+
+#[tauri::command]
+async fn data_inspect(s: S<'_>, req: ImportSource) -> Res<Inspection> {
+    blocking(&s, move |a, _| a.data_inspect(&req)).await
+}
+
+#[tauri::command]
+async fn data_import(s: S<'_>, req: ImportRequest) -> Res<DatasetDetail> {
+    blocking(&s, move |a, _| a.data_import(&req)).await
+}
+
+#[tauri::command]
+async fn data_report(s: S<'_>, req: DatasetRef) -> Res<DatasetDetail> {
+    blocking(&s, move |a, _| a.data_report(&req.project, req.dataset.as_deref())).await
+}
+
+#[tauri::command]
+async fn data_fix(s: S<'_>, req: FixRequest) -> Res<DatasetDetail> {
+    blocking(&s, move |a, _| a.data_fix_flags(&req.project, req.dataset.as_deref(), &req.fixes))
+        .await
+}
+
+#[tauri::command]
 async fn runs(s: S<'_>, req: ProjectRef) -> Res<Vec<RunSummary>> {
     blocking(&s, move |a, _| a.runs(&req.slug)).await
 }
@@ -130,6 +159,11 @@ pub fn run() {
             models_list,
             doctor,
             data_list,
+            data_samples,
+            data_inspect,
+            data_import,
+            data_report,
+            data_fix,
             runs,
             train_start,
             job_list,

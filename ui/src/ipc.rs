@@ -93,6 +93,42 @@ pub async fn data_list(slug: String) -> Result<Vec<api::dataset::DatasetSummary>
     call_with(cmd::DATA_LIST, &ProjectRef { slug }).await
 }
 
+/// The sample datasets shipped with VibeFlow.
+pub async fn data_samples() -> Result<Vec<api::dataset::SampleDataset>, ApiError> {
+    call(cmd::DATA_SAMPLES, JsValue::UNDEFINED).await
+}
+
+/// A file's columns and detected mapping, before import.
+pub async fn data_inspect(
+    source: api::dataset::ImportSource,
+) -> Result<api::dataset::Inspection, ApiError> {
+    call_with(cmd::DATA_INSPECT, &source).await
+}
+
+/// Imports a file or sample into a project.
+pub async fn data_import(
+    req: api::dataset::ImportRequest,
+) -> Result<api::dataset::DatasetDetail, ApiError> {
+    call_with(cmd::DATA_IMPORT, &req).await
+}
+
+/// A dataset's committed report.
+pub async fn data_report(
+    project: String,
+    dataset: Option<String>,
+) -> Result<api::dataset::DatasetDetail, ApiError> {
+    call_with(cmd::DATA_REPORT, &api::dataset::DatasetRef { project, dataset }).await
+}
+
+/// Applies fixes, as the report's issues name them.
+pub async fn data_fix(
+    project: String,
+    dataset: Option<String>,
+    fixes: Vec<String>,
+) -> Result<api::dataset::DatasetDetail, ApiError> {
+    call_with(cmd::DATA_FIX, &api::dataset::FixRequest { project, dataset, fixes }).await
+}
+
 /// A project's runs.
 pub async fn runs(slug: String) -> Result<Vec<api::train::RunSummary>, ApiError> {
     call_with(cmd::RUNS, &ProjectRef { slug }).await
@@ -149,4 +185,27 @@ pub async fn job_attach(
     js_sys::Reflect::set(&args, &"req".into(), &req).map_err(|_| internal("args".into()))?;
     js_sys::Reflect::set(&args, &"events".into(), &channel).map_err(|_| internal("args".into()))?;
     call(cmd::JOB_ATTACH, args.into()).await
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "event"], js_name = listen, catch)]
+    async fn tauri_listen(event: &str, handler: &js_sys::Function) -> Result<JsValue, JsValue>;
+}
+
+/// Calls `on_drop` with the path of each file dropped on the window (Tauri's drag-drop event),
+/// for as long as the page lives.
+pub fn on_file_drop(on_drop: impl Fn(String) + 'static) {
+    let handler = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
+        let paths = js_sys::Reflect::get(&e, &"payload".into())
+            .and_then(|p| js_sys::Reflect::get(&p, &"paths".into()));
+        if let Some(first) = paths.ok().and_then(|p| js_sys::Array::from(&p).get(0).as_string()) {
+            on_drop(first);
+        }
+    });
+    let f: js_sys::Function = handler.as_ref().unchecked_ref::<js_sys::Function>().clone();
+    handler.forget();
+    leptos::task::spawn_local(async move {
+        let _ = tauri_listen("tauri://drag-drop", &f).await;
+    });
 }

@@ -2,11 +2,12 @@
 //!
 //! Presentation only: every fact comes from a back-end command through [`ipc`].
 
+pub mod clock;
 pub mod ipc;
 pub mod panes;
 pub mod state;
 
-use api::{CommitInfo, DoctorReport, ModelInfo, ProjectDetail, ProjectSummary};
+use api::ProjectSummary;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -77,9 +78,6 @@ impl Pane {
             Pane::Brainstorm => {
                 "A recommended model, method and settings for your goal, with the reasons and an honest time estimate for this machine."
             }
-            Pane::Data => {
-                "Drop a CSV, JSON, JSONL or Parquet file: see the detected mapping, a quality report and one-click fixes."
-            }
             Pane::Evaluate => {
                 "Scores of the base model against your fine-tuned versions, with examples side by side."
             }
@@ -90,7 +88,12 @@ impl Pane {
             Pane::Traces => {
                 "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
             }
-            Pane::Overview | Pane::History | Pane::Settings | Pane::Train | Pane::Monitor => "",
+            Pane::Overview
+            | Pane::Data
+            | Pane::History
+            | Pane::Settings
+            | Pane::Train
+            | Pane::Monitor => "",
         }
     }
 
@@ -115,6 +118,13 @@ pub fn App() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     provide_context(state::PaneCtx(pane));
     provide_context(state::JobsCtx::new());
+    let dropped = RwSignal::new(None::<String>);
+    provide_context(state::DropCtx(dropped));
+    // A file dropped anywhere goes to the Data pane.
+    ipc::on_file_drop(move |path| {
+        dropped.set(Some(path));
+        pane.set(Pane::Data);
+    });
 
     spawn_local(async move {
         match ipc::project_list().await {
@@ -256,11 +266,12 @@ fn Welcome() -> impl IntoView {
 
 fn pane_view(pane: Pane, slug: String) -> AnyView {
     match pane {
-        Pane::Overview => view! { <Overview slug /> }.into_any(),
-        Pane::History => view! { <History slug /> }.into_any(),
-        Pane::Settings => view! { <Settings /> }.into_any(),
+        Pane::Overview => view! { <panes::overview::Overview slug /> }.into_any(),
+        Pane::History => view! { <panes::history::History slug /> }.into_any(),
+        Pane::Settings => view! { <panes::settings::Settings /> }.into_any(),
         Pane::Train => view! { <panes::train::Train slug /> }.into_any(),
         Pane::Monitor => view! { <panes::monitor::Monitor slug /> }.into_any(),
+        Pane::Data => view! { <panes::data::Data slug /> }.into_any(),
         other => view! {
             <div class="coming" id="pane-coming">
                 <h1>{other.label()}</h1>
@@ -270,218 +281,4 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
         }
         .into_any(),
     }
-}
-
-#[component]
-fn Overview(slug: String) -> impl IntoView {
-    let detail = RwSignal::new(None::<ProjectDetail>);
-    let models = RwSignal::new(Vec::<ModelInfo>::new());
-    let error = RwSignal::new(None::<String>);
-    spawn_local(async move {
-        match ipc::project_show(slug).await {
-            Ok(d) => detail.set(Some(d)),
-            Err(e) => error.set(Some(e.message)),
-        }
-        match ipc::models_list().await {
-            Ok(m) => models.set(m),
-            Err(e) => error.set(Some(e.message)),
-        }
-    });
-    view! {
-        <div class="overview" id="pane-overview">
-            {move || {
-                detail
-                    .get()
-                    .map(|d| {
-                        view! {
-                            <h1>{d.name.clone()}</h1>
-                            <dl class="facts">
-                                <dt>"Folder"</dt>
-                                <dd>{d.path.clone()}</dd>
-                                <dt>"Base model"</dt>
-                                <dd>{d.base_model.clone()}</dd>
-                                <dt>"Versions"</dt>
-                                <dd>{d.commits}</dd>
-                            </dl>
-                        }
-                    })
-            }}
-            <h2>"Installed models"</h2>
-            <table class="models">
-                <thead>
-                    <tr>
-                        <th>"Model"</th>
-                        <th>"Architecture"</th>
-                        <th>"Parameters"</th>
-                        <th>"Quantization"</th>
-                        <th>"Context"</th>
-                        <th>"Chat template"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {move || {
-                        models
-                            .get()
-                            .into_iter()
-                            .map(|m| {
-                                view! {
-                                    <tr>
-                                        <td>{m.id}</td>
-                                        <td>{m.architecture}</td>
-                                        <td>{format!("{:.1} M", m.parameters as f64 / 1e6)}</td>
-                                        <td>{m.quantization}</td>
-                                        <td>{m.context_length}</td>
-                                        <td>{if m.chat_template { "embedded" } else { "none" }}</td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()
-                    }}
-                </tbody>
-            </table>
-            <p class="error" class:hidden=move || error.get().is_none()>
-                {move || error.get().unwrap_or_default()}
-            </p>
-        </div>
-    }
-}
-
-#[component]
-fn History(slug: String) -> impl IntoView {
-    let commits = RwSignal::new(Vec::<CommitInfo>::new());
-    let error = RwSignal::new(None::<String>);
-    spawn_local(async move {
-        match ipc::project_history(slug).await {
-            Ok(c) => commits.set(c),
-            Err(e) => error.set(Some(e.message)),
-        }
-    });
-    view! {
-        <div class="history" id="pane-history">
-            <h1>"History"</h1>
-            <ol class="commits">
-                {move || {
-                    commits
-                        .get()
-                        .into_iter()
-                        .map(|c| {
-                            view! {
-                                <li>
-                                    <code>{c.id[..c.id.len().min(10)].to_string()}</code>
-                                    {c.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}
-                                    <span class="summary">{c.summary}</span>
-                                </li>
-                            }
-                        })
-                        .collect_view()
-                }}
-            </ol>
-            <p class="error" class:hidden=move || error.get().is_none()>
-                {move || error.get().unwrap_or_default()}
-            </p>
-        </div>
-    }
-}
-
-/// Settings: for now the home's health check (`vibeflow doctor`); keys, theme and hardware
-/// come with the IDE's settings.
-#[component]
-fn Settings() -> impl IntoView {
-    let report = RwSignal::new(None::<DoctorReport>);
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
-    let run = move |repair: bool| {
-        busy.set(true);
-        spawn_local(async move {
-            match ipc::doctor(repair).await {
-                Ok(r) => {
-                    report.set(Some(r));
-                    error.set(None);
-                }
-                Err(e) => error.set(Some(e.message)),
-            }
-            busy.set(false);
-        });
-    };
-    run(false);
-    let open =
-        move || report.get().map_or(0, |r| r.findings.iter().filter(|f| !f.repaired).count());
-    view! {
-        <div class="settings" id="pane-settings">
-            <h1>"Settings"</h1>
-            <section class="card" aria-labelledby="health-title">
-                <h2 id="health-title">"Home health"</h2>
-                <p class="hint">
-                    "Compares every project's git history with the index and the files: versions, runs, content objects, models. Repairs never delete anything you made."
-                </p>
-                <div class="actions">
-                    <button id="doctor-check" disabled=move || busy.get() on:click=move |_| run(false)>
-                        "Check again"
-                    </button>
-                    <button
-                        id="doctor-repair"
-                        class="primary"
-                        disabled=move || busy.get() || open() == 0
-                        on:click=move |_| run(true)
-                    >
-                        "Repair"
-                    </button>
-                </div>
-                <p class="status" id="doctor-status" role="status" aria-live="polite">
-                    {move || match (busy.get(), report.get()) {
-                        (true, _) => "Checking…".to_string(),
-                        (false, None) => String::new(),
-                        (false, Some(r)) => {
-                            let n = r.findings.iter().filter(|f| !f.repaired).count();
-                            let problems = |n: usize| count(n, "problem");
-                            let summary = format!(
-                                "{}, {}, {} checked",
-                                count(r.projects, "project"),
-                                count(r.versions, "version"),
-                                count(r.objects, "content object"),
-                            );
-                            let fixed = r.findings.len() - n;
-                            if n == 0 && fixed > 0 {
-                                format!("✓ Repaired {} — {summary}", problems(fixed))
-                            } else if n == 0 {
-                                format!("✓ No problems found — {summary}")
-                            } else {
-                                format!("{} found — {summary}", problems(n))
-                            }
-                        }
-                    }}
-                </p>
-                <ul class="findings" id="doctor-findings">
-                    {move || {
-                        report
-                            .get()
-                            .map(|r| r.findings)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|f| {
-                                let class = if f.repaired { "finding repaired" } else { "finding" };
-                                view! {
-                                    <li class=class>
-                                        <span class="badge">
-                                            {if f.repaired { "repaired" } else { "found" }}
-                                        </span>
-                                        {f.project.map(|p| view! { <span class="tag">{p}</span> })}
-                                        <span class="message">{f.message}</span>
-                                    </li>
-                                }
-                            })
-                            .collect_view()
-                    }}
-                </ul>
-                <p class="error" class:hidden=move || error.get().is_none()>
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </section>
-        </div>
-    }
-}
-
-/// "1 project", "2 projects".
-fn count(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }

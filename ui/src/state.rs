@@ -12,6 +12,10 @@ use crate::Pane;
 #[derive(Clone, Copy)]
 pub struct PaneCtx(pub RwSignal<Pane>);
 
+/// The path of a file dropped on the window, for the Data pane to inspect.
+#[derive(Clone, Copy)]
+pub struct DropCtx(pub RwSignal<Option<String>>);
+
 /// Every event of every job this window has attached to, by job id, and the job the Monitor
 /// follows.
 #[derive(Clone, Copy)]

@@ -312,3 +312,78 @@ pub struct Outcome {
     /// Its size.
     pub bytes: u64,
 }
+
+/// Where the rows of an import come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportSource {
+    /// A file on disk.
+    File(std::path::PathBuf),
+    /// A sample dataset by id (`vibeflow data samples`).
+    Sample(String),
+}
+
+/// Columns the user chose (CLI `--input --output --system`, the Data pane's mapping form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnMapping {
+    /// Input column.
+    pub input: String,
+    /// Output column.
+    pub output: String,
+    /// Optional system column.
+    pub system: Option<String>,
+}
+
+/// `vibeflow data import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRequest {
+    /// Project slug.
+    pub project: String,
+    /// The file or sample.
+    pub source: ImportSource,
+    /// Dataset name; default: from the file name.
+    pub name: Option<String>,
+    /// The user's mapping; required when detection is less than 60 % sure.
+    pub mapping: Option<ColumnMapping>,
+    /// Expected language (ISO 639-3); default: the dataset's own.
+    pub language: Option<String>,
+}
+
+/// What a file looks like before it is imported: its columns and the detected mapping, so the
+/// Data pane can ask for the mapping when detection is unsure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// The file's name.
+    pub file: String,
+    /// `csv`, `jsonl` …
+    pub format: String,
+    /// The columns (fields) found.
+    pub columns: Vec<String>,
+    /// The detected shape and mapping, with confidence and evidence.
+    pub detection: DetectionView,
+    /// The detected columns, when the shape maps columns (input, output, system).
+    pub guess: Option<ColumnMapping>,
+    /// Whether detection is too unsure to import without the user's mapping.
+    pub needs_mapping: bool,
+}
+
+/// Request of `data_fix`: the fixes as the report's issues name them (`--drop-duplicates`,
+/// `--max-tokens 512` …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixRequest {
+    /// Project slug.
+    pub project: String,
+    /// Dataset name; default: the current one.
+    pub dataset: Option<String>,
+    /// The fixes, each as [`Issue::fix`] writes it.
+    pub fixes: Vec<String>,
+}
+
+/// A project's dataset (`None`: the current one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    /// Project slug.
+    pub project: String,
+    /// Dataset name.
+    pub dataset: Option<String>,
+}

@@ -35,6 +35,20 @@ pub mod cmd {
     /// A project's dataset versions: [`super::ProjectRef`], returns
     /// `Vec<dataset::DatasetSummary>`.
     pub const DATA_LIST: &str = "data_list";
+    /// The sample datasets: no arguments, returns `Vec<dataset::SampleDataset>`.
+    pub const DATA_SAMPLES: &str = "data_samples";
+    /// Columns and detected mapping of a file before import: [`super::dataset::ImportSource`],
+    /// returns [`super::dataset::Inspection`].
+    pub const DATA_INSPECT: &str = "data_inspect";
+    /// Import a file or sample: [`super::dataset::ImportRequest`], returns
+    /// [`super::dataset::DatasetDetail`].
+    pub const DATA_IMPORT: &str = "data_import";
+    /// A dataset's report as committed: [`super::dataset::DatasetRef`], returns
+    /// [`super::dataset::DatasetDetail`].
+    pub const DATA_REPORT: &str = "data_report";
+    /// Apply fixes (a new version): [`super::dataset::FixRequest`], returns
+    /// [`super::dataset::DatasetDetail`].
+    pub const DATA_FIX: &str = "data_fix";
     /// A project's runs: [`super::ProjectRef`], returns `Vec<train::RunSummary>`.
     pub const RUNS: &str = "runs";
     /// Start training as a background job: [`super::train::ProjectTrainRequest`], returns
@@ -60,6 +74,11 @@ pub mod cmd {
         MODELS_LIST,
         DOCTOR,
         DATA_LIST,
+        DATA_SAMPLES,
+        DATA_INSPECT,
+        DATA_IMPORT,
+        DATA_REPORT,
+        DATA_FIX,
         RUNS,
         TRAIN_START,
         JOB_LIST,

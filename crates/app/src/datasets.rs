@@ -14,7 +14,7 @@ use api::dataset::{
 };
 use data::manifest::{DatasetInfo, DetectionInfo, Manifest, ResultInfo, SourceInfo, SplitInfo};
 use data::read::{Format, Sniffed};
-use data::shape::Detection;
+use data::shape::{Detection, Mapping};
 use data::thresholds::{GIT_MAX_BYTES, MIN_CONFIDENCE};
 pub use data::transform::Transform;
 use sha2::{Digest, Sha256};
@@ -23,40 +23,7 @@ use crate::lock::FileLock;
 use crate::recover::ProjectLock;
 use crate::{App, Error, Result, now, slug};
 
-/// Where the rows of an import come from.
-#[derive(Debug, Clone)]
-pub enum ImportSource {
-    /// A file on disk.
-    File(PathBuf),
-    /// A sample dataset by id (`vibeflow data samples`).
-    Sample(String),
-}
-
-/// Columns the user chose (CLI `--input --output --system`).
-#[derive(Debug, Clone)]
-pub struct ColumnMapping {
-    /// Input column.
-    pub input: String,
-    /// Output column.
-    pub output: String,
-    /// Optional system column.
-    pub system: Option<String>,
-}
-
-/// `vibeflow data import`.
-#[derive(Debug, Clone)]
-pub struct ImportRequest {
-    /// Project slug.
-    pub project: String,
-    /// The file or sample.
-    pub source: ImportSource,
-    /// Dataset name; default: from the file name.
-    pub name: Option<String>,
-    /// The user's mapping; required when detection is less than 60 % sure.
-    pub mapping: Option<ColumnMapping>,
-    /// Expected language (ISO 639-3); default: the dataset's own.
-    pub language: Option<String>,
-}
+pub use api::dataset::{ColumnMapping, ImportRequest, ImportSource};
 
 /// Training cutoff the report measures against (the engine's default `max_len`).
 pub const DEFAULT_CUTOFF: usize = 512;
@@ -71,13 +38,66 @@ impl App {
     /// works too), and enters the home's `objects/` only when its version is committed.
     pub fn data_import(&self, req: &ImportRequest) -> Result<DatasetDetail> {
         let row = self.project_row(&req.project)?;
-        let (shown, file_name, staged, sha256) = match &req.source {
+        let (shown, file_name, staged, sha256) = self.stage(&req.source)?;
+        let result = self.import_staged(req, &row, &shown, file_name, &staged, sha256);
+        // Gone into objects/ when committed; a failed import leaves nothing behind.
+        let _ = std::fs::remove_file(&staged);
+        result
+    }
+
+    /// What a file (or sample) looks like before it is imported: its columns and the detected
+    /// mapping. Reads only the first rows.
+    pub fn data_inspect(&self, source: &ImportSource) -> Result<api::dataset::Inspection> {
+        let (shown, file_name, staged, _) = self.stage(source)?;
+        let result = (|| {
+            let ours = staged.display().to_string();
+            let named = |e: data::Error| Error::Data(e.to_string().replace(&ours, &shown));
+            let sniffed = data::read::sniff(&staged).map_err(named)?;
+            let (columns, sample) = data::pipeline::sample(&staged, &sniffed).map_err(named)?;
+            let d = data::shape::detect(&columns, &sample)
+                .map_err(|e| Error::Data(format!("{shown}: {e}")))?;
+            let guess = match &d.mapping {
+                Mapping::Columns { input, output, system } => Some(ColumnMapping {
+                    input: input.clone(),
+                    output: output.clone(),
+                    system: system.clone(),
+                }),
+                Mapping::Alpaca { instruction, output, system, .. } => Some(ColumnMapping {
+                    input: instruction.clone(),
+                    output: output.clone(),
+                    system: system.clone(),
+                }),
+                _ => None,
+            };
+            Ok(api::dataset::Inspection {
+                file: file_name,
+                format: format_name(sniffed.format).into(),
+                needs_mapping: d.confidence < MIN_CONFIDENCE,
+                detection: DetectionView {
+                    shape: shape_name(&d.mapping).into(),
+                    mapping: d.mapping.describe(),
+                    confidence: d.confidence,
+                    confirmed: d.confirmed,
+                    evidence: d.evidence,
+                    unused: d.unused,
+                },
+                columns,
+                guess,
+            })
+        })();
+        let _ = std::fs::remove_file(&staged);
+        result
+    }
+
+    /// Copies the source once into this process's scratch folder: (name shown in messages,
+    /// file name, the copy, its sha256).
+    fn stage(&self, source: &ImportSource) -> Result<(String, String, PathBuf, String)> {
+        Ok(match source {
             ImportSource::File(p) => {
                 let file_name = p
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .ok_or_else(|| Error::InvalidInput(format!("{}: not a file", p.display())))?;
-                let staged = self.scratch_path(&staged_name(&file_name))?;
                 let mut input = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
                 if input.metadata().is_ok_and(|m| m.is_dir()) {
                     return Err(Error::InvalidInput(format!(
@@ -85,6 +105,7 @@ impl App {
                         p.display()
                     )));
                 }
+                let staged = self.scratch_path(&staged_name(&file_name))?;
                 let sha = copy_hashed(&mut input, p, &staged)?;
                 (p.display().to_string(), file_name, staged, sha)
             }
@@ -94,11 +115,22 @@ impl App {
                 let sha = copy_hashed(&mut &bytes[..], Path::new(&sample.file), &staged)?;
                 (sample.file.clone(), sample.file.clone(), staged, sha)
             }
-        };
-        let result = self.import_staged(req, &row, &shown, file_name, &staged, sha256);
-        // Gone into objects/ when committed; a failed import leaves nothing behind.
-        let _ = std::fs::remove_file(&staged);
-        result
+        })
+    }
+
+    /// [`App::data_fix`] with the fixes as the report's issues write them (`--drop-duplicates`,
+    /// `--max-tokens 512` …): the Data pane's one-click fixes.
+    pub fn data_fix_flags(
+        &self,
+        project: &str,
+        name: Option<&str>,
+        flags: &[String],
+    ) -> Result<DatasetDetail> {
+        let fixes = flags
+            .iter()
+            .map(|f| Transform::from_flag(f).map_err(Error::InvalidInput))
+            .collect::<Result<Vec<_>>>()?;
+        self.data_fix(project, name, &fixes)
     }
 
     fn import_staged(

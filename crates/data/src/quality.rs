@@ -537,7 +537,7 @@ fn issues(r: &Report, mismatches: usize, missing: usize) -> Vec<Issue> {
                 r.tokens.over_context,
                 r.tokens.context
             ),
-            Some("--max-tokens N"),
+            Some(&format!("--max-tokens {}", r.tokens.cutoff)),
         );
     }
     if r.language_mismatches > 0 {
@@ -550,7 +550,8 @@ fn issues(r: &Report, mismatches: usize, missing: usize) -> Vec<Issue> {
         } else {
             format!("{} rows are not in {lang}", r.language_mismatches)
         };
-        add("language", "warning", r.language_mismatches, message, Some("--language CODE"));
+        let fix = r.language.as_ref().map(|l| format!("--language {}", l.code));
+        add("language", "warning", r.language_mismatches, message, fix.as_deref());
     }
     if r.imbalanced > 0 {
         add(

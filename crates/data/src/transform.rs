@@ -53,6 +53,40 @@ impl Transform {
         matches!(self, Transform::KeepLanguage { .. } | Transform::DropBelowScore { .. })
     }
 
+    /// Parses a fix as the report's issues write it: `--drop-missing`, `--drop-duplicates`,
+    /// `--drop-near-duplicates`, `--max-tokens N`, `--language CODE`, `--min-score N` (the
+    /// CLI's flags, so a suggestion reads the same in the terminal and the window).
+    pub fn from_flag(flag: &str) -> Result<Transform, String> {
+        let mut words = flag.split_whitespace();
+        let (name, value) = (words.next().unwrap_or_default(), words.next());
+        let number = |what: &str| {
+            value
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or_else(|| format!("{what} needs a number: '{flag}'"))
+        };
+        let t = match (name, value) {
+            ("--drop-missing", None) => Transform::DropMissing,
+            ("--drop-duplicates", None) => Transform::DropDuplicates,
+            ("--drop-near-duplicates", None) => Transform::DropNearDuplicates,
+            ("--max-tokens", _) => Transform::DropLong { max_tokens: number("--max-tokens")? },
+            ("--min-score", _) => Transform::DropBelowScore {
+                min: u8::try_from(number("--min-score")?)
+                    .map_err(|_| "--min-score is 0-100".to_string())?,
+            },
+            ("--language", _) => Transform::KeepLanguage {
+                code: value
+                    .ok_or_else(|| format!("--language needs a code: '{flag}'"))?
+                    .to_string(),
+            },
+            _ => return Err(format!("unknown fix '{flag}'")),
+        };
+        if words.next().is_some() {
+            return Err(format!("unknown fix '{flag}'"));
+        }
+        t.validate()?;
+        Ok(t)
+    }
+
     /// Checks settings a user typed.
     pub fn validate(&self) -> Result<(), String> {
         match self {
@@ -90,4 +124,31 @@ pub fn apply(transforms: &[Transform], rows: &[Measured], quality: &[RowQuality]
         }
     }
     keep
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::Transform;
+
+    #[test]
+    fn fixes_parse_as_the_report_writes_them() {
+        assert_eq!(Transform::from_flag("--drop-duplicates"), Ok(Transform::DropDuplicates));
+        assert_eq!(
+            Transform::from_flag("--max-tokens 512"),
+            Ok(Transform::DropLong { max_tokens: 512 })
+        );
+        assert_eq!(
+            Transform::from_flag("--min-score 60"),
+            Ok(Transform::DropBelowScore { min: 60 })
+        );
+        assert_eq!(
+            Transform::from_flag("--language eng"),
+            Ok(Transform::KeepLanguage { code: "eng".into() })
+        );
+        assert!(Transform::from_flag("--max-tokens N").unwrap_err().contains("needs a number"));
+        assert!(Transform::from_flag("--min-score 300").is_err());
+        assert!(Transform::from_flag("--language xx").unwrap_err().contains("unknown language"));
+        assert!(Transform::from_flag("rm -rf").unwrap_err().contains("unknown fix"));
+        assert!(Transform::from_flag("--drop-missing now").is_err());
+    }
 }

@@ -1,5 +1,9 @@
 //! One file per pane; each reads the shared stores of [`crate::state`] and calls the back end
 //! only through [`crate::ipc`].
 
+pub mod data;
+pub mod history;
 pub mod monitor;
+pub mod overview;
+pub mod settings;
 pub mod train;

@@ -111,10 +111,11 @@ pub fn Monitor(slug: String) -> impl IntoView {
                 }
                 view! {
                     <ul class="jobs" id="monitor-jobs">
-                        {list
-                            .get()
-                            .into_iter()
-                            .map(|j| {
+                        // Keyed (with the state, which changes a chip): a resume prepends a job.
+                        <For
+                            each=move || list.get()
+                            key=|j| (j.id.clone(), j.state)
+                            children=move |j: JobInfo| {
                                 let id = j.id.clone();
                                 let selected = {
                                     let id = id.clone();
@@ -131,15 +132,15 @@ pub fn Monitor(slug: String) -> impl IntoView {
                                         >
                                             <span class="run">{j.run.clone().unwrap_or_default()}</span>
                                             // A resume is a new job of the same run: the time tells them apart.
-                                            <span class="when">{clock(j.started_at)}</span>
+                                            <span class="when">{crate::clock::time(j.started_at)}</span>
                                             <span class=format!("state {}", j.state.name())>
                                                 {j.state.name()}
                                             </span>
                                         </button>
                                     </li>
                                 }
-                            })
-                            .collect_view()}
+                            }
+                        />
                     </ul>
                 }
                 .into_any()
@@ -271,10 +272,4 @@ fn chart(events: &[JobEvent]) -> impl IntoView + use<> {
             </figcaption>
         </figure>
     }
-}
-
-/// `14:03:22` in the user's time zone, for seconds since the Unix epoch.
-fn clock(secs: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(secs as f64 * 1000.0));
-    date.to_locale_time_string("default").into()
 }

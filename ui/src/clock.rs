@@ -1,0 +1,17 @@
+//! Times in the user's locale and time zone (the browser engine knows both).
+
+use wasm_bindgen::JsValue;
+
+fn date(secs: i64) -> js_sys::Date {
+    js_sys::Date::new(&JsValue::from_f64(secs as f64 * 1000.0))
+}
+
+/// `14:03:22`, for seconds since the Unix epoch.
+pub fn time(secs: i64) -> String {
+    date(secs).to_locale_time_string("default").into()
+}
+
+/// `06/12/2026, 14:03:22` (as the locale writes it).
+pub fn date_time(secs: i64) -> String {
+    date(secs).to_locale_string("default", &JsValue::UNDEFINED).into()
+}
