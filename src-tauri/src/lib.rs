@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use api::chat::{ChatEvent, ChatRequest, ChatStop, Conversation};
 use api::dataset::{
     DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportRequest, ImportSource, Inspection,
     SampleDataset,
@@ -16,16 +17,17 @@ use api::{
     NewProject, ProjectDetail, ProjectRef, ProjectSummary, RollbackOutcome, RollbackRequest,
     VersionDiff,
 };
-use app::{App, Jobs};
+use app::{App, Jobs, Playground};
 use tauri::Manager;
 use tauri::ipc::Channel;
 
 type Res<T> = Result<T, ApiError>;
 
-/// What every command shares: the open home and its jobs.
+/// What every command shares: the open home, its jobs and the Playground's loaded models.
 struct Shell {
     app: Arc<App>,
     jobs: Jobs,
+    playground: Playground,
 }
 
 /// Runs `f` on the blocking pool with the shared home.
@@ -139,6 +141,36 @@ async fn job_attach(s: S<'_>, req: JobRef, events: Channel<JobEvent>) -> Res<boo
     Ok(s.jobs.subscribe(&req.id, Box::new(move |e| events.send(e.clone()).is_ok())))
 }
 
+#[tauri::command]
+async fn chat_send(s: S<'_>, req: ChatRequest, events: Channel<ChatEvent>) -> Res<()> {
+    let playground = s.playground.clone();
+    blocking(&s, move |a, _| {
+        let mut send = |e: ChatEvent| {
+            let _ = events.send(e);
+        };
+        if let Err(e) = playground.send(a, &req, &mut send) {
+            send(ChatEvent::Failed { message: e.to_string() });
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tauri::command]
+async fn chat_stop(s: S<'_>, req: ChatStop) -> Res<bool> {
+    Ok(s.playground.stop(&req.id))
+}
+
+#[tauri::command]
+async fn chat_save(s: S<'_>, req: Conversation) -> Res<()> {
+    blocking(&s, move |a, _| a.chat_save(&req)).await
+}
+
+#[tauri::command]
+async fn chat_list(s: S<'_>, req: ProjectRef) -> Res<Vec<Conversation>> {
+    blocking(&s, move |a, _| a.chat_list(&req.slug)).await
+}
+
 /// Starts the desktop app.
 pub fn run() {
     let result = tauri::Builder::default()
@@ -146,7 +178,7 @@ pub fn run() {
         .setup(|tauri| {
             let app = App::open_default()?;
             let jobs = Jobs::new(app.home());
-            tauri.manage(Shell { app: Arc::new(app), jobs });
+            tauri.manage(Shell { app: Arc::new(app), jobs, playground: Playground::new() });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -164,6 +196,10 @@ pub fn run() {
             data_import,
             data_report,
             data_fix,
+            chat_send,
+            chat_stop,
+            chat_save,
+            chat_list,
             runs,
             train_start,
             job_list,

@@ -450,3 +450,89 @@ async fn bring_map_and_fix_a_dataset_in_the_data_pane() {
         [("customer-support".into(), 1, 300), ("tickets".into(), 1, 31), ("tickets".into(), 2, 30)]
     );
 }
+
+/// The Playground: the same question to the base model and a finished run side by side, both
+/// replies growing while they stream; the conversation is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_side_by_side_in_the_playground() {
+    if !e2e() {
+        return;
+    }
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let home = tempfile::tempdir().unwrap();
+    let app = app::App::open(home.path()).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    app.project_new("Chat Bot").unwrap();
+    let req = app::ImportRequest {
+        project: "chat-bot".into(),
+        source: app::ImportSource::Sample("tech-qa".into()),
+        name: None,
+        mapping: None,
+        language: None,
+    };
+    app.data_import(&req).unwrap();
+    let config =
+        app::TrainConfig { steps: Some(2), batch_size: 1, max_len: 64, ..Default::default() };
+    let run = app::ProjectTrainRequest {
+        project: "chat-bot".into(),
+        dataset: None,
+        eval_rows: 2,
+        config,
+        resume: app::Resume::No,
+    };
+    app.train_project(&run, &mut |_| true).unwrap();
+    let (_driver, client) = open_window(home.path()).await;
+    pick_project(&client, "chat-bot").await;
+    client.find(Locator::Css("#tab-playground")).await.unwrap().click().await.unwrap();
+    // Side by side: base on the left, the finished run on the right (preselected).
+    wait_text(&client, "#chat-model-b", "Fine-tuned: run-1", 30).await;
+    client.find(Locator::Css("#chat-side")).await.unwrap().click().await.unwrap();
+    type_into(&client, "#p-max-tokens", "48").await;
+    type_into(&client, "#chat-input", "How do I undo my last git commit?").await;
+    client.find(Locator::Css("#chat-send")).await.unwrap().click().await.unwrap();
+    // Both replies grow between two observations while they stream.
+    let reply = |i: usize| format!(".turn[data-turn='0'] .reply[data-model='{i}'] p");
+    let mut first = [0usize; 2];
+    let mut grew = [false; 2];
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !(grew[0] && grew[1]) {
+        if std::time::Instant::now() > deadline {
+            save(&client, "playground-failed.png").await;
+            panic!("the replies did not stream: {first:?}");
+        }
+        for i in 0..2 {
+            let len = match client.find(Locator::Css(&reply(i))).await {
+                Ok(e) => e.text().await.unwrap_or_default().len(),
+                Err(_) => 0,
+            };
+            if first[i] == 0 {
+                first[i] = len;
+            } else if len > first[i] {
+                grew[i] = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    save(&client, "playground-streaming.png").await;
+    // Both done: Stop is disabled again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let stop = client.find(Locator::Css("#chat-stop")).await.unwrap();
+    while stop.attr("disabled").await.unwrap().as_deref() != Some("true") {
+        assert!(std::time::Instant::now() < deadline, "the replies never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_text(&client, "#chat-status", "tokens/s", 10).await;
+    let left = client.find(Locator::Css(&reply(0))).await.unwrap().text().await.unwrap();
+    let right = client.find(Locator::Css(&reply(1))).await.unwrap().text().await.unwrap();
+    assert!(!left.is_empty() && !right.is_empty());
+    let raw = client.find(Locator::Css("#chat-raw")).await.unwrap();
+    let raw = raw.prop("textContent").await.unwrap().unwrap_or_default();
+    assert!(raw.contains("\"run\": \"run-1\"") && raw.contains("\"max_tokens\": 48"), "{raw}");
+    wait_text(&client, "#chat-saved", "How do I undo my last git commit?", 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "playground.png").await;
+    client.close().await.unwrap();
+    let saved = app.chat_list("chat-bot").unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].turns[0].replies, [left, right]);
+}

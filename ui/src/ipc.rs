@@ -129,6 +129,21 @@ pub async fn data_fix(
     call_with(cmd::DATA_FIX, &api::dataset::FixRequest { project, dataset, fixes }).await
 }
 
+/// Stops a reply in progress.
+pub async fn chat_stop(id: String) -> Result<bool, ApiError> {
+    call_with(cmd::CHAT_STOP, &api::chat::ChatStop { id }).await
+}
+
+/// Saves a Playground conversation.
+pub async fn chat_save(c: api::chat::Conversation) -> Result<(), ApiError> {
+    call_with(cmd::CHAT_SAVE, &c).await
+}
+
+/// A project's saved conversations, newest first.
+pub async fn chat_list(slug: String) -> Result<Vec<api::chat::Conversation>, ApiError> {
+    call_with(cmd::CHAT_LIST, &ProjectRef { slug }).await
+}
+
 /// A project's runs.
 pub async fn runs(slug: String) -> Result<Vec<api::train::RunSummary>, ApiError> {
     call_with(cmd::RUNS, &ProjectRef { slug }).await
@@ -164,12 +179,20 @@ extern "C" {
     fn set_onmessage(this: &TauriChannel, f: &js_sys::Function);
 }
 
-/// Streams job `id`'s events to `on_event`, its history first, until the job ends or the page
-/// goes away. Returns whether this window's process runs the job.
-pub async fn job_attach(
-    id: String,
-    mut on_event: impl FnMut(api::train::JobEvent) + 'static,
-) -> Result<bool, ApiError> {
+/// Streams the reply to `req` to `on_event` until it is done (or failed).
+pub async fn chat_send(
+    req: api::chat::ChatRequest,
+    on_event: impl FnMut(api::chat::ChatEvent) + 'static,
+) -> Result<(), ApiError> {
+    call_streaming(cmd::CHAT_SEND, &req, on_event).await
+}
+
+/// Calls `cmd` with `req` and a channel whose messages go to `on_event` (as `T`).
+async fn call_streaming<R: Serialize, T: DeserializeOwned + 'static, O: DeserializeOwned>(
+    cmd: &str,
+    req: &R,
+    mut on_event: impl FnMut(T) + 'static,
+) -> Result<O, ApiError> {
     let channel = TauriChannel::new();
     let handler = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
         if let Ok(e) = serde_wasm_bindgen::from_value(v) {
@@ -177,14 +200,23 @@ pub async fn job_attach(
         }
     });
     channel.set_onmessage(handler.as_ref().unchecked_ref());
-    // The channel lives as long as the page: the closure must too.
+    // The channel may outlive this call (a job goes on): the closure must too.
     handler.forget();
     let ser = serde_wasm_bindgen::Serializer::json_compatible();
-    let req = api::JobRef { id }.serialize(&ser).map_err(|e| internal(e.to_string()))?;
+    let req = req.serialize(&ser).map_err(|e| internal(e.to_string()))?;
     let args = js_sys::Object::new();
     js_sys::Reflect::set(&args, &"req".into(), &req).map_err(|_| internal("args".into()))?;
     js_sys::Reflect::set(&args, &"events".into(), &channel).map_err(|_| internal("args".into()))?;
-    call(cmd::JOB_ATTACH, args.into()).await
+    call(cmd, args.into()).await
+}
+
+/// Streams job `id`'s events to `on_event`, its history first, until the job ends or the page
+/// goes away. Returns whether this window's process runs the job.
+pub async fn job_attach(
+    id: String,
+    on_event: impl FnMut(api::train::JobEvent) + 'static,
+) -> Result<bool, ApiError> {
+    call_streaming(cmd::JOB_ATTACH, &api::JobRef { id }, on_event).await
 }
 
 #[wasm_bindgen]

@@ -81,15 +81,13 @@ impl Pane {
             Pane::Evaluate => {
                 "Scores of the base model against your fine-tuned versions, with examples side by side."
             }
-            Pane::Playground => {
-                "Chat with any model or version, tune sampling, save presets as aliases."
-            }
             Pane::Arena => "Two to four models on one prompt, your preference and why, win rates.",
             Pane::Traces => {
                 "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
             }
             Pane::Overview
             | Pane::Data
+            | Pane::Playground
             | Pane::History
             | Pane::Settings
             | Pane::Train
@@ -272,6 +270,7 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
         Pane::Train => view! { <panes::train::Train slug /> }.into_any(),
         Pane::Monitor => view! { <panes::monitor::Monitor slug /> }.into_any(),
         Pane::Data => view! { <panes::data::Data slug /> }.into_any(),
+        Pane::Playground => view! { <panes::playground::Playground slug /> }.into_any(),
         other => view! {
             <div class="coming" id="pane-coming">
                 <h1>{other.label()}</h1>

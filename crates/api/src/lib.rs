@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod chat;
 pub mod dataset;
 pub mod train;
 
@@ -49,6 +50,16 @@ pub mod cmd {
     /// Apply fixes (a new version): [`super::dataset::FixRequest`], returns
     /// [`super::dataset::DatasetDetail`].
     pub const DATA_FIX: &str = "data_fix";
+    /// Stream a reply: [`super::chat::ChatRequest`] and `events` (a channel of
+    /// [`super::chat::ChatEvent`]); returns nothing when the reply ends.
+    pub const CHAT_SEND: &str = "chat_send";
+    /// Stop a reply: [`super::chat::ChatStop`], returns whether it was running.
+    pub const CHAT_STOP: &str = "chat_stop";
+    /// Save a conversation: [`super::chat::Conversation`], returns nothing.
+    pub const CHAT_SAVE: &str = "chat_save";
+    /// A project's conversations, newest first: [`super::ProjectRef`], returns
+    /// `Vec<chat::Conversation>`.
+    pub const CHAT_LIST: &str = "chat_list";
     /// A project's runs: [`super::ProjectRef`], returns `Vec<train::RunSummary>`.
     pub const RUNS: &str = "runs";
     /// Start training as a background job: [`super::train::ProjectTrainRequest`], returns
@@ -79,6 +90,10 @@ pub mod cmd {
         DATA_IMPORT,
         DATA_REPORT,
         DATA_FIX,
+        CHAT_SEND,
+        CHAT_STOP,
+        CHAT_SAVE,
+        CHAT_LIST,
         RUNS,
         TRAIN_START,
         JOB_LIST,

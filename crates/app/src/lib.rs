@@ -15,6 +15,7 @@ mod jobs;
 mod lock;
 mod memory;
 mod models;
+mod playground;
 mod projects;
 mod recover;
 mod scratch;
@@ -41,6 +42,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use inference::{GenerateRequest, GenerateResult};
 pub use jobs::Jobs;
+pub use playground::Playground;
 pub use threads::fix_thread_count;
 pub use training::{ClaimedRun, TrainRequest};
 

@@ -6,86 +6,9 @@ use rand::{Rng, SeedableRng};
 use crate::Result;
 use crate::models::llama::Llama;
 
-/// Sampling controls. `temperature == 0` is greedy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sampling {
-    /// Softmax temperature; 0 picks the most likely token.
-    pub temperature: f64,
-    /// Nucleus: keep the smallest set of tokens whose probability reaches this.
-    pub top_p: f64,
-    /// Keep only the k most likely tokens (0: all).
-    pub top_k: usize,
-    /// Drop tokens less likely than `min_p` × the top token's probability.
-    pub min_p: f64,
-    /// CTRL-style penalty on tokens already present (1: none).
-    pub repetition_penalty: f32,
-    /// OpenAI frequency penalty: subtract `count × this` from a seen token's logit.
-    pub frequency_penalty: f32,
-    /// OpenAI presence penalty: subtract this from a seen token's logit.
-    pub presence_penalty: f32,
-    /// Seed of the sampler.
-    pub seed: u64,
-    /// Most tokens to generate.
-    pub max_tokens: usize,
-    /// Generation stops before any of these strings.
-    pub stop: Vec<String>,
-}
-
-impl Default for Sampling {
-    fn default() -> Self {
-        Sampling {
-            temperature: 0.7,
-            top_p: 1.0,
-            top_k: 0,
-            min_p: 0.0,
-            repetition_penalty: 1.0,
-            frequency_penalty: 0.0,
-            presence_penalty: 0.0,
-            seed: 0,
-            max_tokens: 256,
-            stop: Vec::new(),
-        }
-    }
-}
-
-/// The ranges of the sampling controls: OpenAI's where it has the control, llama.cpp's and
-/// transformers' otherwise.
-pub const TEMPERATURE_MAX: f64 = 2.0;
-/// OpenAI accepts at most this many stop strings.
-pub const MAX_STOPS: usize = 4;
-
-impl Sampling {
-    /// Checks every control before any work: the error names the parameter, its valid range
-    /// and the value given (the CLI, the app and the server share these checks).
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        fn range(name: &str, v: f64, lo: f64, hi: f64) -> std::result::Result<(), String> {
-            if v.is_finite() && (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{name} must be between {lo} and {hi}, got {v}"))
-            }
-        }
-        range("temperature", self.temperature, 0.0, TEMPERATURE_MAX)?;
-        range("top_p", self.top_p, 0.0, 1.0)?;
-        range("min_p", self.min_p, 0.0, 1.0)?;
-        range("frequency_penalty", self.frequency_penalty.into(), -2.0, 2.0)?;
-        range("presence_penalty", self.presence_penalty.into(), -2.0, 2.0)?;
-        let rp = self.repetition_penalty;
-        if !(rp.is_finite() && rp > 0.0) {
-            return Err(format!("repetition_penalty must be a number above 0 (1: none), got {rp}"));
-        }
-        if self.max_tokens == 0 {
-            return Err("max_tokens must be at least 1, got 0".into());
-        }
-        if self.stop.len() > MAX_STOPS {
-            return Err(format!("stop takes at most {MAX_STOPS} strings, got {}", self.stop.len()));
-        }
-        if self.stop.iter().any(String::is_empty) {
-            return Err("stop strings cannot be empty".into());
-        }
-        Ok(())
-    }
-}
+// The controls are declared in `api` (the window's parameters panel and the server read them);
+// the engine samples with them.
+pub use api::chat::{MAX_STOPS, Sampling, TEMPERATURE_MAX};
 
 /// How many tokens may follow a prompt of `prompt` tokens in a context of `context`: at most
 /// `max_tokens`, and never past the context (a model's rotary tables and cache end there).
@@ -227,6 +150,16 @@ impl QuantDecoder {
                  CPUs with AVX2; use the f32 path"
                     .into(),
             )),
+        }
+    }
+
+    /// Forgets the cached keys and values: the next step starts a new sequence (the weights
+    /// stay loaded, so a chat's next turn costs no load).
+    pub fn reset(&mut self) {
+        match &mut self.inner {
+            Quant::Native(model, cache) => *cache = model.cache(),
+            // candle's model starts its caches afresh at position 0.
+            Quant::Candle(_, pos) => *pos = 0,
         }
     }
 

@@ -5,5 +5,6 @@ pub mod data;
 pub mod history;
 pub mod monitor;
 pub mod overview;
+pub mod playground;
 pub mod settings;
 pub mod train;
