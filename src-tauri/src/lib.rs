@@ -75,6 +75,11 @@ async fn project_rollback(s: S<'_>, req: RollbackRequest) -> Res<RollbackOutcome
 }
 
 #[tauri::command]
+async fn system_info(s: S<'_>) -> Res<api::SystemInfo> {
+    blocking(&s, |a, _| a.system_info()).await
+}
+
+#[tauri::command]
 async fn models_list(s: S<'_>) -> Res<Vec<ModelInfo>> {
     blocking(&s, |a, _| a.models_list()).await
 }
@@ -188,6 +193,7 @@ pub fn run() {
             project_history,
             project_diff,
             project_rollback,
+            system_info,
             models_list,
             doctor,
             data_list,

@@ -536,3 +536,70 @@ async fn chat_side_by_side_in_the_playground() {
     assert_eq!(saved.len(), 1);
     assert_eq!(saved[0].turns[0].replies, [left, right]);
 }
+
+/// First run and the keyboard: the welcome makes a project with a sample dataset in one click;
+/// the palette (Ctrl+Shift+P) creates a project, switches panes and the theme, keys only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_welcome_and_the_palette() {
+    if !e2e() {
+        return;
+    }
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let home = tempfile::tempdir().unwrap();
+    let app = app::App::open(home.path()).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    let (_driver, client) = open_window(home.path()).await;
+    let wait = Duration::from_secs(30);
+    let start =
+        client.wait().at_most(wait).for_element(Locator::Css("#welcome-start")).await.unwrap();
+    save(&client, "welcome.png").await;
+    start.click().await.unwrap();
+    wait_text(&client, "#data-report", "tech-qa v1 — quality report", 60).await;
+    wait_text(&client, "#project-list", "My first model", 10).await;
+    wait_text(&client, "#project-list", "draft · smollm2-135m-instruct", 10).await;
+    wait_text(&client, "#status-machine", "CPU", 10).await;
+    assert_eq!(app.data_list("my-first-model").unwrap().len(), 1);
+
+    // Keys only: the palette creates a project, then goes to its History.
+    let chord = |k: &str| {
+        use fantoccini::key::Key;
+        format!(
+            "{}{}{k}{}",
+            char::from(Key::Control),
+            char::from(Key::Shift),
+            char::from(Key::Null)
+        )
+    };
+    let enter = fantoccini::key::Key::Enter.to_string();
+    let body = client.active_element().await.unwrap();
+    body.send_keys(&chord("p")).await.unwrap();
+    let input = client.find(Locator::Css("#palette-input")).await.unwrap();
+    input.send_keys("New project: Keyboard Only").await.unwrap();
+    save(&client, "palette.png").await;
+    input.send_keys(&enter).await.unwrap();
+    wait_text(&client, "#pane-overview h1", "Keyboard Only", 30).await;
+    client.active_element().await.unwrap().send_keys(&chord("p")).await.unwrap();
+    let input = client.find(Locator::Css("#palette-input")).await.unwrap();
+    input.send_keys("go to hist").await.unwrap();
+    input.send_keys(&enter).await.unwrap();
+    wait_text(&client, "#pane-history", "Create project Keyboard Only", 30).await;
+    // The theme, the same way; it holds across a reload.
+    client.active_element().await.unwrap().send_keys(&chord("p")).await.unwrap();
+    let input = client.find(Locator::Css("#palette-input")).await.unwrap();
+    input.send_keys("theme: light").await.unwrap();
+    input.send_keys(&enter).await.unwrap();
+    let theme = || async {
+        client
+            .execute("return document.documentElement.getAttribute('data-theme')", vec![])
+            .await
+            .unwrap()
+    };
+    assert_eq!(theme().await, "light");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "history-light.png").await;
+    client.refresh().await.unwrap();
+    client.wait().at_most(wait).for_element(Locator::Css("#project-list li")).await.unwrap();
+    assert_eq!(theme().await, "light");
+    client.close().await.unwrap();
+    assert!(app.project_show("keyboard-only").is_ok());
+}

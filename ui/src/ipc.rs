@@ -78,6 +78,11 @@ pub async fn project_rollback(
     call_with(cmd::PROJECT_ROLLBACK, &api::RollbackRequest { project, to }).await
 }
 
+/// This machine.
+pub async fn system_info() -> Result<api::SystemInfo, ApiError> {
+    call(cmd::SYSTEM_INFO, JsValue::UNDEFINED).await
+}
+
 /// Installed models.
 pub async fn models_list() -> Result<Vec<ModelInfo>, ApiError> {
     call(cmd::MODELS_LIST, JsValue::UNDEFINED).await

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod ipc;
 pub mod panes;
+pub mod shell;
 pub mod state;
 
 use api::ProjectSummary;
@@ -114,28 +115,59 @@ pub fn App() -> impl IntoView {
     let selected = RwSignal::new(None::<String>);
     let pane = RwSignal::new(Pane::Overview);
     let error = RwSignal::new(None::<String>);
+    let palette = RwSignal::new(false);
     provide_context(state::PaneCtx(pane));
     provide_context(state::JobsCtx::new());
     let dropped = RwSignal::new(None::<String>);
     provide_context(state::DropCtx(dropped));
+    shell::apply_theme(&shell::theme());
     // A file dropped anywhere goes to the Data pane.
     ipc::on_file_drop(move |path| {
         dropped.set(Some(path));
         pane.set(Pane::Data);
     });
-
-    spawn_local(async move {
-        match ipc::project_list().await {
-            Ok(list) => projects.set(list),
-            Err(e) => error.set(Some(e.message)),
+    // Ctrl+Shift+P (Cmd+Shift+P on a Mac) opens the palette from anywhere.
+    let _ = window_event_listener(leptos::ev::keydown, move |ev| {
+        if (ev.ctrl_key() || ev.meta_key()) && ev.shift_key() && ev.key().eq_ignore_ascii_case("p")
+        {
+            ev.prevent_default();
+            palette.set(true);
         }
+    });
+    let reload = move || {
+        spawn_local(async move {
+            match ipc::project_list().await {
+                Ok(list) => projects.set(list),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+    reload();
+    // A project's status (draft, training, trained) follows its jobs.
+    let jobs = expect_context::<state::JobsCtx>();
+    Effect::new(move |prev: Option<usize>| {
+        let ended = jobs.events.with(|m| {
+            m.values()
+                .flatten()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        api::train::JobEvent::Started { .. } | api::train::JobEvent::Ended { .. }
+                    )
+                })
+                .count()
+        });
+        if prev.is_some_and(|p| p != ended) {
+            reload();
+        }
+        ended
     });
 
     view! {
         <div class="shell">
             <Sidebar projects selected error />
             <main class="main">
-                <nav class="tabs">
+                <nav class="tabs" aria-label="Panes">
                     {Pane::ALL
                         .into_iter()
                         .map(|p| {
@@ -144,6 +176,7 @@ pub fn App() -> impl IntoView {
                                     id=p.id()
                                     class="tab"
                                     class:active=move || pane.get() == p
+                                    aria-current=move || (pane.get() == p).then_some("page")
                                     disabled=move || selected.get().is_none()
                                     title=move || {
                                         selected
@@ -161,11 +194,13 @@ pub fn App() -> impl IntoView {
                 </nav>
                 <section class="pane">
                     {move || match selected.get() {
-                        None => view! { <Welcome /> }.into_any(),
+                        None => view! { <shell::Welcome projects selected pane /> }.into_any(),
                         Some(slug) => pane_view(pane.get(), slug),
                     }}
                 </section>
             </main>
+            <shell::StatusBar projects selected />
+            <shell::Palette open=palette projects selected pane />
         </div>
     }
 }
@@ -228,18 +263,31 @@ fn Sidebar(
             <ul class="project-list" id="project-list">
                 <For
                     each=move || projects.get()
-                    key=|p| p.slug.clone()
+                    key=|p| (p.slug.clone(), p.status.clone())
                     children=move |p: ProjectSummary| {
                         let slug = p.slug.clone();
-                        let slug_click = p.slug.clone();
+                        let (slug_click, slug_key) = (p.slug.clone(), p.slug.clone());
                         view! {
                             <li
                                 data-slug=p.slug.clone()
+                                tabindex="0"
+                                role="button"
+                                aria-label=format!("Open project {} ({})", p.name, p.status)
                                 class:selected=move || selected.get().as_deref() == Some(slug.as_str())
                                 on:click=move |_| selected.set(Some(slug_click.clone()))
+                                on:keydown=move |ev| {
+                                    if ev.key() == "Enter" || ev.key() == " " {
+                                        ev.prevent_default();
+                                        selected.set(Some(slug_key.clone()));
+                                    }
+                                }
                             >
                                 <span class="name">{p.name.clone()}</span>
-                                <span class="slug">{p.slug.clone()}</span>
+                                <span class="meta">
+                                    <span class=format!("status {}", p.status)>{p.status.clone()}</span>
+                                    " · "
+                                    {p.base_model.clone()}
+                                </span>
                             </li>
                         }
                     }
@@ -249,16 +297,6 @@ fn Sidebar(
                 "No projects yet: name one above to start."
             </p>
         </aside>
-    }
-}
-
-#[component]
-fn Welcome() -> impl IntoView {
-    view! {
-        <div class="welcome">
-            <h1>"Fine-tune an open model on this machine"</h1>
-            <p>"Create a project on the left, or pick one. Every version of your model is a git commit you can roll back."</p>
-        </div>
     }
 }
 

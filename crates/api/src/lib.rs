@@ -28,6 +28,8 @@ pub mod cmd {
     /// Restore an earlier version as a new commit: [`super::RollbackRequest`], returns
     /// [`super::RollbackOutcome`].
     pub const PROJECT_ROLLBACK: &str = "project_rollback";
+    /// This machine: no arguments, returns [`super::SystemInfo`].
+    pub const SYSTEM_INFO: &str = "system_info";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
@@ -82,6 +84,7 @@ pub mod cmd {
         PROJECT_HISTORY,
         PROJECT_DIFF,
         PROJECT_ROLLBACK,
+        SYSTEM_INFO,
         MODELS_LIST,
         DOCTOR,
         DATA_LIST,
@@ -172,9 +175,32 @@ pub struct ProjectSummary {
     pub created_at: i64,
     /// Catalog id of the base model.
     pub base_model: String,
+    /// `draft` (no finished run), `training` (a run is training) or `trained`.
+    pub status: String,
 }
 
-/// A project in full.
+/// This machine, as Settings and the status bar show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// `linux`, `macos`, `windows`.
+    pub os: String,
+    /// `x86_64`, `aarch64`.
+    pub arch: String,
+    /// The CPU's brand name.
+    pub cpu: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// CPU features the engine uses, present on this machine (`avx2`, `fma`, `neon` …).
+    pub features: Vec<String>,
+    /// Installed memory.
+    pub memory_bytes: u64,
+    /// Free space on the disk of the VibeFlow home.
+    pub free_disk_bytes: u64,
+    /// Where training and inference run (`cpu`, `cuda:0`, `metal`).
+    pub device: String,
+    /// The VibeFlow home (the data folder).
+    pub home: String,
+}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectDetail {
     /// Path-safe identifier, unique in the store.

@@ -120,17 +120,65 @@ impl App {
 
     /// All projects, oldest first.
     pub fn project_list(&self) -> Result<Vec<ProjectSummary>> {
-        Ok(self
-            .store
-            .projects()?
-            .into_iter()
-            .map(|p| ProjectSummary {
+        let mut out = Vec::new();
+        for p in self.store.projects()? {
+            let runs = self.store.runs(&p.slug)?;
+            // A `running` row whose process died is not training (its lock is free).
+            let training = runs.iter().any(|r| {
+                r.status == "running"
+                    && crate::lock::FileLock::try_acquire(&crate::lock::run(
+                        &self.home, &p.slug, &r.id,
+                    ))
+                    .is_ok_and(|l| l.is_none())
+            });
+            let status = if training {
+                "training"
+            } else if runs.iter().any(|r| r.status == "done") {
+                "trained"
+            } else {
+                "draft"
+            };
+            out.push(ProjectSummary {
                 slug: p.slug,
                 name: p.name,
                 created_at: p.created_at,
                 base_model: p.base_model,
-            })
-            .collect())
+                status: status.into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// This machine: CPU, memory, free disk in the home, the device in use.
+    pub fn system_info(&self) -> Result<api::SystemInfo> {
+        use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+        let sys = System::new_with_specifics(
+            RefreshKind::nothing()
+                .with_memory(MemoryRefreshKind::nothing().with_ram())
+                .with_cpu(CpuRefreshKind::nothing()),
+        );
+        let cpu = sys.cpus().first().map(|c| c.brand().trim().to_string()).unwrap_or_default();
+        // The disk holding the home: the mount point that is the longest prefix of its path.
+        let home = self.home.canonicalize().unwrap_or_else(|_| self.home.clone());
+        let disks = Disks::new_with_refreshed_list();
+        let free_disk_bytes = disks
+            .list()
+            .iter()
+            .filter(|d| home.starts_with(d.mount_point()))
+            .max_by_key(|d| d.mount_point().as_os_str().len())
+            .map_or(0, |d| d.available_space());
+        let device = engine::device::name(&self.device()?);
+        Ok(api::SystemInfo {
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            features: cpu_features(),
+            memory_bytes: sys.total_memory(),
+            free_disk_bytes,
+            device,
+            home: self.home.display().to_string(),
+        })
     }
 
     /// One project with its repository state.
@@ -205,6 +253,28 @@ impl App {
     }
 }
 
+/// The SIMD features the engine's kernels use, where this CPU has them.
+fn cpu_features() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut out: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (name, on) in [
+            ("sse2", std::arch::is_x86_feature_detected!("sse2")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+        ] {
+            if on {
+                out.push(name);
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    out.push("neon");
+    out.into_iter().map(String::from).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{App, Error};
@@ -232,8 +302,18 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].summary, "Create project Support Bot");
         assert_eq!(h[0].id, p.head);
-        let slugs: Vec<_> = app.project_list().unwrap().into_iter().map(|p| p.slug).collect();
-        assert_eq!(slugs, ["support-bot"]);
+        let list: Vec<_> =
+            app.project_list().unwrap().into_iter().map(|p| (p.slug, p.status)).collect();
+        assert_eq!(list, [("support-bot".to_string(), "draft".to_string())]);
+    }
+
+    #[test]
+    fn system_info_describes_this_machine() {
+        let (_dir, app) = home();
+        let s = app.system_info().unwrap();
+        assert!(s.cores >= 1 && s.memory_bytes > 1 << 28, "{s:?}");
+        assert!(s.free_disk_bytes > 0, "the home's disk was not found: {s:?}");
+        assert_eq!((s.os.as_str(), s.device.as_str()), (std::env::consts::OS, "cpu"));
     }
 
     #[test]
