@@ -11,7 +11,7 @@ use api::dataset::{
     DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportRequest, ImportSource, Inspection,
     SampleDataset,
 };
-use api::train::{JobEvent, JobInfo, ProjectTrainRequest, RunSummary};
+use api::train::{Estimate, JobEvent, JobInfo, ProjectTrainRequest, RunSummary, TrainPlan};
 use api::{
     ApiError, CommitInfo, DiffRequest, DoctorReport, DoctorRequest, ErrorCode, JobRef, ModelInfo,
     NewProject, ProjectDetail, ProjectRef, ProjectSummary, RollbackOutcome, RollbackRequest,
@@ -126,6 +126,16 @@ async fn runs(s: S<'_>, req: ProjectRef) -> Res<Vec<RunSummary>> {
 }
 
 #[tauri::command]
+async fn train_plan(s: S<'_>, req: ProjectRef) -> Res<TrainPlan> {
+    blocking(&s, move |a, _| a.train_plan(&req.slug)).await
+}
+
+#[tauri::command]
+async fn train_estimate(s: S<'_>, req: ProjectTrainRequest) -> Res<Estimate> {
+    blocking(&s, move |a, _| a.train_estimate(&req)).await
+}
+
+#[tauri::command]
 async fn train_start(s: S<'_>, req: ProjectTrainRequest) -> Res<JobInfo> {
     blocking(&s, move |a, j| j.start_train(a, &req)).await
 }
@@ -207,6 +217,8 @@ pub fn run() {
             chat_save,
             chat_list,
             runs,
+            train_plan,
+            train_estimate,
             train_start,
             job_list,
             job_stop,

@@ -266,6 +266,15 @@ async fn train_watch_stop_and_resume_in_the_window() {
     pick_project(&client, "train-bot").await;
     client.find(Locator::Css("#tab-train")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#train-dataset", "tech-qa v1", 30).await;
+    // The recommendation, its reasons and the pre-flight checks; the estimate is measured.
+    wait_text(&client, "#train-plan", "240 training rows", 30).await;
+    let checks = client.find_all(Locator::Css("#train-checks li.ok")).await.unwrap();
+    assert_eq!(checks.len(), 4);
+    let epochs = client.find(Locator::Css("#train-epochs")).await.unwrap();
+    assert_eq!(epochs.prop("value").await.unwrap().as_deref(), Some("3"));
+    client.find(Locator::Css("#train-estimate")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#train-estimate-result", "tokens/s; peak memory", 120).await;
+    save(&client, "train-plan.png").await;
     // An invalid value is refused in the form, with the reason, before anything starts.
     type_into(&client, "#train-lr", "0").await;
     wait_text(&client, "#pane-train", "Learning rate: a number above 0", 10).await;

@@ -149,6 +149,18 @@ pub async fn chat_list(slug: String) -> Result<Vec<api::chat::Conversation>, Api
     call_with(cmd::CHAT_LIST, &ProjectRef { slug }).await
 }
 
+/// The recommended run for a project.
+pub async fn train_plan(slug: String) -> Result<api::train::TrainPlan, ApiError> {
+    call_with(cmd::TRAIN_PLAN, &ProjectRef { slug }).await
+}
+
+/// Time and memory of a run, measured on this machine.
+pub async fn train_estimate(
+    req: api::train::ProjectTrainRequest,
+) -> Result<api::train::Estimate, ApiError> {
+    call_with(cmd::TRAIN_ESTIMATE, &req).await
+}
+
 /// A project's runs.
 pub async fn runs(slug: String) -> Result<Vec<api::train::RunSummary>, ApiError> {
     call_with(cmd::RUNS, &ProjectRef { slug }).await

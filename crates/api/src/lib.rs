@@ -64,6 +64,12 @@ pub mod cmd {
     pub const CHAT_LIST: &str = "chat_list";
     /// A project's runs: [`super::ProjectRef`], returns `Vec<train::RunSummary>`.
     pub const RUNS: &str = "runs";
+    /// The recommended run, its reasons and pre-flight checks: [`super::ProjectRef`], returns
+    /// [`super::train::TrainPlan`].
+    pub const TRAIN_PLAN: &str = "train_plan";
+    /// Time and memory of a run, measured here: [`super::train::ProjectTrainRequest`],
+    /// returns [`super::train::Estimate`].
+    pub const TRAIN_ESTIMATE: &str = "train_estimate";
     /// Start training as a background job: [`super::train::ProjectTrainRequest`], returns
     /// [`super::train::JobInfo`].
     pub const TRAIN_START: &str = "train_start";
@@ -98,6 +104,8 @@ pub mod cmd {
         CHAT_SAVE,
         CHAT_LIST,
         RUNS,
+        TRAIN_PLAN,
+        TRAIN_ESTIMATE,
         TRAIN_START,
         JOB_LIST,
         JOB_STOP,

@@ -568,3 +568,58 @@ mod tests {
         assert!(r.problems()[2].1.starts_with("Learning rate: a number above 0"));
     }
 }
+
+/// One recommended setting and why (`vibeflow train --plan`, the Train pane).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The setting, as the form names it (`Learning rate`).
+    pub setting: String,
+    /// Its value, as shown.
+    pub value: String,
+    /// Why, in plain words.
+    pub why: String,
+}
+
+/// One pre-flight check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// `dataset`, `model`, `disk`, `memory`.
+    pub id: String,
+    /// Whether it passes.
+    pub ok: bool,
+    /// What was found (and what to do when it fails).
+    pub message: String,
+}
+
+/// The recommended run for a project: settings from the model's card and the dataset's
+/// report, each with its reason, and the pre-flight checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainPlan {
+    /// The run to start.
+    pub request: ProjectTrainRequest,
+    /// Each setting and why.
+    pub reasons: Vec<Reason>,
+    /// Pre-flight checks; Start waits for all to pass.
+    pub checks: Vec<Check>,
+    /// Training rows of the current dataset.
+    pub train_rows: usize,
+    /// Mean tokens per row.
+    pub mean_tokens: f64,
+    /// Optimizer steps the plan makes.
+    pub total_steps: usize,
+}
+
+/// Time and memory of a run, measured on this machine with two steps of its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Training tokens per second measured.
+    pub tokens_per_second: f64,
+    /// Training tokens the run will process.
+    pub tokens: u64,
+    /// Seconds, training alone (evaluations add to it).
+    pub seconds: f64,
+    /// Peak memory measured, bytes.
+    pub peak_memory_bytes: u64,
+    /// The machine's memory, bytes.
+    pub memory_bytes: u64,
+}

@@ -146,7 +146,11 @@ impl Drop for PeakRss {
     }
 }
 
-fn bench_ours(path: &std::path::Path, s: TrainShape, device: &Device) -> Result<Measure> {
+pub(crate) fn bench_ours(
+    path: &std::path::Path,
+    s: TrainShape,
+    device: &Device,
+) -> Result<Measure> {
     let _hold = crate::memory::HoldPages::new();
     let peak = PeakRss::start(device);
     let mut b = Bundle::open(path, device)?;

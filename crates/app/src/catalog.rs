@@ -21,6 +21,23 @@ pub struct Card {
     pub description: String,
     /// Where setup gets the file.
     pub source: Source,
+    /// Settings that suit this model (the Train pane's starting point).
+    pub recommended: Option<Recommended>,
+}
+
+/// A card's recommended training settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Recommended {
+    /// `lora`, `qlora` or `full`.
+    pub method: String,
+    /// LoRA rank.
+    pub lora_r: usize,
+    /// LoRA alpha.
+    pub lora_alpha: f64,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Passes over a small dataset.
+    pub epochs: usize,
 }
 
 /// Where a catalog model's file comes from.

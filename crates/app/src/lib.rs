@@ -15,6 +15,7 @@ mod jobs;
 mod lock;
 mod memory;
 mod models;
+mod plan;
 mod playground;
 mod projects;
 mod recover;

@@ -119,6 +119,19 @@ enum Command {
     Data(DataCmd),
     /// Fine-tune a model: on a project's dataset (-p), or on a chat JSONL file (--data --out)
     Train(TrainArgs),
+    /// The recommended run for a project's dataset, each setting's reason and the pre-flight
+    /// checks; --estimate measures its time and memory here
+    Plan {
+        /// Project slug
+        #[arg(short, long)]
+        project: String,
+        /// Measure two training steps to estimate time and peak memory
+        #[arg(long)]
+        estimate: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// A project's training runs and their state (interrupted runs can be resumed)
     Runs {
         /// Project slug
@@ -618,6 +631,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
+            })
+        }
+        Command::Plan { project, estimate, json } => {
+            let plan = app.train_plan(&project)?;
+            let est = match estimate {
+                true => Some(app.train_estimate(&plan.request)?),
+                false => None,
+            };
+            #[derive(serde::Serialize)]
+            struct Out<'a> {
+                #[serde(flatten)]
+                plan: &'a api::train::TrainPlan,
+                estimate: Option<api::train::Estimate>,
+            }
+            print(json, &Out { plan: &plan, estimate: est }, || {
+                let mut s = format!(
+                    "Recommended for {project}: {} steps over {} training rows\n",
+                    plan.total_steps, plan.train_rows
+                );
+                for r in &plan.reasons {
+                    s += &format!("  {:24} {:>10}  {}\n", r.setting, r.value, r.why);
+                }
+                s += "Pre-flight:\n";
+                for c in &plan.checks {
+                    s += &format!("  {} {:8} {}\n", if c.ok { "✓" } else { "✗" }, c.id, c.message);
+                }
+                if let Some(e) = est {
+                    s += &format!(
+                        "Estimate: {:.0} s of training at {:.0} tokens/s, peak memory {:.0} MB of {:.0} MB",
+                        e.seconds,
+                        e.tokens_per_second,
+                        e.peak_memory_bytes as f64 / 1e6,
+                        e.memory_bytes as f64 / 1e6
+                    );
+                }
+                s.trim_end().to_string()
             })
         }
         Command::Diff { project, from, to, json } => {

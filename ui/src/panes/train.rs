@@ -2,7 +2,9 @@
 //! anything starts, and Start (a background job the Monitor follows).
 
 use api::dataset::DatasetSummary;
-use api::train::{DEFAULT_EVAL_ROWS, Method, ProjectTrainRequest, Resume, TrainConfig};
+use api::train::{
+    DEFAULT_EVAL_ROWS, Estimate, Method, ProjectTrainRequest, Resume, TrainConfig, TrainPlan,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -12,7 +14,10 @@ use crate::{Pane, ipc};
 /// The form's fields as typed.
 #[derive(Clone, Debug, PartialEq)]
 struct Form {
+    /// The settings the fields do not show (the plan's, else the defaults).
+    base: TrainConfig,
     steps: String,
+    epochs: String,
     eval_rows: String,
     batch: String,
     max_len: String,
@@ -25,7 +30,9 @@ impl Default for Form {
     fn default() -> Self {
         let d = TrainConfig::default();
         Form {
+            base: d.clone(),
             steps: String::new(),
+            epochs: d.epochs.to_string(),
             eval_rows: DEFAULT_EVAL_ROWS.to_string(),
             batch: d.batch_size.to_string(),
             max_len: d.max_len.to_string(),
@@ -39,9 +46,28 @@ impl Default for Form {
 /// A field's error: (field id, what is wrong).
 type Problem = (&'static str, String);
 
+impl Form {
+    /// The form filled with a plan's request.
+    fn of(req: &ProjectTrainRequest) -> Form {
+        let c = &req.config;
+        Form {
+            base: c.clone(),
+            steps: c.steps.map(|s| s.to_string()).unwrap_or_default(),
+            epochs: c.epochs.to_string(),
+            eval_rows: req.eval_rows.to_string(),
+            batch: c.batch_size.to_string(),
+            max_len: c.max_len.to_string(),
+            lr: c.adamw.lr.to_string(),
+            lora_r: c.method.lora().map_or(8, |l| l.r).to_string(),
+            method: c.method.name().into(),
+        }
+    }
+}
+
 /// The form's field for each key of [`ProjectTrainRequest::problems`].
-const FIELDS: [(&str, &str); 6] = [
+const FIELDS: [(&str, &str); 7] = [
     ("steps", "train-steps"),
+    ("epochs", "train-epochs"),
     ("eval_rows", "train-eval-rows"),
     ("batch_size", "train-batch"),
     ("max_len", "train-max-len"),
@@ -64,22 +90,27 @@ fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Proble
         "" => None,
         s => Some(int("train-steps", s, "Steps")),
     };
+    let epochs = int("train-epochs", &form.epochs, "Epochs");
     let eval_rows = int("train-eval-rows", &form.eval_rows, "Held-out rows");
     let batch_size = int("train-batch", &form.batch, "Batch size");
     let max_len = int("train-max-len", &form.max_len, "Longest example");
     let r = int("train-lora-r", &form.lora_r, "LoRA rank");
     let lr = form.lr.trim().parse::<f64>().unwrap_or(f64::NAN);
-    let mut config = TrainConfig { steps, batch_size, max_len, ..TrainConfig::default() };
+    let mut config = TrainConfig { steps, epochs, batch_size, max_len, ..form.base.clone() };
     config.adamw.lr = lr;
     let mut lora = config.method.lora().cloned().unwrap_or_default();
-    lora.alpha = 2.0 * r as f64;
+    if lora.r != r {
+        lora.alpha = 2.0 * r as f64;
+    }
     lora.r = r;
     config.method = match form.method.as_str() {
         "qlora" => Method::Qlora { lora, quant: api::train::Quant::Q4_1 },
         _ => Method::Lora(lora),
     };
     // Checkpoints often enough that Stop and a crash lose little.
-    config.checkpoint_every = 25;
+    if config.checkpoint_every == 0 {
+        config.checkpoint_every = 25;
+    }
     let req = ProjectTrainRequest {
         project: project.to_string(),
         dataset: None,
@@ -99,6 +130,16 @@ fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Proble
     }
 }
 
+/// `42 s`, `7 min`, `1 h 05 min`.
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// The Train pane of project `slug`.
 #[component]
 pub fn Train(slug: String) -> impl IntoView {
@@ -108,10 +149,21 @@ pub fn Train(slug: String) -> impl IntoView {
     let busy = RwSignal::new(false);
     let jobs = expect_context::<JobsCtx>();
     let pane = expect_context::<PaneCtx>();
+    let plan = RwSignal::new(None::<TrainPlan>);
+    let estimate = RwSignal::new(None::<Result<Estimate, String>>);
+    let estimating = RwSignal::new(false);
     let s = slug.clone();
     spawn_local(async move {
-        match ipc::data_list(s).await {
+        match ipc::data_list(s.clone()).await {
             Ok(d) => datasets.set(Some(d)),
+            Err(e) => error.set(Some(e.message)),
+        }
+        match ipc::train_plan(s).await {
+            Ok(p) => {
+                // The form starts from the recommendation.
+                form.set(Form::of(&p.request));
+                plan.set(Some(p));
+            }
             Err(e) => error.set(Some(e.message)),
         }
     });
@@ -124,6 +176,15 @@ pub fn Train(slug: String) -> impl IntoView {
             Err(p) => p.iter().find(|(f, _)| *f == id).map(|(_, m)| m.clone()),
             Ok(_) => None,
         })
+    };
+    let ready = move || plan.with(|p| p.as_ref().is_some_and(|p| p.checks.iter().all(|c| c.ok)));
+    let estimate_now = move || {
+        let Ok(req) = checked.get_untracked() else { return };
+        estimating.set(true);
+        spawn_local(async move {
+            estimate.set(Some(ipc::train_estimate(req).await.map_err(|e| e.message)));
+            estimating.set(false);
+        });
     };
     let start = move || {
         let Ok(req) = checked.get_untracked() else { return };
@@ -182,6 +243,50 @@ pub fn Train(slug: String) -> impl IntoView {
                     .into_any()
                 }
             }}
+            {move || plan.get().map(|p| view! {
+                <section class="card plan" id="train-plan" aria-labelledby="plan-title">
+                    <h2 id="plan-title">"Recommended settings"</h2>
+                    <p class="hint">{format!("{} optimizer steps over {} training rows (about {:.0} tokens each). The form below starts from these.", p.total_steps, p.train_rows, p.mean_tokens)}</p>
+                    <table class="grid-table reasons">
+                        <tbody>
+                            {p.reasons.iter().map(|r| view! {
+                                <tr><th scope="row">{r.setting.clone()}</th><td class="value">{r.value.clone()}</td><td>{r.why.clone()}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    <div class="actions">
+                        <button id="train-use-plan" type="button" on:click={
+                            let req = p.request.clone();
+                            move |_| form.set(Form::of(&req))
+                        }>"Use these settings again"</button>
+                    </div>
+                    <h3>"Pre-flight"</h3>
+                    <ul class="checks" id="train-checks">
+                        {p.checks.iter().map(|c| view! {
+                            <li class:ok=c.ok class:fail=!c.ok data-check=c.id.clone()>
+                                <span aria-hidden="true">{if c.ok { "✓" } else { "✗" }}</span>
+                                <span class="sr-only">{if c.ok { "passed:" } else { "failed:" }}</span>
+                                " "{c.message.clone()}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                    <div class="actions">
+                        <button id="train-estimate" type="button" disabled=move || estimating.get() || checked.with(|c| c.is_err()) on:click=move |_| estimate_now()>
+                            {move || if estimating.get() { "Measuring two steps…" } else { "Estimate time and memory" }}
+                        </button>
+                    </div>
+                    <p class="status" id="train-estimate-result" role="status">
+                        {move || match estimate.get() {
+                            None => String::new(),
+                            Some(Err(e)) => e,
+                            Some(Ok(e)) => format!(
+                                "About {} of training at {:.0} tokens/s; peak memory {:.0} MB of {:.1} GB.",
+                                duration(e.seconds), e.tokens_per_second, e.peak_memory_bytes as f64 / 1e6, e.memory_bytes as f64 / 1e9
+                            ),
+                        }}
+                    </p>
+                </section>
+            })}
             <form
                 class="card train-form"
                 on:submit=move |ev| {
@@ -202,6 +307,7 @@ pub fn Train(slug: String) -> impl IntoView {
                         <span class="help">"LoRA trains small adapters beside the frozen model; QLoRA does the same over its 4-bit weights, in less memory."</span>
                     </label>
                     {field("train-steps", "Steps", "Optimizer steps; empty: one pass over the training split.", |f| f.steps.clone(), |f, v| f.steps = v)}
+                    {field("train-epochs", "Epochs", "Passes over the training split (when Steps is empty).", |f| f.epochs.clone(), |f, v| f.epochs = v)}
                     {field("train-lr", "Learning rate", "How big each update is; 2e-4 suits LoRA on small models.", |f| f.lr.clone(), |f, v| f.lr = v)}
                     {field("train-batch", "Batch size", "Examples per step; more is smoother but needs more memory.", |f| f.batch.clone(), |f, v| f.batch = v)}
                     {field("train-max-len", "Longest example (tokens)", "Longer examples are cut; the report shows how many.", |f| f.max_len.clone(), |f, v| f.max_len = v)}
@@ -213,7 +319,7 @@ pub fn Train(slug: String) -> impl IntoView {
                         id="train-start"
                         type="submit"
                         class="primary"
-                        disabled=move || busy.get() || checked.with(|c| c.is_err()) || datasets.with(|d| d.as_ref().is_none_or(|d| d.is_empty()))
+                        disabled=move || busy.get() || checked.with(|c| c.is_err()) || !ready()
                     >
                         "Start training"
                     </button>
@@ -251,5 +357,18 @@ mod tests {
         assert!(
             matches!(r.config.method, Method::Qlora { ref lora, .. } if lora.r == 16 && lora.alpha == 32.0)
         );
+        // A plan's request survives the form untouched: every setting the form does not
+        // show is kept.
+        let mut plan = request(&Form::default(), "p").unwrap();
+        plan.config.epochs = 3;
+        plan.config.warmup_steps = 5;
+        plan.config.eval_every = 36;
+        plan.config.checkpoint_every = 18;
+        plan.config.method = Method::Lora(api::train::LoraConfig {
+            dropout: 0.05,
+            alpha: 12.0,
+            ..Default::default()
+        });
+        assert_eq!(request(&Form::of(&plan), "p").unwrap(), plan);
     }
 }

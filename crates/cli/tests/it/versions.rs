@@ -100,3 +100,42 @@ fn runs_are_tagged_and_rollback_adds_a_version_that_restores_data_and_model() {
     assert_eq!(r["model_run"], "run-2");
     assert_eq!(datasets(&home, &p).last().unwrap().0, 4);
 }
+
+#[test]
+fn plan_recommends_a_valid_run_with_reasons_checks_and_a_measured_estimate() {
+    let Some(home) = Home::with_default_model() else { return };
+    home.ok(&["project", "new", "Plan"]);
+    let e = home.json(&["plan", "-p", "plan", "--json"]);
+    let failed: Vec<_> =
+        e["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
+    assert_eq!(failed.len(), 1, "{e}");
+    assert_eq!(failed[0]["id"], "dataset");
+    home.ok(&["data", "import", "--sample", "tech-qa", "-p", "plan"]);
+    let plan = home.json(&["plan", "-p", "plan", "--estimate", "--json"]);
+    assert!(plan["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{plan}");
+    // 240 training rows: the card's 3 epochs, batch 4, the rows' 95th percentile as max length.
+    let c = &plan["request"]["config"];
+    assert_eq!((c["epochs"].as_u64(), c["batch_size"].as_u64()), (Some(3), Some(4)));
+    assert_eq!(plan["train_rows"], 240);
+    assert_eq!(plan["total_steps"], 180);
+    assert_eq!(c["max_len"].as_u64().unwrap() % 64, 0);
+    let settings: Vec<_> = plan["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["setting"].as_str().unwrap())
+        .collect();
+    for s in ["Method", "LoRA rank", "Learning rate", "Epochs", "Longest example", "Batch size"] {
+        assert!(settings.contains(&s), "{settings:?}");
+    }
+    let est = &plan["estimate"];
+    let (tps, secs) =
+        (est["tokens_per_second"].as_f64().unwrap(), est["seconds"].as_f64().unwrap());
+    assert!(tps > 1.0 && secs > 0.0, "{est}");
+    let tokens = est["tokens"].as_f64().unwrap();
+    assert!((secs - tokens / tps).abs() < 1e-6 * secs.max(1.0), "{est}");
+    assert!(est["peak_memory_bytes"].as_u64().unwrap() > 100_000_000, "{est}");
+    // The recommended request is one `train` accepts as it is.
+    let req: app::ProjectTrainRequest = serde_json::from_value(plan["request"].clone()).unwrap();
+    assert!(req.problems().is_empty());
+}
