@@ -120,7 +120,7 @@ async fn create_a_project_in_the_window() {
     let commit = client
         .wait()
         .at_most(wait)
-        .for_element(Locator::Css("#pane-history .commits li"))
+        .for_element(Locator::Css("#history-list li.created"))
         .await
         .unwrap();
     assert!(commit.text().await.unwrap().contains("Create project Support Bot"));
@@ -611,4 +611,229 @@ async fn first_run_welcome_and_the_palette() {
     assert_eq!(theme().await, "light");
     client.close().await.unwrap();
     assert!(app.project_show("keyboard-only").is_ok());
+}
+
+/// The app's process whose `VIBEFLOW_HOME` is `home` (Linux: from /proc).
+#[cfg(target_os = "linux")]
+fn app_pid(home: &Path) -> Option<u32> {
+    let want = format!("VIBEFLOW_HOME={}", home.display());
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if !String::from_utf8_lossy(first).ends_with("vibeflow-desktop") {
+            continue;
+        }
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        if environ.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The app killed (SIGKILL) mid-run and started again: the run shows as interrupted, Resume
+/// finishes it, and its losses are those of the same run never interrupted.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_with_the_app_resumes_to_the_uninterrupted_losses() {
+    if !e2e() {
+        return;
+    }
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let home = tempfile::tempdir().unwrap();
+    let sample = |project: &str| app::ImportRequest {
+        project: project.into(),
+        source: app::ImportSource::Sample("tech-qa".into()),
+        name: None,
+        mapping: None,
+        language: None,
+    };
+    let app = app::App::open(home.path()).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    app.project_new("Crash Bot").unwrap();
+    app.data_import(&sample("crash-bot")).unwrap();
+    let (driver, client) = open_window(home.path()).await;
+    pick_project(&client, "crash-bot").await;
+    client.find(Locator::Css("#tab-train")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#train-plan", "240 training rows", 30).await;
+    type_into(&client, "#train-steps", "40").await;
+    type_into(&client, "#train-batch", "1").await;
+    type_into(&client, "#train-max-len", "64").await;
+    type_into(&client, "#train-eval-rows", "2").await;
+    client.find(Locator::Css("#train-start")).await.unwrap().click().await.unwrap();
+    // Killed after its first checkpoint (step 18 of the plan's cadence), before the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let runs = app.runs("crash-bot").unwrap();
+        if runs.first().is_some_and(|r| r.steps > 0) {
+            assert_eq!(runs[0].status, "running");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = app_pid(home.path()).expect("the app's process");
+    Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    drop(client);
+    drop(driver);
+    // The OS frees the run's lock once the process is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let runs = app.runs("crash-bot").unwrap();
+        if runs[0].status != "running" || std::time::Instant::now() > deadline {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(runs[0].status, "interrupted", "{runs:?}");
+    let at = runs[0].steps;
+    assert!(at < 40, "{runs:?}");
+
+    let (_driver, client) = open_window(home.path()).await;
+    pick_project(&client, "crash-bot").await;
+    client.find(Locator::Css("#tab-monitor")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#monitor-state", "Interrupted", 30).await;
+    save(&client, "monitor-interrupted.png").await;
+    client.find(Locator::Css("#monitor-resume")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#monitor-state", "Done", 300).await;
+    client.close().await.unwrap();
+    let resumed = app.runs("crash-bot").unwrap();
+    assert_eq!((resumed[0].status.as_str(), resumed[0].steps), ("done", 40));
+
+    // The same run, never interrupted, in another home: the settings it recorded.
+    let settings: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            home.path().join("projects/crash-bot/runs/run-1/checkpoints/run-config.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let reference = app::App::open(other.path()).unwrap();
+    reference.model_import(Path::new(&gguf), None).unwrap();
+    reference.project_new("Crash Bot").unwrap();
+    reference.data_import(&sample("crash-bot")).unwrap();
+    let req = app::ProjectTrainRequest {
+        project: "crash-bot".into(),
+        dataset: None,
+        eval_rows: settings["eval_rows"].as_u64().unwrap() as usize,
+        config: serde_json::from_value(settings["config"].clone()).unwrap(),
+        resume: app::Resume::No,
+    };
+    let whole = reference.train_project(&req, &mut |_| true).unwrap();
+    let whole_runs = reference.runs("crash-bot").unwrap();
+    let close = |a: Option<f64>, b: Option<f64>| (a.unwrap() - b.unwrap()).abs() < 1e-4;
+    assert!(
+        close(resumed[0].train_loss, whole_runs[0].train_loss)
+            && close(resumed[0].eval_loss, whole_runs[0].eval_loss),
+        "resumed from step {at}: {:?} / {:?}, uninterrupted: {:?} / {:?} ({:?})",
+        resumed[0].train_loss,
+        resumed[0].eval_loss,
+        whole_runs[0].train_loss,
+        whole_runs[0].eval_loss,
+        whole.summary.losses.last()
+    );
+}
+
+/// Runs axe-core (WCAG 2 A and AA rules) on the page; the serious and critical violations.
+async fn axe(client: &Client) -> Vec<String> {
+    let path = std::env::var("VIBEFLOW_AXE").expect("VIBEFLOW_AXE: axe.min.js (setup installs it)");
+    let source = std::fs::read_to_string(&path).unwrap();
+    client.execute(&format!("{source}\nreturn true;"), vec![]).await.unwrap();
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }).then(r => done(
+               r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '))));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Accessibility: axe-core finds no serious or critical violation on any pane, dark or light.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pane_passes_axe_in_both_themes() {
+    if !e2e() {
+        return;
+    }
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let home = tempfile::tempdir().unwrap();
+    let app = app::App::open(home.path()).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    app.project_new("Axe Bot").unwrap();
+    let req = app::ImportRequest {
+        project: "axe-bot".into(),
+        source: app::ImportSource::Sample("customer-support".into()),
+        name: None,
+        mapping: None,
+        language: None,
+    };
+    app.data_import(&req).unwrap();
+    let (_driver, client) = open_window(home.path()).await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#welcome, #project-list li"))
+        .await
+        .unwrap();
+    let mut problems = Vec::new();
+    for theme in ["dark", "light"] {
+        client
+            .execute(&format!("localStorage.setItem('vibeflow-theme', '{theme}'); document.documentElement.setAttribute('data-theme', '{theme}'); return 1;"), vec![])
+            .await
+            .unwrap();
+        pick_project(&client, "axe-bot").await;
+        for pane in [
+            "overview",
+            "data",
+            "train",
+            "monitor",
+            "playground",
+            "history",
+            "settings",
+            "brainstorm",
+        ] {
+            client
+                .find(Locator::Css(&format!("#tab-{pane}")))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            // Let the pane load what it shows.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            for v in axe(&client).await {
+                problems.push(format!("{theme} {pane}: {v}"));
+            }
+        }
+        client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&format!(
+                "{}{}p{}",
+                char::from(fantoccini::key::Key::Control),
+                char::from(fantoccini::key::Key::Shift),
+                char::from(fantoccini::key::Key::Null)
+            ))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for v in axe(&client).await {
+            problems.push(format!("{theme} palette: {v}"));
+        }
+        client
+            .find(Locator::Css("#palette-input"))
+            .await
+            .unwrap()
+            .send_keys(&fantoccini::key::Key::Escape.to_string())
+            .await
+            .unwrap();
+    }
+    client.close().await.unwrap();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -266,28 +266,24 @@ fn Sidebar(
                     key=|p| (p.slug.clone(), p.status.clone())
                     children=move |p: ProjectSummary| {
                         let slug = p.slug.clone();
-                        let (slug_click, slug_key) = (p.slug.clone(), p.slug.clone());
+                        let slug_click = p.slug.clone();
                         view! {
                             <li
                                 data-slug=p.slug.clone()
-                                tabindex="0"
-                                role="button"
-                                aria-label=format!("Open project {} ({})", p.name, p.status)
                                 class:selected=move || selected.get().as_deref() == Some(slug.as_str())
-                                on:click=move |_| selected.set(Some(slug_click.clone()))
-                                on:keydown=move |ev| {
-                                    if ev.key() == "Enter" || ev.key() == " " {
-                                        ev.prevent_default();
-                                        selected.set(Some(slug_key.clone()));
-                                    }
-                                }
                             >
-                                <span class="name">{p.name.clone()}</span>
-                                <span class="meta">
-                                    <span class=format!("status {}", p.status)>{p.status.clone()}</span>
-                                    " · "
-                                    {p.base_model.clone()}
-                                </span>
+                                <button
+                                    class="project"
+                                    aria-label=format!("Open project {} ({})", p.name, p.status)
+                                    on:click=move |_| selected.set(Some(slug_click.clone()))
+                                >
+                                    <span class="name">{p.name.clone()}</span>
+                                    <span class="meta">
+                                        <span class=format!("status {}", p.status)>{p.status.clone()}</span>
+                                        " · "
+                                        {p.base_model.clone()}
+                                    </span>
+                                </button>
                             </li>
                         }
                     }

@@ -297,7 +297,7 @@ pub fn Palette(
                         _ => {}
                     }
                 />
-                <ul class="palette-list" role="listbox">
+                <ul class="palette-list" role="listbox" aria-label="Commands">
                     {move || {
                         actions()
                             .into_iter()

@@ -43,6 +43,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
 ];
 
 const TAURI_DRIVER: &str = "@crabnebula/tauri-driver@2.0.9";
+/// The accessibility checker the window tests inject into each pane.
+const AXE: &str = "axe-core@4.10.2";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -115,8 +117,22 @@ fn setup(purpose: Purpose) -> Result<PathBuf> {
     }
     if purpose == Purpose::Test {
         python_packages()?;
+        axe()?;
     }
     default_model()
+}
+
+/// `axe.min.js` of [`AXE`], installed globally with npm when missing.
+fn axe() -> Result<PathBuf> {
+    let root = output(cmd("npm").args(["root", "--global"]))
+        .map(|s| PathBuf::from(s.trim()))
+        .context("npm root --global failed")?;
+    let file = root.join("axe-core").join("axe.min.js");
+    if !file.exists() {
+        step(&format!("installing {AXE}"));
+        check(cmd("npm").args(["install", "--global", "--no-fund", "--no-audit", AXE]))?;
+    }
+    Ok(file)
 }
 
 /// The Python reference stack the engine's cross-checks run as a peer (tests only; the product
@@ -401,6 +417,7 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("VIBEFLOW_DEFAULT_GGUF", &gguf)
         .env("VIBEFLOW_E2E", "1")
+        .env("VIBEFLOW_AXE", axe()?)
         // Setup provided the model, Python and the display: a test that would skip fails.
         .env("VIBEFLOW_REQUIRE_SETUP", "1");
     let (mut passed, mut failed) = (0usize, 0usize);

@@ -148,6 +148,10 @@ pub fn Monitor(slug: String) -> impl IntoView {
             <section class="card live" aria-live="polite">
                 <div class="figures" id="monitor-figures">
                     {move || match progress() {
+                        None if current_job().is_some_and(|j| j.state != JobState::Running) => view! {
+                            <p class="hint" id="monitor-earlier">"This job ran in an earlier session of the app, so there is no live data to draw; its record is in History, and Resume (when offered) goes on from its last checkpoint."</p>
+                        }
+                        .into_any(),
                         None => view! { <p class="hint">"Waiting for the first step…"</p> }.into_any(),
                         Some(p) => {
                             let pct = 100.0 * p.step as f64 / p.total_steps.max(1) as f64;
@@ -174,7 +178,7 @@ pub fn Monitor(slug: String) -> impl IntoView {
                         }
                     }}
                 </div>
-                {move || chart(&events())}
+                {move || (progress().is_some()).then(|| chart(&events()))}
                 <div class="actions">
                     <button
                         id="monitor-stop"
