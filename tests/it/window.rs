@@ -837,3 +837,101 @@ async fn every_pane_passes_axe_in_both_themes() {
     client.close().await.unwrap();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Time from a click on pane `tab` until pane `pane`'s root is in the DOM, in ms (in the page's
+/// own clock, after the next frame).
+async fn switch_ms(client: &Client, tab: &str, pane: &str) -> f64 {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         const t = performance.now();
+         document.querySelector('#tab-{tab}').click();
+         const look = () => document.querySelector('#pane-{pane}')
+           ? requestAnimationFrame(() => done(performance.now() - t))
+           : requestAnimationFrame(look);
+         look();"
+    );
+    client.execute_async(&script, vec![]).await.unwrap().as_f64().unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The UI budgets (issue 18 §9), measured and printed, not asserted: `cargo xtask bench-ui`.
+/// Bundle size gzipped, cold start to an interactive window, pane switches idle and while a
+/// training job uses every core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: cargo xtask bench-ui"]
+async fn ui_budgets() {
+    use std::io::Write;
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/dist");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for f in ["ui_bg.wasm", "ui.js"] {
+        gz.write_all(&std::fs::read(dist.join(f)).unwrap()).unwrap();
+    }
+    let bundle = gz.finish().unwrap().len();
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let home = tempfile::tempdir().unwrap();
+    let app = app::App::open(home.path()).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    app.project_new("Bench").unwrap();
+    let req = app::ImportRequest {
+        project: "bench".into(),
+        source: app::ImportSource::Sample("tech-qa".into()),
+        name: None,
+        mapping: None,
+        language: None,
+    };
+    app.data_import(&req).unwrap();
+    let t = std::time::Instant::now();
+    let (_driver, client) = open_window(home.path()).await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#project-list li"))
+        .await
+        .unwrap();
+    let cold = t.elapsed().as_secs_f64();
+    pick_project(&client, "bench").await;
+    let panes = [
+        ("data", "data"),
+        ("train", "train"),
+        ("playground", "playground"),
+        ("history", "history"),
+        ("overview", "overview"),
+    ];
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        for (tab, pane) in panes {
+            idle.push(switch_ms(&client, tab, pane).await);
+        }
+    }
+    // A training job on every core, started from the Train pane.
+    client.find(Locator::Css("#tab-train")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#train-plan", "training rows", 30).await;
+    type_into(&client, "#train-steps", "400").await;
+    client.find(Locator::Css("#train-start")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#monitor-step", "/ 400", 120).await;
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        for (tab, pane) in panes {
+            busy.push(switch_ms(&client, tab, pane).await);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+    client.find(Locator::Css("#tab-monitor")).await.unwrap().click().await.unwrap();
+    client.find(Locator::Css("#monitor-stop")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#monitor-state", "Stopped", 120).await;
+    client.close().await.unwrap();
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let report = serde_json::json!({
+        "bundle_gzip_bytes": bundle,
+        "cold_start_seconds": cold,
+        "pane_switch_ms": { "median": median(idle.clone()), "max": max(&idle) },
+        "pane_switch_while_training_ms": { "median": median(busy.clone()), "max": max(&busy) },
+    });
+    println!("ui budgets: {report}");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-budgets.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+}

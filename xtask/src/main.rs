@@ -16,6 +16,7 @@ cargo xtask <command>
   test    install what is missing, build, run every test (the app window under Xvfb)
   setup   install what is missing (system packages, tools, the default model)
   ui      build the WASM UI into ui/dist
+  bench-ui  measure the UI budgets (bundle, cold start, pane switches idle and while training)
   help    this text
 ";
 
@@ -45,6 +46,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
 const TAURI_DRIVER: &str = "@crabnebula/tauri-driver@2.0.9";
 /// The accessibility checker the window tests inject into each pane.
 const AXE: &str = "axe-core@4.10.2";
+/// binaryen's `wasm-opt`, from npm into the cache: it halves the UI module. (Debian's
+/// binaryen 108 produced a module that validates but leaves the window blank.)
+const BINARYEN: &str = "binaryen@132.0.0";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +57,10 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("setup") => setup(Purpose::Test).map(|_| ()),
         Some("ui") => build_ui(),
+        // The UI budgets: an ignored window test that measures and prints them.
+        Some("bench-ui") => test(
+            &["--", "--ignored", "--exact", "window::ui_budgets", "--nocapture"].map(String::from),
+        ),
         Some("help") | None => {
             print!("{HELP}");
             Ok(())
@@ -111,6 +119,7 @@ fn have(program: &str) -> bool {
 fn setup(purpose: Purpose) -> Result<PathBuf> {
     system_packages()?;
     rust_tools()?;
+    wasm_opt()?;
     if purpose == Purpose::Test && !have("tauri-driver") {
         step(&format!("installing {TAURI_DRIVER}"));
         check(cmd("npm").args(["install", "--global", "--no-fund", "--no-audit", TAURI_DRIVER]))?;
@@ -120,6 +129,22 @@ fn setup(purpose: Purpose) -> Result<PathBuf> {
         axe()?;
     }
     default_model()
+}
+
+/// The `wasm-opt` of [`BINARYEN`], installed into the cache when missing.
+fn wasm_opt() -> Result<PathBuf> {
+    let prefix = cache_dir().join(BINARYEN.replace('@', "-"));
+    let bin = prefix.join("node_modules").join(".bin").join("wasm-opt");
+    if !bin.exists() {
+        step(&format!("installing {BINARYEN}"));
+        check(
+            cmd("npm")
+                .args(["install", "--no-fund", "--no-audit", "--prefix"])
+                .arg(&prefix)
+                .arg(BINARYEN),
+        )?;
+    }
+    Ok(bin)
 }
 
 /// `axe.min.js` of [`AXE`], installed globally with npm when missing.
@@ -354,7 +379,23 @@ fn build_ui() -> Result<()> {
         (root().join("src-tauri/icons/128x128.png"), "icon.png"),
     ];
     files.push((bindgen.join("ui.js"), "ui.js"));
-    files.push((bindgen.join("ui_bg.wasm"), "ui_bg.wasm"));
+    // binaryen's size pass halves the module (the bundle budget is 500 KB gzipped); it takes
+    // a while, so only when wasm-bindgen's output changed.
+    let raw = bindgen.join("ui_bg.wasm");
+    let (optimized, source) =
+        (bindgen.join("ui_bg.opt.wasm"), bindgen.join("ui_bg.opt-source.wasm"));
+    if std::fs::read(&raw)? != std::fs::read(&source).unwrap_or_default() || !optimized.exists() {
+        check(
+            Command::new(wasm_opt()?)
+                .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int"])
+                .args(["--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types"])
+                .args(["--enable-multivalue", "-o"])
+                .arg(&optimized)
+                .arg(&raw),
+        )?;
+        std::fs::copy(&raw, &source)?;
+    }
+    files.push((optimized, "ui_bg.wasm"));
     for (from, to) in files {
         let to = dist.join(to);
         if std::fs::read(&from)? != std::fs::read(&to).unwrap_or_default() {
