@@ -80,6 +80,11 @@ async fn system_info(s: S<'_>) -> Res<api::SystemInfo> {
 }
 
 #[tauri::command]
+async fn models_import(s: S<'_>, req: api::ModelImport) -> Res<ModelInfo> {
+    blocking(&s, move |a, _| a.model_import(std::path::Path::new(&req.path), None)).await
+}
+
+#[tauri::command]
 async fn models_list(s: S<'_>) -> Res<Vec<ModelInfo>> {
     blocking(&s, |a, _| a.models_list()).await
 }
@@ -205,6 +210,7 @@ pub fn run() {
             project_rollback,
             system_info,
             models_list,
+            models_import,
             doctor,
             data_list,
             data_samples,

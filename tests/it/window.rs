@@ -131,6 +131,18 @@ async fn create_a_project_in_the_window() {
     std::fs::create_dir_all(repo.join("data")).unwrap();
     std::fs::write(repo.join("data/.tickets.jsonl.tmp"), "half a row").unwrap();
     client.find(Locator::Css("#tab-settings")).await.unwrap().click().await.unwrap();
+    // This machine and the data folder; a model import that fails says why.
+    wait_text(&client, "#settings-home", &home.path().display().to_string(), 30).await;
+    type_into(&client, "#settings-model-path", "/nowhere/model.gguf").await;
+    client.find(Locator::Css("#settings-model-import")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#settings-model-status", "/nowhere/model.gguf", 30).await;
+    let theme = client.find(Locator::Css("#settings-theme")).await.unwrap();
+    theme.select_by_value("dark").await.unwrap();
+    let attr = client
+        .execute("return document.documentElement.getAttribute('data-theme')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(attr, "dark");
     client.find(Locator::Css("#doctor-check")).await.unwrap().click().await.unwrap();
     let status = client
         .wait()

@@ -83,6 +83,11 @@ pub async fn system_info() -> Result<api::SystemInfo, ApiError> {
     call(cmd::SYSTEM_INFO, JsValue::UNDEFINED).await
 }
 
+/// Imports a GGUF file into the model store.
+pub async fn models_import(path: String) -> Result<ModelInfo, ApiError> {
+    call_with(cmd::MODELS_IMPORT, &api::ModelImport { path }).await
+}
+
 /// Installed models.
 pub async fn models_list() -> Result<Vec<ModelInfo>, ApiError> {
     call(cmd::MODELS_LIST, JsValue::UNDEFINED).await

@@ -30,6 +30,9 @@ pub mod cmd {
     pub const PROJECT_ROLLBACK: &str = "project_rollback";
     /// This machine: no arguments, returns [`super::SystemInfo`].
     pub const SYSTEM_INFO: &str = "system_info";
+    /// Import a GGUF file into the model store: [`super::ModelImport`], returns
+    /// [`super::ModelInfo`].
+    pub const MODELS_IMPORT: &str = "models_import";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
@@ -92,6 +95,7 @@ pub mod cmd {
         PROJECT_ROLLBACK,
         SYSTEM_INFO,
         MODELS_LIST,
+        MODELS_IMPORT,
         DOCTOR,
         DATA_LIST,
         DATA_SAMPLES,
@@ -185,6 +189,13 @@ pub struct ProjectSummary {
     pub base_model: String,
     /// `draft` (no finished run), `training` (a run is training) or `trained`.
     pub status: String,
+}
+
+/// Request of [`cmd::MODELS_IMPORT`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelImport {
+    /// A `.gguf` file.
+    pub path: String,
 }
 
 /// This machine, as Settings and the status bar show it.

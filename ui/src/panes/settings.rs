@@ -1,16 +1,55 @@
-//! Settings: the home's health check (`vibeflow doctor`), run when asked (it hashes every
-//! content object, which takes a while on a big home).
+//! Settings: the theme, this machine, the model store, the data folder, and the home's health
+//! check (`vibeflow doctor`), run when asked (it hashes every content object).
 
-use api::DoctorReport;
+use api::{DoctorReport, ModelInfo, SystemInfo};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::ipc;
 
-/// Settings: for now the home's health check (`vibeflow doctor`); keys, theme and hardware
-/// come with the IDE's settings.
+/// The Settings pane.
 #[component]
 pub fn Settings() -> impl IntoView {
+    let info = RwSignal::new(None::<SystemInfo>);
+    let models = RwSignal::new(Vec::<ModelInfo>::new());
+    let theme = RwSignal::new(crate::shell::theme());
+    let model_path = RwSignal::new(String::new());
+    let model_status = RwSignal::new(None::<Result<String, String>>);
+    let load_models = move || {
+        spawn_local(async move {
+            if let Ok(m) = ipc::models_list().await {
+                models.set(m);
+            }
+        });
+    };
+    load_models();
+    spawn_local(async move {
+        if let Ok(i) = ipc::system_info().await {
+            info.set(Some(i));
+        }
+    });
+    let import_model = move || {
+        let path = model_path.get_untracked().trim().to_string();
+        if path.is_empty() {
+            return;
+        }
+        model_status.set(Some(Ok("Importing (the file is hashed and checked)…".into())));
+        spawn_local(async move {
+            match ipc::models_import(path).await {
+                Ok(m) => {
+                    model_status.set(Some(Ok(format!(
+                        "Installed {} ({}, {:.0} M parameters).",
+                        m.id,
+                        m.quantization,
+                        m.parameters as f64 / 1e6
+                    ))));
+                    model_path.set(String::new());
+                    load_models();
+                }
+                Err(e) => model_status.set(Some(Err(e.message))),
+            }
+        });
+    };
     let report = RwSignal::new(None::<DoctorReport>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -32,6 +71,61 @@ pub fn Settings() -> impl IntoView {
     view! {
         <div class="settings" id="pane-settings">
             <h1>"Settings"</h1>
+            <section class="card" aria-labelledby="look-title">
+                <h2 id="look-title">"Appearance"</h2>
+                <label class="field inline" for="settings-theme">
+                    <span class="label">"Theme"</span>
+                    <select id="settings-theme" on:change=move |ev| {
+                        let t = event_target_value(&ev);
+                        crate::shell::set_theme(&t);
+                        theme.set(t);
+                    }>
+                        {[("system", "Follow the system"), ("dark", "Dark"), ("light", "Light")].into_iter().map(|(v, label)| view! {
+                            <option value=v selected=move || theme.get() == v>{label}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+            </section>
+            <section class="card" aria-labelledby="machine-title">
+                <h2 id="machine-title">"This machine"</h2>
+                {move || info.get().map(|i| view! {
+                    <dl class="facts" id="settings-machine">
+                        <dt>"Processor"</dt><dd>{format!("{} ({} cores; {})", i.cpu, i.cores, i.features.join(", "))}</dd>
+                        <dt>"Memory"</dt><dd>{format!("{:.1} GB", i.memory_bytes as f64 / 1e9)}</dd>
+                        <dt>"Trains on"</dt><dd>{i.device.to_uppercase()}{(i.device == "cpu").then_some(" (this build has no GPU support; see the README for CUDA and Metal builds)")}</dd>
+                        <dt>"System"</dt><dd>{format!("{} {}", i.os, i.arch)}</dd>
+                        <dt>"Data folder"</dt><dd id="settings-home">{i.home.clone()}</dd>
+                        <dt>"Free there"</dt><dd>{format!("{:.1} GB", i.free_disk_bytes as f64 / 1e9)}</dd>
+                    </dl>
+                })}
+                <p class="hint">"The data folder is ~/.vibeflow unless VIBEFLOW_HOME names another; start the app with it set to move everything."</p>
+            </section>
+            <section class="card" aria-labelledby="models-title">
+                <h2 id="models-title">"Models"</h2>
+                <table class="grid-table" id="settings-models">
+                    <thead><tr><th>"Model"</th><th>"Architecture"</th><th>"Parameters"</th><th>"Quantization"</th><th>"Context"</th><th>"Size"</th></tr></thead>
+                    <tbody>
+                        <For each=move || models.get() key=|m| m.id.clone() children=move |m: ModelInfo| view! {
+                            <tr>
+                                <td>{m.id.clone()}</td>
+                                <td>{m.architecture.clone()}</td>
+                                <td>{format!("{:.0} M", m.parameters as f64 / 1e6)}</td>
+                                <td>{m.quantization.clone()}</td>
+                                <td>{m.context_length}</td>
+                                <td>{format!("{:.0} MB", m.size_bytes as f64 / 1e6)}</td>
+                            </tr>
+                        } />
+                    </tbody>
+                </table>
+                <form class="path-form" on:submit=move |ev| { ev.prevent_default(); import_model(); }>
+                    <label class="sr-only" for="settings-model-path">"GGUF file to import"</label>
+                    <input id="settings-model-path" type="text" placeholder="/path/to/model.gguf" prop:value=move || model_path.get() on:input=move |ev| model_path.set(event_target_value(&ev)) />
+                    <button id="settings-model-import" type="submit">"Import a GGUF"</button>
+                </form>
+                <p class="status" role="status" id="settings-model-status" class:error=move || matches!(model_status.get(), Some(Err(_)))>
+                    {move || match model_status.get() { Some(Ok(m)) | Some(Err(m)) => m, None => String::new() }}
+                </p>
+            </section>
             <section class="card" aria-labelledby="health-title">
                 <h2 id="health-title">"Home health"</h2>
                 <p class="hint">
