@@ -11,11 +11,13 @@ use api::dataset::{
     DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportRequest, ImportSource, Inspection,
     SampleDataset,
 };
-use api::train::{Estimate, JobEvent, JobInfo, ProjectTrainRequest, RunSummary, TrainPlan};
+use api::train::{
+    Checkpoint, Estimate, JobEvent, JobInfo, ProjectTrainRequest, RunRef, RunSummary, TrainPlan,
+};
 use api::{
-    ApiError, CommitInfo, DiffRequest, DoctorReport, DoctorRequest, ErrorCode, JobRef, ModelInfo,
-    NewProject, ProjectDetail, ProjectRef, ProjectSummary, RollbackOutcome, RollbackRequest,
-    VersionDiff,
+    ApiError, CommitInfo, DiffRequest, DoctorReport, DoctorRequest, Endpoint, EndpointAdd,
+    EndpointRef, EndpointTest, ErrorCode, JobRef, ModelInfo, ModelRef, NewProject, ProjectDetail,
+    ProjectRef, ProjectSummary, RollbackOutcome, RollbackRequest, VersionDiff,
 };
 use app::{App, Jobs, Playground};
 use tauri::Manager;
@@ -156,6 +158,62 @@ async fn job_stop(s: S<'_>, req: JobRef) -> Res<bool> {
 }
 
 #[tauri::command]
+async fn job_events(s: S<'_>, req: JobRef) -> Res<Vec<JobEvent>> {
+    blocking(&s, move |_, j| j.events(&req.id)).await
+}
+
+#[tauri::command]
+async fn job_log_save(s: S<'_>, tauri: tauri::AppHandle, req: JobRef) -> Res<String> {
+    // The user's Downloads folder, as a browser would; the home when the system names none.
+    let dir = tauri.path().download_dir().unwrap_or_else(|_| s.app.home().join("exports"));
+    blocking(&s, move |_, j| j.save_log(&req.id, &dir)).await.map(|p| p.display().to_string())
+}
+
+#[tauri::command]
+async fn run_checkpoints(s: S<'_>, req: RunRef) -> Res<Vec<Checkpoint>> {
+    blocking(&s, move |a, _| a.run_checkpoints(&req.project, &req.run)).await
+}
+
+#[tauri::command]
+async fn models_remove(s: S<'_>, req: ModelRef) -> Res<()> {
+    blocking(&s, move |a, _| a.model_remove(&req.id)).await
+}
+
+#[tauri::command]
+async fn endpoint_list(s: S<'_>) -> Res<Vec<Endpoint>> {
+    blocking(&s, |a, _| a.endpoint_list()).await
+}
+
+#[tauri::command]
+async fn endpoint_add(s: S<'_>, req: EndpointAdd) -> Res<Endpoint> {
+    blocking(&s, move |a, _| a.endpoint_add(&req)).await
+}
+
+#[tauri::command]
+async fn endpoint_test(s: S<'_>, req: EndpointRef) -> Res<EndpointTest> {
+    blocking(&s, move |a, _| a.endpoint_test(&req.name)).await
+}
+
+#[tauri::command]
+async fn endpoint_remove(s: S<'_>, req: EndpointRef) -> Res<()> {
+    blocking(&s, move |a, _| a.endpoint_remove(&req.name)).await
+}
+
+/// The system's open-file dialog, for a dataset or a model; `None` when cancelled.
+#[tauri::command]
+async fn pick_file(tauri: tauri::AppHandle) -> Res<Option<String>> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = std::sync::mpsc::channel();
+    tauri.dialog().file().pick_file(move |f| {
+        let _ = tx.send(f.and_then(|f| f.into_path().ok()));
+    });
+    let picked = tauri::async_runtime::spawn_blocking(move || rx.recv().ok().flatten())
+        .await
+        .map_err(|e| ApiError { code: ErrorCode::Internal, message: e.to_string() })?;
+    Ok(picked.map(|p| p.display().to_string()))
+}
+
+#[tauri::command]
 async fn job_attach(s: S<'_>, req: JobRef, events: Channel<JobEvent>) -> Res<bool> {
     // A window that went away ends its subscription with the first event it cannot take.
     Ok(s.jobs.subscribe(&req.id, Box::new(move |e| events.send(e.clone()).is_ok())))
@@ -195,6 +253,7 @@ async fn chat_list(s: S<'_>, req: ProjectRef) -> Res<Vec<Conversation>> {
 pub fn run() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_fs::init())
+        .plugin(tauri_plugin_dialog::init())
         .setup(|tauri| {
             let app = App::open_default()?;
             let jobs = Jobs::new(app.home());
@@ -228,6 +287,15 @@ pub fn run() {
             train_start,
             job_list,
             job_stop,
+            job_events,
+            job_log_save,
+            run_checkpoints,
+            models_remove,
+            endpoint_list,
+            endpoint_add,
+            endpoint_test,
+            endpoint_remove,
+            pick_file,
             job_attach
         ])
         .run(tauri::generate_context!());

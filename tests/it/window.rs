@@ -136,6 +136,50 @@ async fn create_a_project_in_the_window() {
     type_into(&client, "#settings-model-path", "/nowhere/model.gguf").await;
     client.find(Locator::Css("#settings-model-import")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#settings-model-status", "/nowhere/model.gguf", 30).await;
+    // Removing the model a project is based on is refused, with the reason.
+    if std::env::var_os("VIBEFLOW_DEFAULT_GGUF").is_some() {
+        let remove = "button[aria-label='Remove smollm2-135m-instruct']";
+        client.find(Locator::Css(remove)).await.unwrap().click().await.unwrap();
+        wait_text(&client, "#settings-model-status", "base model of support-bot", 30).await;
+    }
+    // An API key goes to the OS keyring and nowhere in the home; Test says what the endpoint
+    // answered (here: nothing listens); Remove deletes the key.
+    type_into(&client, "#key-name", "local").await;
+    type_into(&client, "#key-url", "http://127.0.0.1:9/v1").await;
+    type_into(&client, "#key-secret", "sk-e2e-secret").await;
+    client.find(Locator::Css("#key-add")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#keys-status", "Saved local", 30).await;
+    wait_text(&client, "#settings-keys", "in the keyring", 30).await;
+    let opened = app::App::open(home.path()).unwrap();
+    assert_eq!(opened.endpoint_key("local").unwrap().as_deref(), Some("sk-e2e-secret"));
+    client
+        .find(Locator::Css("button[aria-label='Test local']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(
+        &client,
+        "#settings-keys .test-result",
+        "no answer from http://127.0.0.1:9/v1/models",
+        30,
+    )
+    .await;
+    save(&client, "settings-keys.png").await;
+    for f in files_under(home.path()) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(!bytes.windows(13).any(|w| w == b"sk-e2e-secret"), "key in {}", f.display());
+    }
+    client
+        .find(Locator::Css("button[aria-label='Remove local']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#keys-empty", "No endpoints yet", 30).await;
+    assert_eq!(opened.endpoint_key("local").unwrap(), None);
     let theme = client.find(Locator::Css("#settings-theme")).await.unwrap();
     theme.select_by_value("dark").await.unwrap();
     let attr = client
@@ -176,6 +220,16 @@ async fn create_a_project_in_the_window() {
     assert_eq!(history[0].summary, "Create project Support Bot");
 }
 
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+    }
+    out
+}
+
 /// Starts the release app over `home` under tauri-driver; the driver dies with the guard.
 async fn open_window(home: &Path) -> (Driver, Client) {
     let port = free_port();
@@ -184,9 +238,16 @@ async fn open_window(home: &Path) -> (Driver, Client) {
         Command::new(std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into()));
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut driver, 0);
+    // The user's folders, as a desktop names them: "Save log" writes to this Downloads.
+    let xdg = home.join("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let downloads = home.join("Downloads");
+    let dirs = format!("XDG_DOWNLOAD_DIR=\"{}\"\n", downloads.display());
+    std::fs::write(xdg.join("user-dirs.dirs"), dirs).unwrap();
     let driver = driver
         .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
         .env("VIBEFLOW_HOME", home)
+        .env("XDG_CONFIG_HOME", &xdg)
         .stdout(Stdio::null())
         .spawn()
         .expect(
@@ -312,8 +373,28 @@ async fn train_watch_stop_and_resume_in_the_window() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     save(&client, "monitor-running.png").await;
+    // Learning rate, gradient norm, speed and memory are drawn too.
+    for id in ["#monitor-lr", "#monitor-grad", "#monitor-speed", "#monitor-memory"] {
+        let chart = client.find(Locator::Css(id)).await.unwrap();
+        let n: usize = chart.attr("data-points").await.unwrap().unwrap().parse().unwrap();
+        assert!(n >= 1, "{id} has no points");
+    }
     client.find(Locator::Css("#monitor-stop")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#monitor-state", "Stopped at a checkpoint", 120).await;
+    // The checkpoint Stop saved is listed; the log filters and saves to Downloads.
+    wait_text(&client, "#monitor-checkpoints", "checkpoints/step-", 30).await;
+    type_into(&client, "#monitor-log-search", "stopped").await;
+    wait_text(&client, "#monitor-log", "ended: stopped", 10).await;
+    let shown = client.find_all(Locator::Css("#monitor-log li")).await.unwrap();
+    assert_eq!(shown.len(), 1, "the filter keeps the one matching line");
+    let clear = "const e = document.getElementById('monitor-log-search'); e.value = ''; e.dispatchEvent(new Event('input'));";
+    client.execute(clear, vec![]).await.unwrap();
+    client.find(Locator::Css("#monitor-log-save")).await.unwrap().click().await.unwrap();
+    let saved = wait_text(&client, "#monitor-log-saved", "Log saved to", 30).await;
+    let path = saved.trim_start_matches("Log saved to ").trim();
+    assert!(path.starts_with(&home.path().join("Downloads").display().to_string()), "{path}");
+    let log = std::fs::read_to_string(path).unwrap();
+    assert!(log.starts_with("started run-1") && log.contains("ended: stopped"), "{log}");
     let app = app::App::open(home.path()).unwrap();
     let runs = app.runs("train-bot").unwrap();
     assert_eq!((runs[0].id.as_str(), runs[0].status.as_str()), ("run-1", "stopped"));
@@ -321,6 +402,10 @@ async fn train_watch_stop_and_resume_in_the_window() {
     assert!((3..40).contains(&stopped_at), "{stopped_at}");
     client.find(Locator::Css("#monitor-resume")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#monitor-state", "Done", 300).await;
+    // The stopped part of the run, overlaid on the loss chart.
+    let overlay = client.find(Locator::Css("#monitor-overlay input")).await.unwrap();
+    overlay.click().await.unwrap();
+    wait_text(&client, "#monitor-chart figcaption", "training loss of run-1", 30).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     save(&client, "monitor-done.png").await;
 

@@ -183,6 +183,54 @@ pub async fn job_list() -> Result<Vec<api::train::JobInfo>, ApiError> {
     call(cmd::JOB_LIST, JsValue::UNDEFINED).await
 }
 
+/// Everything a job said: this process's record, or the job's log file.
+pub async fn job_events(id: String) -> Result<Vec<api::train::JobEvent>, ApiError> {
+    call_with(cmd::JOB_EVENTS, &api::JobRef { id }).await
+}
+
+/// Writes a job's log to the Downloads folder; the file's path.
+pub async fn job_log_save(id: String) -> Result<String, ApiError> {
+    call_with(cmd::JOB_LOG_SAVE, &api::JobRef { id }).await
+}
+
+/// The checkpoints a run keeps, oldest first.
+pub async fn run_checkpoints(
+    project: String,
+    run: String,
+) -> Result<Vec<api::train::Checkpoint>, ApiError> {
+    call_with(cmd::RUN_CHECKPOINTS, &api::train::RunRef { project, run }).await
+}
+
+/// Removes an installed model.
+pub async fn models_remove(id: String) -> Result<(), ApiError> {
+    call_with(cmd::MODELS_REMOVE, &api::ModelRef { id }).await
+}
+
+/// Remote OpenAI-compatible endpoints.
+pub async fn endpoint_list() -> Result<Vec<api::Endpoint>, ApiError> {
+    call(cmd::ENDPOINT_LIST, JsValue::UNDEFINED).await
+}
+
+/// Adds an endpoint; its key goes to the OS keyring.
+pub async fn endpoint_add(req: api::EndpointAdd) -> Result<api::Endpoint, ApiError> {
+    call_with(cmd::ENDPOINT_ADD, &req).await
+}
+
+/// Asks an endpoint for its models with its key.
+pub async fn endpoint_test(name: String) -> Result<api::EndpointTest, ApiError> {
+    call_with(cmd::ENDPOINT_TEST, &api::EndpointRef { name }).await
+}
+
+/// Forgets an endpoint and its key.
+pub async fn endpoint_remove(name: String) -> Result<(), ApiError> {
+    call_with(cmd::ENDPOINT_REMOVE, &api::EndpointRef { name }).await
+}
+
+/// The system's open-file dialog; the path chosen.
+pub async fn pick_file() -> Result<Option<String>, ApiError> {
+    call(cmd::PICK_FILE, JsValue::UNDEFINED).await
+}
+
 /// Asks a job to stop after its current step.
 pub async fn job_stop(id: String) -> Result<bool, ApiError> {
     call_with(cmd::JOB_STOP, &api::JobRef { id }).await

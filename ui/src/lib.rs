@@ -2,6 +2,7 @@
 //!
 //! Presentation only: every fact comes from a back-end command through [`ipc`].
 
+pub mod chart;
 pub mod clock;
 pub mod ipc;
 pub mod panes;

@@ -38,7 +38,9 @@ impl JobsCtx {
         }
     }
 
-    /// Streams job `id`'s events into the store (its history first), once per window.
+    /// Streams job `id`'s events into the store (its history first), once per window. A job
+    /// this window's process does not run (an earlier session's, the CLI's) is read from its
+    /// log, again every second while it runs.
     pub fn attach(self, id: String) {
         if self.attached.get_untracked().contains(&id) {
             return;
@@ -47,12 +49,39 @@ impl JobsCtx {
         let events = self.events;
         let key = id.clone();
         leptos::task::spawn_local(async move {
-            let _ = crate::ipc::job_attach(id, move |e| {
+            let streamed = crate::ipc::job_attach(id.clone(), move |e| {
                 events.update(|m| m.entry(key.clone()).or_default().push(e));
             })
             .await;
+            if streamed == Ok(true) {
+                return;
+            }
+            loop {
+                let Ok(all) = crate::ipc::job_events(id.clone()).await else { return };
+                let ended = all.iter().any(|e| matches!(e, JobEvent::Ended { .. }));
+                events.update(|m| {
+                    m.insert(id.clone(), all);
+                });
+                let running = crate::ipc::job_list().await.is_ok_and(|l| {
+                    l.iter().any(|j| j.id == id && j.state == api::train::JobState::Running)
+                });
+                if ended || !running {
+                    return;
+                }
+                sleep(1000).await;
+            }
         });
     }
+}
+
+/// Resolves after `ms` milliseconds.
+pub async fn sleep(ms: i32) {
+    let wait = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
 }
 
 impl Default for JobsCtx {

@@ -36,6 +36,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "webkit2gtk-driver",
     "keyutils",
     "libdbus-1-dev",
+    // A private Secret Service for the tests of API keys (the OS keyring on Linux).
+    "dbus",
+    "gnome-keyring",
     "libfontconfig1-dev",
     "libfreetype6-dev",
     "fonts-dejavu-core",
@@ -447,9 +450,12 @@ fn test(extra: &[String]) -> Result<()> {
     let gguf = setup(Purpose::Test)?;
     build_ui()?;
     step("running every test (release build, shared with the app the end-to-end test drives)");
-    let mut c = if cfg!(target_os = "linux") && std::env::var_os("DISPLAY").is_none() {
-        let mut c = cmd("xvfb-run");
-        c.args(["-a", "-s", "-screen 0 1280x800x24", "cargo"]);
+    let mut c = if cfg!(target_os = "linux") {
+        let mut c = keyring_session()?;
+        if std::env::var_os("DISPLAY").is_none() {
+            c.args(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24"]);
+        }
+        c.arg("cargo");
         c
     } else {
         cmd("cargo")
@@ -479,6 +485,25 @@ fn test(extra: &[String]) -> Result<()> {
         bail!("cargo test failed with {status}");
     }
     Ok(())
+}
+
+/// On Linux, the start of the test command line: a private D-Bus session whose Secret Service
+/// (GNOME Keyring, its files in the build folder) is unlocked, so the tests of API keys use a
+/// real OS keyring without touching the user's own. Elsewhere the system's keyring serves.
+fn keyring_session() -> Result<Command> {
+    let data = target_dir().join("test-keyring");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let mut c = cmd("dbus-run-session");
+    c.env("XDG_DATA_HOME", &data).args([
+        "--",
+        "sh",
+        "-c",
+        // The daemon creates and unlocks a login keyring with this password, then detaches.
+        "printf vibeflow-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec \"$@\"",
+        "sh",
+    ]);
+    Ok(c)
 }
 
 /// Runs `c`, echoing its output and adding up its per-binary results.

@@ -68,6 +68,10 @@ pub struct Report {
     pub mean_score: f64,
     /// Rows scoring below the low-score threshold (50).
     pub low_score_rows: usize,
+    /// Rows by score, in ten buckets of ten points (`[0, 10)` … `[90, 100]`; the last holds
+    /// 100 too). Empty in reports written before it existed.
+    #[serde(default)]
+    pub score_histogram: Vec<Bucket>,
     /// The recommended split.
     pub split: SplitPlan,
     /// What deserves attention, most important first, with the fix that addresses it.

@@ -35,6 +35,22 @@ pub mod cmd {
     pub const MODELS_IMPORT: &str = "models_import";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
+    /// Remove an installed model (refused while a project is based on it): [`super::ModelRef`],
+    /// returns `()`.
+    pub const MODELS_REMOVE: &str = "models_remove";
+    /// Remote OpenAI-compatible endpoints: no arguments, returns `Vec<Endpoint>`.
+    pub const ENDPOINT_LIST: &str = "endpoint_list";
+    /// Add (or replace) an endpoint, its key going to the OS keyring: [`super::EndpointAdd`],
+    /// returns [`super::Endpoint`].
+    pub const ENDPOINT_ADD: &str = "endpoint_add";
+    /// Ask an endpoint for its models with its key: [`super::EndpointRef`], returns
+    /// [`super::EndpointTest`].
+    pub const ENDPOINT_TEST: &str = "endpoint_test";
+    /// Forget an endpoint and delete its key from the keyring: [`super::EndpointRef`], returns
+    /// `()`.
+    pub const ENDPOINT_REMOVE: &str = "endpoint_remove";
+    /// The native open-file dialog: no arguments, returns `Option<String>` (the path chosen).
+    pub const PICK_FILE: &str = "pick_file";
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
     /// [`super::DoctorReport`].
     pub const DOCTOR: &str = "doctor";
@@ -81,6 +97,13 @@ pub mod cmd {
     /// Ask a job to stop after its step: [`super::JobRef`], returns `bool` (whether this
     /// window's process runs it).
     pub const JOB_STOP: &str = "job_stop";
+    /// The checkpoints a run keeps: [`train::RunRef`], returns `Vec<train::Checkpoint>`.
+    pub const RUN_CHECKPOINTS: &str = "run_checkpoints";
+    /// Everything a job said (this process's record, or the job's log file):
+    /// [`super::JobRef`], returns `Vec<train::JobEvent>`.
+    pub const JOB_EVENTS: &str = "job_events";
+    /// Write a job's log as text to the Downloads folder: [`super::JobRef`], returns the path.
+    pub const JOB_LOG_SAVE: &str = "job_log_save";
     /// Stream a job's events (its history first) to a channel: [`super::JobRef`] and `events`
     /// (a `Channel<train::JobEvent>`), returns `bool` (whether this process runs it).
     pub const JOB_ATTACH: &str = "job_attach";
@@ -96,6 +119,12 @@ pub mod cmd {
         SYSTEM_INFO,
         MODELS_LIST,
         MODELS_IMPORT,
+        MODELS_REMOVE,
+        ENDPOINT_LIST,
+        ENDPOINT_ADD,
+        ENDPOINT_TEST,
+        ENDPOINT_REMOVE,
+        PICK_FILE,
         DOCTOR,
         DATA_LIST,
         DATA_SAMPLES,
@@ -113,6 +142,9 @@ pub mod cmd {
         TRAIN_START,
         JOB_LIST,
         JOB_STOP,
+        JOB_EVENTS,
+        JOB_LOG_SAVE,
+        RUN_CHECKPOINTS,
         JOB_ATTACH,
     ];
 }
@@ -339,6 +371,68 @@ pub struct ModelInfo {
     pub sha256: String,
 }
 
+/// Arguments of commands that act on one installed model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// The model's store id.
+    pub id: String,
+}
+
+/// A remote OpenAI-compatible endpoint (`vibeflow keys list`). Its key is in the OS keyring,
+/// never here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The name it is chosen by, e.g. `openai`.
+    pub name: String,
+    /// Base URL of its API, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Whether the keyring holds a key for it.
+    pub has_key: bool,
+    /// Seconds since the Unix epoch.
+    pub added_at: i64,
+}
+
+/// Arguments of [`cmd::ENDPOINT_ADD`]. The key crosses once, into the keyring; `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointAdd {
+    /// Name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// Base URL (`http://` or `https://`), e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// The API key (empty: an endpoint without a key, e.g. a local server).
+    pub key: String,
+}
+
+impl std::fmt::Debug for EndpointAdd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointAdd")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("key", &if self.key.is_empty() { "" } else { "<hidden>" })
+            .finish()
+    }
+}
+
+/// Arguments of commands that act on one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRef {
+    /// The endpoint's name.
+    pub name: String,
+}
+
+/// What an endpoint answered to `GET {base_url}/models` with its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointTest {
+    /// It answered 200 with a model list.
+    pub ok: bool,
+    /// The HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// The models it lists.
+    pub models: Vec<String>,
+    /// What happened, in words (the endpoint's own error message when it sent one).
+    pub message: String,
+}
+
 /// Machine-readable error kinds. The UI matches on these, never on message text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -366,6 +460,8 @@ pub enum ErrorCode {
     /// The action does not fit the current state (resuming a finished run, a run still
     /// training in another process).
     Conflict,
+    /// The OS keyring refused or is missing.
+    Keyring,
     /// Anything else.
     Internal,
 }

@@ -158,16 +158,71 @@ impl LoraConfig {
 /// The block type of QLoRA's frozen base (GGUF types whose blocks are 32 values wide, so any
 /// model width that is a multiple of 32 fits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Quant {
     /// 4-bit, one scale per 32 values (4.5 bits per weight).
     #[serde(rename = "q4_0")]
+    #[cfg_attr(feature = "clap", value(name = "q4_0"))]
     Q4_0,
     /// 4-bit, a scale and a minimum per 32 values (5 bits per weight); the default.
     #[serde(rename = "q4_1")]
+    #[cfg_attr(feature = "clap", value(name = "q4_1"))]
     Q4_1,
     /// 8-bit, one scale per 32 values (8.5 bits per weight).
     #[serde(rename = "q8_0")]
+    #[cfg_attr(feature = "clap", value(name = "q8_0"))]
     Q8_0,
+}
+
+/// Which fine-tuning method, without its settings (a command line's or a form's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum MethodKind {
+    /// Low-rank adapters over a frozen base.
+    #[default]
+    Lora,
+    /// LoRA over a frozen base quantized to 4 or 8 bits.
+    Qlora,
+    /// Every weight trains.
+    Full,
+}
+
+impl Method {
+    /// The method `kind` with these adapter settings (`lora` and `quant` where it has them).
+    pub fn of_kind(kind: MethodKind, lora: LoraConfig, quant: Quant) -> Method {
+        match kind {
+            MethodKind::Lora => Method::Lora(lora),
+            MethodKind::Qlora => Method::Qlora { lora, quant },
+            MethodKind::Full => Method::Full,
+        }
+    }
+}
+
+/// The number format asked for: `auto` lets the device decide (bf16 on a CUDA GPU of compute
+/// capability 8.0 or newer, else f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// The device's best.
+    #[default]
+    Auto,
+    /// 32-bit floats.
+    F32,
+    /// bfloat16.
+    Bf16,
+}
+
+impl Dtype {
+    /// `auto`, `f32`, `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Auto => "auto",
+            Dtype::F32 => "f32",
+            Dtype::Bf16 => "bf16",
+        }
+    }
 }
 
 impl Quant {
@@ -411,6 +466,26 @@ pub struct RunRecord {
     pub summary: Summary,
 }
 
+/// A checkpoint a run keeps: where training can resume from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The optimizer step it was saved after.
+    pub step: usize,
+    /// Its folder.
+    pub path: String,
+    /// Seconds since the Unix epoch.
+    pub saved_at: i64,
+}
+
+/// Arguments of commands that act on one run of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRef {
+    /// Project slug.
+    pub project: String,
+    /// Run id, e.g. `run-1`.
+    pub run: String,
+}
+
 /// One training run of a project (`vibeflow runs -p P`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -537,6 +612,36 @@ pub enum JobEvent {
 }
 
 impl JobEvent {
+    /// The line a person reads in the job's log, with its kind (`log`, `alert`, `step`): steps
+    /// say something only when they evaluate or save a checkpoint.
+    pub fn log_line(&self) -> Option<(&'static str, String)> {
+        match self {
+            JobEvent::Started { run, .. } => Some(("log", format!("started {run}"))),
+            JobEvent::Log { line, .. } => Some(("log", line.clone())),
+            JobEvent::Alert { message, .. } => Some(("alert", format!("warning: {message}"))),
+            JobEvent::Progress { progress: p, .. } => {
+                let mut said = Vec::new();
+                if let Some(e) = p.eval_loss {
+                    said.push(format!("held-out loss {e:.4}"));
+                }
+                if let Some(c) = &p.checkpoint {
+                    said.push(format!("checkpoint saved in {c}"));
+                }
+                (!said.is_empty()).then(|| {
+                    let head = format!("step {}/{}: loss {:.4}", p.step, p.total_steps, p.loss);
+                    ("step", format!("{head}, {}", said.join(", ")))
+                })
+            }
+            JobEvent::Ended { state, message, .. } => Some((
+                "log",
+                match message {
+                    Some(m) => format!("{}: {m}", state.name()),
+                    None => format!("ended: {}", state.name()),
+                },
+            )),
+        }
+    }
+
     /// The job that said it.
     pub fn job(&self) -> &str {
         match self {

@@ -46,6 +46,9 @@ pub enum Error {
     /// training elsewhere).
     #[error("{0}")]
     Conflict(String),
+    /// The OS keyring refused or is missing.
+    #[error("{0}")]
+    Keyring(String),
 }
 
 /// Result of a use case.
@@ -80,6 +83,7 @@ impl Error {
             Error::Data(_) => ErrorCode::Data,
             Error::MappingUncertain(_) => ErrorCode::MappingUncertain,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Keyring(_) => ErrorCode::Keyring,
         }
     }
 }

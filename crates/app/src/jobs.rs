@@ -1,7 +1,8 @@
 //! Background jobs: a training run goes to its own thread (with its own `App` over the same
 //! home), says what happens as [`JobEvent`]s to whoever listens, keeps them for whoever comes
 //! later, stops when asked (with a checkpoint), and is recorded in SQLite, so a job whose
-//! process died shows as interrupted after a restart. The CLI's `train -p` and the window start
+//! process died shows as interrupted after a restart. Every event is also appended to
+//! `jobs/<id>.jsonl` in the home, so a job's charts and log outlive its process. The CLI's `train -p` and the window start
 //! runs through the same [`Jobs`].
 
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ struct Job {
     stop: Arc<AtomicBool>,
     last_progress: Option<Instant>,
     record: Option<RunRecord>,
+    /// `jobs/<id>.jsonl`: every event, one JSON object a line.
+    log: PathBuf,
 }
 
 impl Jobs {
@@ -79,6 +82,9 @@ impl Jobs {
         };
         app.store.upsert_job(&row_of(&info))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let log = self.shared.home.join("jobs").join(format!("{id}.jsonl"));
+        std::fs::create_dir_all(log.parent().unwrap_or(&self.shared.home))
+            .map_err(|e| Error::io(&log, e))?;
         {
             let mut jobs = self.lock();
             jobs.insert(
@@ -90,6 +96,7 @@ impl Jobs {
                     stop: stop.clone(),
                     last_progress: None,
                     record: None,
+                    log,
                 },
             );
         }
@@ -120,7 +127,8 @@ impl Jobs {
                     // it as interrupted, which it is.
                     Err(e) => return jobs.finish(&id, None, Err(e)),
                 };
-                let mut watch = Watch::default();
+                let mut watch =
+                    Watch { memory_limit: crate::projects::total_memory(), ..Watch::default() };
                 let mut on_progress = |p: &Progress| {
                     jobs.emit(JobEvent::Progress { job: id.clone(), progress: p.clone() });
                     if let Some((kind, message)) = watch.look(p) {
@@ -177,6 +185,43 @@ impl Jobs {
         }
     }
 
+    /// Everything job `id` said, in order: this process's record of a job it runs, or the
+    /// job's log file (a job of an earlier session or another process; a line its process
+    /// died while writing is left out).
+    pub fn events(&self, id: &str) -> Result<Vec<JobEvent>> {
+        if let Some(job) = self.lock().get(id) {
+            return Ok(job.history.clone());
+        }
+        if id.contains(['/', '\\']) || id.starts_with('.') {
+            return Err(Error::NotFound(format!("no job '{id}'")));
+        }
+        let path = self.shared.home.join("jobs").join(format!("{id}.jsonl"));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!("no log of job '{id}'")));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    }
+
+    /// Job `id`'s log as text, one line per event a person reads (as the Monitor shows it).
+    pub fn log_text(&self, id: &str) -> Result<String> {
+        let lines: Vec<String> =
+            self.events(id)?.iter().filter_map(|e| e.log_line()).map(|(_, l)| l).collect();
+        Ok(lines.join("\n") + "\n")
+    }
+
+    /// Writes job `id`'s log as `vibeflow-<id>.log` in `dir` (created when missing); its path.
+    pub fn save_log(&self, id: &str, dir: &Path) -> Result<PathBuf> {
+        let text = self.log_text(id)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(format!("vibeflow-{id}.log"));
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+
     /// Every job of the home, newest first: this process's with their latest progress, the
     /// others' as recorded (a `running` one whose process died is `interrupted`).
     pub fn list(&self, app: &App) -> Result<Vec<JobInfo>> {
@@ -227,6 +272,7 @@ impl Jobs {
             }
             job.listeners.retain_mut(|l| l(&event));
         }
+        append_line(&job.log, &event);
         job.history.push(event);
     }
 
@@ -268,6 +314,8 @@ impl Jobs {
 /// Watches a run's progress for what a user should be told, once each.
 #[derive(Default)]
 struct Watch {
+    /// The machine's memory: using most of it is worth a word (0: unknown).
+    memory_limit: u64,
     said: Vec<&'static str>,
     evals: Vec<f64>,
     losses: Vec<f64>,
@@ -283,6 +331,17 @@ impl Watch {
                 format!(
                     "the training loss is {} at step {}: lower the learning rate (half, say) and start again or resume from an earlier checkpoint",
                     p.loss, p.step
+                ),
+            );
+        }
+        // Past 90 % the system starts swapping, then kills the biggest process: this one.
+        if self.memory_limit > 0 && p.memory_bytes > self.memory_limit / 10 * 9 {
+            return self.once(
+                "memory",
+                format!(
+                    "the run uses {:.1} GB of this machine's {:.1} GB: stop it and resume with a smaller batch size or maximum length (or QLoRA), or close other programs",
+                    p.memory_bytes as f64 / 1e9,
+                    self.memory_limit as f64 / 1e9
                 ),
             );
         }
@@ -304,6 +363,17 @@ impl Watch {
                     ),
                 );
             }
+            // Both losses rise: the steps are too big, not the data too small.
+            if half > 0 && n >= 4 && self.evals[n - 3] > self.evals[n - 4] {
+                return self.once(
+                    "diverging",
+                    format!(
+                        "the held-out loss rose at the last three evaluations ({:.4} → {:.4}) and the training loss is not falling: the learning rate is likely too high; stop, and start again with half of it",
+                        self.evals[n - 4],
+                        e
+                    ),
+                );
+            }
         }
         None
     }
@@ -315,6 +385,17 @@ impl Watch {
         self.said.push(kind);
         Some((kind.to_string(), message))
     }
+}
+
+/// Appends `event` to the job's log. A log that cannot be written costs the job its later
+/// replay, not its run: the error is dropped.
+fn append_line(path: &Path, event: &JobEvent) {
+    use std::io::Write;
+    let Ok(mut line) = serde_json::to_vec(event) else { return };
+    line.push(b'\n');
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    // One write per line: a kill leaves at most one partial last line, which `events` skips.
+    let _ = file.and_then(|mut f| f.write_all(&line));
 }
 
 fn row_of(info: &JobInfo) -> store::JobRow {
@@ -429,6 +510,10 @@ mod tests {
         assert_eq!((record.id.as_str(), record.status.as_str()), ("run-1", "stopped"));
         let steps = record.summary.steps;
         assert!((2..50).contains(&steps), "{steps}");
+        // Stop left a checkpoint at the step it stopped after.
+        let kept = app.run_checkpoints("j", "run-1").unwrap();
+        assert_eq!(kept.iter().map(|c| c.step).collect::<Vec<_>>(), [steps], "{kept:?}");
+        assert!(app.run_checkpoints("j", "../x").is_err());
         let seen = seen.lock().unwrap();
         assert!(matches!(&seen[0], JobEvent::Started { run, .. } if run == "run-1"));
         assert!(matches!(seen.last(), Some(JobEvent::Ended { state: JobState::Stopped, .. })));
@@ -443,6 +528,25 @@ mod tests {
             }),
         );
         assert!(*late.lock().unwrap() >= seen.len());
+        // Another process (or a later session) reads the same events from the job's log,
+        // progress unthrottled; a line cut by a kill is skipped.
+        let all = jobs.events(&job.id).unwrap();
+        let log = dir.path().join("jobs").join(format!("{}.jsonl", job.id));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"event\":\"prog"))
+            .unwrap();
+        let replayed = Jobs::new(dir.path()).events(&job.id).unwrap();
+        assert_eq!(replayed, all);
+        let steps_logged = all.iter().filter(|e| matches!(e, JobEvent::Progress { .. })).count();
+        assert_eq!(steps_logged, steps, "every step is in the log");
+        assert!(Jobs::new(dir.path()).events("../x").is_err());
+        let text = Jobs::new(dir.path()).log_text(&job.id).unwrap();
+        assert!(
+            text.starts_with("started run-1\n") && text.ends_with("ended: stopped\n"),
+            "{text}"
+        );
         // Listed as stopped; a `running` row whose process is gone is interrupted.
         let mut row = row_of(&end);
         row.id = "train-j-run-9-0".into();
@@ -455,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn alerts_say_nan_and_overfitting_once_each() {
+    fn alerts_say_nan_overfitting_divergence_and_memory_once_each() {
         let mut w = Watch::default();
         assert_eq!(w.look(&step(1, 2.0, Some(2.0))), None);
         let (kind, msg) = w.look(&step(2, f64::NAN, None)).unwrap();
@@ -471,10 +575,19 @@ mod tests {
             alerts.push(w.look(&step(i + 1, 2.0 - i as f64 * 0.3, Some(*e))).map(|a| a.0));
         }
         assert_eq!(alerts, [None, None, None, Some("overfitting".to_string())]);
-        // A held-out loss that rises while the training loss rises too is not memorizing.
+        // A held-out loss that rises while the training loss rises too is not memorizing:
+        // after three rises it is a learning rate too high.
         let mut w = Watch::default();
-        for (i, e) in evals.iter().enumerate() {
-            assert_eq!(w.look(&step(i + 1, 1.0 + i as f64, Some(*e))), None);
+        let mut alerts = Vec::new();
+        for (i, e) in [2.0, 1.8, 1.9, 2.1, 2.4].iter().enumerate() {
+            alerts.push(w.look(&step(i + 1, 1.0 + i as f64, Some(*e))).map(|a| a.0));
         }
+        assert_eq!(alerts, [None, None, None, None, Some("diverging".to_string())]);
+        // Memory near the machine's limit, said once.
+        let mut w = Watch { memory_limit: 1000, ..Watch::default() };
+        let mut big = step(1, 1.0, None);
+        big.memory_bytes = 950;
+        assert_eq!(w.look(&big).map(|a| a.0).as_deref(), Some("memory"));
+        assert_eq!(w.look(&big), None);
     }
 }

@@ -9,6 +9,7 @@ mod bench_data;
 mod catalog;
 mod datasets;
 mod doctor;
+mod endpoints;
 mod error;
 mod inference;
 mod jobs;
@@ -46,6 +47,9 @@ pub use jobs::Jobs;
 pub use playground::Playground;
 pub use threads::fix_thread_count;
 pub use training::{ClaimedRun, TrainRequest};
+
+/// The share of a chat file held out for evaluation when `train --data` trains on it alone.
+pub const DEFAULT_EVAL_FRACTION: f64 = 0.1;
 
 /// Environment variable overriding the home folder.
 pub const HOME_ENV: &str = "VIBEFLOW_HOME";

@@ -86,6 +86,33 @@ impl App {
         Ok(self.models_dir().join(&row.file))
     }
 
+    /// Removes an installed model: its file and its row. Refused while a project trains on it
+    /// (its runs' adapters need it), naming the projects.
+    pub fn model_remove(&self, id: &str) -> Result<()> {
+        let path = self.model_path(id)?;
+        let users: Vec<String> = self
+            .store
+            .projects()?
+            .into_iter()
+            .filter(|p| p.base_model == id)
+            .map(|p| p.slug)
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "model '{id}' is the base model of {}: its runs need it; delete those projects first",
+                users.join(", ")
+            )));
+        }
+        self.store.delete_model(id)?;
+        // The row goes first: a file left behind by a failure below is only disk space,
+        // which `doctor` reports, never a listed model without its file.
+        let dir = path.parent().unwrap_or(&path).to_path_buf();
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&dir, e)),
+            _ => Ok(()),
+        }
+    }
+
     fn model_info(&self, row: store::ModelRow) -> Result<ModelInfo> {
         let path = self.models_dir().join(&row.file);
         let s = engine::gguf::inspect(&path)?;
@@ -169,6 +196,18 @@ mod tests {
         assert_eq!(app.model_import(&gguf, None).unwrap().id, DEFAULT_MODEL);
         assert_eq!(app.models_list().unwrap().len(), 1);
         assert_eq!(app.model_path(DEFAULT_MODEL).unwrap(), PathBuf::from(&m.path));
+        // Removal: refused while a project is based on it, then file and row go.
+        app.project_new("Uses it").unwrap();
+        let err = app.model_remove(DEFAULT_MODEL).unwrap_err();
+        assert!(matches!(&err, Error::Conflict(m) if m.contains("uses-it")), "{err}");
+        assert!(PathBuf::from(&m.path).exists());
+        let bare = tempfile::tempdir().unwrap();
+        let app = App::open(bare.path()).unwrap();
+        let m = app.model_import(&gguf, None).unwrap();
+        app.model_remove(DEFAULT_MODEL).unwrap();
+        assert!(app.models_list().unwrap().is_empty());
+        assert!(!PathBuf::from(&m.path).exists());
+        assert!(matches!(app.model_remove(DEFAULT_MODEL).unwrap_err(), Error::NotFound(_)));
     }
 
     #[test]

@@ -275,6 +275,13 @@ fn cpu_features() -> Vec<String> {
     out.into_iter().map(String::from).collect()
 }
 
+/// This machine's memory in bytes (0 when the system does not say).
+pub(crate) fn total_memory() -> u64 {
+    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
+    let ram = RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram());
+    System::new_with_specifics(ram).total_memory()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{App, Error};

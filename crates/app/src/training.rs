@@ -422,6 +422,27 @@ impl App {
         })
     }
 
+    /// The checkpoints run `run` of `project` keeps, oldest first (older ones are pruned as
+    /// training goes on; Resume starts from the newest).
+    pub fn run_checkpoints(&self, project: &str, run: &str) -> Result<Vec<api::train::Checkpoint>> {
+        let row = self.project_row(project)?;
+        if run.is_empty() || run.contains(['/', '\\']) || run.starts_with('.') {
+            return Err(Error::InvalidInput(format!("'{run}' is not a run id")));
+        }
+        let out = self.project_dir(&row.slug).join("runs").join(run);
+        Ok(engine::train::list_checkpoints(&out)
+            .into_iter()
+            .map(|(step, path)| {
+                let saved_at = std::fs::metadata(path.join("state.json"))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64);
+                api::train::Checkpoint { step, path: path.display().to_string(), saved_at }
+            })
+            .collect())
+    }
+
     /// The runs of a project, oldest first; a run whose process died shows as `interrupted`.
     pub fn runs(&self, project: &str) -> Result<Vec<api::RunSummary>> {
         let row = self.project_row(project)?;

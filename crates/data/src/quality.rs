@@ -366,6 +366,7 @@ pub fn analyze_found(
         language_checked: rows.iter().filter(|r| r.flags & flag::LANGUAGE_CHECKED != 0).count(),
         mean_score,
         low_score_rows: quality.iter().filter(|q| q.score < th::LOW_SCORE).count(),
+        score_histogram: score_histogram(quality.iter().map(|q| q.score)),
         split: recommended_split(n),
         issues: Vec::new(),
     };
@@ -639,6 +640,21 @@ fn language(input: &str, output: &str, langs: &Languages) -> Option<Lang> {
     info.is_reliable().then_some(info.lang())
 }
 
+/// Rows by score in ten buckets of ten points; 100 counts in the last.
+fn score_histogram(scores: impl Iterator<Item = u8>) -> Vec<Bucket> {
+    let mut counts = [0usize; 10];
+    for s in scores {
+        counts[(s as usize / 10).min(9)] += 1;
+    }
+    (0..10u32)
+        .map(|i| Bucket {
+            from: i * 10,
+            to: if i == 9 { 101 } else { i * 10 + 10 },
+            count: counts[i as usize],
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,6 +691,10 @@ mod tests {
         let h = histogram(&[0, 31, 32, 100, 129]);
         let counts: Vec<_> = h.iter().map(|b| (b.from, b.to, b.count)).collect();
         assert_eq!(counts, [(0, 32, 2), (32, 64, 1), (64, 128, 1), (128, 256, 1)]);
+        let h = score_histogram([0, 9, 10, 49, 50, 99, 100].into_iter());
+        let counts: Vec<_> = h.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [2, 1, 0, 0, 1, 1, 0, 0, 0, 2]);
+        assert_eq!((h[9].from, h[9].to), (90, 101));
     }
 
     #[test]

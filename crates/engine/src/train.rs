@@ -398,6 +398,18 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(checkpoints(&dir.join("checkpoints")).pop())
 }
 
+/// The complete checkpoints of the run whose output folder is `dir`, oldest first, with the
+/// step each was saved at.
+pub fn list_checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
+    checkpoints(&dir.join("checkpoints"))
+        .into_iter()
+        .filter_map(|p| {
+            let step = p.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()?;
+            Some((step, p))
+        })
+        .collect()
+}
+
 /// Complete checkpoints under `root`, oldest first (a `.partial` folder is an interrupted write).
 fn checkpoints(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };

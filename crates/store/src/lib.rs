@@ -94,7 +94,24 @@ pub const MIGRATIONS: &[&str] = &[
         finished_at INTEGER,
         message     TEXT
     );",
+    // 5: remote OpenAI-compatible endpoints (their keys are in the OS keyring, never here).
+    "CREATE TABLE endpoints (
+        name        TEXT PRIMARY KEY,
+        base_url    TEXT NOT NULL,
+        added_at    INTEGER NOT NULL
+    );",
 ];
+
+/// An endpoint row: where a remote OpenAI-compatible API is (its key is in the OS keyring).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRow {
+    /// The name it is chosen by.
+    pub name: String,
+    /// Base URL of its API.
+    pub base_url: String,
+    /// Seconds since the Unix epoch.
+    pub added_at: i64,
+}
 
 /// A dataset version row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,6 +512,32 @@ impl Store {
         self.conn()
             .execute("DELETE FROM runs WHERE project = ?1 AND id = ?2", params![project, id])?;
         Ok(())
+    }
+
+    /// Inserts or replaces an endpoint row.
+    pub fn upsert_endpoint(&self, e: &EndpointRow) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO endpoints (name, base_url, added_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET base_url = excluded.base_url",
+            params![e.name, e.base_url, e.added_at],
+        )?;
+        Ok(())
+    }
+
+    /// Every endpoint, by name.
+    pub fn endpoints(&self) -> Result<Vec<EndpointRow>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name, base_url, added_at FROM endpoints ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(EndpointRow { name: r.get(0)?, base_url: r.get(1)?, added_at: r.get(2)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes an endpoint's row; whether there was one.
+    pub fn delete_endpoint(&self, name: &str) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM endpoints WHERE name = ?1", [name])? > 0)
     }
 
     /// Removes an installed model's row.

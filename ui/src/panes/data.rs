@@ -140,7 +140,7 @@ pub fn Data(slug: String) -> impl IntoView {
             <section class="card" aria-labelledby="bring-title">
                 <h2 id="bring-title">"Bring a dataset"</h2>
                 <p class="hint">
-                    "CSV, TSV, JSON, JSONL or Parquet: type or paste its path, or drop the file anywhere on the window. Nothing changes until you import."
+                    "CSV, TSV, JSON, JSONL or Parquet: browse for it, type or paste its path, or drop the file anywhere on the window. Nothing changes until you import."
                 </p>
                 <form
                     class="path-form"
@@ -160,6 +160,25 @@ pub fn Data(slug: String) -> impl IntoView {
                         prop:value=move || path.get()
                         on:input=move |ev| path.set(event_target_value(&ev))
                     />
+                    <button
+                        id="data-browse"
+                        type="button"
+                        disabled=move || busy.get()
+                        on:click=move |_| {
+                            spawn_local(async move {
+                                match ipc::pick_file().await {
+                                    Ok(Some(p)) => {
+                                        path.set(p.clone());
+                                        inspect(ImportSource::File(p.into()));
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => error.set(Some(e.message)),
+                                }
+                            });
+                        }
+                    >
+                        "Browse…"
+                    </button>
                     <button id="data-inspect" type="submit" disabled=move || busy.get()>
                         "Inspect"
                     </button>
@@ -383,10 +402,30 @@ fn Report<F: Fn(String) + Clone + 'static>(
                 <dl class="facts measures">
                     {measures.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                 </dl>
+                <div class="report-figures">
                 <figure class="histogram" id="data-histogram">
                     {histogram(&rep.tokens.histogram, rep.tokens.cutoff)}
                     <figcaption>"Tokens per row (the line: the training cutoff)"</figcaption>
                 </figure>
+                {(!rep.score_histogram.is_empty()).then(|| {
+                    let bars: Vec<(f64, f64, f64)> = rep
+                        .score_histogram
+                        .iter()
+                        .map(|b| (b.from as f64, b.to.min(100) as f64, b.count as f64))
+                        .collect();
+                    let drawing = crate::chart::bars_svg(&bars, "quality score", 360, 160);
+                    let label = format!(
+                        "Rows by quality score: {}",
+                        rep.score_histogram.iter().map(|b| format!("{}–{}: {}", b.from, b.to.min(100), b.count)).collect::<Vec<_>>().join(", ")
+                    );
+                    view! {
+                        <figure class="histogram chart" id="data-scores">
+                            <div class="plot" role="img" aria-label=label inner_html=drawing></div>
+                            <figcaption>"Rows by quality score (below 50: worth a look)"</figcaption>
+                        </figure>
+                    }
+                })}
+                </div>
             </div>
             <h3>"Issues"</h3>
             <ul class="issues" id="data-issues">

@@ -1,10 +1,13 @@
-//! Monitor: the project's jobs and, for the one followed, its progress live — step, losses, a
-//! loss chart, speed, memory, ETA, alerts and the log — with Stop and Resume.
+//! Monitor: the project's jobs and, for the one followed, its progress live — step, ETA,
+//! charts of the losses (other runs overlaid), learning rate, gradient norm, speed and memory,
+//! alerts, checkpoints and a searchable log — with Stop and Resume. A job of an earlier session
+//! or of the CLI is drawn from its log.
 
 use api::train::{JobEvent, JobInfo, JobState, ProjectTrainRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::chart::{Chart, Series};
 use crate::ipc;
 use crate::state::JobsCtx;
 
@@ -33,6 +36,10 @@ pub fn Monitor(slug: String) -> impl IntoView {
                             && let Some(j) = mine.first()
                         {
                             jobs.current.set(Some(j.id.clone()));
+                        }
+                        // A finished job (or one another process runs) is read from its log.
+                        if let Some(c) = jobs.current.get_untracked() {
+                            jobs.attach(c);
                         }
                         list.set(mine);
                     }
@@ -99,6 +106,51 @@ pub fn Monitor(slug: String) -> impl IntoView {
             });
         }
     };
+    // The checkpoints the run keeps on disk (older ones are pruned, Stop adds one), read
+    // again when the job saves one or ends.
+    let checkpoints = RwSignal::new(Vec::<api::train::Checkpoint>::new());
+    let marks = Memo::new(move |_| {
+        let id = jobs.current.get();
+        jobs.events.with(|m| {
+            id.and_then(|id| m.get(&id)).map_or(0, |evs| {
+                evs.iter()
+                    .filter(|e| match e {
+                        JobEvent::Progress { progress, .. } => progress.checkpoint.is_some(),
+                        JobEvent::Ended { .. } => true,
+                        _ => false,
+                    })
+                    .count()
+            })
+        })
+    });
+    Effect::new({
+        let slug = slug.clone();
+        move |_| {
+            let _ = marks.get();
+            let Some(run) = current_job().and_then(|j| j.run) else {
+                checkpoints.set(Vec::new());
+                return;
+            };
+            let slug = slug.clone();
+            spawn_local(async move {
+                if let Ok(c) = ipc::run_checkpoints(slug, run).await {
+                    checkpoints.set(c);
+                }
+            });
+        }
+    });
+    let others = RwSignal::new(Vec::<String>::new());
+    let search = RwSignal::new(String::new());
+    let saved = RwSignal::new(None::<String>);
+    let save_log = move || {
+        let Some(id) = jobs.current.get_untracked() else { return };
+        spawn_local(async move {
+            match ipc::job_log_save(id).await {
+                Ok(path) => saved.set(Some(format!("Log saved to {path}"))),
+                Err(e) => saved.set(Some(e.message)),
+            }
+        });
+    };
     view! {
         <div class="monitor" id="pane-monitor">
             <h1>"Monitor"</h1>
@@ -149,19 +201,19 @@ pub fn Monitor(slug: String) -> impl IntoView {
                 <div class="figures" id="monitor-figures">
                     {move || match progress() {
                         None if current_job().is_some_and(|j| j.state != JobState::Running) => view! {
-                            <p class="hint" id="monitor-earlier">"This job ran in an earlier session of the app, so there is no live data to draw; its record is in History, and Resume (when offered) goes on from its last checkpoint."</p>
+                            <p class="hint" id="monitor-earlier">"This job left no steps to draw (it ended before its first step)."</p>
                         }
                         .into_any(),
                         None => view! { <p class="hint">"Waiting for the first step…"</p> }.into_any(),
                         Some(p) => {
                             let pct = 100.0 * p.step as f64 / p.total_steps.max(1) as f64;
                             view! {
-                                <div class="bar" role="progressbar" aria-valuenow=format!("{pct:.0}") aria-valuemin="0" aria-valuemax="100">
+                                <div class="bar" role="progressbar" aria-label="Training progress" aria-valuenow=format!("{pct:.0}") aria-valuemin="0" aria-valuemax="100">
                                     <div style=format!("width: {pct:.1}%")></div>
                                 </div>
                                 <dl class="facts">
                                     <dt>"Step"</dt>
-                                    <dd id="monitor-step">{format!("{} / {} ({pct:.0} %)", p.step, p.total_steps)}</dd>
+                                    <dd id="monitor-step">{format!("{} / {} ({pct:.0} %), epoch {:.2}", p.step, p.total_steps, p.epoch)}</dd>
                                     <dt>"Training loss"</dt>
                                     <dd>{format!("{:.4} — lower is better", p.loss)}</dd>
                                     <dt>"Held-out loss"</dt>
@@ -171,14 +223,26 @@ pub fn Monitor(slug: String) -> impl IntoView {
                                     <dt>"Memory"</dt>
                                     <dd>{format!("{:.0} MB", p.memory_bytes as f64 / 1e6)}</dd>
                                     <dt>"Elapsed / left"</dt>
-                                    <dd>{format!("{:.0} s / {:.0} s", p.elapsed_seconds, p.eta_seconds)}</dd>
+                                    <dd>{format!("{} / {}", duration(p.elapsed_seconds), duration(p.eta_seconds))}</dd>
                                 </dl>
                             }
                             .into_any()
                         }
                     }}
                 </div>
-                {move || (progress().is_some()).then(|| chart(&events()))}
+                <div class="alerts" id="monitor-alerts">
+                    {move || {
+                        events()
+                            .into_iter()
+                            .filter_map(|e| match e {
+                                JobEvent::Alert { kind, message, .. } => Some(view! {
+                                    <p class="alert" role="alert" data-kind=kind>{message}</p>
+                                }),
+                                _ => None,
+                            })
+                            .collect_view()
+                    }}
+                </div>
                 <div class="actions">
                     <button
                         id="monitor-stop"
@@ -210,15 +274,130 @@ pub fn Monitor(slug: String) -> impl IntoView {
                         format!("{} — {what}", j.run.unwrap_or_default())
                     })}
                 </p>
+            </section>
+            {move || {
+                progress().is_some().then(|| {
+                    let evs = events();
+                    let overlays: Vec<(String, Vec<JobEvent>)> = {
+                        let chosen = others.get();
+                        let names = list.get();
+                        jobs.events.with(|m| {
+                            chosen
+                                .iter()
+                                .filter_map(|id| {
+                                    let j = names.iter().find(|j| &j.id == id)?;
+                                    let label = format!(
+                                        "{} ({})",
+                                        j.run.clone().unwrap_or_default(),
+                                        crate::clock::time(j.started_at)
+                                    );
+                                    Some((label, m.get(id)?.clone()))
+                                })
+                                .collect()
+                        })
+                    };
+                    charts(&evs, &overlays)
+                })
+            }}
+            {move || {
+                // Other jobs of the project, to draw beside this one.
+                let current = jobs.current.get();
+                let rest: Vec<JobInfo> =
+                    list.get().into_iter().filter(|j| Some(&j.id) != current.as_ref()).collect();
+                (!rest.is_empty() && progress().is_some()).then(|| view! {
+                    <fieldset class="overlay" id="monitor-overlay">
+                        <legend>"Compare with earlier runs on the loss chart"</legend>
+                        {rest
+                            .into_iter()
+                            .map(|j| {
+                                let id = j.id.clone();
+                                let checked = {
+                                    let id = id.clone();
+                                    move || others.with(|o| o.contains(&id))
+                                };
+                                let label = format!(
+                                    "{} ({}, {})",
+                                    j.run.clone().unwrap_or_default(),
+                                    crate::clock::time(j.started_at),
+                                    j.state.name()
+                                );
+                                view! {
+                                    <label>
+                                        <input
+                                            type="checkbox"
+                                            prop:checked=checked
+                                            on:change=move |ev| {
+                                                let on = event_target_checked(&ev);
+                                                if on {
+                                                    jobs.attach(id.clone());
+                                                }
+                                                others.update(|o| {
+                                                    o.retain(|x| x != &id);
+                                                    if on {
+                                                        o.push(id.clone());
+                                                    }
+                                                });
+                                            }
+                                        />
+                                        {label}
+                                    </label>
+                                }
+                            })
+                            .collect_view()}
+                    </fieldset>
+                })
+            }}
+            <section class="card">
+                <h2>"Checkpoints"</h2>
+                {move || {
+                    if checkpoints.with(Vec::is_empty) {
+                        return view! {
+                            <p class="hint" id="monitor-no-checkpoints">"None yet: a checkpoint is saved every few steps and when you press Stop; Resume starts from the newest."</p>
+                        }
+                        .into_any();
+                    }
+                    view! {
+                        <table class="grid-table" id="monitor-checkpoints">
+                            <thead><tr><th scope="col">"Step"</th><th scope="col">"Saved"</th><th scope="col">"Folder"</th></tr></thead>
+                            <tbody>
+                                {checkpoints
+                                    .get()
+                                    .into_iter()
+                                    .map(|c| view! { <tr><td>{c.step}</td><td>{crate::clock::time(c.saved_at)}</td><td class="path">{c.path}</td></tr> })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    }
+                    .into_any()
+                }}
+            </section>
+            <section class="card">
+                <h2>"Log"</h2>
+                <div class="row">
+                    <input
+                        id="monitor-log-search"
+                        type="search"
+                        placeholder="Filter the log"
+                        aria-label="Filter the log"
+                        prop:value=move || search.get()
+                        on:input=move |ev| search.set(event_target_value(&ev))
+                    />
+                    <button
+                        id="monitor-log-save"
+                        disabled=move || jobs.current.get().is_none()
+                        on:click=move |_| save_log()
+                    >
+                        "Save log…"
+                    </button>
+                </div>
+                <p class="status" id="monitor-log-saved">{move || saved.get()}</p>
                 <ul class="log" id="monitor-log">
                     {move || {
+                        let needle = search.get().to_lowercase();
                         events()
-                            .into_iter()
-                            .filter_map(|e| match e {
-                                JobEvent::Log { line, .. } => Some(("log", line)),
-                                JobEvent::Alert { message, .. } => Some(("alert", message)),
-                                _ => None,
-                            })
+                            .iter()
+                            .filter_map(JobEvent::log_line)
+                            .filter(|(_, line)| needle.is_empty() || line.to_lowercase().contains(&needle))
                             .map(|(kind, line)| view! { <li class=kind>{line}</li> })
                             .collect_view()
                     }}
@@ -231,49 +410,60 @@ pub fn Monitor(slug: String) -> impl IntoView {
     }
 }
 
-/// The training loss (and held-out loss) by step, as an SVG line chart.
-fn chart(events: &[JobEvent]) -> impl IntoView + use<> {
-    let points: Vec<(f64, f64, Option<f64>)> = events
-        .iter()
-        .filter_map(|e| match e {
-            JobEvent::Progress { progress: p, .. } if p.loss.is_finite() => {
-                Some((p.step as f64, p.loss, p.eval_loss))
-            }
-            _ => None,
-        })
-        .collect();
-    let (w, h, pad) = (640.0, 200.0, 36.0);
-    let max_x = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (lo, hi) = points
-        .iter()
-        .flat_map(|p| std::iter::once(p.1).chain(p.2))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
-    let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-6)) } else { (0.0, 1.0) };
-    let x = move |s: f64| pad + (w - 2.0 * pad) * s / max_x;
-    let y = move |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / (hi - lo);
-    let line: String =
-        points.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect::<Vec<_>>().join(" ");
-    let evals: Vec<(f64, f64)> =
-        points.iter().filter_map(|p| p.2.map(|e| (x(p.0), y(e)))).collect();
-    let count = points.len();
+/// `95 s`, `12 min 5 s`, `1 h 3 min`.
+fn duration(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The dashboard's charts: losses (with `overlays`, other jobs' training losses), learning
+/// rate, gradient norm, speed and memory, by step.
+fn charts(events: &[JobEvent], overlays: &[(String, Vec<JobEvent>)]) -> impl IntoView + use<> {
+    let steps = |evs: &[JobEvent]| -> Vec<api::train::Progress> {
+        evs.iter()
+            .filter_map(|e| match e {
+                JobEvent::Progress { progress, .. } => Some(progress.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let ps = steps(events);
+    let line =
+        |label: &str, slot: usize, f: &dyn Fn(&api::train::Progress) -> Option<f64>| Series {
+            label: label.into(),
+            slot,
+            points: ps.iter().filter_map(|p| Some((p.step as f64, f(p)?))).collect(),
+            dots: false,
+        };
+    let mut losses = vec![line("training loss", 0, &|p| Some(p.loss))];
+    let mut eval = line("held-out loss", 1, &|p| p.eval_loss);
+    eval.dots = true;
+    if !eval.points.is_empty() {
+        losses.push(eval);
+    }
+    for (label, evs) in overlays {
+        let points = steps(evs).iter().map(|p| (p.step as f64, p.loss)).collect();
+        losses.push(Series {
+            label: format!("training loss of {label}"),
+            slot: 3,
+            points,
+            dots: false,
+        });
+    }
+    let small = (420, 180);
     view! {
-        <figure class="chart" id="monitor-chart" data-points=count.to_string()>
-            <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label="Training loss by step">
-                <line class="axis" x1=pad y1=h - pad x2=w - pad y2=h - pad />
-                <line class="axis" x1=pad y1=pad x2=pad y2=h - pad />
-                <text class="tick" x=pad - 4.0 y=pad + 4.0 text-anchor="end">{format!("{hi:.2}")}</text>
-                <text class="tick" x=pad - 4.0 y=h - pad text-anchor="end">{format!("{lo:.2}")}</text>
-                <text class="tick" x=w - pad y=h - pad + 16.0 text-anchor="end">{format!("step {max_x:.0}")}</text>
-                <polyline class="loss" points=line fill="none" />
-                {evals
-                    .into_iter()
-                    .map(|(cx, cy)| view! { <circle class="eval" cx=cx cy=cy r="4" /> })
-                    .collect_view()}
-            </svg>
-            <figcaption>
-                <span class="key loss">"training loss"</span>
-                <span class="key eval">"held-out loss"</span>
-            </figcaption>
-        </figure>
+        <section class="charts" id="monitor-charts">
+            <Chart id="monitor-chart" title="Loss by step" series=losses x_label="step" />
+            <div class="small-charts">
+                <Chart id="monitor-lr" title="Learning rate" series=vec![line("learning rate", 2, &|p| Some(p.lr))] x_label="step" y_fmt=&|v: &f64| format!("{v:.1e}") size=small />
+                <Chart id="monitor-grad" title="Gradient norm" series=vec![line("gradient norm", 0, &|p| Some(p.grad_norm))] x_label="step" size=small />
+                <Chart id="monitor-speed" title="Speed (tokens/s)" series=vec![line("tokens per second", 0, &|p| Some(p.tokens_per_second))] x_label="step" y_fmt=&|v: &f64| format!("{v:.0}") size=small />
+                <Chart id="monitor-memory" title="Memory (MB)" series=vec![line("memory in use", 2, &|p| Some(p.memory_bytes as f64 / 1e6))] x_label="step" y_fmt=&|v: &f64| format!("{v:.0}") size=small />
+            </div>
+        </section>
     }
 }

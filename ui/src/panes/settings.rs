@@ -1,7 +1,8 @@
-//! Settings: the theme, this machine, the model store, the data folder, and the home's health
-//! check (`vibeflow doctor`), run when asked (it hashes every content object).
+//! Settings: the theme, this machine, the model store (import, remove), the data folder, API
+//! keys of remote endpoints (in the OS keyring), and the home's health check (`vibeflow
+//! doctor`), run when asked (it hashes every content object).
 
-use api::{DoctorReport, ModelInfo, SystemInfo};
+use api::{DoctorReport, Endpoint, EndpointAdd, EndpointTest, ModelInfo, SystemInfo};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -47,6 +48,25 @@ pub fn Settings() -> impl IntoView {
                     load_models();
                 }
                 Err(e) => model_status.set(Some(Err(e.message))),
+            }
+        });
+    };
+    let remove_model = move |id: String| {
+        model_status.set(None);
+        spawn_local(async move {
+            match ipc::models_remove(id.clone()).await {
+                Ok(()) => {
+                    model_status.set(Some(Ok(format!("Removed {id}."))));
+                    load_models();
+                }
+                Err(e) => model_status.set(Some(Err(e.message))),
+            }
+        });
+    };
+    let pick_model = move || {
+        spawn_local(async move {
+            if let Ok(Some(p)) = ipc::pick_file().await {
+                model_path.set(p);
             }
         });
     };
@@ -103,7 +123,7 @@ pub fn Settings() -> impl IntoView {
             <section class="card" aria-labelledby="models-title">
                 <h2 id="models-title">"Models"</h2>
                 <table class="grid-table" id="settings-models">
-                    <thead><tr><th>"Model"</th><th>"Architecture"</th><th>"Parameters"</th><th>"Quantization"</th><th>"Context"</th><th>"Size"</th></tr></thead>
+                    <thead><tr><th>"Model"</th><th>"Architecture"</th><th>"Parameters"</th><th>"Quantization"</th><th>"Context"</th><th>"Size"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
                     <tbody>
                         <For each=move || models.get() key=|m| m.id.clone() children=move |m: ModelInfo| view! {
                             <tr>
@@ -113,6 +133,12 @@ pub fn Settings() -> impl IntoView {
                                 <td>{m.quantization.clone()}</td>
                                 <td>{m.context_length}</td>
                                 <td>{format!("{:.0} MB", m.size_bytes as f64 / 1e6)}</td>
+                                <td>
+                                    <button class="link" aria-label=format!("Remove {}", m.id) on:click={
+                                        let id = m.id.clone();
+                                        move |_| remove_model(id.clone())
+                                    }>"Remove"</button>
+                                </td>
                             </tr>
                         } />
                     </tbody>
@@ -120,12 +146,14 @@ pub fn Settings() -> impl IntoView {
                 <form class="path-form" on:submit=move |ev| { ev.prevent_default(); import_model(); }>
                     <label class="sr-only" for="settings-model-path">"GGUF file to import"</label>
                     <input id="settings-model-path" type="text" placeholder="/path/to/model.gguf" prop:value=move || model_path.get() on:input=move |ev| model_path.set(event_target_value(&ev)) />
+                    <button id="settings-model-browse" type="button" on:click=move |_| pick_model()>"Browse…"</button>
                     <button id="settings-model-import" type="submit">"Import a GGUF"</button>
                 </form>
                 <p class="status" role="status" id="settings-model-status" class:error=move || matches!(model_status.get(), Some(Err(_)))>
                     {move || match model_status.get() { Some(Ok(m)) | Some(Err(m)) => m, None => String::new() }}
                 </p>
             </section>
+            <Keys />
             <section class="card" aria-labelledby="health-title">
                 <h2 id="health-title">"Home health"</h2>
                 <p class="hint">
@@ -195,6 +223,132 @@ pub fn Settings() -> impl IntoView {
                 </p>
             </section>
         </div>
+    }
+}
+
+/// API keys of remote OpenAI-compatible endpoints: add, test, remove. The key goes to the OS
+/// keyring; the window never reads it back.
+#[component]
+fn Keys() -> impl IntoView {
+    let list = RwSignal::new(Vec::<Endpoint>::new());
+    let (name, url, key) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let status = RwSignal::new(None::<Result<String, String>>);
+    let tests = RwSignal::new(Vec::<(String, EndpointTest)>::new());
+    let load = move || {
+        spawn_local(async move {
+            match ipc::endpoint_list().await {
+                Ok(l) => list.set(l),
+                Err(e) => status.set(Some(Err(e.message))),
+            }
+        });
+    };
+    load();
+    let add = move || {
+        let req = EndpointAdd {
+            name: name.get_untracked(),
+            base_url: url.get_untracked(),
+            key: key.get_untracked(),
+        };
+        spawn_local(async move {
+            match ipc::endpoint_add(req).await {
+                Ok(e) => {
+                    status.set(Some(Ok(format!(
+                        "Saved {}: its key is in the system keyring.",
+                        e.name
+                    ))));
+                    name.set(String::new());
+                    url.set(String::new());
+                    key.set(String::new());
+                    load();
+                }
+                Err(e) => status.set(Some(Err(e.message))),
+            }
+        });
+    };
+    let test = move |n: String| {
+        spawn_local(async move {
+            status.set(Some(Ok(format!("Asking {n} for its models…"))));
+            match ipc::endpoint_test(n.clone()).await {
+                Ok(t) => {
+                    status.set(None);
+                    tests.update(|v| {
+                        v.retain(|(x, _)| x != &n);
+                        v.push((n, t));
+                    });
+                }
+                Err(e) => status.set(Some(Err(e.message))),
+            }
+        });
+    };
+    let remove = move |n: String| {
+        spawn_local(async move {
+            match ipc::endpoint_remove(n.clone()).await {
+                Ok(()) => {
+                    status.set(Some(Ok(format!("Removed {n} and its key."))));
+                    tests.update(|v| v.retain(|(x, _)| x != &n));
+                    load();
+                }
+                Err(e) => status.set(Some(Err(e.message))),
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="keys-title">
+            <h2 id="keys-title">"API keys"</h2>
+            <p class="hint">"Remote OpenAI-compatible endpoints the assistant and the arena can use. Keys are stored in the system keyring only — never in files, the database or logs."</p>
+            {move || {
+                if list.with(Vec::is_empty) {
+                    return view! { <p class="hint" id="keys-empty">"No endpoints yet."</p> }.into_any();
+                }
+                view! {
+                    <table class="grid-table" id="settings-keys">
+                        <thead><tr><th>"Name"</th><th>"Address"</th><th>"Key"</th><th>"Test"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                        <tbody>
+                            <For each=move || list.get() key=|e| (e.name.clone(), e.base_url.clone(), e.has_key) children=move |e: Endpoint| {
+                                let n = e.name.clone();
+                                let result = Memo::new({
+                                    let n = n.clone();
+                                    move |_| tests.with(|v| v.iter().find(|(x, _)| x == &n).map(|(_, t)| t.clone()))
+                                });
+                                let result = move || result.get();
+                                let (t, r) = (n.clone(), n.clone());
+                                view! {
+                                    <tr>
+                                        <td>{e.name.clone()}</td>
+                                        <td class="path">{e.base_url.clone()}</td>
+                                        <td>{if e.has_key { "in the keyring" } else { "none" }}</td>
+                                        <td class="test-result" class:ok=move || result().is_some_and(|t| t.ok) class:error=move || result().is_some_and(|t| !t.ok)>
+                                            {move || result().map(|t| if t.ok { format!("✓ {}", t.message) } else { t.message })}
+                                        </td>
+                                        <td class="actions-cell">
+                                            <button aria-label=format!("Test {n}") on:click=move |_| test(t.clone())>"Test"</button>
+                                            <button class="link" aria-label=format!("Remove {n}") on:click=move |_| remove(r.clone())>"Remove"</button>
+                                        </td>
+                                    </tr>
+                                }
+                            } />
+                        </tbody>
+                    </table>
+                }
+                .into_any()
+            }}
+            <form class="key-form" id="keys-form" on:submit=move |ev| { ev.prevent_default(); add(); }>
+                <label class="field" for="key-name"><span class="label">"Name"</span>
+                    <input id="key-name" type="text" placeholder="openai" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                </label>
+                <label class="field" for="key-url"><span class="label">"Address"</span>
+                    <input id="key-url" type="url" placeholder="https://api.openai.com/v1" prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev)) />
+                </label>
+                <label class="field" for="key-secret"><span class="label">"Key"</span>
+                    <input id="key-secret" type="password" autocomplete="off" placeholder="sk-…" prop:value=move || key.get() on:input=move |ev| key.set(event_target_value(&ev)) />
+                </label>
+                <button id="key-add" type="submit" class="primary">"Save"</button>
+            </form>
+            <p class="status" role="status" id="keys-status" class:error=move || matches!(status.get(), Some(Err(_)))>
+                {move || match status.get() { Some(Ok(m)) | Some(Err(m)) => m, None => String::new() }}
+            </p>
+        </section>
     }
 }
 

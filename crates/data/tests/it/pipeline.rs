@@ -75,6 +75,11 @@ fn report_counts_what_is_wrong() {
     assert_eq!(r.tokens.input.max, 27);
     assert_eq!((r.tokens.total.max, r.tokens.over_context), (40, 0));
     assert_eq!(r.split.test, 2);
+    // The score distribution holds every row; its lower half is the rows below 50.
+    let counts: Vec<usize> = r.score_histogram.iter().map(|b| b.count).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 11);
+    assert_eq!(counts[..5].iter().sum::<usize>(), r.low_score_rows);
+    assert!(r.low_score_rows > 0 && counts[9] > 0, "{counts:?}");
     assert_eq!(jsonl.lines().count(), 11);
     // Nothing dropped: the lines as measured are the result, hashed as written.
     use sha2::Digest;

@@ -1,0 +1,199 @@
+//! `vibeflow bench …`: speed and memory, against a peer in the same run.
+
+use app::App;
+use clap::Subcommand;
+
+use crate::print;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// LoRA training (r=8, all seven projections) against PyTorch + PEFT
+    Train {
+        /// Model to train
+        #[arg(long, default_value = app::DEFAULT_MODEL)]
+        model: String,
+        /// Also run PyTorch + PEFT (python3 with torch, transformers, peft, gguf), alternating
+        #[arg(long)]
+        vs_peer: bool,
+        /// Sequences per step
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Tokens per sequence
+        #[arg(long, default_value_t = 256)]
+        seq: usize,
+        /// Timed steps per round (after one warmup step)
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Rounds
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Threads for the peer (ours uses the machine's rayon pool)
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Keep every layer's activations on both sides (no gradient checkpointing)
+        #[arg(long)]
+        no_gradient_checkpointing: bool,
+        /// Number format of the frozen base and the activations on both sides: f32, bf16, or
+        /// auto (bf16 on a CUDA GPU of compute capability 8.0 or newer, else f32)
+        #[arg(long, value_enum, default_value_t)]
+        dtype: api::train::Dtype,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dataset import + quality report (tokenization included) against pandas
+    Data {
+        /// Model whose tokenizer counts tokens
+        #[arg(long, default_value = app::DEFAULT_MODEL)]
+        model: String,
+        /// Rows of the 1x file (about 600 bytes each)
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Sizes to measure, as multiples of --rows
+        #[arg(long, default_value = "1,4", value_delimiter = ',')]
+        scales: Vec<usize>,
+        /// Rounds at each size, ours and pandas alternating; the best of each counts
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Also run pandas (python3 with pandas) on the same file
+        #[arg(long)]
+        vs_peer: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Greedy decoding, f32 and quantized paths, against llama.cpp (llama-cpp-python)
+    Generate {
+        /// Model (a GGUF for the quantized path and the peer)
+        #[arg(long, default_value = app::DEFAULT_MODEL)]
+        model: String,
+        /// Also run llama.cpp through llama-cpp-python, alternating
+        #[arg(long)]
+        vs_peer: bool,
+        /// Tokens decoded after the prompt
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Rounds
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Threads for the peer
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `bench` subcommand.
+pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Data { model, rows, scales, rounds, vs_peer, json } => {
+            let b = app.bench_data(&model, rows, &scales, rounds, vs_peer)?;
+            print(json, &b, || {
+                let mut s = format!(
+                    "Import + quality report (tokenized with the model's tokenizer) vs pandas (read_json lines, drop_duplicates, str.len); best of {rounds} alternating rounds\n",
+                );
+                for r in &b.sizes {
+                    s += &format!(
+                        "\n{} rows ({:.1} MB): ours {:.0} rows/s ({:.2} s), peak {:.0} MB",
+                        r.rows,
+                        r.bytes as f64 / 1e6,
+                        r.ours.rows_per_second,
+                        r.ours.seconds,
+                        r.ours.peak_rss_bytes as f64 / 1e6
+                    );
+                    if let (Some(p), Some(ratio)) = (&r.peer, r.speed_ratio) {
+                        s += &format!(
+                            "; pandas {:.0} rows/s ({:.2} s), peak {:.0} MB; speed {:.2}x",
+                            p.rows_per_second,
+                            p.seconds,
+                            p.peak_rss_bytes as f64 / 1e6,
+                            ratio
+                        );
+                    }
+                }
+                s
+            })
+        }
+        BenchCmd::Train {
+            model,
+            vs_peer,
+            batch,
+            seq,
+            steps,
+            rounds,
+            threads,
+            no_gradient_checkpointing,
+            dtype,
+            json,
+        } => {
+            let gradient_checkpointing = !no_gradient_checkpointing;
+            let precision = app.precision(dtype.name())?;
+            let shape = app::TrainShape {
+                batch,
+                seq,
+                steps,
+                rounds,
+                threads,
+                gradient_checkpointing,
+                precision,
+            };
+            let r = app.bench_train(&model, shape, vs_peer)?;
+            print(json, &r, || {
+                let side = |name: &str, v: &[app::Measure]| {
+                    v.iter()
+                        .map(|m| {
+                            let gpu = m
+                                .peak_gpu_bytes
+                                .map(|b| format!("  {:>7.0} MB GPU peak", b as f64 / 1e6))
+                                .unwrap_or_default();
+                            format!(
+                                "{name:<14} {:>8.1} tokens/s  {:>7.0} MB peak{gpu}",
+                                m.tokens_per_second,
+                                m.peak_rss_bytes as f64 / 1e6
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                let mut s = format!(
+                    "LoRA training on {}, batch {batch} x {seq} tokens, r=8, all projections, {}{}, gradient checkpointing {}\n",
+                    r.device,
+                    precision.name(),
+                    if r.tf32 { " (TF32 matrix products)" } else { "" },
+                    if gradient_checkpointing { "on" } else { "off" }
+                );
+                s += &side("vibeflow", &r.ours);
+                if !r.peer.is_empty() {
+                    s += "\n";
+                    s += &side("pytorch+peft", &r.peer);
+                }
+                if let (Some(sp), Some(mem)) = (r.speed_ratio, r.memory_ratio) {
+                    s += &format!(
+                        "\nspeed ratio (ours/peer) {sp:.2}x   memory ratio (ours/peer) {mem:.2}x"
+                    );
+                }
+                s
+            })
+        }
+        BenchCmd::Generate { model, vs_peer, tokens, rounds, threads, json } => {
+            let shape = app::GenerateShape { new_tokens: tokens, rounds, threads };
+            let r = app.bench_generate(&model, shape, vs_peer)?;
+            print(json, &r, || {
+                let best =
+                    |v: &[app::Measure]| v.iter().map(|m| m.tokens_per_second).fold(0.0, f64::max);
+                let mut s = format!("Greedy decoding, {tokens} tokens after a chat prompt\n");
+                s += &format!("vibeflow f32        {:>7.1} tokens/s\n", best(&r.ours_f32));
+                s += &format!("vibeflow quantized  {:>7.1} tokens/s", best(&r.ours_quantized));
+                if !r.peer.is_empty() {
+                    s += &format!("\nllama.cpp           {:>7.1} tokens/s", best(&r.peer));
+                }
+                if let (Some(q), Some(f)) = (r.quantized_ratio, r.f32_ratio) {
+                    s += &format!("\nratio (ours/peer): quantized {q:.2}x, f32 {f:.2}x");
+                }
+                s
+            })
+        }
+    }
+}
