@@ -5,11 +5,12 @@
 //! the blocking pool, so a slow one (a doctor hashing every object) never freezes the window.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use api::chat::{ChatEvent, ChatRequest, ChatStop, Conversation};
 use api::dataset::{
-    DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportRequest, ImportSource, Inspection,
-    SampleDataset,
+    DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportProgress, ImportRequest,
+    ImportSource, Inspection, SampleDataset,
 };
 use api::train::{
     Checkpoint, Estimate, JobEvent, JobInfo, ProjectTrainRequest, RunRef, RunSummary, TrainPlan,
@@ -30,6 +31,8 @@ struct Shell {
     app: Arc<App>,
     jobs: Jobs,
     playground: Playground,
+    /// Bumped by Cancel: an import whose generation is older stops at its next batch.
+    imports: Arc<AtomicU64>,
 }
 
 /// Runs `f` on the blocking pool with the shared home.
@@ -112,8 +115,28 @@ async fn data_inspect(s: S<'_>, req: ImportSource) -> Res<Inspection> {
 }
 
 #[tauri::command]
-async fn data_import(s: S<'_>, req: ImportRequest) -> Res<DatasetDetail> {
-    blocking(&s, move |a, _| a.data_import(&req)).await
+async fn data_import(
+    s: S<'_>,
+    req: ImportRequest,
+    events: Channel<ImportProgress>,
+) -> Res<DatasetDetail> {
+    let (imports, started) = (s.imports.clone(), std::time::Instant::now());
+    let generation = imports.load(Ordering::SeqCst);
+    blocking(&s, move |a, _| {
+        let on_rows = |rows: usize| {
+            let seconds = started.elapsed().as_secs_f64();
+            let _ = events.send(ImportProgress { rows, seconds });
+            imports.load(Ordering::SeqCst) == generation
+        };
+        a.data_import_watched(&req, &on_rows)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn data_import_cancel(s: S<'_>) -> Res<()> {
+    s.imports.fetch_add(1, Ordering::SeqCst);
+    Ok(())
 }
 
 #[tauri::command]
@@ -257,7 +280,13 @@ pub fn run() {
         .setup(|tauri| {
             let app = App::open_default()?;
             let jobs = Jobs::new(app.home());
-            tauri.manage(Shell { app: Arc::new(app), jobs, playground: Playground::new() });
+            let imports = Arc::new(AtomicU64::new(0));
+            tauri.manage(Shell {
+                app: Arc::new(app),
+                jobs,
+                playground: Playground::new(),
+                imports,
+            });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -275,6 +304,7 @@ pub fn run() {
             data_samples,
             data_inspect,
             data_import,
+            data_import_cancel,
             data_report,
             data_fix,
             chat_send,

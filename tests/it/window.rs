@@ -477,6 +477,14 @@ async fn bring_map_and_fix_a_dataset_in_the_data_pane() {
     csv += "\"Question 1: how do I change setting 1?\",\"Open Settings and pick option 1 from the list.\",\"x1\"\n";
     let low = files.path().join("tickets.csv");
     std::fs::write(&low, csv).unwrap();
+    // Big enough to take seconds to import: long enough to cancel.
+    let mut text = String::from("question,answer\n");
+    for i in 0..600_000 {
+        text +=
+            &format!("How do I reset device number {i}?,Hold the button {i} for ten seconds.\n");
+    }
+    let big = files.path().join("big.csv");
+    std::fs::write(&big, text).unwrap();
     let app = app::App::open(home.path()).unwrap();
     app.model_import(Path::new(&gguf), None).unwrap();
     app.project_new("Data Bot").unwrap();
@@ -504,6 +512,19 @@ async fn bring_map_and_fix_a_dataset_in_the_data_pane() {
     assert_ne!(svg.attr("data-buckets").await.unwrap().as_deref(), Some("0"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     save(&client, "data-report.png").await;
+
+    // A large file shows its progress and can be cancelled: nothing is added.
+    type_into(&client, "#data-path", big.to_str().unwrap()).await;
+    client.find(Locator::Css("#data-inspect")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#data-detected", "question", 60).await;
+    client.find(Locator::Css("#data-import")).await.unwrap().click().await.unwrap();
+    // The count streams in as batches are read.
+    wait_text(&client, "#data-progress", "rows read", 60).await;
+    save(&client, "data-importing.png").await;
+    client.find(Locator::Css("#data-cancel")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#data-status", "Import cancelled: nothing changed.", 60).await;
+    assert_eq!(app.data_list("data-bot").unwrap().len(), 1);
+    assert!(app.history("data-bot").unwrap().iter().all(|c| !c.summary.contains("big")));
 
     // A malformed file: the located error, and no version added.
     type_into(&client, "#data-path", bad.to_str().unwrap()).await;

@@ -118,8 +118,14 @@ pub async fn data_inspect(
 /// Imports a file or sample into a project.
 pub async fn data_import(
     req: api::dataset::ImportRequest,
+    on_progress: impl FnMut(api::dataset::ImportProgress) + 'static,
 ) -> Result<api::dataset::DatasetDetail, ApiError> {
-    call_with(cmd::DATA_IMPORT, &req).await
+    call_streaming(cmd::DATA_IMPORT, &req, on_progress).await
+}
+
+/// Stops the imports this window started.
+pub async fn data_import_cancel() -> Result<(), ApiError> {
+    call(cmd::DATA_IMPORT_CANCEL, JsValue::UNDEFINED).await
 }
 
 /// A dataset's committed report.

@@ -74,7 +74,7 @@ pub fn Welcome(
                     mapping: None,
                     language: None,
                 };
-                ipc::data_import(req).await?;
+                ipc::data_import(req, |_| {}).await?;
                 Ok::<_, api::ApiError>(p.slug)
             };
             match made.await {

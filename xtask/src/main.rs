@@ -460,7 +460,9 @@ fn test(extra: &[String]) -> Result<()> {
     } else {
         cmd("cargo")
     };
+    // Every test binary runs even after one fails: CI reports all the failures at once.
     c.args(CARGO_TEST)
+        .arg("--no-fail-fast")
         .args(extra)
         .env("VIBEFLOW_DEFAULT_GGUF", &gguf)
         .env("VIBEFLOW_E2E", "1")

@@ -338,6 +338,15 @@ pub struct ColumnMapping {
     pub system: Option<String>,
 }
 
+/// How far an import has come, told while it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportProgress {
+    /// Rows read so far.
+    pub rows: usize,
+    /// Seconds since the import started.
+    pub seconds: f64,
+}
+
 /// `vibeflow data import`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportRequest {

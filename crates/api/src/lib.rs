@@ -62,9 +62,13 @@ pub mod cmd {
     /// Columns and detected mapping of a file before import: [`super::dataset::ImportSource`],
     /// returns [`super::dataset::Inspection`].
     pub const DATA_INSPECT: &str = "data_inspect";
-    /// Import a file or sample: [`super::dataset::ImportRequest`], returns
+    /// Import a file or sample: [`super::dataset::ImportRequest`] and `events` (a
+    /// `Channel<dataset::ImportProgress>`, told the rows read as it goes), returns
     /// [`super::dataset::DatasetDetail`].
     pub const DATA_IMPORT: &str = "data_import";
+    /// Stop the imports this window started (they end with [`super::ErrorCode::Cancelled`]
+    /// and change nothing): no arguments, returns `()`.
+    pub const DATA_IMPORT_CANCEL: &str = "data_import_cancel";
     /// A dataset's report as committed: [`super::dataset::DatasetRef`], returns
     /// [`super::dataset::DatasetDetail`].
     pub const DATA_REPORT: &str = "data_report";
@@ -130,6 +134,7 @@ pub mod cmd {
         DATA_SAMPLES,
         DATA_INSPECT,
         DATA_IMPORT,
+        DATA_IMPORT_CANCEL,
         DATA_REPORT,
         DATA_FIX,
         CHAT_SEND,
@@ -462,6 +467,8 @@ pub enum ErrorCode {
     Conflict,
     /// The OS keyring refused or is missing.
     Keyring,
+    /// The user stopped it; nothing changed.
+    Cancelled,
     /// Anything else.
     Internal,
 }

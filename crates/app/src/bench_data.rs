@@ -111,8 +111,13 @@ impl App {
         let (columns, sample) = data::pipeline::sample(file, &sniffed)?;
         let detection = data::shape::detect(&columns, &sample).map_err(Error::Data)?;
         let out = tmp.join("out.jsonl");
-        let outcome =
-            crate::datasets::run_pipeline(file, &sniffed, &detection, &[], &tokens, None, &out)?;
+        let how = crate::datasets::PipelineRun {
+            detection: &detection,
+            transforms: &[],
+            expected_language: None,
+            on_rows: None,
+        };
+        let outcome = crate::datasets::run_pipeline(file, &sniffed, &how, &tokens, &out)?;
         let seconds = t.elapsed().as_secs_f64();
         let peak = sampler.stop();
         let _ = std::fs::remove_file(&out);

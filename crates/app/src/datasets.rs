@@ -37,9 +37,20 @@ impl App {
     /// The file is read once, into a temporary copy that everything after works on (so a pipe
     /// works too), and enters the home's `objects/` only when its version is committed.
     pub fn data_import(&self, req: &ImportRequest) -> Result<DatasetDetail> {
+        self.data_import_watched(req, &|_| true)
+    }
+
+    /// [`App::data_import`], telling `on_rows` the rows read so far as it goes; when it
+    /// answers `false` the import stops ([`Error::Cancelled`]) and nothing changes.
+    pub fn data_import_watched(
+        &self,
+        req: &ImportRequest,
+        on_rows: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<DatasetDetail> {
         let row = self.project_row(&req.project)?;
         let (shown, file_name, staged, sha256) = self.stage(&req.source)?;
-        let result = self.import_staged(req, &row, &shown, file_name, &staged, sha256);
+        let file = StagedFile { shown: &shown, name: file_name, path: &staged, sha256 };
+        let result = self.import_staged(req, &row, file, on_rows);
         // Gone into objects/ when committed; a failed import leaves nothing behind.
         let _ = std::fs::remove_file(&staged);
         result
@@ -137,11 +148,10 @@ impl App {
         &self,
         req: &ImportRequest,
         row: &store::ProjectRow,
-        shown: &str,
-        file_name: String,
-        staged: &Path,
-        sha256: String,
+        file: StagedFile<'_>,
+        on_rows: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<DatasetDetail> {
+        let StagedFile { shown, name: file_name, path: staged, sha256 } = file;
         // Errors name the user's file, not our copy of it.
         let ours = staged.display().to_string();
         let named = |e: Error| match e {
@@ -196,7 +206,7 @@ impl App {
         };
         // The pipeline runs before the project is locked: imports into one project measure
         // their files side by side and queue only to record their versions.
-        let built = self.run_spec(&row.base_model, &spec, staged)?;
+        let built = self.run_spec(&row.base_model, &spec, staged, Some(on_rows))?;
         let held = self.lock_project(&row.slug)?;
         self.record(&held, &row.slug, spec, built, Some(staged), "Import")
     }
@@ -413,29 +423,36 @@ impl App {
         verb: &str,
     ) -> Result<DatasetDetail> {
         let src = self.object_path(&spec.source.sha256);
-        let built = self.run_spec(&row.base_model, &spec, &src)?;
+        let built = self.run_spec(&row.base_model, &spec, &src, None)?;
         self.record(held, &row.slug, spec, built, None, verb)
     }
 
     /// Runs the import pipeline for `spec` over the source at `src` into a temporary file.
-    fn run_spec(&self, base: &str, spec: &Spec, src: &Path) -> Result<Built> {
+    fn run_spec(
+        &self,
+        base: &str,
+        spec: &Spec,
+        src: &Path,
+        on_rows: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<Built> {
         let tokens = self.model_tokens(base)?;
         let tmp = self.scratch_path(&format!("{}.jsonl", spec.name))?;
-        let outcome = run_pipeline(
-            src,
-            &spec.sniffed,
-            &spec.detection,
-            &spec.transforms,
-            &tokens,
-            spec.language.as_deref(),
-            &tmp,
-        )
-        // Errors name the user's file, not our copy of it.
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            let msg = e.to_string().replace(&src.display().to_string(), &spec.source.file);
-            Error::Data(msg)
-        })?;
+        let how = PipelineRun {
+            detection: &spec.detection,
+            transforms: &spec.transforms,
+            expected_language: spec.language.as_deref(),
+            on_rows,
+        };
+        let outcome = run_pipeline(src, &spec.sniffed, &how, &tokens, &tmp)
+            // Errors name the user's file, not our copy of it.
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                if let data::Error::Cancelled = e {
+                    return Error::from(e);
+                }
+                let msg = e.to_string().replace(&src.display().to_string(), &spec.source.file);
+                Error::Data(msg)
+            })?;
         Ok(Built { outcome, tmp })
     }
 
@@ -741,24 +758,43 @@ impl App {
 pub(crate) fn run_pipeline(
     src: &Path,
     sniffed: &Sniffed,
-    detection: &Detection,
-    transforms: &[Transform],
+    how: &PipelineRun<'_>,
     tokens: &ModelTokens,
-    expected_language: Option<&str>,
     out: &Path,
 ) -> data::Result<data::pipeline::Outcome> {
     let opts = data::pipeline::Options {
-        detection,
-        transforms,
+        detection: how.detection,
+        transforms: how.transforms,
         tokens,
         quality: data::quality::Config {
             context: tokens.context,
             cutoff: DEFAULT_CUTOFF,
-            expected_language: expected_language.map(str::to_string),
+            expected_language: how.expected_language.map(str::to_string),
         },
+        on_rows: how.on_rows,
     };
     let _hold = crate::memory::HoldPages::new();
     data::pipeline::run(src, sniffed, &opts, out)
+}
+
+/// What one run of the pipeline applies, beside the file and the tokenizer.
+pub(crate) struct PipelineRun<'a> {
+    pub(crate) detection: &'a Detection,
+    pub(crate) transforms: &'a [Transform],
+    pub(crate) expected_language: Option<&'a str>,
+    /// Told the rows read; `false` cancels.
+    pub(crate) on_rows: Option<&'a (dyn Fn(usize) -> bool + Sync)>,
+}
+
+/// A file copied into the home's scratch space for an import.
+struct StagedFile<'a> {
+    /// Its path as the user gave it (errors name it).
+    shown: &'a str,
+    /// Its file name.
+    name: String,
+    /// The copy.
+    path: &'a Path,
+    sha256: String,
 }
 
 /// What a dataset version is built from.

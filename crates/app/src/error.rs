@@ -49,6 +49,9 @@ pub enum Error {
     /// The OS keyring refused or is missing.
     #[error("{0}")]
     Keyring(String),
+    /// The user stopped it; nothing changed.
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 /// Result of a use case.
@@ -59,6 +62,9 @@ impl From<data::Error> for Error {
         match e {
             data::Error::Io { path, source } => Error::Io { path, source },
             data::Error::Invalid(m) => Error::Data(m),
+            data::Error::Cancelled => {
+                Error::Cancelled("the import was cancelled: nothing changed".into())
+            }
         }
     }
 }
@@ -84,6 +90,7 @@ impl Error {
             Error::MappingUncertain(_) => ErrorCode::MappingUncertain,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Keyring(_) => ErrorCode::Keyring,
+            Error::Cancelled(_) => ErrorCode::Cancelled,
         }
     }
 }

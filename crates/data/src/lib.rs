@@ -39,6 +39,9 @@ pub enum Error {
     /// The content is not what we can use; the message says where and why.
     #[error("{0}")]
     Invalid(String),
+    /// The caller asked the import to stop ([`pipeline::Options::on_rows`]).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Result of the data crate.

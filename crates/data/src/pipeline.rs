@@ -31,6 +31,9 @@ pub struct Options<'a> {
     pub tokens: &'a dyn Tokens,
     /// Context, cutoff, expected language.
     pub quality: quality::Config,
+    /// Told the rows read so far after each batch; `false` stops the import
+    /// ([`Error::Cancelled`]), which leaves nothing behind.
+    pub on_rows: Option<&'a (dyn Fn(usize) -> bool + Sync)>,
 }
 
 /// Rows shown in each preview list.
@@ -144,9 +147,14 @@ fn run_inner(
         let reader = scope.spawn(move || {
             // A small first batch: it picks the languages to look for, at whatlang's full cost.
             let mut size = FIRST_BATCH;
+            let read_rows = std::cell::Cell::new(0usize);
             let hand_over = |batch: &mut Rows, size: &mut usize| -> Result<()> {
                 if batch.len() == *size {
                     *size = BATCH;
+                    read_rows.set(read_rows.get() + batch.len());
+                    if opts.on_rows.is_some_and(|go_on| !go_on(read_rows.get())) {
+                        return Err(Error::Cancelled);
+                    }
                     let full = std::mem::replace(batch, used.try_recv().unwrap_or_default());
                     // The receiver only goes away after an error, reported below.
                     tx.send(full).map_err(|_| Error::Invalid(STOP.into()))?;

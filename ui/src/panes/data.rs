@@ -4,8 +4,8 @@
 //! split and the versions.
 
 use api::dataset::{
-    ColumnMapping, DatasetDetail, DatasetSummary, ImportRequest, ImportSource, Inspection,
-    RowPreview, SampleDataset,
+    ColumnMapping, DatasetDetail, DatasetSummary, ImportProgress, ImportRequest, ImportSource,
+    Inspection, RowPreview, SampleDataset,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -25,6 +25,8 @@ pub fn Data(slug: String) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // Rows read by the import under way, and its seconds (None when none runs).
+    let importing = RwSignal::new(None::<ImportProgress>);
     let refresh = {
         let slug = slug.clone();
         move || {
@@ -93,8 +95,11 @@ pub fn Data(slug: String) -> impl IntoView {
             };
             let refresh = refresh.clone();
             busy.set(true);
+            importing.set(Some(ImportProgress { rows: 0, seconds: 0.0 }));
             spawn_local(async move {
-                match ipc::data_import(req).await {
+                let done = ipc::data_import(req, move |p| importing.set(Some(p))).await;
+                importing.set(None);
+                match done {
                     Ok(d) => {
                         status.set(Some(format!(
                             "Imported {} v{}: {} rows.",
@@ -104,6 +109,10 @@ pub fn Data(slug: String) -> impl IntoView {
                         inspection.set(None);
                         report.set(Some(d));
                         refresh();
+                    }
+                    Err(e) if e.code == api::ErrorCode::Cancelled => {
+                        status.set(Some("Import cancelled: nothing changed.".into()));
+                        error.set(None);
                     }
                     Err(e) => error.set(Some(e.message)),
                 }
@@ -210,6 +219,16 @@ pub fn Data(slug: String) -> impl IntoView {
             <p class="status" id="data-status" role="status" aria-live="polite">
                 {move || status.get().unwrap_or_default()}
             </p>
+            {move || importing.get().map(|p| view! {
+                <div class="importing" id="data-progress">
+                    <span>{if p.rows == 0 { "Importing… reading the file".to_string() } else { format!("Importing… {} rows read ({:.0} s)", p.rows, p.seconds) }}</span>
+                    <button id="data-cancel" on:click=move |_| {
+                        spawn_local(async move {
+                            let _ = ipc::data_import_cancel().await;
+                        });
+                    }>"Cancel"</button>
+                </div>
+            })}
             <p class="error" id="data-error" role="alert" class:hidden=move || error.get().is_none()>
                 {move || error.get().unwrap_or_default()}
             </p>

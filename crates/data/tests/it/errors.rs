@@ -92,12 +92,46 @@ fn pipeline_leaves_nothing_on_error() {
         transforms: &[],
         tokens: &Words,
         quality: data::quality::Config { context: 8192, cutoff: 512, expected_language: None },
+        on_rows: None,
     };
     let err = data::pipeline::run(&p, &sniffed, &opts, &out).unwrap_err().to_string();
     assert!(err.ends_with("late.csv:5002: this row has 1 fields, the header has 2"), "{err}");
     let left: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["late.csv"]);
+}
+
+/// An import told to stop stops at the next batch, says so and leaves nothing behind.
+#[test]
+fn pipeline_stops_when_asked_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("question,answer\n");
+    for i in 0..20_000 {
+        text += &format!("question {i}?,answer {i}\n");
+    }
+    let p = file(&dir, "big.csv", text.as_bytes());
+    let sniffed = data::read::sniff(&p).unwrap();
+    let (cols, sample) = data::pipeline::sample(&p, &sniffed).unwrap();
+    let detection = data::shape::detect(&cols, &sample).unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let on_rows = |n: usize| {
+        seen.lock().unwrap().push(n);
+        n < 5000
+    };
+    let opts = data::pipeline::Options {
+        detection: &detection,
+        transforms: &[],
+        tokens: &Words,
+        quality: data::quality::Config { context: 8192, cutoff: 512, expected_language: None },
+        on_rows: Some(&on_rows),
+    };
+    let err = data::pipeline::run(&p, &sniffed, &opts, &dir.path().join("out.jsonl")).unwrap_err();
+    assert!(matches!(err, data::Error::Cancelled), "{err}");
+    // Told after the small first batch, then after each full one, until it said stop.
+    assert_eq!(*seen.lock().unwrap(), [256, 2304, 4352, 6400]);
+    let left: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["big.csv"]);
 }
 
 /// A file with a header (or brackets) and no row: a one-line error, nothing left behind.
@@ -114,6 +148,7 @@ fn pipeline_reports_a_file_without_rows() {
         transforms: &[],
         tokens: &Words,
         quality: data::quality::Config { context: 8192, cutoff: 512, expected_language: None },
+        on_rows: None,
     };
     for (name, text) in [("empty.csv", "question,answer\n"), ("empty.json", "[]")] {
         let p = file(&dir, name, text.as_bytes());

@@ -40,6 +40,7 @@ fn try_import_bytes(
         transforms,
         tokens: &Words,
         quality: Config { context: 40, cutoff: 30, expected_language: None },
+        on_rows: None,
     };
     run(&p, &sniffed, &opts, &dir.path().join("out.jsonl"))
 }
