@@ -222,6 +222,11 @@ async fn endpoint_remove(s: S<'_>, req: EndpointRef) -> Res<()> {
     blocking(&s, move |a, _| a.endpoint_remove(&req.name)).await
 }
 
+#[tauri::command]
+async fn chart_svg(req: api::chart::ChartRequest) -> Res<String> {
+    Ok(app::chart_svg(&req))
+}
+
 /// The system's open-file dialog, for a dataset or a model; `None` when cancelled.
 #[tauri::command]
 async fn pick_file(tauri: tauri::AppHandle) -> Res<Option<String>> {
@@ -326,6 +331,7 @@ pub fn run() {
             endpoint_test,
             endpoint_remove,
             pick_file,
+            chart_svg,
             job_attach
         ])
         .run(tauri::generate_context!());

@@ -1,186 +1,75 @@
-//! Charts drawn with `plotters` as SVG. Series and axes are drawn in marker colours that the
-//! stylesheet maps to the theme's variables (`.chart [stroke="#010101" i]` …), so one drawing
-//! follows a theme switch without being redrawn.
+//! A chart figure: the back end draws it with plotters (`chart_svg`), the figure shows the SVG
+//! with a title and an HTML legend (which screen readers and axe see). Redrawn whenever its
+//! series change; an answer that comes back after a newer request is dropped.
 
+use api::chart::{ChartRequest, Series, YFormat};
 use leptos::prelude::*;
-use plotters::coord::types::RangedCoordf64;
-use plotters::prelude::*;
+use leptos::task::spawn_local;
 
-/// Marker colours, one per series slot; `assets/styles.css` gives each its theme colour.
-const SLOTS: [RGBColor; 4] =
-    [RGBColor(1, 1, 1), RGBColor(1, 1, 2), RGBColor(1, 1, 3), RGBColor(1, 1, 4)];
+use crate::ipc;
 
-/// One line of a chart.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Series {
-    /// What it is (the legend says it).
-    pub label: String,
-    /// Colour slot (0–3): 0 the main line, 1 the held-out points, 2 a second line, 3 overlays.
-    pub slot: usize,
-    /// (x, y) points; non-finite ones are left out.
-    pub points: Vec<(f64, f64)>,
-    /// Drawn as dots (sparse measurements, e.g. held-out loss) rather than a line.
-    pub dots: bool,
-}
-
-/// An SVG line chart of `series` over `x_label`, `width` × `height` pixels; `y_fmt` writes the
-/// y labels.
-pub fn svg(
-    series: &[Series],
-    x_label: &str,
-    width: u32,
-    height: u32,
-    y_fmt: &dyn Fn(&f64) -> String,
-) -> String {
-    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
-    let all: Vec<(f64, f64)> =
-        series.iter().flat_map(|s| s.points.iter().filter(finite).copied()).collect();
-    let max_x = all.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (lo, hi) =
-        all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.1), h.max(p.1)));
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-    // A flat line still gets a band to sit in.
-    let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.02).max(1e-9);
-    let (lo, hi) = (lo - pad, hi + pad);
-    let frame = Frame { x_label, width, height, y_labels: 5, y_area: 56, y_fmt };
-    frame.draw(0f64..max_x, lo..hi, |chart| {
-        for s in series {
-            let color = SLOTS[s.slot.min(SLOTS.len() - 1)];
-            let points: Vec<(f64, f64)> = s.points.iter().filter(finite).copied().collect();
-            if s.dots {
-                chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
-            } else {
-                chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
-            }
-        }
-        Ok(())
-    })
-}
-
-/// An SVG bar chart: one bar per `(from, to, height)`, over `x_label`.
-pub fn bars_svg(bars: &[(f64, f64, f64)], x_label: &str, width: u32, height: u32) -> String {
-    let max_x = bars.iter().map(|b| b.1).fold(1.0, f64::max);
-    let max_y = bars.iter().map(|b| b.2).fold(1.0, f64::max) * 1.08;
-    let y_fmt = &|v: &f64| format!("{v:.0}");
-    let frame = Frame { x_label, width, height, y_labels: 4, y_area: 44, y_fmt };
-    frame.draw(0f64..max_x, 0f64..max_y, |chart| {
-        chart.draw_series(bars.iter().map(|&(from, to, h)| {
-            Rectangle::new([(from, 0.0), (to - (to - from) * 0.08, h)], SLOTS[0].filled())
-        }))?;
-        Ok(())
-    })
-}
-
-type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
-
-/// What every chart shares: size, axes, labels and light grid lines.
-struct Frame<'f> {
-    x_label: &'f str,
-    width: u32,
-    height: u32,
-    y_labels: usize,
-    y_area: u32,
-    y_fmt: &'f dyn Fn(&f64) -> String,
-}
-
-impl Frame<'_> {
-    /// The SVG of the frame over `x` × `y` with what `body` draws in it (empty if drawing
-    /// failed, which only a broken backend does).
-    fn draw(
-        &self,
-        x: std::ops::Range<f64>,
-        y: std::ops::Range<f64>,
-        body: impl FnOnce(&mut Plot<'_, '_>) -> DrawResult,
-    ) -> String {
-        let mut out = String::new();
-        let drawn = (|| -> DrawResult {
-            let root =
-                SVGBackend::with_string(&mut out, (self.width, self.height)).into_drawing_area();
-            let mut chart = ChartBuilder::on(&root)
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(self.y_area)
-                .build_cartesian_2d(x, y)?;
-            chart
-                .configure_mesh()
-                .x_labels(6)
-                .y_labels(self.y_labels)
-                .x_desc(self.x_label)
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .y_label_formatter(self.y_fmt)
-                .label_style(("sans-serif", 12))
-                .axis_desc_style(("sans-serif", 12))
-                .light_line_style(TRANSPARENT)
-                .bold_line_style(BLACK.mix(0.12))
-                .draw()?;
-            body(&mut chart)?;
-            root.present()
-        })();
-        if drawn.is_err() {
-            return String::new();
-        }
-        out
-    }
-}
-
-/// A figure: a title, the chart and its legend (in HTML, so screen readers and axe see it).
+/// A titled chart of `series`.
 #[component]
 pub fn Chart(
-    /// The figure's id (tests count its points).
+    /// The figure's id (tests watch its `data-points` grow).
     id: &'static str,
     /// Heading and accessible name.
     title: &'static str,
-    /// The lines.
-    series: Vec<Series>,
+    /// The lines (or, with `bar_width`, the bars: points are (start, height)).
+    #[prop(into)]
+    series: Signal<Vec<Series>>,
     /// x axis label.
     x_label: &'static str,
-    /// y label formatter.
-    #[prop(default = &|v: &f64| format!("{v:.3}"))]
-    y_fmt: &'static dyn Fn(&f64) -> String,
+    /// How the y labels are written.
+    #[prop(default = YFormat::Decimals)]
+    y_format: YFormat,
     /// Pixel size.
     #[prop(default = (640, 220))]
     size: (u32, u32),
+    /// Bars of this width instead of lines.
+    #[prop(default = None)]
+    bar_width: Option<f64>,
 ) -> impl IntoView {
+    let drawing = RwSignal::new(String::new());
+    let asked = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        let req = ChartRequest {
+            series: series.get(),
+            bars: bar_width.is_some(),
+            bar_width: bar_width.unwrap_or(0.0),
+            x_label: x_label.into(),
+            y_format,
+            width: size.0,
+            height: size.1,
+        };
+        asked.update_value(|n| *n += 1);
+        let n = asked.get_value();
+        spawn_local(async move {
+            if let Ok(svg) = ipc::chart_svg(req).await
+                && asked.get_value() == n
+            {
+                drawing.set(svg);
+            }
+        });
+    });
     // The first series' points, for tests to watch a chart grow.
-    let points = series.first().map_or(0, |s| s.points.len());
-    let drawing = svg(&series, x_label, size.0, size.1, y_fmt);
-    let keys = series
-        .iter()
-        .map(|s| {
-            let class = format!("key slot{}{}", s.slot.min(3), if s.dots { " dots" } else { "" });
-            view! { <span class=class>{s.label.clone()}</span> }
-        })
-        .collect_view();
+    let points = move || series.with(|s| s.first().map_or(0, |s| s.points.len())).to_string();
+    let keys = move || {
+        series
+            .get()
+            .into_iter()
+            .map(|s| {
+                let class =
+                    format!("key slot{}{}", s.slot.min(3), if s.dots { " dots" } else { "" });
+                view! { <span class=class>{s.label}</span> }
+            })
+            .collect_view()
+    };
     view! {
-        <figure class="chart" id=id data-points=points.to_string()>
+        <figure class="chart" id=id data-points=points>
             <h3>{title}</h3>
-            <div class="plot" role="img" aria-label=title inner_html=drawing></div>
+            <div class="plot" role="img" aria-label=title inner_html=move || drawing.get()></div>
             <figcaption>{keys}</figcaption>
         </figure>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_and_bars_draw_in_marker_colours_without_non_finite_points() {
-        let s = Series {
-            label: "loss".into(),
-            slot: 0,
-            points: vec![(1.0, 2.0), (2.0, f64::NAN), (3.0, 1.5)],
-            dots: false,
-        };
-        let eval = Series { label: "eval".into(), slot: 1, points: vec![(3.0, 1.7)], dots: true };
-        let out = svg(&[s, eval], "step", 320, 160, &|v| format!("{v:.1}"));
-        assert!(out.starts_with("<svg") && out.contains("</svg>"), "{out}");
-        // Two finite points of slot 0 in one polyline, one dot of slot 1, the axis label.
-        assert!(out.to_ascii_lowercase().contains("stroke=\"#010101\""), "{out}");
-        assert!(out.to_ascii_lowercase().contains("fill=\"#010102\""), "{out}");
-        assert!(!out.contains("NaN") && out.contains("step"), "{out}");
-        let bars = bars_svg(&[(0.0, 10.0, 3.0), (10.0, 20.0, 0.0)], "score", 320, 160);
-        assert!(bars.matches("<rect").count() >= 2, "{bars}");
     }
 }

@@ -232,6 +232,11 @@ pub async fn endpoint_remove(name: String) -> Result<(), ApiError> {
     call_with(cmd::ENDPOINT_REMOVE, &api::EndpointRef { name }).await
 }
 
+/// A chart drawn by the back end, as SVG.
+pub async fn chart_svg(req: api::chart::ChartRequest) -> Result<String, ApiError> {
+    call_with(cmd::CHART_SVG, &req).await
+}
+
 /// The system's open-file dialog; the path chosen.
 pub async fn pick_file() -> Result<Option<String>, ApiError> {
     call(cmd::PICK_FILE, JsValue::UNDEFINED).await

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod chart;
 pub mod chat;
 pub mod dataset;
 pub mod train;
@@ -51,6 +52,8 @@ pub mod cmd {
     pub const ENDPOINT_REMOVE: &str = "endpoint_remove";
     /// The native open-file dialog: no arguments, returns `Option<String>` (the path chosen).
     pub const PICK_FILE: &str = "pick_file";
+    /// Draw a chart with plotters: [`super::chart::ChartRequest`], returns the SVG.
+    pub const CHART_SVG: &str = "chart_svg";
     /// Check the home for inconsistencies: [`super::DoctorRequest`], returns
     /// [`super::DoctorReport`].
     pub const DOCTOR: &str = "doctor";
@@ -129,6 +132,7 @@ pub mod cmd {
         ENDPOINT_TEST,
         ENDPOINT_REMOVE,
         PICK_FILE,
+        CHART_SVG,
         DOCTOR,
         DATA_LIST,
         DATA_SAMPLES,

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_data;
 mod catalog;
+mod chart;
 mod datasets;
 mod doctor;
 mod endpoints;
@@ -32,6 +33,7 @@ pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
+pub use chart::chart_svg;
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;

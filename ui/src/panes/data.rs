@@ -10,6 +10,7 @@ use api::dataset::{
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::chart::Chart;
 use crate::ipc;
 use crate::state::DropCtx;
 
@@ -427,21 +428,11 @@ fn Report<F: Fn(String) + Clone + 'static>(
                     <figcaption>"Tokens per row (the line: the training cutoff)"</figcaption>
                 </figure>
                 {(!rep.score_histogram.is_empty()).then(|| {
-                    let bars: Vec<(f64, f64, f64)> = rep
-                        .score_histogram
-                        .iter()
-                        .map(|b| (b.from as f64, b.to.min(100) as f64, b.count as f64))
-                        .collect();
-                    let drawing = crate::chart::bars_svg(&bars, "quality score", 360, 160);
-                    let label = format!(
-                        "Rows by quality score: {}",
-                        rep.score_histogram.iter().map(|b| format!("{}–{}: {}", b.from, b.to.min(100), b.count)).collect::<Vec<_>>().join(", ")
-                    );
+                    let points: Vec<(f64, f64)> =
+                        rep.score_histogram.iter().map(|b| (b.from as f64, b.count as f64)).collect();
+                    let rows = vec![api::chart::Series { label: "rows by quality score (below 50: worth a look)".into(), slot: 0, points, dots: false }];
                     view! {
-                        <figure class="histogram chart" id="data-scores">
-                            <div class="plot" role="img" aria-label=label inner_html=drawing></div>
-                            <figcaption>"Rows by quality score (below 50: worth a look)"</figcaption>
-                        </figure>
+                        <Chart id="data-scores" title="Quality scores" series=Signal::stored(rows) x_label="score" y_format=api::chart::YFormat::Whole size=(360, 160) bar_width=Some(10.0) />
                     }
                 })}
                 </div>

@@ -7,7 +7,10 @@ use api::train::{JobEvent, JobInfo, JobState, ProjectTrainRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::chart::{Chart, Series};
+use api::chart::{Series, YFormat};
+use api::train::Progress;
+
+use crate::chart::Chart;
 use crate::ipc;
 use crate::state::JobsCtx;
 
@@ -140,6 +143,24 @@ pub fn Monitor(slug: String) -> impl IntoView {
         }
     });
     let others = RwSignal::new(Vec::<String>::new());
+    // The charts are made once a job has steps; their series follow these.
+    let has_steps = Memo::new(move |_| progress().is_some());
+    let steps = Memo::new(move |_| steps_of(&events()));
+    let overlays = Memo::new(move |_| {
+        let chosen = others.get();
+        let names = list.get();
+        jobs.events.with(|m| {
+            chosen
+                .iter()
+                .filter_map(|id| {
+                    let j = names.iter().find(|j| &j.id == id)?;
+                    let run = j.run.clone().unwrap_or_default();
+                    let label = format!("{run} ({})", crate::clock::time(j.started_at));
+                    Some((label, steps_of(m.get(id)?)))
+                })
+                .collect::<Vec<_>>()
+        })
+    });
     let search = RwSignal::new(String::new());
     let saved = RwSignal::new(None::<String>);
     let save_log = move || {
@@ -275,30 +296,7 @@ pub fn Monitor(slug: String) -> impl IntoView {
                     })}
                 </p>
             </section>
-            {move || {
-                progress().is_some().then(|| {
-                    let evs = events();
-                    let overlays: Vec<(String, Vec<JobEvent>)> = {
-                        let chosen = others.get();
-                        let names = list.get();
-                        jobs.events.with(|m| {
-                            chosen
-                                .iter()
-                                .filter_map(|id| {
-                                    let j = names.iter().find(|j| &j.id == id)?;
-                                    let label = format!(
-                                        "{} ({})",
-                                        j.run.clone().unwrap_or_default(),
-                                        crate::clock::time(j.started_at)
-                                    );
-                                    Some((label, m.get(id)?.clone()))
-                                })
-                                .collect()
-                        })
-                    };
-                    charts(&evs, &overlays)
-                })
-            }}
+            {move || has_steps.get().then(|| charts(steps, overlays))}
             {move || {
                 // Other jobs of the project, to draw beside this one.
                 let current = jobs.current.get();
@@ -420,49 +418,64 @@ fn duration(s: f64) -> String {
     }
 }
 
+/// The steps' figures among `events`.
+fn steps_of(events: &[JobEvent]) -> Vec<Progress> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Progress { progress, .. } => Some(progress.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The dashboard's charts: losses (with `overlays`, other jobs' training losses), learning
-/// rate, gradient norm, speed and memory, by step.
-fn charts(events: &[JobEvent], overlays: &[(String, Vec<JobEvent>)]) -> impl IntoView + use<> {
-    let steps = |evs: &[JobEvent]| -> Vec<api::train::Progress> {
-        evs.iter()
-            .filter_map(|e| match e {
-                JobEvent::Progress { progress, .. } => Some(progress.clone()),
-                _ => None,
-            })
-            .collect()
+/// rate, gradient norm, speed and memory, by step. Made once; they redraw as `steps` grows.
+fn charts(
+    steps: Memo<Vec<Progress>>,
+    overlays: Memo<Vec<(String, Vec<Progress>)>>,
+) -> impl IntoView {
+    let line = move |label: &'static str, slot: u8, f: fn(&Progress) -> Option<f64>| {
+        Signal::derive(move || {
+            let points =
+                steps.with(|ps| ps.iter().filter_map(|p| Some((p.step as f64, f(p)?))).collect());
+            vec![Series { label: label.into(), slot, points, dots: false }]
+        })
     };
-    let ps = steps(events);
-    let line =
-        |label: &str, slot: usize, f: &dyn Fn(&api::train::Progress) -> Option<f64>| Series {
-            label: label.into(),
-            slot,
-            points: ps.iter().filter_map(|p| Some((p.step as f64, f(p)?))).collect(),
-            dots: false,
+    let losses = Signal::derive(move || {
+        let points = |f: fn(&Progress) -> Option<f64>| -> Vec<(f64, f64)> {
+            steps.with(|ps| ps.iter().filter_map(|p| Some((p.step as f64, f(p)?))).collect())
         };
-    let mut losses = vec![line("training loss", 0, &|p| Some(p.loss))];
-    let mut eval = line("held-out loss", 1, &|p| p.eval_loss);
-    eval.dots = true;
-    if !eval.points.is_empty() {
-        losses.push(eval);
-    }
-    for (label, evs) in overlays {
-        let points = steps(evs).iter().map(|p| (p.step as f64, p.loss)).collect();
-        losses.push(Series {
-            label: format!("training loss of {label}"),
-            slot: 3,
-            points,
+        let mut all = vec![Series {
+            label: "training loss".into(),
+            slot: 0,
+            points: points(|p| Some(p.loss)),
             dots: false,
-        });
-    }
+        }];
+        let eval = points(|p| p.eval_loss);
+        if !eval.is_empty() {
+            all.push(Series { label: "held-out loss".into(), slot: 1, points: eval, dots: true });
+        }
+        for (label, ps) in overlays.get() {
+            let points = ps.iter().map(|p| (p.step as f64, p.loss)).collect();
+            all.push(Series {
+                label: format!("training loss of {label}"),
+                slot: 3,
+                points,
+                dots: false,
+            });
+        }
+        all
+    });
     let small = (420, 180);
     view! {
         <section class="charts" id="monitor-charts">
             <Chart id="monitor-chart" title="Loss by step" series=losses x_label="step" />
             <div class="small-charts">
-                <Chart id="monitor-lr" title="Learning rate" series=vec![line("learning rate", 2, &|p| Some(p.lr))] x_label="step" y_fmt=&|v: &f64| format!("{v:.1e}") size=small />
-                <Chart id="monitor-grad" title="Gradient norm" series=vec![line("gradient norm", 0, &|p| Some(p.grad_norm))] x_label="step" size=small />
-                <Chart id="monitor-speed" title="Speed (tokens/s)" series=vec![line("tokens per second", 0, &|p| Some(p.tokens_per_second))] x_label="step" y_fmt=&|v: &f64| format!("{v:.0}") size=small />
-                <Chart id="monitor-memory" title="Memory (MB)" series=vec![line("memory in use", 2, &|p| Some(p.memory_bytes as f64 / 1e6))] x_label="step" y_fmt=&|v: &f64| format!("{v:.0}") size=small />
+                <Chart id="monitor-lr" title="Learning rate" series=line("learning rate", 2, |p| Some(p.lr)) x_label="step" y_format=YFormat::Scientific size=small />
+                <Chart id="monitor-grad" title="Gradient norm" series=line("gradient norm", 0, |p| Some(p.grad_norm)) x_label="step" size=small />
+                <Chart id="monitor-speed" title="Speed (tokens/s)" series=line("tokens per second", 0, |p| Some(p.tokens_per_second)) x_label="step" y_format=YFormat::Whole size=small />
+                <Chart id="monitor-memory" title="Memory (MB)" series=line("memory in use", 2, |p| Some(p.memory_bytes as f64 / 1e6)) x_label="step" y_format=YFormat::Whole size=small />
             </div>
         </section>
     }
