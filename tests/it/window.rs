@@ -402,6 +402,16 @@ async fn train_watch_stop_and_resume_in_the_window() {
     assert!((3..40).contains(&stopped_at), "{stopped_at}");
     client.find(Locator::Css("#monitor-resume")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#monitor-state", "Done", 300).await;
+    // The resumed run is one curve: the stopped job's steps, then this job's, 40 in all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let chart = client.find(Locator::Css("#monitor-chart")).await.unwrap();
+        if chart.attr("data-points").await.unwrap().as_deref() == Some("40") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the resumed run is not drawn whole");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // The stopped part of the run, overlaid on the loss chart.
     let overlay = client.find(Locator::Css("#monitor-overlay input")).await.unwrap();
     overlay.click().await.unwrap();

@@ -40,8 +40,13 @@ pub fn Monitor(slug: String) -> impl IntoView {
                         {
                             jobs.current.set(Some(j.id.clone()));
                         }
-                        // A finished job (or one another process runs) is read from its log.
+                        // A finished job (or one another process runs) is read from its log, with
+                        // the earlier jobs of its run (a resumed run is drawn whole).
                         if let Some(c) = jobs.current.get_untracked() {
+                            let run = mine.iter().find(|j| j.id == c).and_then(|j| j.run.clone());
+                            for j in mine.iter().filter(|j| j.run == run && j.id != c) {
+                                jobs.attach(j.id.clone());
+                            }
                             jobs.attach(c);
                         }
                         list.set(mine);
@@ -145,7 +150,36 @@ pub fn Monitor(slug: String) -> impl IntoView {
     let others = RwSignal::new(Vec::<String>::new());
     // The charts are made once a job has steps; their series follow these.
     let has_steps = Memo::new(move |_| progress().is_some());
-    let steps = Memo::new(move |_| steps_of(&events()));
+    // A resumed run is one curve: the steps of its earlier jobs (up to where this job took
+    // over from their checkpoint) come first.
+    let steps = Memo::new(move |_| {
+        let own = steps_of(&events());
+        let Some(cur) = current_job() else { return own };
+        let mut earlier: Vec<JobInfo> = list.with(|l| {
+            l.iter()
+                .filter(|j| j.run == cur.run && j.started_at < cur.started_at)
+                .cloned()
+                .collect()
+        });
+        earlier.sort_by_key(|j| j.started_at);
+        let mut all = Vec::new();
+        jobs.events.with(|m| {
+            for j in &earlier {
+                let first = all.last().map_or(0, |p: &Progress| p.step);
+                all.extend(
+                    m.get(&j.id)
+                        .map(|e| steps_of(e))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|p| p.step > first),
+                );
+            }
+        });
+        let from = own.first().map_or(usize::MAX, |p| p.step);
+        all.retain(|p| p.step < from);
+        all.extend(own);
+        all
+    });
     let overlays = Memo::new(move |_| {
         let chosen = others.get();
         let names = list.get();
@@ -189,7 +223,7 @@ pub fn Monitor(slug: String) -> impl IntoView {
                             each=move || list.get()
                             key=|j| (j.id.clone(), j.state)
                             children=move |j: JobInfo| {
-                                let id = j.id.clone();
+                                let (id, run) = (j.id.clone(), j.run.clone());
                                 let selected = {
                                     let id = id.clone();
                                     move || jobs.current.get().as_ref() == Some(&id)
@@ -199,6 +233,10 @@ pub fn Monitor(slug: String) -> impl IntoView {
                                         <button
                                             class="job"
                                             on:click=move |_| {
+                                                // With its run's earlier jobs: one curve.
+                                                for o in list.get_untracked().into_iter().filter(|o| o.run == run) {
+                                                    jobs.attach(o.id);
+                                                }
                                                 jobs.attach(id.clone());
                                                 jobs.current.set(Some(id.clone()));
                                             }
