@@ -1,6 +1,9 @@
 //! `vibeflow data …`: import, report, fix, split and list a project's datasets.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use app::App;
@@ -131,7 +134,21 @@ pub fn run(app: &App, cmd: DataCmd) -> anyhow::Result<()> {
                 _ => None,
             };
             let req = app::ImportRequest { project, source, name, mapping, language };
-            let d = app.data_import(&req)?;
+            // A file that takes more than a second says how far it has come, once a second.
+            let started = Instant::now();
+            let said = Mutex::new(started);
+            let on_rows = |rows: usize| {
+                let mut said = said.lock().unwrap_or_else(|e| e.into_inner());
+                if said.elapsed() >= Duration::from_secs(1) {
+                    *said = Instant::now();
+                    let secs = started.elapsed().as_secs();
+                    err!(
+                        "importing: {rows} rows read ({secs} s; Ctrl-C cancels, changing nothing)"
+                    );
+                }
+                true
+            };
+            let d = app.data_import_watched(&req, &on_rows)?;
             print(json, &d, || describe_dataset(&d))
         }
         DataCmd::Report { project, name, json } => {
