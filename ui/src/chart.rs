@@ -68,7 +68,14 @@ pub fn Chart(
     view! {
         <figure class="chart" id=id data-points=points>
             <h3>{title}</h3>
-            <div class="plot" role="img" aria-label=title inner_html=move || drawing.get()></div>
+            // Sized before the drawing arrives, so the pane does not jump when it does.
+            <div
+                class="plot"
+                role="img"
+                aria-label=title
+                style=format!("max-width: {}px; aspect-ratio: {} / {}", size.0, size.0, size.1)
+                inner_html=move || drawing.get()
+            ></div>
             <figcaption>{keys}</figcaption>
         </figure>
     }

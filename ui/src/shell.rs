@@ -130,8 +130,9 @@ pub fn StatusBar(
         }
     });
     let job = move || {
+        let live = jobs.live.get();
         jobs.events.with(|all| {
-            all.values().find_map(|events| {
+            live.iter().filter_map(|id| all.get(id)).find_map(|events| {
                 let ended = events.iter().any(|e| matches!(e, JobEvent::Ended { .. }));
                 let run = events.iter().find_map(|e| match e {
                     JobEvent::Started { run, .. } => Some(run.clone()),

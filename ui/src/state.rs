@@ -24,6 +24,9 @@ pub struct JobsCtx {
     pub events: RwSignal<HashMap<String, Vec<JobEvent>>>,
     /// The job the Monitor shows.
     pub current: RwSignal<Option<String>>,
+    /// Jobs that run now (in this process, or in another one read from its log): a job read
+    /// from the log of a dead process has no end event and is not among them.
+    pub live: RwSignal<Vec<String>>,
     /// Jobs already attached (attaching twice would double their events).
     attached: RwSignal<Vec<String>>,
 }
@@ -34,6 +37,7 @@ impl JobsCtx {
         JobsCtx {
             events: RwSignal::new(HashMap::new()),
             current: RwSignal::new(None),
+            live: RwSignal::new(Vec::new()),
             attached: RwSignal::new(Vec::new()),
         }
     }
@@ -46,7 +50,7 @@ impl JobsCtx {
             return;
         }
         self.attached.update(|a| a.push(id.clone()));
-        let events = self.events;
+        let (events, live) = (self.events, self.live);
         let key = id.clone();
         leptos::task::spawn_local(async move {
             let streamed = crate::ipc::job_attach(id.clone(), move |e| {
@@ -54,6 +58,7 @@ impl JobsCtx {
             })
             .await;
             if streamed == Ok(true) {
+                live.update(|l| l.push(id));
                 return;
             }
             loop {
@@ -66,7 +71,11 @@ impl JobsCtx {
                     l.iter().any(|j| j.id == id && j.state == api::train::JobState::Running)
                 });
                 if ended || !running {
+                    live.update(|l| l.retain(|x| x != &id));
                     return;
+                }
+                if !live.with_untracked(|l| l.contains(&id)) {
+                    live.update(|l| l.push(id.clone()));
                 }
                 sleep(1000).await;
             }
