@@ -129,55 +129,46 @@ pub fn run(app: &App, cmd: ProjectCmd) -> anyhow::Result<()> {
 }
 
 /// `vibeflow history`: the versions, newest first.
-pub fn history(app: &App, args: HistoryArgs) -> anyhow::Result<()> {
-    let HistoryArgs { project, json } = args;
-    {
-        let h = app.history(&project)?;
-        print(json, &h, || {
-            h.iter()
-                .map(|c| {
-                    let tags = if c.tags.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", c.tags.join(", "))
-                    };
-                    format!("{}{}  {}", &c.id[..c.id.len().min(10)], tags, c.summary)
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-    }
+pub fn history(app: &App, HistoryArgs { project, json }: HistoryArgs) -> anyhow::Result<()> {
+    let h = app.history(&project)?;
+    print(json, &h, || {
+        h.iter()
+            .map(|c| {
+                let tags = if c.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.tags.join(", "))
+                };
+                format!("{}{}  {}", &c.id[..c.id.len().min(10)], tags, c.summary)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// `vibeflow diff`.
-pub fn diff(app: &App, args: DiffArgs) -> anyhow::Result<()> {
-    let DiffArgs { project, from, to, json } = args;
-    {
-        let d = app.diff(&project, &from, to.as_deref())?;
-        print(json, &d, || {
-            if d.files.is_empty() {
-                return "No changes to the configuration, datasets or runs.".into();
-            }
-            d.files
-                .iter()
-                .map(|f| format!("{} ({})\n{}", f.path, f.status, f.patch.trim_end()))
-                .collect::<Vec<_>>()
-                .join("\n\n")
-        })
-    }
+pub fn diff(app: &App, DiffArgs { project, from, to, json }: DiffArgs) -> anyhow::Result<()> {
+    let d = app.diff(&project, &from, to.as_deref())?;
+    print(json, &d, || {
+        if d.files.is_empty() {
+            return "No changes to the configuration, datasets or runs.".into();
+        }
+        d.files
+            .iter()
+            .map(|f| format!("{} ({})\n{}", f.path, f.status, f.patch.trim_end()))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    })
 }
 
 /// `vibeflow rollback`: a new commit restoring an earlier version.
-pub fn rollback(app: &App, args: RollbackArgs) -> anyhow::Result<()> {
-    let RollbackArgs { project, to, json } = args;
-    {
-        let r = app.rollback(&project, &to)?;
-        print(json, &r, || {
-            format!(
-                "Rolled back to {to} in a new version {}: {}",
-                &r.commit[..10],
-                r.restored.join(", ")
-            )
-        })
-    }
+pub fn rollback(app: &App, RollbackArgs { project, to, json }: RollbackArgs) -> anyhow::Result<()> {
+    let r = app.rollback(&project, &to)?;
+    print(json, &r, || {
+        format!(
+            "Rolled back to {to} in a new version {}: {}",
+            &r.commit[..10],
+            r.restored.join(", ")
+        )
+    })
 }

@@ -247,88 +247,79 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// `vibeflow plan`: the recommended run, its reasons, the checks, the estimate.
-pub fn plan(app: &App, args: PlanArgs) -> anyhow::Result<()> {
-    let PlanArgs { project, estimate, json } = args;
-    {
-        let plan = app.train_plan(&project)?;
-        let est = match estimate {
-            true => Some(app.train_estimate(&plan.request)?),
-            false => None,
-        };
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            plan: &'a api::train::TrainPlan,
-            estimate: Option<api::train::Estimate>,
-        }
-        print(json, &Out { plan: &plan, estimate: est }, || {
-            let mut s = format!(
-                "Recommended for {project}: {} steps over {} training rows\n",
-                plan.total_steps, plan.train_rows
-            );
-            for r in &plan.reasons {
-                s += &format!("  {:24} {:>10}  {}\n", r.setting, r.value, r.why);
-            }
-            s += "Pre-flight:\n";
-            for c in &plan.checks {
-                s += &format!("  {} {:8} {}\n", if c.ok { "✓" } else { "✗" }, c.id, c.message);
-            }
-            if let Some(e) = est {
-                s += &format!(
-                    "Estimate: {:.0} s of training at {:.0} tokens/s, peak memory {:.0} MB of {:.0} MB",
-                    e.seconds,
-                    e.tokens_per_second,
-                    e.peak_memory_bytes as f64 / 1e6,
-                    e.memory_bytes as f64 / 1e6
-                );
-            }
-            s.trim_end().to_string()
-        })
+pub fn plan(app: &App, PlanArgs { project, estimate, json }: PlanArgs) -> anyhow::Result<()> {
+    let plan = app.train_plan(&project)?;
+    let est = match estimate {
+        true => Some(app.train_estimate(&plan.request)?),
+        false => None,
+    };
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        plan: &'a api::train::TrainPlan,
+        estimate: Option<api::train::Estimate>,
     }
+    print(json, &Out { plan: &plan, estimate: est }, || {
+        let mut s = format!(
+            "Recommended for {project}: {} steps over {} training rows\n",
+            plan.total_steps, plan.train_rows
+        );
+        for r in &plan.reasons {
+            s += &format!("  {:24} {:>10}  {}\n", r.setting, r.value, r.why);
+        }
+        s += "Pre-flight:\n";
+        for c in &plan.checks {
+            s += &format!("  {} {:8} {}\n", if c.ok { "✓" } else { "✗" }, c.id, c.message);
+        }
+        if let Some(e) = est {
+            s += &format!(
+                "Estimate: {:.0} s of training at {:.0} tokens/s, peak memory {:.0} MB of {:.0} MB",
+                e.seconds,
+                e.tokens_per_second,
+                e.peak_memory_bytes as f64 / 1e6,
+                e.memory_bytes as f64 / 1e6
+            );
+        }
+        s.trim_end().to_string()
+    })
 }
 
 /// `vibeflow runs`.
-pub fn runs(app: &App, args: RunsArgs) -> anyhow::Result<()> {
-    let RunsArgs { project, json } = args;
-    {
-        let runs = app.runs(&project)?;
-        print(json, &runs, || {
-            if runs.is_empty() {
-                return format!("No runs yet: vibeflow train -p {project}");
-            }
-            let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
-            let mut s = format!(
-                "{:10} {:12} {:6} {:>6}  {:>10}  {:>9}  DATASET",
-                "RUN", "STATUS", "METHOD", "STEPS", "TRAIN LOSS", "HELD-OUT"
+pub fn runs(app: &App, RunsArgs { project, json }: RunsArgs) -> anyhow::Result<()> {
+    let runs = app.runs(&project)?;
+    print(json, &runs, || {
+        if runs.is_empty() {
+            return format!("No runs yet: vibeflow train -p {project}");
+        }
+        let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
+        let mut s = format!(
+            "{:10} {:12} {:6} {:>6}  {:>10}  {:>9}  DATASET",
+            "RUN", "STATUS", "METHOD", "STEPS", "TRAIN LOSS", "HELD-OUT"
+        );
+        for r in &runs {
+            s += &format!(
+                "\n{:10} {:12} {:6} {:>6}  {:>10}  {:>9}  {}",
+                r.id,
+                r.status,
+                r.method,
+                r.steps,
+                fmt(r.train_loss),
+                fmt(r.eval_loss),
+                r.dataset
             );
-            for r in &runs {
-                s += &format!(
-                    "\n{:10} {:12} {:6} {:>6}  {:>10}  {:>9}  {}",
-                    r.id,
-                    r.status,
-                    r.method,
-                    r.steps,
-                    fmt(r.train_loss),
-                    fmt(r.eval_loss),
-                    r.dataset
-                );
-            }
-            if let Some(r) =
-                runs.iter().rev().find(|r| matches!(r.status.as_str(), "interrupted" | "stopped"))
-            {
-                s += &format!(
-                    "\n\nResume {} with: vibeflow train -p {project} --resume {}",
-                    r.id, r.id
-                );
-            }
-            s
-        })
-    }
+        }
+        if let Some(r) =
+            runs.iter().rev().find(|r| matches!(r.status.as_str(), "interrupted" | "stopped"))
+        {
+            s +=
+                &format!("\n\nResume {} with: vibeflow train -p {project} --resume {}", r.id, r.id);
+        }
+        s
+    })
 }
 
 /// `vibeflow jobs`.
-pub fn jobs(app: &App, args: JobsArgs) -> anyhow::Result<()> {
-    let JobsArgs { id, json } = args;
+pub fn jobs(app: &App, JobsArgs { id, json }: JobsArgs) -> anyhow::Result<()> {
     let jobs = app::Jobs::new(app.home());
     if let Some(id) = id {
         if json {
@@ -337,27 +328,23 @@ pub fn jobs(app: &App, args: JobsArgs) -> anyhow::Result<()> {
         out!("{}", jobs.log_text(&id)?.trim_end());
         return Ok(());
     }
-    {
-        let list = jobs.list(app)?;
-        print(json, &list, || {
-            if list.is_empty() {
-                return "No jobs yet: vibeflow train -p PROJECT starts one".into();
-            }
-            let mut s = format!("{:32} {:12} {:20} STEPS", "JOB", "STATE", "PROJECT");
-            for j in &list {
-                s += &format!(
-                    "\n{:32} {:12} {:20} {}",
-                    j.id,
-                    j.state.name(),
-                    j.project,
-                    j.progress
-                        .as_ref()
-                        .map_or("-".into(), |p| format!("{}/{}", p.step, p.total_steps))
-                );
-            }
-            s
-        })
-    }
+    let list = jobs.list(app)?;
+    print(json, &list, || {
+        if list.is_empty() {
+            return "No jobs yet: vibeflow train -p PROJECT starts one".into();
+        }
+        let mut s = format!("{:32} {:12} {:20} STEPS", "JOB", "STATE", "PROJECT");
+        for j in &list {
+            s += &format!(
+                "\n{:32} {:12} {:20} {}",
+                j.id,
+                j.state.name(),
+                j.project,
+                j.progress.as_ref().map_or("-".into(), |p| format!("{}/{}", p.step, p.total_steps))
+            );
+        }
+        s
+    })
 }
 
 /// A job's event as `train` prints it: progress lines on stderr (JSON lines on stdout with
