@@ -85,7 +85,8 @@ impl Decoder for F32Decoder<'_> {
 /// downloads, SmolLM2's included) run on our own kernels (`models::qllama`, `quant`) where the
 /// CPU has them (x86-64 with AVX2); other files, and other CPUs, go through candle-transformers'
 /// `quantized_llama` ("llama" GGUFs only), with the block types candle has no SIMD kernel for
-/// (Q4_1, Q5_x) converted to Q8_0.
+/// (Q4_1, Q5_x) converted to Q8_0. candle's model ignores Llama 3's RoPE scaling (a GGUF's
+/// `rope_freqs.weight`), so such a file that our kernels do not take is refused.
 pub struct QuantDecoder {
     inner: Quant,
     device: Device,
@@ -114,6 +115,16 @@ impl QuantDecoder {
             return Err(crate::Error::bad(
                 path,
                 "the quantized fast path supports llama GGUFs here; use the f32 path",
+            ));
+        }
+        // candle's model knows only the plain RoPE base: refuse what it would run wrongly.
+        let cfg = crate::weights::gguf_config(&content, &mut f)
+            .map_err(|e| crate::Error::bad(path, e))?;
+        if cfg.rope_freqs.is_some() {
+            return Err(crate::Error::bad(
+                path,
+                "Llama 3's RoPE scaling (rope_freqs) runs on the quantized fast path only for \
+                 Q4_0/Q4_1/Q8_0 files on x86-64 CPUs with AVX2; use such a file or the f32 path",
             ));
         }
         let slow = content.tensor_infos.values().any(|t| !simd_type(t.ggml_dtype));

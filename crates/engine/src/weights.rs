@@ -26,6 +26,8 @@ fn hf_config(dir: &Path) -> Result<Config> {
 /// Loads a Hugging Face folder: `config.json` and every `*.safetensors` in it (memory-mapped).
 pub fn load_hf(dir: &Path, dev: &Device) -> Result<Llama> {
     let cfg = hf_config(dir)?;
+    // A RoPE scaling we do not implement is refused before any tensor is read.
+    cfg.rope_inv_freq().map_err(|e| Error::bad(&dir.join("config.json"), e))?;
     let mut tensors = HashMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: Vec<_> = entries
@@ -60,7 +62,7 @@ pub fn llama_from_gguf(
     dev: &Device,
     keep_quantized: bool,
 ) -> Result<Llama> {
-    let cfg = gguf_config(content).map_err(|e| Error::bad(path, e))?;
+    let cfg = gguf_config(content, f).map_err(|e| Error::bad(path, e))?;
     let arch = cfg.model_type.clone();
     let mut tensors = HashMap::new();
     for name in content.tensor_infos.keys() {
@@ -94,8 +96,13 @@ pub fn llama_from_gguf(
     Llama::new(cfg, &mut tensors, dev).map_err(|e| Error::bad(path, e))
 }
 
-/// The model configuration a GGUF file declares.
-pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String> {
+/// The model configuration a GGUF file declares: its header, and the `rope_freqs.weight`
+/// tensor read from `f` where there is one (Llama 3's RoPE scaling, as llama.cpp stores it). An
+/// error names what is missing or not supported (a RoPE scaling other than that one).
+pub fn gguf_config(
+    c: &gguf_file::Content,
+    f: &mut std::fs::File,
+) -> std::result::Result<Config, String> {
     let md = &c.metadata;
     let arch = crate::gguf::architecture(md)?;
     if !matches!(arch.as_str(), "llama" | "qwen2" | "mistral") {
@@ -117,7 +124,28 @@ pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String
             .map(|t| t.shape.dims()[0])
             .ok_or("vocabulary size is unknown")?,
     };
-    Ok(Config {
+    // llama.cpp's converter writes a scaling type for linear and YaRN scaling (Llama 3's is
+    // the rope_freqs tensor instead); a factor of 1 scales nothing.
+    if let Some(kind) =
+        md.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.to_string().ok())
+    {
+        let factor = float("rope.scaling.factor").unwrap_or(1.0);
+        if kind != "none" && factor != 1.0 {
+            return Err(format!(
+                "RoPE scaling '{kind}' (factor {factor}) is not supported (none, and Llama 3's \
+                 rope_freqs, are)"
+            ));
+        }
+    }
+    let rope_freqs = if c.tensor_infos.contains_key("rope_freqs.weight") {
+        let values = c
+            .tensor(f, "rope_freqs.weight", &Device::Cpu)
+            .and_then(|q| q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>());
+        Some(values.map_err(|e| format!("rope_freqs.weight: {e}"))?)
+    } else {
+        None
+    };
+    let cfg = Config {
         vocab_size: vocab,
         hidden_size: num("embedding_length")? as usize,
         intermediate_size: num("feed_forward_length")? as usize,
@@ -130,11 +158,15 @@ pub fn gguf_config(c: &gguf_file::Content) -> std::result::Result<Config, String
         rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
         rope_theta: Some(float("rope.freq_base").unwrap_or(10_000.0)),
         rope_parameters: None,
+        rope_scaling: None,
+        rope_freqs,
         max_position_embeddings: num("context_length")? as usize,
         tie_word_embeddings: !c.tensor_infos.contains_key("output.weight"),
         attention_bias: false,
         model_type: if arch == "mistral" { "llama".into() } else { arch },
-    })
+    };
+    cfg.rope_inv_freq()?;
+    Ok(cfg)
 }
 
 /// GGUF tensor name → Hugging Face name.
@@ -216,6 +248,96 @@ mod tests {
         assert_eq!(hf_name("blk.1.attn_k.bias").unwrap(), "model.layers.1.self_attn.k_proj.bias");
         assert_eq!(hf_name("token_embd.weight").unwrap(), "model.embed_tokens.weight");
         assert_eq!(hf_name("rope_freqs.weight"), None);
+    }
+
+    /// The config of a GGUF header for a one-block `arch` model with `metadata` added, and a
+    /// tensor per `extra` entry.
+    fn gguf_config_with(
+        arch: &str,
+        metadata: &[(&str, gguf_file::Value)],
+        extra: &[(&str, &[f32])],
+    ) -> std::result::Result<Config, String> {
+        use gguf_file::Value;
+        let key = |k: &str| format!("{arch}.{k}");
+        let mut md = vec![
+            ("general.architecture".to_string(), Value::String(arch.into())),
+            (key("context_length"), Value::U32(64)),
+            (key("block_count"), Value::U32(1)),
+            (key("embedding_length"), Value::U32(32)),
+            (key("feed_forward_length"), Value::U32(64)),
+            (key("attention.head_count"), Value::U32(4)),
+            (key("rope.freq_base"), Value::F32(100.0)),
+        ];
+        md.extend(metadata.iter().map(|(k, v)| (key(k), v.clone())));
+        let q = |t: Tensor| QTensor::quantize(&t, GgmlDType::F32).unwrap();
+        let mut tensors = vec![(
+            "token_embd.weight",
+            q(Tensor::zeros((96, 32), DType::F32, &Device::Cpu).unwrap()),
+        )];
+        for &(name, values) in extra {
+            tensors.push((name, q(Tensor::new(values, &Device::Cpu).unwrap())));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        let md: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
+        gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
+        let (content, mut f) = crate::gguf::open(&path).unwrap();
+        gguf_config(&content, &mut f)
+    }
+
+    fn assert_close(ours: &[f32], theirs: &[f32]) {
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(theirs) {
+            assert!(((a - b) / b).abs() < 1e-6, "{ours:?} vs {theirs:?}");
+        }
+    }
+
+    #[test]
+    fn gguf_rope_freqs_scale_the_frequencies_as_llama3_does() {
+        // As llama.cpp's convert_hf_to_gguf.py writes Llama 3's scaling: one divisor per pair
+        // (the tiny-llama3 fixture's `rope_freqs`: base 100, factor 32, low 1, high 4, original
+        // context 32), so that a pair's frequency is the plain one divided by its divisor.
+        let divisors = [1.0, 4.378_248, 32.0, 32.0];
+        let cfg = gguf_config_with("llama", &[], &[("rope_freqs.weight", &divisors)]).unwrap();
+        let hf: Config = serde_json::from_str(
+            r#"{"vocab_size": 96, "hidden_size": 32, "intermediate_size": 64,
+                "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 64,
+                "rope_parameters": {"rope_type": "llama3", "rope_theta": 100.0, "factor": 32.0,
+                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 32}}"#,
+        )
+        .unwrap();
+        let theirs = hf.rope_inv_freq().unwrap();
+        assert_close(&cfg.rope_inv_freq().unwrap(), &theirs);
+        // transformers' inv_freq for that configuration (tiny-llama3's expected `inv_freq`).
+        assert_close(&theirs, &[1.0, 0.072_227_01, 0.003_125, 0.000_988_211_8]);
+        // Without the tensor the frequencies are plain.
+        let plain = gguf_config_with("llama", &[], &[]).unwrap();
+        assert_close(&plain.rope_inv_freq().unwrap(), &[1.0, 0.316_227_76, 0.1, 0.031_622_78]);
+    }
+
+    #[test]
+    fn gguf_rope_scaling_we_lack_is_refused() {
+        use gguf_file::Value;
+        let yarn = [
+            ("rope.scaling.type", Value::String("yarn".into())),
+            ("rope.scaling.factor", Value::F32(4.0)),
+        ];
+        assert_eq!(
+            gguf_config_with("qwen2", &yarn, &[]).unwrap_err(),
+            "RoPE scaling 'yarn' (factor 4) is not supported (none, and Llama 3's rope_freqs, are)"
+        );
+        // A scaling type with factor 1 changes nothing.
+        let unscaled = [
+            ("rope.scaling.type", Value::String("linear".into())),
+            ("rope.scaling.factor", Value::F32(1.0)),
+        ];
+        let cfg = gguf_config_with("llama", &unscaled, &[]).unwrap();
+        assert_close(&cfg.rope_inv_freq().unwrap(), &[1.0, 0.316_227_76, 0.1, 0.031_622_78]);
+        // Divisors that do not fit the heads.
+        let odd = gguf_config_with("llama", &[], &[("rope_freqs.weight", &[1.0, 2.0])]);
+        assert_eq!(odd.unwrap_err(), "rope_freqs has 2 values where the heads rotate 4 pairs");
     }
 
     #[test]

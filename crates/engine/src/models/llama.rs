@@ -40,9 +40,16 @@ pub struct Config {
     /// RoPE base (transformers < 5 writes it here).
     #[serde(default)]
     pub rope_theta: Option<f64>,
-    /// RoPE settings (transformers ≥ 5 writes `rope_theta` here).
+    /// RoPE settings (transformers ≥ 5 writes `rope_theta` and the scaling here).
     #[serde(default)]
     pub rope_parameters: Option<RopeParameters>,
+    /// RoPE scaling as transformers < 5 writes it (`null` when there is none).
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParameters>,
+    /// Per-pair divisors of the RoPE frequencies: a GGUF's `rope_freqs.weight` (llama.cpp's
+    /// form of Llama 3's scaling); never in `config.json`.
+    #[serde(skip)]
+    pub rope_freqs: Option<Vec<f32>>,
     /// Context length.
     #[serde(default = "default_max_pos")]
     pub max_position_embeddings: usize,
@@ -57,14 +64,38 @@ pub struct Config {
     pub model_type: String,
 }
 
-/// transformers ≥ 5 `rope_parameters`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// transformers ≥ 5 `rope_parameters`, or < 5 `rope_scaling` (without the base, and maybe with
+/// `type` for `rope_type`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RopeParameters {
     /// RoPE base.
+    #[serde(default)]
     pub rope_theta: Option<f64>,
-    /// Only `default` is supported.
+    /// `default` (or absent) and `llama3` are supported; others are refused on load.
     #[serde(default)]
     pub rope_type: Option<String>,
+    /// The older name of `rope_type`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// Llama 3: how much the low frequencies are slowed down.
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// Llama 3: wavelengths above `original_max_position_embeddings / low_freq_factor` are
+    /// divided by `factor`.
+    #[serde(default)]
+    pub low_freq_factor: Option<f64>,
+    /// Llama 3: wavelengths below `original_max_position_embeddings / high_freq_factor` stay.
+    #[serde(default)]
+    pub high_freq_factor: Option<f64>,
+    /// Llama 3: the context length before scaling (default: `max_position_embeddings`).
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<f64>,
+}
+
+impl RopeParameters {
+    fn kind(&self) -> Option<&str> {
+        self.rope_type.as_deref().or(self.type_.as_deref())
+    }
 }
 
 fn default_eps() -> f64 {
@@ -95,10 +126,37 @@ impl Config {
             .unwrap_or(10_000.0)
     }
 
-    /// RoPE's frequencies `1 / base^(2i / head_dim)`, one per rotated pair.
-    pub fn rope_inv_freq(&self) -> Vec<f32> {
+    /// RoPE's frequencies, one per rotated pair: `1 / base^(2i / head_dim)`, scaled as the
+    /// configuration says (Llama 3's `rope_type`, or a GGUF's `rope_freqs` divisors). An error
+    /// names a scaling this code does not implement: loading checks it, so that such a model is
+    /// refused rather than run with the wrong positions.
+    pub fn rope_inv_freq(&self) -> std::result::Result<Vec<f32>, String> {
         let (hd, base) = (self.head_dim(), self.rope_base());
-        (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64) as f32).collect()
+        let plain = (0..hd / 2).map(|i| 1.0 / base.powf(2.0 * i as f64 / hd as f64));
+        if let Some(div) = &self.rope_freqs {
+            if div.len() != hd / 2 {
+                return Err(format!(
+                    "rope_freqs has {} values where the heads rotate {} pairs",
+                    div.len(),
+                    hd / 2
+                ));
+            }
+            return Ok(plain.zip(div).map(|(f, &d)| (f / f64::from(d)) as f32).collect());
+        }
+        let scaling = [&self.rope_parameters, &self.rope_scaling]
+            .into_iter()
+            .flatten()
+            .find(|p| p.kind().is_some());
+        match scaling.and_then(|p| p.kind().map(|k| (p, k))) {
+            None | Some((_, "default")) => Ok(plain.map(|f| f as f32).collect()),
+            Some((p, "llama3")) => {
+                let llama3 = Llama3::new(p, self.max_position_embeddings)?;
+                Ok(plain.map(|f| llama3.scale(f) as f32).collect())
+            }
+            Some((_, other)) => {
+                Err(format!("RoPE scaling '{other}' is not supported (default and llama3 are)"))
+            }
+        }
     }
 
     /// Whether q, k, v carry a bias (Qwen2 always, Llama with `attention_bias`).
@@ -109,6 +167,41 @@ impl Config {
     /// Whether o carries a bias (Llama with `attention_bias` only).
     pub fn o_bias(&self) -> bool {
         self.model_type != "qwen2" && self.attention_bias
+    }
+}
+
+/// Llama 3's frequency adjustment (transformers' `_compute_llama3_parameters`): long
+/// wavelengths slowed down by `factor`, short ones kept, a smooth blend between.
+struct Llama3 {
+    factor: f64,
+    low: f64,
+    high: f64,
+    original: f64,
+}
+
+impl Llama3 {
+    fn new(p: &RopeParameters, max_positions: usize) -> std::result::Result<Llama3, String> {
+        let need = |v: Option<f64>, name: &str| {
+            v.ok_or_else(|| format!("llama3 RoPE scaling lacks '{name}'"))
+        };
+        Ok(Llama3 {
+            factor: need(p.factor, "factor")?,
+            low: need(p.low_freq_factor, "low_freq_factor")?,
+            high: need(p.high_freq_factor, "high_freq_factor")?,
+            original: p.original_max_position_embeddings.unwrap_or(max_positions as f64),
+        })
+    }
+
+    fn scale(&self, inv_freq: f64) -> f64 {
+        let wavelen = 2.0 * std::f64::consts::PI / inv_freq;
+        if wavelen < self.original / self.high {
+            inv_freq
+        } else if wavelen > self.original / self.low {
+            inv_freq / self.factor
+        } else {
+            let smooth = (self.original / wavelen - self.low) / (self.high - self.low);
+            (1.0 - smooth) * inv_freq / self.factor + smooth * inv_freq
+        }
     }
 }
 
@@ -483,10 +576,111 @@ fn autograd_checkpoint(
 
 /// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.
 fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
-    let inv = cfg.rope_inv_freq();
+    let inv = cfg.rope_inv_freq().map_err(candle_core::Error::Msg)?;
     let inv = Tensor::from_vec(inv, (1, cfg.head_dim() / 2), dev)?;
     let pos =
         Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?.to_dtype(DType::F32)?;
     let freqs = pos.reshape((cfg.max_position_embeddings, 1))?.broadcast_mul(&inv)?;
     Ok((freqs.cos()?, freqs.sin()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Llama-3.2-1B's `config.json` as transformers 4.45 writes it, with `rope_scaling` as given.
+    fn llama32(rope_scaling: &str) -> Config {
+        let json = format!(
+            r#"{{"vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+                "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+                "head_dim": 64, "rope_theta": 500000.0, "max_position_embeddings": 131072,
+                "tie_word_embeddings": true, "model_type": "llama",
+                "rope_scaling": {rope_scaling}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    const LLAMA3: &str = r#"{"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+        "original_max_position_embeddings": 8192, "rope_type": "llama3"}"#;
+
+    fn check(cfg: &Config, expected: &[(usize, f64)]) {
+        let inv = cfg.rope_inv_freq().unwrap();
+        assert_eq!(inv.len(), 32);
+        for &(i, want) in expected {
+            let rel = ((f64::from(inv[i]) - want) / want).abs();
+            assert!(rel < 1e-6, "pair {i}: {} vs {want} (relative {rel:e})", inv[i]);
+        }
+    }
+
+    #[test]
+    fn llama3_rope_scaling_matches_transformers() {
+        // transformers 5.24 `_compute_llama3_parameters` on Llama-3.2-1B's configuration
+        // (head_dim 64, rope_theta 500000, factor 32, low 1, high 4, original 8192):
+        //   LlamaConfig(hidden_size=2048, num_attention_heads=32, head_dim=64,
+        //       rope_parameters=dict(rope_theta=500000.0, rope_type="llama3", factor=32.0,
+        //           low_freq_factor=1.0, high_freq_factor=4.0,
+        //           original_max_position_embeddings=8192))
+        //   inv, _ = _compute_llama3_parameters(config, "cpu"); inv[i].item()
+        // Pairs 0..=14 are kept, 15..=17 smoothed, 18.. divided by 32.
+        let expected = [
+            (0, 1.0),
+            (1, 0.663601279258728),
+            (14, 0.0032114461064338684),
+            (15, 0.0012905480107292533),
+            (16, 0.000429556705057621),
+            (17, 9.708286233944818e-05),
+            (18, 1.9461638657958247e-05),
+            (31, 9.418306490260875e-08),
+        ];
+        check(&llama32(LLAMA3), &expected);
+        // The older key `type`, and transformers ≥ 5's `rope_parameters` carrying the base.
+        check(&llama32(&LLAMA3.replace("rope_type", "type")), &expected);
+        let v5 = Config {
+            rope_theta: None,
+            rope_scaling: None,
+            rope_parameters: Some(RopeParameters {
+                rope_theta: Some(500_000.0),
+                ..serde_json::from_str(LLAMA3).unwrap()
+            }),
+            ..llama32("null")
+        };
+        check(&v5, &expected);
+        // Unscaled: pair 31 is 32 times faster.
+        check(&llama32("null"), &[(17, 0.0009384738514199853), (31, 3.01385807688348e-06)]);
+        check(&llama32(r#"{"rope_type": "default"}"#), &[(31, 3.01385807688348e-06)]);
+    }
+
+    #[test]
+    fn gguf_rope_freqs_divide_the_frequencies() {
+        // llama.cpp's converter stores Llama 3's scaling as one divisor per pair.
+        let plain = llama32("null").rope_inv_freq().unwrap();
+        let scaled = llama32(LLAMA3).rope_inv_freq().unwrap();
+        let divisors = plain.iter().zip(&scaled).map(|(p, s)| p / s).collect();
+        let gguf = Config { rope_freqs: Some(divisors), ..llama32("null") };
+        let from_divisors = gguf.rope_inv_freq().unwrap();
+        for (a, b) in from_divisors.iter().zip(&scaled) {
+            assert!(((a - b) / b).abs() < 1e-6, "{a} vs {b}");
+        }
+        let wrong = Config { rope_freqs: Some(vec![1.0; 16]), ..llama32("null") };
+        assert_eq!(
+            wrong.rope_inv_freq().unwrap_err(),
+            "rope_freqs has 16 values where the heads rotate 32 pairs"
+        );
+    }
+
+    #[test]
+    fn unknown_rope_scaling_is_an_error() {
+        for kind in ["yarn", "linear", "dynamic"] {
+            let cfg = llama32(&format!(r#"{{"rope_type": "{kind}", "factor": 4.0}}"#));
+            assert_eq!(
+                cfg.rope_inv_freq().unwrap_err(),
+                format!("RoPE scaling '{kind}' is not supported (default and llama3 are)")
+            );
+        }
+        let partial = llama32(r#"{"rope_type": "llama3", "factor": 32.0}"#);
+        assert_eq!(
+            partial.rope_inv_freq().unwrap_err(),
+            "llama3 RoPE scaling lacks 'low_freq_factor'"
+        );
+    }
 }

@@ -21,6 +21,8 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct QLlama {
     cfg: Config,
+    /// RoPE's frequencies (`Config::rope_inv_freq`), one per rotated pair.
+    inv_freq: Vec<f32>,
     embed: QMatrix,
     lm_head: Option<QMatrix>,
     norm: Vec<f32>,
@@ -101,7 +103,8 @@ impl QLlama {
         f: &mut std::fs::File,
         path: &Path,
     ) -> Result<Option<QLlama>> {
-        let cfg = crate::weights::gguf_config(content).map_err(|e| Error::bad(path, e))?;
+        let cfg = crate::weights::gguf_config(content, f).map_err(|e| Error::bad(path, e))?;
+        let inv_freq = cfg.rope_inv_freq().map_err(|e| Error::bad(path, e))?;
         let mut matrices = content.tensor_infos.values().filter(|t| t.shape.rank() == 2);
         if matrices.any(|t| block_type(t.ggml_dtype).is_none()) {
             return Ok(None);
@@ -148,6 +151,7 @@ impl QLlama {
             norm: r.vector("output_norm.weight", h)?,
             layers,
             cfg,
+            inv_freq,
             products: Products::Quantized,
         }))
     }
@@ -232,7 +236,7 @@ impl QLlama {
             }
             self.embed.dequantize_row(id as usize, x);
         }
-        let rope = Rope::new(c, cache.len, t, self.llama_cpp_permuted());
+        let rope = Rope::new(&self.inv_freq, cache.len, t, self.llama_cpp_permuted());
         for (l, layer) in self.layers.iter().enumerate() {
             let attn =
                 self.attention(layer, &x, &rope, &mut cache.k[l], &mut cache.v[l], cache.len)?;
@@ -391,12 +395,11 @@ struct Rope {
 }
 
 impl Rope {
-    fn new(c: &Config, past: usize, t: usize, interleaved: bool) -> Rope {
-        let inv = c.rope_inv_freq();
+    fn new(inv: &[f32], past: usize, t: usize, interleaved: bool) -> Rope {
         let half = inv.len();
         let (mut cos, mut sin) = (Vec::with_capacity(t * half), Vec::with_capacity(t * half));
         for p in past..past + t {
-            for &f in &inv {
+            for &f in inv {
                 // As the f32 path's tables: position times frequency in f32.
                 let angle = p as f32 * f;
                 cos.push(angle.cos());

@@ -1,6 +1,8 @@
 //! Numerical parity with transformers + PEFT on tiny random Llama and Qwen2 models: logits,
 //! masked loss (and the logits with the adapter merged), the gradient of every LoRA tensor, the weights after one AdamW step, and full
-//! fine-tuning gradients, all within 1e-4. Fixtures: `scripts/reference/tiny_parity.py`.
+//! fine-tuning gradients, all within 1e-4. Four configurations: Llama (untied head), Qwen2 (tied),
+//! Llama 3 (its RoPE scaling, tied head as Llama 3.2) and Qwen2 untied (as Qwen2.5 7B).
+//! Fixtures: `scripts/reference/tiny_parity.py`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,6 +64,15 @@ fn lora_parity(arch: &str) {
     let fx = Fixture::open(arch);
     let dev = crate::test_device();
     let mut model = load_hf(&fx.dir, &dev).unwrap();
+    let tied = model.lm_head.weight.as_dense().is_some_and(|h| h.id() == model.embed.id());
+    assert_eq!(tied, model.cfg.tie_word_embeddings, "{arch}: the head is tied as config.json says");
+    // transformers' RoPE frequencies (the later fixtures hold them).
+    if let Some(theirs) = fx.expected.get("inv_freq") {
+        let ours = model.cfg.rope_inv_freq().unwrap();
+        let ours = Tensor::new(ours.as_slice(), &Device::Cpu).unwrap();
+        let d = max_diff(&ours, theirs);
+        assert!(d <= 1e-7, "{arch} inv_freq: {ours} vs {theirs}");
+    }
     let (cfg, params) = load_peft(&mut model, &fx.dir.join("adapter"), &dev).unwrap();
     assert_eq!((cfg.r, cfg.alpha), (4, 8.0));
     assert_eq!(params.vars.len(), 2 * 7 * 2, "every projection of both layers has A and B");
@@ -150,6 +161,16 @@ fn lora_matches_peft_on_tiny_qwen2() {
 }
 
 #[test]
+fn lora_matches_peft_on_tiny_llama3() {
+    lora_parity("llama3");
+}
+
+#[test]
+fn lora_matches_peft_on_tiny_qwen2_untied() {
+    lora_parity("qwen2-untied");
+}
+
+#[test]
 fn full_fine_tuning_gradients_match_on_tiny_llama() {
     full_parity("llama");
 }
@@ -157,4 +178,36 @@ fn full_fine_tuning_gradients_match_on_tiny_llama() {
 #[test]
 fn full_fine_tuning_gradients_match_on_tiny_qwen2() {
     full_parity("qwen2");
+}
+
+#[test]
+fn full_fine_tuning_gradients_match_on_tiny_llama3() {
+    full_parity("llama3");
+}
+
+#[test]
+fn full_fine_tuning_gradients_match_on_tiny_qwen2_untied() {
+    full_parity("qwen2-untied");
+}
+
+#[test]
+fn llama3_fixture_depends_on_its_rope_scaling() {
+    // The same weights with plain RoPE give logits far outside the tolerance: the parity above
+    // does check the scaling.
+    let fx = Fixture::open("llama3");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.dir.join("config.json")).unwrap())
+            .unwrap();
+    cfg["rope_parameters"]["rope_type"] = "default".into();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(fx.dir.join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    let (ids, _) = fx.batch(&Device::Cpu);
+    let logits = |d: &std::path::Path| {
+        let mut model = load_hf(d, &Device::Cpu).unwrap();
+        load_peft(&mut model, &fx.dir.join("adapter"), &Device::Cpu).unwrap();
+        model.forward(&ids, None).unwrap()
+    };
+    let d = max_diff(&logits(dir.path()), &logits(&fx.dir));
+    assert!(d > 100.0 * TOL, "plain RoPE changes the logits by only {d:e}");
 }

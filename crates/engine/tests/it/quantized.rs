@@ -1,8 +1,9 @@
 //! The quantized decoder's model (`models::qllama`) on GGUFs written here from the tiny Llama and
 //! Qwen2 checkpoints, the way llama.cpp's converter writes them (Llama's query and key rows
-//! permuted for RoPE on adjacent pairs, Qwen2's biases kept): with f32 products it must give
-//! the f32 path's logits on the same file, with and without the fixtures' PEFT adapters. Runs
-//! without the real model.
+//! permuted for RoPE on adjacent pairs, Qwen2's biases kept, Llama 3's RoPE scaling as a
+//! `rope_freqs.weight` of per-pair divisors): with f32 products it must give the f32 path's
+//! logits on the same file, with and without the fixtures' PEFT adapters. Runs without the real
+//! model.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,16 @@ fn write_gguf(name: &str, dtype: GgmlDType, dir: &Path) -> PathBuf {
     let weights =
         candle_core::safetensors::load(tiny(name).join("model.safetensors"), &Device::Cpu).unwrap();
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    // Llama 3's scaling, as llama.cpp's converter computes it (the fixture holds its values).
+    let expected =
+        candle_core::safetensors::load(tiny(name).join("expected.safetensors"), &Device::Cpu)
+            .unwrap();
+    if let Some(divisors) = expected.get("rope_freqs") {
+        tensors.push((
+            "rope_freqs.weight".into(),
+            QTensor::quantize(divisors, GgmlDType::F32).unwrap(),
+        ));
+    }
     for (hf, w) in &weights {
         let mut w = w.clone();
         if hf.ends_with(".bias") {
@@ -102,9 +113,19 @@ fn write_gguf(name: &str, dtype: GgmlDType, dir: &Path) -> PathBuf {
 fn tiny_llama_and_qwen2_ggufs_decode_as_the_f32_path() {
     let dir = tempfile::tempdir().unwrap();
     let mut checked = HashMap::new();
-    for name in ["tiny-llama", "tiny-qwen2"] {
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-llama3", "tiny-qwen2-untied"] {
+        // The GGUF's RoPE (rope_freqs for Llama 3) is the checkpoint's.
+        let hf = engine::weights::load_hf(&tiny(name), &Device::Cpu).unwrap();
+        let hf_inv = hf.cfg.rope_inv_freq().unwrap();
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
             let path = write_gguf(name, dtype, dir.path());
+            let gguf_inv = engine::weights::load_gguf(&path, &Device::Cpu)
+                .unwrap()
+                .cfg
+                .rope_inv_freq()
+                .unwrap();
+            let d = max_diff(&gguf_inv, &hf_inv);
+            assert!(d < 1e-7, "{name}: GGUF RoPE {gguf_inv:?}, checkpoint's {hf_inv:?}");
             for adapter in [None, Some(tiny(name).join("adapter"))] {
                 let mut model = engine::weights::load_gguf(&path, &Device::Cpu).unwrap();
                 let (content, mut f) = engine::gguf::open(&path).unwrap();
@@ -132,5 +153,5 @@ fn tiny_llama_and_qwen2_ggufs_decode_as_the_f32_path() {
             }
         }
     }
-    assert_eq!(checked.len(), 8);
+    assert_eq!(checked.len(), 16);
 }
