@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod advisor;
 pub mod chart;
 pub mod chat;
 pub mod dataset;
@@ -34,6 +35,18 @@ pub mod cmd {
     /// Import a GGUF file into the model store: [`super::ModelImport`], returns
     /// [`super::ModelInfo`].
     pub const MODELS_IMPORT: &str = "models_import";
+    /// The model catalog with what is installed: no arguments, returns
+    /// `Vec<advisor::CatalogModel>`.
+    pub const CATALOG_LIST: &str = "catalog_list";
+    /// Download a model from the Hugging Face hub: [`super::advisor::PullRequest`] and a
+    /// channel of [`super::advisor::PullProgress`], returns [`super::ModelInfo`].
+    pub const MODELS_PULL: &str = "models_pull";
+    /// The assistant's recommendation: [`super::advisor::RecommendRequest`], returns
+    /// [`super::advisor::Recommendation`].
+    pub const RECOMMEND: &str = "recommend";
+    /// A message to the assistant: [`super::advisor::AskRequest`], returns
+    /// [`super::advisor::AskReply`].
+    pub const ASK: &str = "ask";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
     /// Remove an installed model (refused while a project is based on it): [`super::ModelRef`],
@@ -127,6 +140,10 @@ pub mod cmd {
         MODELS_LIST,
         MODELS_IMPORT,
         MODELS_REMOVE,
+        CATALOG_LIST,
+        MODELS_PULL,
+        RECOMMEND,
+        ASK,
         ENDPOINT_LIST,
         ENDPOINT_ADD,
         ENDPOINT_TEST,
@@ -254,6 +271,12 @@ pub struct SystemInfo {
     pub features: Vec<String>,
     /// Installed memory.
     pub memory_bytes: u64,
+    /// Memory free now (what other programs leave).
+    #[serde(default)]
+    pub memory_free_bytes: u64,
+    /// The GPU training runs on, when it is one: its name and memory.
+    #[serde(default)]
+    pub gpu: Option<Gpu>,
     /// Free space on the disk of the VibeFlow home.
     pub free_disk_bytes: u64,
     /// Where training and inference run (`cpu`, `cuda:0`, `metal`).
@@ -261,6 +284,15 @@ pub struct SystemInfo {
     /// The VibeFlow home (the data folder).
     pub home: String,
 }
+/// A GPU, as Settings and the assistant show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// Its name (`NVIDIA H100 80GB HBM3`, `Apple M2`).
+    pub name: String,
+    /// Its memory, bytes (on Apple silicon: the unified memory).
+    pub memory_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectDetail {
     /// Path-safe identifier, unique in the store.

@@ -188,7 +188,27 @@ pub enum MethodKind {
     Full,
 }
 
+impl MethodKind {
+    /// As a person reads it: `LoRA`, `QLoRA`, `full fine-tuning`.
+    pub fn label(self) -> &'static str {
+        match self {
+            MethodKind::Lora => "LoRA",
+            MethodKind::Qlora => "QLoRA",
+            MethodKind::Full => "full fine-tuning",
+        }
+    }
+}
+
 impl Method {
+    /// The kind of this method.
+    pub fn kind(&self) -> MethodKind {
+        match self {
+            Method::Lora(_) => MethodKind::Lora,
+            Method::Qlora { .. } => MethodKind::Qlora,
+            Method::Full => MethodKind::Full,
+        }
+    }
+
     /// The method `kind` with these adapter settings (`lora` and `quant` where it has them).
     pub fn of_kind(kind: MethodKind, lora: LoraConfig, quant: Quant) -> Method {
         match kind {
@@ -593,10 +613,13 @@ pub enum JobEvent {
     Alert {
         /// The job.
         job: String,
-        /// `nan_loss`, `overfitting`.
+        /// `nan_loss`, `overfitting`, `diverging`, `memory`.
         kind: String,
         /// What happened and what to do.
         message: String,
+        /// The change for the next run that addresses it (one click in the Monitor).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<crate::advisor::Change>,
     },
     /// The job ended.
     Ended {
@@ -714,17 +737,35 @@ pub struct TrainPlan {
     pub total_steps: usize,
 }
 
-/// Time and memory of a run, measured on this machine with two steps of its shape.
+/// Time, memory and cost of a whole run, from a short probe of its shape on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
-    /// Training tokens per second measured.
+    /// Training tokens per second measured (padding included, as the run pads).
     pub tokens_per_second: f64,
-    /// Training tokens the run will process.
+    /// Training tokens the run will process, padding included.
     pub tokens: u64,
-    /// Seconds, training alone (evaluations add to it).
+    /// Seconds of the whole run: loading, training steps, evaluations, checkpoints.
     pub seconds: f64,
-    /// Peak memory measured, bytes.
+    /// Of which the training steps.
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Of which the held-out evaluations (before, during and after).
+    #[serde(default)]
+    pub eval_seconds: f64,
+    /// Of which loading the model, preparing the data and saving the result.
+    #[serde(default)]
+    pub overhead_seconds: f64,
+    /// Peak memory, bytes: the probe's at the run's longest batch.
     pub peak_memory_bytes: u64,
     /// The machine's memory, bytes.
     pub memory_bytes: u64,
+    /// Energy the run draws, kWh (the CPU's or GPU's typical power × time).
+    #[serde(default)]
+    pub energy_kwh: f64,
+    /// Cost at the prices given (per hour and per kWh), when any was.
+    #[serde(default)]
+    pub cost: Option<f64>,
+    /// Whether the probe was measured earlier (the cache) rather than now.
+    #[serde(default)]
+    pub cached: bool,
 }

@@ -107,13 +107,13 @@ fn rss() -> u64 {
 /// The highest resident memory (and GPU memory, on a GPU) seen while it lives, sampled every
 /// 5 ms on its own thread (from `statm`: reading `smaps` walks every page table and slowed
 /// training by a third) (the peak falls inside the backward pass, not between steps).
-struct PeakRss {
+pub(crate) struct PeakRss {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<(u64, Option<u64>)>>,
 }
 
 impl PeakRss {
-    fn start(device: &Device) -> PeakRss {
+    pub(crate) fn start(device: &Device) -> PeakRss {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
@@ -134,7 +134,7 @@ impl PeakRss {
     }
 
     /// (peak resident bytes, peak GPU bytes).
-    fn finish(mut self) -> (u64, Option<u64>) {
+    pub(crate) fn finish(mut self) -> (u64, Option<u64>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().and_then(|t| t.join().ok()).unwrap_or((0, None))
     }

@@ -127,12 +127,16 @@ impl Jobs {
                     // it as interrupted, which it is.
                     Err(e) => return jobs.finish(&id, None, Err(e)),
                 };
-                let mut watch =
-                    Watch { memory_limit: crate::projects::total_memory(), ..Watch::default() };
+                let mut watch = Watch {
+                    memory_limit: crate::projects::total_memory(),
+                    config: Some(claimed.config().clone()),
+                    ..Watch::default()
+                };
                 let mut on_progress = |p: &Progress| {
                     jobs.emit(JobEvent::Progress { job: id.clone(), progress: p.clone() });
                     if let Some((kind, message)) = watch.look(p) {
-                        jobs.emit(JobEvent::Alert { job: id.clone(), kind, message });
+                        let fix = watch.fix(&kind);
+                        jobs.emit(JobEvent::Alert { job: id.clone(), kind, message, fix });
                     }
                     !stop.load(Ordering::SeqCst)
                 };
@@ -316,8 +320,12 @@ impl Jobs {
 struct Watch {
     /// The machine's memory: using most of it is worth a word (0: unknown).
     memory_limit: u64,
+    /// The run's settings, for the fix each alert proposes for the next run.
+    config: Option<api::train::TrainConfig>,
     said: Vec<&'static str>,
     evals: Vec<f64>,
+    /// The epoch of the lowest held-out loss so far.
+    best_epoch: f64,
     losses: Vec<f64>,
 }
 
@@ -346,6 +354,9 @@ impl Watch {
             );
         }
         let e = p.eval_loss?;
+        if self.evals.iter().all(|&x| e < x) {
+            self.best_epoch = p.epoch;
+        }
         self.evals.push(e);
         // The held-out loss rose at two evaluations in a row while the training loss fell.
         let n = self.evals.len();
@@ -376,6 +387,24 @@ impl Watch {
             }
         }
         None
+    }
+
+    /// The change for the next run that addresses alert `kind` (the PRD's table: halve the
+    /// learning rate for a NaN loss, a tenth of it for a diverging one; a smaller batch, then
+    /// QLoRA, for memory; as many epochs as reached the best held-out loss for overfitting).
+    fn fix(&self, kind: &str) -> Option<api::advisor::Change> {
+        use api::advisor::Change;
+        let c = self.config.as_ref()?;
+        match kind {
+            "nan_loss" => Some(Change::LearningRate(c.adamw.lr / 2.0)),
+            "diverging" => Some(Change::LearningRate(c.adamw.lr / 10.0)),
+            "memory" if c.batch_size > 1 => Some(Change::BatchSize(c.batch_size / 2)),
+            "memory" => Some(Change::Method(api::train::MethodKind::Qlora)),
+            "overfitting" => {
+                Some(Change::Epochs((self.best_epoch.ceil() as usize).clamp(1, c.epochs.max(1))))
+            }
+            _ => None,
+        }
     }
 
     fn once(&mut self, kind: &'static str, message: String) -> Option<(String, String)> {

@@ -4,6 +4,7 @@
 //! Everything an action touches lives under one home folder (`~/.vibeflow`, or `VIBEFLOW_HOME`),
 //! which is injected, so tests run against temporary homes.
 
+pub mod advisor;
 mod bench;
 mod bench_data;
 mod catalog;
@@ -12,6 +13,7 @@ mod datasets;
 mod doctor;
 mod endpoints;
 mod error;
+mod estimate;
 mod inference;
 mod jobs;
 mod lock;
@@ -32,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
-pub use catalog::{Card, DEFAULT_MODEL, Source, catalog, default_card};
+pub use catalog::{Card, DEFAULT_MODEL, Source, card, catalog, default_card};
 pub use chart::chart_svg;
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.

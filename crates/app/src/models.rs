@@ -35,9 +35,16 @@ impl App {
                 src.display()
             )));
         }
-        let card = catalog().into_iter().find(|c| c.source.sha256 == sha);
+        // A catalog model: the setup's file by its hash, a pulled one by its hub file name.
+        let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let card = catalog().into_iter().find(|c| {
+            c.source.as_ref().is_some_and(|s| s.sha256 == sha) || c.hub.gguf_file == name
+        });
         let file_name = match &card {
-            Some(c) => c.source.file.clone(),
+            Some(c) => match &c.source {
+                Some(s) if s.sha256 == sha => s.file.clone(),
+                _ => name.clone(),
+            },
             None => src
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -182,13 +189,13 @@ mod tests {
         let err = app.model_import(&gguf, Some(&"0".repeat(64))).unwrap_err();
         assert!(matches!(err, Error::Integrity(_)), "{err}");
         assert!(app.models_list().unwrap().is_empty());
-        let m = app.model_import(&gguf, Some(&card.source.sha256)).unwrap();
+        let m = app.model_import(&gguf, Some(&card.source.as_ref().unwrap().sha256)).unwrap();
         assert_eq!(m.id, DEFAULT_MODEL);
         assert_eq!(m.architecture, "llama");
         assert_eq!(m.quantization, "Q4_1");
         assert_eq!(m.context_length, 8192);
         assert!(m.chat_template);
-        assert_eq!(m.size_bytes, card.source.size_bytes);
+        assert_eq!(m.size_bytes, card.source.unwrap().size_bytes);
         // SmolLM2-135M: 134.5 M parameters (tied embedding counted once).
         assert!((134_000_000..=135_000_000).contains(&m.parameters), "{}", m.parameters);
         assert_eq!(app.models_list().unwrap(), vec![m.clone()]);

@@ -167,7 +167,23 @@ impl App {
             .filter(|d| home.starts_with(d.mount_point()))
             .max_by_key(|d| d.mount_point().as_os_str().len())
             .map_or(0, |d| d.available_space());
-        let device = engine::device::name(&self.device()?);
+        let dev = self.device()?;
+        let device = engine::device::name(&dev);
+        let gpu = match dev.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => Some(api::Gpu {
+                name: match engine::device::cuda_capability(&dev) {
+                    Some((major, minor)) => format!("CUDA GPU {gpu_id} (compute {major}.{minor})"),
+                    None => format!("CUDA GPU {gpu_id}"),
+                },
+                memory_bytes: engine::device::gpu_memory_total(&dev).unwrap_or(0),
+            }),
+            // Apple silicon: the GPU shares the machine's memory.
+            candle_core::DeviceLocation::Metal { .. } => Some(api::Gpu {
+                name: format!("Apple GPU ({cpu})"),
+                memory_bytes: sys.total_memory(),
+            }),
+            candle_core::DeviceLocation::Cpu => None,
+        };
         Ok(api::SystemInfo {
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
@@ -175,6 +191,8 @@ impl App {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             features: cpu_features(),
             memory_bytes: sys.total_memory(),
+            memory_free_bytes: sys.available_memory(),
+            gpu,
             free_disk_bytes,
             device,
             home: self.home.display().to_string(),
@@ -320,6 +338,8 @@ mod tests {
         let s = app.system_info().unwrap();
         assert!(s.cores >= 1 && s.memory_bytes > 1 << 28, "{s:?}");
         assert!(s.free_disk_bytes > 0, "the home's disk was not found: {s:?}");
+        assert!(s.memory_free_bytes > 0 && s.memory_free_bytes <= s.memory_bytes, "{s:?}");
+        assert_eq!(s.gpu, None, "the tests run on the CPU");
         assert_eq!((s.os.as_str(), s.device.as_str()), (std::env::consts::OS, "cpu"));
     }
 

@@ -63,7 +63,7 @@ impl App {
 }
 
 /// The base model for `method`: QLoRA keeps a GGUF's quantized weights as they are stored.
-fn open_base(
+pub(crate) fn open_base(
     path: &std::path::Path,
     method: &engine::train::Method,
     device: &Device,
@@ -488,6 +488,11 @@ impl ClaimedRun {
     /// The run's id (`run-3`).
     pub fn id(&self) -> &str {
         &self.claim.id
+    }
+
+    /// The settings it trains with (a resumed run's own).
+    pub fn config(&self) -> &api::train::TrainConfig {
+        &self.claim.config
     }
 
     /// The project's slug.

@@ -90,6 +90,13 @@ pub struct TrainArgs {
     /// project's newest interrupted or stopped run (a resumed run keeps its own settings)
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
     pub resume: Option<String>,
+    /// Before training, print the whole run's measured estimate (time, peak memory, energy:
+    /// a short probe of its batches on this machine, cached per model, shape and method)
+    #[arg(long, requires = "project")]
+    pub estimate: bool,
+    /// With --estimate: print it and stop, without training
+    #[arg(long, requires = "estimate")]
+    pub dry_run: bool,
     /// Print progress and the summary as JSON lines
     #[arg(long)]
     pub json: bool,
@@ -180,6 +187,16 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
             config,
             resume,
         };
+        if t.estimate {
+            let e = app.train_estimate(&req)?;
+            match json {
+                true => out!("{}", serde_json::to_string(&e)?),
+                false => err!("{}", estimate_line(&e)),
+            }
+            if t.dry_run {
+                return Ok(());
+            }
+        }
         // The same background job the window starts; this thread prints its events.
         let jobs = app::Jobs::new(app.home());
         let job = jobs.start_train(app, &req)?;
@@ -272,13 +289,7 @@ pub fn plan(app: &App, PlanArgs { project, estimate, json }: PlanArgs) -> anyhow
             s += &format!("  {} {:8} {}\n", if c.ok { "✓" } else { "✗" }, c.id, c.message);
         }
         if let Some(e) = est {
-            s += &format!(
-                "Estimate: {:.0} s of training at {:.0} tokens/s, peak memory {:.0} MB of {:.0} MB",
-                e.seconds,
-                e.tokens_per_second,
-                e.peak_memory_bytes as f64 / 1e6,
-                e.memory_bytes as f64 / 1e6
-            );
+            s += &estimate_line(&e);
         }
         s.trim_end().to_string()
     })
@@ -376,4 +387,23 @@ fn print_step(p: &app::Progress) {
         p.memory_bytes as f64 / 1e6,
         p.eta_seconds
     );
+}
+
+/// The estimate in one line: `Estimate: 4.2 min (training 3.5, evaluations 0.6, loading and
+/// saving 0.1) at 94 tokens/s, peak memory 1.2 GB of 25.3 GB, 0.014 kWh`.
+pub(crate) fn estimate_line(e: &api::train::Estimate) -> String {
+    let m = |s: f64| s / 60.0;
+    format!(
+        "Estimate: {:.1} min (training {:.1}, evaluations {:.1}, loading and saving {:.1}) at {:.0} tokens/s, peak memory {:.1} GB of {:.1} GB, {:.3} kWh{}{}",
+        m(e.seconds),
+        m(e.train_seconds),
+        m(e.eval_seconds),
+        m(e.overhead_seconds),
+        e.tokens_per_second,
+        e.peak_memory_bytes as f64 / 1e9,
+        e.memory_bytes as f64 / 1e9,
+        e.energy_kwh,
+        e.cost.map_or(String::new(), |c| format!(", cost {c:.2}")),
+        if e.cached { " (probe cached)" } else { "" },
+    )
 }

@@ -128,6 +128,18 @@ pub fn tf32(device: &Device) -> bool {
     device.is_cuda() && candle_core::cuda::gemm_reduced_precision_f32()
 }
 
+/// Bytes of memory a CUDA GPU has in all, or `None` elsewhere (Apple GPUs share the machine's
+/// memory: the caller counts that).
+pub fn gpu_memory_total(device: &Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = device {
+        let (_, total) = d.cuda_stream().context().mem_get_info().ok()?;
+        return Some(total as u64);
+    }
+    let _ = device;
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

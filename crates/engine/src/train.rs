@@ -352,6 +352,15 @@ pub fn gradients(
     Ok((value, g))
 }
 
+/// The order in which epoch `epoch` visits `n` training examples (a seeded shuffle): example
+/// `k` of the run (counting micro-batch by micro-batch) is `order(k / n)[k % n]`. The
+/// estimate simulates a run's batches with it.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
+    order
+}
+
 /// Examples of micro-batch `micro` of optimizer step `step`: epochs are seeded shuffles.
 fn micro_batch<'a>(
     train: &'a [Example],
@@ -367,13 +376,7 @@ fn micro_batch<'a>(
         .map(|k| {
             let (epoch, i) = (k / train.len(), k % train.len());
             if orders.last().is_none_or(|(e, _)| *e != epoch) {
-                let mut order: Vec<usize> = (0..train.len()).collect();
-                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(
-                    cfg.seed,
-                    epoch as u64,
-                    u64::MAX,
-                )));
-                orders.push((epoch, order));
+                orders.push((epoch, epoch_order(train.len(), cfg.seed, epoch)));
             }
             let (_, order) = &orders[orders.len() - 1];
             &train[order[i]]
@@ -426,7 +429,8 @@ fn checkpoints(root: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn save_params(
+/// Writes the trainable weights (a PEFT adapter, or the full model's tensors) into `dir`.
+pub fn save_params(
     dir: &Path,
     model: &Llama,
     cfg: &TrainConfig,
