@@ -95,6 +95,25 @@ async fn models_list(s: S<'_>) -> Res<Vec<ModelInfo>> {
 }
 
 #[tauri::command]
+async fn catalog_list(s: S<'_>) -> Res<Vec<api::advisor::CatalogModel>> {
+    blocking(&s, |a, _| a.catalog_list()).await
+}
+
+#[tauri::command]
+async fn models_pull(
+    s: S<'_>,
+    req: api::advisor::PullRequest,
+    events: Channel<api::advisor::PullProgress>,
+) -> Res<ModelInfo> {
+    blocking(&s, move |a, _| {
+        a.models_pull(&req.spec, &mut |p| {
+            let _ = events.send(p);
+        })
+    })
+    .await
+}
+
+#[tauri::command]
 async fn doctor(s: S<'_>, req: DoctorRequest) -> Res<DoctorReport> {
     blocking(&s, move |a, _| a.doctor(req.repair)).await
 }
@@ -304,6 +323,8 @@ pub fn run() {
             system_info,
             models_list,
             models_import,
+            catalog_list,
+            models_pull,
             doctor,
             data_list,
             data_samples,

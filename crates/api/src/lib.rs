@@ -503,6 +503,10 @@ pub enum ErrorCode {
     Conflict,
     /// The OS keyring refused or is missing.
     Keyring,
+    /// A server (the Hugging Face hub) could not be reached or broke off: offline, or down.
+    Network,
+    /// A server refused access: a gated model's license to accept, or a token to save.
+    Unauthorized,
     /// The user stopped it; nothing changed.
     Cancelled,
     /// Anything else.

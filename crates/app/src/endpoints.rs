@@ -1,12 +1,16 @@
 //! Remote OpenAI-compatible endpoints: the name and URL in SQLite, the key in the OS keyring
 //! (`keyring`: Keychain, Credential Manager, Secret Service) and nowhere else — not in files,
-//! SQLite, logs or errors.
+//! SQLite, logs or errors. The Hugging Face token (`models pull`) lives beside those keys.
 
 use std::time::Duration;
 
 use api::{Endpoint, EndpointAdd, EndpointTest};
 
 use crate::{App, Error, Result, now};
+
+/// The keyring account of the Hugging Face token, beside the endpoints' keys under the same
+/// service: the ':' keeps it apart from every endpoint name (letters, digits, '-' and '_').
+const HF_TOKEN_ACCOUNT: &str = "huggingface:token";
 
 /// How long a test of an endpoint waits for its answer.
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,6 +123,33 @@ impl App {
     /// endpoint; never shown, logged or written.
     pub fn endpoint_key(&self, name: &str) -> Result<Option<String>> {
         match self.keyring_entry(name)?.get_password() {
+            Ok(k) => Ok(Some(k)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(keyring_error(e)),
+        }
+    }
+
+    /// Saves the Hugging Face access token (gated and private models) in the OS keyring,
+    /// replacing the one there. Nothing else keeps it.
+    pub fn hf_token_set(&self, token: &str) -> Result<()> {
+        let token = token.trim();
+        if token.is_empty() || !token.chars().all(|c| c.is_ascii_graphic()) {
+            // The token itself stays out of the message.
+            return Err(Error::InvalidInput(
+                "that is not a Hugging Face token: copy it whole (one word, usually starting with hf_) from https://huggingface.co/settings/tokens".into(),
+            ));
+        }
+        self.keyring_entry(HF_TOKEN_ACCOUNT)?.set_password(token).map_err(keyring_error)
+    }
+
+    /// Deletes the Hugging Face token from the OS keyring; none saved is already deleted.
+    pub fn hf_token_remove(&self) -> Result<()> {
+        forget(&self.keyring_entry(HF_TOKEN_ACCOUNT)?)
+    }
+
+    /// The Hugging Face token, when the keyring holds one: for the hub's requests only.
+    pub(crate) fn hf_token(&self) -> Result<Option<String>> {
+        match self.keyring_entry(HF_TOKEN_ACCOUNT)?.get_password() {
             Ok(k) => Ok(Some(k)),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(keyring_error(e)),
@@ -265,6 +296,34 @@ mod tests {
         assert!(app.endpoint_list().unwrap().is_empty());
         assert_eq!(app.endpoint_key("remote").unwrap(), None);
         assert!(matches!(app.endpoint_remove("remote"), Err(Error::NotFound(_))));
+    }
+
+    /// The Hugging Face token: saved, read back for the hub, replaced and deleted, in the
+    /// keyring only; a malformed one is refused without being repeated.
+    #[test]
+    fn hf_token_lives_in_the_keyring() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(dir.path()).unwrap();
+        match app.hf_token_set("hf_first") {
+            Ok(()) => {}
+            Err(Error::Keyring(m)) if std::env::var_os("VIBEFLOW_REQUIRE_SETUP").is_none() => {
+                eprintln!("skipped: {m} (`cargo xtask test` provides one)");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        app.hf_token_set(" hf_second\n").unwrap();
+        assert_eq!(app.hf_token().unwrap().as_deref(), Some("hf_second"));
+        let err = app.hf_token_set("hf_a secret").unwrap_err();
+        assert!(matches!(&err, Error::InvalidInput(m) if !m.contains("secret")), "{err}");
+        assert!(app.endpoint_list().unwrap().is_empty(), "the token is no endpoint");
+        for f in walk(dir.path()) {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(!bytes.windows(9).any(|w| w == b"hf_second"), "token in {}", f.display());
+        }
+        app.hf_token_remove().unwrap();
+        app.hf_token_remove().unwrap();
+        assert_eq!(app.hf_token().unwrap(), None);
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

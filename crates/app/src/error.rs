@@ -49,6 +49,12 @@ pub enum Error {
     /// The OS keyring refused or is missing.
     #[error("{0}")]
     Keyring(String),
+    /// A server could not be reached or broke off.
+    #[error("{0}")]
+    Network(String),
+    /// A server refused access (a gated model, a missing token).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The user stopped it; nothing changed.
     #[error("{0}")]
     Cancelled(String),
@@ -90,6 +96,8 @@ impl Error {
             Error::MappingUncertain(_) => ErrorCode::MappingUncertain,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Keyring(_) => ErrorCode::Keyring,
+            Error::Network(_) => ErrorCode::Network,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Cancelled(_) => ErrorCode::Cancelled,
         }
     }

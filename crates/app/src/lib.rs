@@ -14,6 +14,7 @@ mod doctor;
 mod endpoints;
 mod error;
 mod estimate;
+mod hub;
 mod inference;
 mod jobs;
 mod lock;

@@ -1,4 +1,5 @@
-//! `vibeflow keys …`: remote OpenAI-compatible endpoints, their keys in the OS keyring.
+//! `vibeflow keys …`: remote OpenAI-compatible endpoints and the Hugging Face token, kept in
+//! the OS keyring.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -44,6 +45,13 @@ pub enum KeysCmd {
         /// Endpoint name
         name: String,
     },
+    /// Save your Hugging Face token (gated and private models, `models pull`) in the OS
+    /// keyring; it is read from stdin, never from the command line
+    Hf {
+        /// Delete the saved token instead
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 /// Runs a `keys` subcommand.
@@ -65,7 +73,14 @@ pub fn run(app: &App, cmd: KeysCmd) -> anyhow::Result<()> {
             })
         }
         KeysCmd::Add { name, url, no_key, json } => {
-            let key = if no_key { String::new() } else { read_key()? };
+            let key = if no_key {
+                String::new()
+            } else {
+                read_secret(
+                    "API key",
+                    "pipe it in (echo $KEY | vibeflow keys add …), or pass --no-key",
+                )?
+            };
             let req = api::EndpointAdd { name, base_url: url, key };
             let e = app.endpoint_add(&req)?;
             print(json, &e, || {
@@ -92,20 +107,39 @@ pub fn run(app: &App, cmd: KeysCmd) -> anyhow::Result<()> {
             let _ = writeln!(std::io::stdout(), "Removed endpoint {name} and its key");
             Ok(())
         }
+        KeysCmd::Hf { remove: true } => {
+            app.hf_token_remove()?;
+            let _ =
+                writeln!(std::io::stdout(), "Deleted the Hugging Face token from the OS keyring");
+            Ok(())
+        }
+        KeysCmd::Hf { remove: false } => {
+            let token = read_secret(
+                "Hugging Face token",
+                "pipe it in (echo $HF_TOKEN | vibeflow keys hf); make one at https://huggingface.co/settings/tokens",
+            )?;
+            app.hf_token_set(&token)?;
+            let _ = writeln!(std::io::stdout(), "Saved the Hugging Face token in the OS keyring");
+            Ok(())
+        }
     }
 }
 
-/// One line from stdin: the key, without its line ending.
-fn read_key() -> anyhow::Result<String> {
+/// One line from stdin: a key or token, without its line ending. `what` names it on a
+/// terminal; `hint` says how to give it when stdin had none.
+fn read_secret(what: &str, hint: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        let _ = write!(std::io::stderr(), "API key (then Enter): ");
+        let _ = write!(std::io::stderr(), "{what} (then Enter): ");
     }
     let mut key = String::new();
-    stdin.lock().read_line(&mut key).context("cannot read the key from stdin")?;
+    stdin
+        .lock()
+        .read_line(&mut key)
+        .with_context(|| format!("cannot read the {what} from stdin"))?;
     let key = key.trim().to_string();
     if key.is_empty() {
-        bail!("no key on stdin: pipe it in (echo $KEY | vibeflow keys add …), or pass --no-key");
+        bail!("no {what} on stdin: {hint}");
     }
     Ok(key)
 }

@@ -2,6 +2,7 @@
 
 mod data;
 mod hardening;
+mod pull;
 mod stress;
 mod versions;
 
