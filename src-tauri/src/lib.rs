@@ -185,6 +185,34 @@ async fn train_estimate(s: S<'_>, req: ProjectTrainRequest) -> Res<Estimate> {
 }
 
 #[tauri::command]
+async fn train_review(s: S<'_>, req: ProjectTrainRequest) -> Res<Vec<api::advisor::Warning>> {
+    blocking(&s, move |a, _| a.train_review(&req)).await
+}
+
+#[tauri::command]
+async fn brief(s: S<'_>, req: ProjectRef) -> Res<api::advisor::Brief> {
+    blocking(&s, move |a, _| a.brief(&req.slug)).await
+}
+
+#[tauri::command]
+async fn recommend(
+    s: S<'_>,
+    req: api::advisor::RecommendRequest,
+) -> Res<api::advisor::Recommendation> {
+    blocking(&s, move |a, _| a.recommend(&req)).await
+}
+
+#[tauri::command]
+async fn ask(s: S<'_>, req: api::advisor::AskRequest) -> Res<api::advisor::AskReply> {
+    blocking(&s, move |a, _| {
+        let reply = a.ask(&req)?;
+        a.brief_save(&req.project, &reply.brief)?;
+        Ok(reply)
+    })
+    .await
+}
+
+#[tauri::command]
 async fn train_start(s: S<'_>, req: ProjectTrainRequest) -> Res<JobInfo> {
     blocking(&s, move |a, j| j.start_train(a, &req)).await
 }
@@ -340,6 +368,10 @@ pub fn run() {
             runs,
             train_plan,
             train_estimate,
+            train_review,
+            recommend,
+            ask,
+            brief,
             train_start,
             job_list,
             job_stop,

@@ -291,6 +291,12 @@ async fn pick_project(client: &Client, slug: &str) {
         .unwrap();
 }
 
+/// Clicks the element `at` once it is there (30 s at most).
+async fn click_when_there(client: &Client, at: Locator<'_>) {
+    let e = client.wait().at_most(Duration::from_secs(30)).for_element(at).await.unwrap();
+    e.click().await.unwrap();
+}
+
 /// Waits until the element `css` says `needle`; returns its text.
 async fn wait_text(client: &Client, css: &str, needle: &str, secs: u64) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -343,10 +349,11 @@ async fn train_watch_stop_and_resume_in_the_window() {
     wait_text(&client, "#train-plan", "240 training rows", 30).await;
     let checks = client.find_all(Locator::Css("#train-checks li.ok")).await.unwrap();
     assert_eq!(checks.len(), 4);
+    // 240 rows: the catalog's tier for up to 1,000 rows (5 epochs, the PRD's "5–10").
     let epochs = client.find(Locator::Css("#train-epochs")).await.unwrap();
-    assert_eq!(epochs.prop("value").await.unwrap().as_deref(), Some("3"));
+    assert_eq!(epochs.prop("value").await.unwrap().as_deref(), Some("5"));
     client.find(Locator::Css("#train-estimate")).await.unwrap().click().await.unwrap();
-    wait_text(&client, "#train-estimate-result", "tokens/s; peak memory", 120).await;
+    wait_text(&client, "#train-estimate-result", "peak memory", 120).await;
     save(&client, "train-plan.png").await;
     // An invalid value is refused in the form, with the reason, before anything starts.
     type_into(&client, "#train-lr", "0").await;
@@ -456,6 +463,105 @@ async fn train_watch_stop_and_resume_in_the_window() {
         .collect();
     assert!(trains[0].contains("(done, 40 steps)"), "{trains:?}");
     assert!(trains[1].contains(&format!("(stopped, {stopped_at} steps)")), "{trains:?}");
+}
+
+/// A first-time user and the assistant: an empty project, the assistant's questions, a
+/// sample dataset from the Data pane, the recommendation with its reasons and a measured
+/// estimate, "Use this configuration" filling the Train pane, a started run; the Train pane
+/// warns about an edit that will go wrong and fixes it in one click.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brainstorm_walks_a_first_run_from_an_empty_project() {
+    if !e2e() {
+        return;
+    }
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let home = tempfile::tempdir().unwrap();
+    app::App::open(home.path()).unwrap().model_import(Path::new(&gguf), None).unwrap();
+    let (_driver, client) = open_window(home.path()).await;
+    let wait = Duration::from_secs(30);
+    let input =
+        client.wait().at_most(wait).for_element(Locator::Css("#new-project-name")).await.unwrap();
+    input.send_keys("Billing Bot").await.unwrap();
+    input.send_keys(&fantoccini::key::Key::Enter.to_string()).await.unwrap();
+    pick_project(&client, "billing-bot").await;
+    client.find(Locator::Css("#tab-brainstorm")).await.unwrap().click().await.unwrap();
+    // The assistant opens with its first question; nothing can start without data.
+    wait_text(&client, "#assist-transcript", "What should the model do?", wait.as_secs()).await;
+    wait_text(&client, "#rec-checks", "no dataset", wait.as_secs()).await;
+    let use_it = client.find(Locator::Css("#rec-use")).await.unwrap();
+    assert_eq!(use_it.attr("disabled").await.unwrap().as_deref(), Some("true"));
+    save(&client, "brainstorm-start.png").await;
+    type_into(&client, "#assist-input", "I want a support bot that answers our billing questions")
+        .await;
+    client.find(Locator::Css("#assist-send")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#assist-transcript", "customer support replies", wait.as_secs()).await;
+    // Its next question is the data: the chip opens the Data pane, where a sample imports.
+    let chip = "//div[@id='assist-chips']/button[text()='Open the Data pane']";
+    click_when_there(&client, Locator::XPath(chip)).await;
+    click_when_there(&client, Locator::Css(".sample[data-id='customer-support']")).await;
+    wait_text(&client, "#data-detected", "95 %", 30).await;
+    client.find(Locator::Css("#data-import")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#data-status", "Imported customer-support v1", 60).await;
+    // Back in Brainstorm the conversation goes on, now with 240 training rows.
+    client.find(Locator::Css("#tab-brainstorm")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#assist-transcript", "billing questions", wait.as_secs()).await;
+    wait_text(&client, "#rec-summary", "over 240 training rows", wait.as_secs()).await;
+    // "A result soon": the smallest model, installed; the reasons say why, with the numbers.
+    click_when_there(&client, Locator::XPath("//div[@id='assist-chips']/button[text()='Speed']"))
+        .await;
+    wait_text(&client, "#assist-transcript", "I recommend SmolLM2-135M-Instruct with LoRA", 30)
+        .await;
+    wait_text(&client, "#rec-reasons", "240 training rows", 10).await;
+    type_into(&client, "#assist-input", "why not full fine-tuning?").await;
+    client.find(Locator::Css("#assist-send")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#assist-transcript", "Full fine-tuning trains every one of", 30).await;
+    client.find(Locator::Css("#rec-measure")).await.unwrap().click().await.unwrap();
+    let measured = wait_text(&client, "#rec-estimate", "Measured here", 180).await;
+    assert!(measured.contains("peak memory") && measured.contains("kWh"), "{measured}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "brainstorm-recommendation.png").await;
+    let violations = axe(&client).await;
+    assert!(violations.is_empty(), "axe: {violations:?}");
+    // "Use this configuration" fills the Train pane with the recommended run: 3 epochs (the
+    // tier's 5, fewer for speed).
+    client.find(Locator::Css("#rec-use")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#train-checks", "customer-support v1", wait.as_secs()).await;
+    let epochs = client.find(Locator::Css("#train-epochs")).await.unwrap();
+    let deadline = std::time::Instant::now() + wait;
+    while epochs.prop("value").await.unwrap().as_deref() != Some("3") {
+        assert!(std::time::Instant::now() < deadline, "the form never took the recommendation");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // An edit that will go wrong is warned about, with a one-click fix.
+    type_into(&client, "#train-epochs", "40").await;
+    wait_text(&client, "#train-warnings", "will memorize", 30).await;
+    let into_view =
+        "document.getElementById('train-warnings').scrollIntoView({block: 'center'}); return true;";
+    client.execute(into_view, vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "train-warning.png").await;
+    client
+        .find(Locator::Css("#train-warnings li[data-kind='overfitting'] button.fix"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    while epochs.prop("value").await.unwrap().as_deref() != Some("10") {
+        assert!(std::time::Instant::now() < deadline, "the fix did not apply");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A short run, to see it start.
+    type_into(&client, "#train-steps", "3").await;
+    client.find(Locator::Css("#train-start")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#monitor-step", "/ 3", 120).await;
+    wait_text(&client, "#monitor-state", "Done", 300).await;
+    save(&client, "brainstorm-run.png").await;
+    client.close().await.unwrap();
+    let app = app::App::open(home.path()).unwrap();
+    let runs = app.runs("billing-bot").unwrap();
+    assert_eq!((runs[0].status.as_str(), runs[0].steps), ("done", 3));
+    assert_eq!(app.brief("billing-bot").unwrap().priority, api::advisor::Priority::Speed);
 }
 
 /// The Data pane: a sample imported in two clicks with its report; a malformed file shows its

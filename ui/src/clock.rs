@@ -1,4 +1,4 @@
-//! Times in the user's locale and time zone (the browser engine knows both).
+//! Times in the user's locale and time zone (the browser engine knows both), and durations.
 
 use wasm_bindgen::JsValue;
 
@@ -14,4 +14,14 @@ pub fn time(secs: i64) -> String {
 /// `06/12/2026, 14:03:22` (as the locale writes it).
 pub fn date_time(secs: i64) -> String {
     date(secs).to_locale_string("default", &JsValue::UNDEFINED).into()
+}
+
+/// An estimate's length, rounded up to what matters: `42 s`, `7 min`, `1 h 05 min`.
+pub fn about(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
 }

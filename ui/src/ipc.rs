@@ -41,6 +41,30 @@ fn internal(message: String) -> ApiError {
     ApiError { code: ErrorCode::Internal, message }
 }
 
+/// The assistant's recommendation for a project and what its user said.
+pub async fn recommend(
+    req: api::advisor::RecommendRequest,
+) -> Result<api::advisor::Recommendation, ApiError> {
+    call_with(cmd::RECOMMEND, &req).await
+}
+
+/// A message to the assistant.
+pub async fn ask(req: api::advisor::AskRequest) -> Result<api::advisor::AskReply, ApiError> {
+    call_with(cmd::ASK, &req).await
+}
+
+/// What the user told the assistant about a project so far.
+pub async fn brief(slug: String) -> Result<api::advisor::Brief, ApiError> {
+    call_with(cmd::BRIEF, &ProjectRef { slug }).await
+}
+
+/// What will likely go wrong with a run's settings.
+pub async fn train_review(
+    req: api::train::ProjectTrainRequest,
+) -> Result<Vec<api::advisor::Warning>, ApiError> {
+    call_with(cmd::TRAIN_REVIEW, &req).await
+}
+
 /// All projects.
 pub async fn project_list() -> Result<Vec<ProjectSummary>, ApiError> {
     call(cmd::PROJECT_LIST, JsValue::UNDEFINED).await

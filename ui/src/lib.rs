@@ -77,9 +77,6 @@ impl Pane {
     /// What a pane that is not built yet will do.
     fn coming(self) -> &'static str {
         match self {
-            Pane::Brainstorm => {
-                "A recommended model, method and settings for your goal, with the reasons and an honest time estimate for this machine."
-            }
             Pane::Evaluate => {
                 "Scores of the base model against your fine-tuned versions, with examples side by side."
             }
@@ -88,6 +85,7 @@ impl Pane {
                 "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
             }
             Pane::Overview
+            | Pane::Brainstorm
             | Pane::Data
             | Pane::Playground
             | Pane::History
@@ -119,6 +117,8 @@ pub fn App() -> impl IntoView {
     let palette = RwSignal::new(false);
     provide_context(state::PaneCtx(pane));
     provide_context(state::JobsCtx::new());
+    provide_context(state::AssistCtx::default());
+    provide_context(state::DraftCtx { request: RwSignal::new(None), change: RwSignal::new(None) });
     let dropped = RwSignal::new(None::<String>);
     provide_context(state::DropCtx(dropped));
     shell::apply_theme(&shell::theme());
@@ -306,6 +306,7 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
         Pane::Monitor => view! { <panes::monitor::Monitor slug /> }.into_any(),
         Pane::Data => view! { <panes::data::Data slug /> }.into_any(),
         Pane::Playground => view! { <panes::playground::Playground slug /> }.into_any(),
+        Pane::Brainstorm => view! { <panes::brainstorm::Brainstorm slug /> }.into_any(),
         other => view! {
             <div class="coming" id="pane-coming">
                 <h1>{other.label()}</h1>

@@ -12,6 +12,22 @@ use crate::Pane;
 #[derive(Clone, Copy)]
 pub struct PaneCtx(pub RwSignal<Pane>);
 
+/// What the Train pane's form starts from next, once: a run's settings (the assistant's "Use
+/// this configuration"), or a change to the recommended ones (a Monitor alert's fix), each
+/// for one project.
+#[derive(Clone, Copy)]
+pub struct DraftCtx {
+    /// Settings to start from.
+    pub request: RwSignal<Option<api::train::ProjectTrainRequest>>,
+    /// A change to apply, with its project.
+    pub change: RwSignal<Option<(String, api::advisor::Change)>>,
+}
+
+/// The brainstorm conversations of this window, by project: (from the user, text), oldest
+/// first. They outlive the pane, so a visit to the Data pane mid-conversation loses nothing.
+#[derive(Clone, Copy, Default)]
+pub struct AssistCtx(pub RwSignal<HashMap<String, Vec<(bool, String)>>>);
+
 /// The path of a file dropped on the window, for the Data pane to inspect.
 #[derive(Clone, Copy)]
 pub struct DropCtx(pub RwSignal<Option<String>>);

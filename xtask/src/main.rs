@@ -357,13 +357,14 @@ fn build_ui() -> Result<()> {
     check(cmd("cargo").args([
         "build",
         "--quiet",
-        "--release",
+        "--profile",
+        "wasm",
         "-p",
         "ui",
         "--target",
         "wasm32-unknown-unknown",
     ]))?;
-    let wasm = target_dir().join("wasm32-unknown-unknown/release/ui.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown/wasm/ui.wasm");
     let dist = root().join("ui/dist");
     std::fs::create_dir_all(&dist)?;
     // wasm-bindgen writes beside the target first, so unchanged output keeps its timestamps in

@@ -47,6 +47,12 @@ pub mod cmd {
     /// A message to the assistant: [`super::advisor::AskRequest`], returns
     /// [`super::advisor::AskReply`].
     pub const ASK: &str = "ask";
+    /// What the user told the assistant about a project so far: [`super::ProjectRef`],
+    /// returns [`super::advisor::Brief`].
+    pub const BRIEF: &str = "brief";
+    /// What will likely go wrong with a run's settings: [`super::train::ProjectTrainRequest`],
+    /// returns `Vec<advisor::Warning>`.
+    pub const TRAIN_REVIEW: &str = "train_review";
     /// Installed models: no arguments, returns `Vec<ModelInfo>`.
     pub const MODELS_LIST: &str = "models_list";
     /// Remove an installed model (refused while a project is based on it): [`super::ModelRef`],
@@ -144,6 +150,8 @@ pub mod cmd {
         MODELS_PULL,
         RECOMMEND,
         ASK,
+        TRAIN_REVIEW,
+        BRIEF,
         ENDPOINT_LIST,
         ENDPOINT_ADD,
         ENDPOINT_TEST,

@@ -356,12 +356,14 @@ pub fn recommend(inp: &Inputs) -> Recommendation {
     let speaks = (multilingual && !pool.iter().any(|(c, ..)| suits(c)))
         .then(|| candidates.iter().find(|(c, cand, _)| suits(c) && cand.fits))
         .flatten();
+    // Without data every model "finishes" at once: the smallest, until the data says more.
     let chosen = pinned.or(speaks).or(match brief.priority {
+        _ if rows == 0 => pool.first().copied(),
         Priority::Speed => pool.first().copied(),
         _ => pool.last().copied(),
     });
     // Nothing fits: the smallest model, honestly marked as beyond this machine.
-    let feasible = chosen.is_some_and(|(_, c, h)| c.fits && *h <= budget);
+    let feasible = rows > 0 && chosen.is_some_and(|(_, c, h)| c.fits && *h <= budget);
     let (card, cand, est_hours) = chosen
         .or(candidates.first())
         .map(|(c, cand, h)| (*c, cand.clone(), *h))
@@ -489,6 +491,7 @@ pub fn recommend(inp: &Inputs) -> Recommendation {
             params(card.architecture.parameters),
             match brief.priority {
                 Priority::Speed => "the smallest model that fits, for a first result soon",
+                _ if pinned.is_some_and(|(c, ..)| c.id == inp.base_model) => "the project's model",
                 _ if pinned.is_some() => "the model you chose",
                 _ => "the largest model that fits this machine's memory and the time budget",
             },
@@ -890,6 +893,8 @@ pub fn reply(text: &str, rec: &Recommendation) -> String {
                 f("rough hours")
             )),
         }
+    } else if rec.plan.train_rows == 0 {
+        out.push_str(&format!("For {} I need examples to learn from first.", rec.task.label()));
     } else {
         out.push_str(&format!(
             "For {} with {} training rows I recommend {} with {}: {} epochs at learning rate {}, batch {}, max length {}.",
@@ -903,7 +908,7 @@ pub fn reply(text: &str, rec: &Recommendation) -> String {
             f("max length"),
         ));
     }
-    if !rec.feasible {
+    if !rec.feasible && rec.plan.train_rows > 0 {
         for l in &rec.limits {
             out.push_str(&format!(" Beyond this machine: {l}."));
         }

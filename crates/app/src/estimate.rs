@@ -15,7 +15,7 @@ use crate::bench::PeakRss;
 use crate::{App, Error, Result};
 
 /// Bumped when the probe measures differently: older cache entries are ignored.
-const PROBE_VERSION: u32 = 1;
+const PROBE_VERSION: u32 = 2;
 
 /// What a probe measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,8 +221,8 @@ impl App {
     }
 
     /// Loads the model for `c`'s method and runs real steps: the longest batch first (it sets
-    /// the peak memory, and warms the allocator), then it again and a typical one, timed;
-    /// then one evaluation batch and one checkpoint.
+    /// the peak memory, and warms the allocator), then it and a typical one twice each, timed;
+    /// then one evaluation batch twice and one checkpoint.
     fn probe(
         &self,
         base: &Path,
@@ -270,14 +270,20 @@ impl App {
             sync()?;
             Ok((len, t.elapsed().as_secs_f64()))
         };
+        // One step alone varies by ±20 % here: each figure is the mean of two.
         step(&long)?;
-        let (long_len, long_seconds) = step(&long)?;
-        let (short_len, short_seconds) = step(&typical)?;
+        let (long_len, l1) = step(&long)?;
+        let (_, l2) = step(&long)?;
+        let (short_len, s1) = step(&typical)?;
+        let (_, s2) = step(&typical)?;
+        let (long_seconds, short_seconds) = ((l1 + l2) / 2.0, (s1 + s2) / 2.0);
         let t = Instant::now();
-        if !eval.is_empty() {
-            engine::train::evaluate(&b.model, &eval, c.batch_size)?;
+        for _ in 0..2 {
+            if !eval.is_empty() {
+                engine::train::evaluate(&b.model, &eval, c.batch_size)?;
+            }
         }
-        let eval_seconds = t.elapsed().as_secs_f64();
+        let eval_seconds = t.elapsed().as_secs_f64() / 2.0;
         let eval_len = eval.iter().map(|e| e.ids.len()).max().unwrap_or(1);
         // A checkpoint is the trainable weights and the optimizer's moments: written as the
         // run writes them, into this session's scratch folder.

@@ -7,6 +7,7 @@
 pub mod advisor;
 mod bench;
 mod bench_data;
+mod bench_estimate;
 mod catalog;
 mod chart;
 mod datasets;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
+pub use bench_estimate::{EstimateCase, EstimateRow};
 pub use catalog::{Card, DEFAULT_MODEL, Source, card, catalog, default_card};
 pub use chart::chart_svg;
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};

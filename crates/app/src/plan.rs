@@ -119,7 +119,11 @@ impl App {
     /// names a model that words it, and then only if every number in its wording has a source.
     pub fn ask(&self, req: &AskRequest) -> Result<AskReply> {
         let cards = crate::catalog();
-        let brief = advisor::understand(&req.text, &req.brief, &cards);
+        let mut brief = advisor::understand(&req.text, &req.brief, &cards);
+        // "Use the installed model": the one the project trains.
+        if req.text.to_lowercase().contains("installed") {
+            brief.model = Some(self.project_row(&req.project)?.base_model);
+        }
         let measure = advisor::wants_measure(&req.text);
         let rec = self.recommend(&RecommendRequest {
             project: req.project.clone(),
@@ -128,6 +132,66 @@ impl App {
         })?;
         let text = advisor::reply(&req.text, &rec);
         Ok(AskReply { text, brief, recommendation: rec, phrased_by: "rules".into() })
+    }
+
+    /// What will likely go wrong with `req`'s settings on this machine and data (the Train
+    /// pane's warnings as the user edits): memory, overfitting, truncation, learning rate.
+    pub fn train_review(
+        &self,
+        req: &api::train::ProjectTrainRequest,
+    ) -> Result<Vec<api::advisor::Warning>> {
+        let row = self.project_row(&req.project)?;
+        let system = self.system_info()?;
+        let rec = self.recommend_with(
+            &row,
+            &Brief { model: Some(row.base_model.clone()), ..Brief::default() },
+            &system,
+        )?;
+        let data =
+            self.data_report(&row.slug, req.dataset.as_deref()).ok().map(|d| advisor::Data {
+                name: format!("{} v{}", d.name, d.version),
+                train_rows: d.split.train,
+                test_rows: d.split.test,
+                mean_tokens: d.outcome.result.tokens.total.mean,
+                p95_tokens: d.outcome.result.tokens.total.p95 as usize,
+                max_tokens: d.outcome.result.tokens.total.max as usize,
+                language: None,
+            });
+        let cards = crate::catalog();
+        let card = cards.iter().find(|c| c.id == rec.model);
+        Ok(advisor::review(&req.config, card, data.as_ref(), rec.target_memory_bytes))
+    }
+
+    /// What the user told the assistant about `project` so far (saved by [`App::brief_save`]
+    /// beside the project's conversations, outside git); the default when nothing was said.
+    pub fn brief(&self, project: &str) -> Result<Brief> {
+        let path = self.brief_path(project)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| crate::Error::Data(format!("{}: {e}", path.display()))),
+            Err(_) => Ok(Brief::default()),
+        }
+    }
+
+    /// Keeps `brief` for `project`'s next conversation; the default brief removes it.
+    pub fn brief_save(&self, project: &str, brief: &Brief) -> Result<()> {
+        let path = self.brief_path(project)?;
+        if *brief == Brief::default() {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(&self.home);
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        let text = serde_json::to_vec_pretty(brief).unwrap_or_default();
+        // Written aside and renamed: a crash leaves the old brief or the new one.
+        let tmp = self.scratch_path("brief.json")?;
+        std::fs::write(&tmp, text).map_err(|e| crate::Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| crate::Error::io(&path, e))
+    }
+
+    fn brief_path(&self, project: &str) -> Result<std::path::PathBuf> {
+        let row = self.project_row(project)?;
+        Ok(self.home.join("chats").join(&row.slug).join("brief.json"))
     }
 
     /// The catalog, with what is installed.

@@ -62,6 +62,17 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The calibrated estimate against whole runs: each case estimated, then trained, in
+    /// fresh processes over a scratch home; estimate, actual and error for each
+    Estimate {
+        /// Only the first N of the default cases (LoRA, QLoRA and full; batch 1 to 8; 128 to
+        /// 512 tokens)
+        #[arg(long)]
+        cases: Option<usize>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Greedy decoding, f32 and quantized paths, against llama.cpp (llama-cpp-python)
     Generate {
         /// Model (a GGUF for the quantized path and the peer)
@@ -88,6 +99,54 @@ pub enum BenchCmd {
 /// Runs a `bench` subcommand.
 pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Estimate { cases, json } => {
+            let mut all = app::EstimateCase::defaults();
+            all.truncate(cases.unwrap_or(all.len()));
+            let exe = std::env::current_exe()?;
+            let rows = app.bench_estimate(&exe, &all)?;
+            print(json, &rows, || {
+                let mut s = format!(
+                    "{:18} {:16} {:>5} {:>7} {:>5}  {:>9} {:>9} {:>7}  {:>9} {:>9} {:>7}",
+                    "DATASET",
+                    "METHOD",
+                    "BATCH",
+                    "MAX LEN",
+                    "STEPS",
+                    "EST. S",
+                    "ACTUAL S",
+                    "ERROR",
+                    "EST. MB",
+                    "ACTUAL MB",
+                    "ERROR"
+                );
+                for r in &rows {
+                    let c = &r.case;
+                    s += &format!(
+                        "\n{:18} {:16} {:>5} {:>7} {:>5}  {:>9.1} {:>9.1} {:>+6.1}%  {:>9.0} {:>9.0} {:>+6.1}%",
+                        c.sample,
+                        c.method.label(),
+                        c.batch,
+                        c.max_len,
+                        c.steps,
+                        r.estimate.seconds,
+                        r.actual_seconds,
+                        r.time_error * 100.0,
+                        r.estimate.peak_memory_bytes as f64 / 1e6,
+                        r.actual_peak_bytes as f64 / 1e6,
+                        r.memory_error * 100.0
+                    );
+                }
+                let worst = |f: fn(&app::EstimateRow) -> f64| {
+                    rows.iter().map(|r| f(r).abs()).fold(0.0, f64::max) * 100.0
+                };
+                s += &format!(
+                    "\nLargest error: time {:.1} %, peak memory {:.1} %",
+                    worst(|r| r.time_error),
+                    worst(|r| r.memory_error)
+                );
+                s
+            })
+        }
         BenchCmd::Data { model, rows, scales, rounds, vs_peer, json } => {
             let b = app.bench_data(&model, rows, &scales, rounds, vs_peer)?;
             print(json, &b, || {

@@ -35,6 +35,7 @@ macro_rules! err {
     }};
 }
 
+mod assist;
 mod bench;
 mod data;
 mod generate;
@@ -109,6 +110,12 @@ enum Command {
     /// The recommended run for a project's dataset, each setting's reason and the pre-flight
     /// checks; --estimate measures its time and memory here
     Plan(train::PlanArgs),
+    /// The brainstorm assistant's recommended run: model, method and settings with their
+    /// reasons, what was traded away, warnings, and the questions it still has
+    Recommend(assist::RecommendArgs),
+    /// Tell or ask the brainstorm assistant something ("I want a support bot", "why not full
+    /// fine-tuning?", "what if I had a GPU?"); it keeps what you said for the next message
+    Ask(assist::AskArgs),
     /// A project's training runs and their state (interrupted runs can be resumed)
     Runs(train::RunsArgs),
     /// Background jobs of the home (training runs from the app or the CLI) and their state;
@@ -180,6 +187,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(cmd) => data::run(&app, cmd),
         Command::Train(args) => train::run(&app, args),
         Command::Plan(args) => train::plan(&app, args),
+        Command::Recommend(args) => assist::recommend(&app, args),
+        Command::Ask(args) => assist::ask(&app, args),
         Command::Runs(args) => train::runs(&app, args),
         Command::Jobs(args) => train::jobs(&app, args),
         Command::Doctor(args) => home::doctor(&app, args),

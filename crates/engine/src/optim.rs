@@ -35,8 +35,12 @@ impl AdamW {
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         for (i, (_, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            // Detached: a gradient of candle's autograd (full fine-tuning) carries the graph
+            // that made it, and moments built on it would chain every step's graph to the
+            // next (0.7 GB a step on SmolLM2-135M, measured by `bench estimate`).
+            let g = g.detach();
+            let m = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?.detach();
+            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?.detach();
             let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
             // torch: p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
             let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;

@@ -1,6 +1,7 @@
 //! One file per pane; each reads the shared stores of [`crate::state`] and calls the back end
 //! only through [`crate::ipc`].
 
+pub mod brainstorm;
 pub mod data;
 pub mod history;
 pub mod monitor;

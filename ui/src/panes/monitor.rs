@@ -18,6 +18,13 @@ use crate::state::JobsCtx;
 #[component]
 pub fn Monitor(slug: String) -> impl IntoView {
     let jobs = expect_context::<JobsCtx>();
+    let (draft, pane) =
+        (expect_context::<crate::state::DraftCtx>(), expect_context::<crate::state::PaneCtx>());
+    let project = StoredValue::new(slug.clone());
+    let next_run = move |c: api::advisor::Change| {
+        draft.change.set(Some((project.get_value(), c)));
+        pane.0.set(crate::Pane::Train);
+    };
     let list = RwSignal::new(Vec::<JobInfo>::new());
     let error = RwSignal::new(None::<String>);
     let refresh = {
@@ -294,8 +301,15 @@ pub fn Monitor(slug: String) -> impl IntoView {
                         events()
                             .into_iter()
                             .filter_map(|e| match e {
-                                JobEvent::Alert { kind, message, .. } => Some(view! {
-                                    <p class="alert" role="alert" data-kind=kind>{message}</p>
+                                JobEvent::Alert { kind, message, fix, .. } => Some(view! {
+                                    <p class="alert" role="alert" data-kind=kind>
+                                        {message}
+                                        {fix.map(|c| view! {
+                                            " "<button type="button" class="link fix" on:click=move |_| next_run(c)>
+                                                {format!("{} in the next run", c.label())}
+                                            </button>
+                                        })}
+                                    </p>
                                 }),
                                 _ => None,
                             })

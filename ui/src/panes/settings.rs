@@ -111,8 +111,11 @@ pub fn Settings() -> impl IntoView {
                 {move || info.get().map(|i| view! {
                     <dl class="facts" id="settings-machine">
                         <dt>"Processor"</dt><dd>{format!("{} ({} cores; {})", i.cpu, i.cores, i.features.join(", "))}</dd>
-                        <dt>"Memory"</dt><dd>{format!("{:.1} GB", i.memory_bytes as f64 / 1e9)}</dd>
-                        <dt>"Trains on"</dt><dd>{i.device.to_uppercase()}{(i.device == "cpu").then_some(" (this build has no GPU support; see the README for CUDA and Metal builds)")}</dd>
+                        <dt>"Memory"</dt><dd>{format!("{:.1} GB, {:.1} GB free now", i.memory_bytes as f64 / 1e9, i.memory_free_bytes as f64 / 1e9)}</dd>
+                        <dt>"Trains on"</dt><dd>{match &i.gpu {
+                            Some(g) => format!("{} ({:.1} GB)", g.name, g.memory_bytes as f64 / 1e9),
+                            None => "CPU (no GPU in use: see the README for CUDA and Metal builds)".to_string(),
+                        }}</dd>
                         <dt>"System"</dt><dd>{format!("{} {}", i.os, i.arch)}</dd>
                         <dt>"Data folder"</dt><dd id="settings-home">{i.home.clone()}</dd>
                         <dt>"Free there"</dt><dd>{format!("{:.1} GB", i.free_disk_bytes as f64 / 1e9)}</dd>

@@ -8,7 +8,7 @@ use api::train::{
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::state::{JobsCtx, PaneCtx};
+use crate::state::{DraftCtx, JobsCtx, PaneCtx};
 use crate::{Pane, ipc};
 
 /// The form's fields as typed.
@@ -105,6 +105,7 @@ fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Proble
     lora.r = r;
     config.method = match form.method.as_str() {
         "qlora" => Method::Qlora { lora, quant: api::train::Quant::Q4_1 },
+        "full" => Method::Full,
         _ => Method::Lora(lora),
     };
     // Checkpoints often enough that Stop and a crash lose little.
@@ -130,16 +131,6 @@ fn request(form: &Form, project: &str) -> Result<ProjectTrainRequest, Vec<Proble
     }
 }
 
-/// `42 s`, `7 min`, `1 h 05 min`.
-fn duration(secs: f64) -> String {
-    let s = secs.round() as u64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s.div_ceil(60)),
-        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
 /// The Train pane of project `slug`.
 #[component]
 pub fn Train(slug: String) -> impl IntoView {
@@ -152,6 +143,20 @@ pub fn Train(slug: String) -> impl IntoView {
     let plan = RwSignal::new(None::<TrainPlan>);
     let estimate = RwSignal::new(None::<Result<Estimate, String>>);
     let estimating = RwSignal::new(false);
+    let warnings = RwSignal::new(Vec::<api::advisor::Warning>::new());
+    // Settings handed over by the assistant or an alert's fix, for this project, once.
+    let draft = expect_context::<DraftCtx>();
+    let handed = draft
+        .request
+        .get_untracked()
+        .filter(|d| d.project == slug)
+        .inspect(|_| draft.request.set(None));
+    let change = draft
+        .change
+        .get_untracked()
+        .filter(|(p, _)| *p == slug)
+        .inspect(|_| draft.change.set(None))
+        .map(|(_, c)| c);
     let s = slug.clone();
     spawn_local(async move {
         match ipc::data_list(s.clone()).await {
@@ -160,8 +165,13 @@ pub fn Train(slug: String) -> impl IntoView {
         }
         match ipc::train_plan(s).await {
             Ok(p) => {
-                // The form starts from the recommendation.
-                form.set(Form::of(&p.request));
+                // The form starts from the settings handed over, else the recommendation
+                // (with an alert's change for the next run).
+                let mut req = handed.clone().unwrap_or_else(|| p.request.clone());
+                if let Some(c) = change {
+                    c.apply(&mut req.config);
+                }
+                form.set(Form::of(&req));
                 plan.set(Some(p));
             }
             Err(e) => error.set(Some(e.message)),
@@ -176,6 +186,19 @@ pub fn Train(slug: String) -> impl IntoView {
             Err(p) => p.iter().find(|(f, _)| *f == id).map(|(_, m)| m.clone()),
             Ok(_) => None,
         })
+    };
+    // What will likely go wrong with the settings as edited (memory, overfitting, truncation,
+    // the learning rate), asked again whenever they change.
+    Effect::new(move |_| {
+        let Ok(req) = checked.get() else { return warnings.set(Vec::new()) };
+        spawn_local(async move {
+            warnings.set(ipc::train_review(req).await.unwrap_or_default());
+        });
+    });
+    let apply = move |change: api::advisor::Change| {
+        let Ok(mut req) = checked.get_untracked() else { return };
+        change.apply(&mut req.config);
+        form.set(Form::of(&req));
     };
     let ready = move || plan.with(|p| p.as_ref().is_some_and(|p| p.checks.iter().all(|c| c.ok)));
     let estimate_now = move || {
@@ -272,7 +295,7 @@ pub fn Train(slug: String) -> impl IntoView {
                     </ul>
                     <div class="actions">
                         <button id="train-estimate" type="button" disabled=move || estimating.get() || checked.with(|c| c.is_err()) on:click=move |_| estimate_now()>
-                            {move || if estimating.get() { "Measuring two steps…" } else { "Estimate time and memory" }}
+                            {move || if estimating.get() { "Measuring a few steps…" } else { "Estimate time and memory" }}
                         </button>
                     </div>
                     <p class="status" id="train-estimate-result" role="status">
@@ -280,8 +303,9 @@ pub fn Train(slug: String) -> impl IntoView {
                             None => String::new(),
                             Some(Err(e)) => e,
                             Some(Ok(e)) => format!(
-                                "About {} of training at {:.0} tokens/s; peak memory {:.0} MB of {:.1} GB.",
-                                duration(e.seconds), e.tokens_per_second, e.peak_memory_bytes as f64 / 1e6, e.memory_bytes as f64 / 1e9
+                                "About {} in all ({} training at {:.0} tokens/s, {} evaluations, {} loading and saving); peak memory {:.0} MB of {:.1} GB; {:.3} kWh.",
+                                crate::clock::about(e.seconds), crate::clock::about(e.train_seconds), e.tokens_per_second, crate::clock::about(e.eval_seconds),
+                                crate::clock::about(e.overhead_seconds), e.peak_memory_bytes as f64 / 1e6, e.memory_bytes as f64 / 1e9, e.energy_kwh
                             ),
                         }}
                     </p>
@@ -299,12 +323,14 @@ pub fn Train(slug: String) -> impl IntoView {
                         <span class="label">"Method"</span>
                         <select
                             id="train-method"
+                            prop:value=move || form.with(|f| f.method.clone())
                             on:change=move |ev| form.update(|f| f.method = event_target_value(&ev))
                         >
-                            <option value="lora" selected=true>"LoRA"</option>
+                            <option value="lora">"LoRA"</option>
                             <option value="qlora">"QLoRA"</option>
+                            <option value="full">"Full fine-tuning"</option>
                         </select>
-                        <span class="help">"LoRA trains small adapters beside the frozen model; QLoRA does the same over its 4-bit weights, in less memory."</span>
+                        <span class="help">"LoRA trains small adapters beside the frozen model; QLoRA does the same over its 4-bit weights, in less memory; full fine-tuning trains every weight (most memory)."</span>
                     </label>
                     {field("train-steps", "Steps", "Optimizer steps; empty: one pass over the training split.", |f| f.steps.clone(), |f, v| f.steps = v)}
                     {field("train-epochs", "Epochs", "Passes over the training split (when Steps is empty).", |f| f.epochs.clone(), |f, v| f.epochs = v)}
@@ -314,6 +340,19 @@ pub fn Train(slug: String) -> impl IntoView {
                     {field("train-lora-r", "LoRA rank", "Adapter size; 8–16 is plenty for most tasks (alpha is twice the rank).", |f| f.lora_r.clone(), |f, v| f.lora_r = v)}
                     {field("train-eval-rows", "Held-out rows evaluated", "Rows of the test split scored before and after; fewer is faster.", |f| f.eval_rows.clone(), |f, v| f.eval_rows = v)}
                 </div>
+                <ul class="warnings" id="train-warnings" aria-live="polite">
+                    {move || warnings.get().into_iter().map(|w| {
+                        let fix = w.fix;
+                        view! {
+                            <li class="warning" data-kind=w.kind.clone()>
+                                {w.message}
+                                {fix.map(|c| view! {
+                                    " "<button type="button" class="link fix" on:click=move |_| apply(c)>{c.label()}</button>
+                                })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
                 <div class="actions">
                     <button
                         id="train-start"

@@ -1,5 +1,6 @@
 //! CLI workflows over a temporary home: the `vibeflow` binary as a user runs it.
 
+mod assist;
 mod data;
 mod hardening;
 mod pull;
