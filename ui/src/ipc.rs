@@ -147,6 +147,20 @@ pub async fn data_import(
     call_streaming(cmd::DATA_IMPORT, &req, on_progress).await
 }
 
+/// The model catalog, with what is installed.
+pub async fn catalog_list() -> Result<Vec<api::advisor::CatalogModel>, ApiError> {
+    call(cmd::CATALOG_LIST, JsValue::UNDEFINED).await
+}
+
+/// Downloads a model from the Hugging Face hub (a catalog id, `REPO` or `REPO/FILE`), with its
+/// progress.
+pub async fn models_pull(
+    spec: String,
+    on_progress: impl FnMut(api::advisor::PullProgress) + 'static,
+) -> Result<ModelInfo, ApiError> {
+    call_streaming(cmd::MODELS_PULL, &api::advisor::PullRequest { spec }, on_progress).await
+}
+
 /// Stops the imports this window started.
 pub async fn data_import_cancel() -> Result<(), ApiError> {
     call(cmd::DATA_IMPORT_CANCEL, JsValue::UNDEFINED).await

@@ -156,7 +156,7 @@ impl App {
         }
     }
 
-    fn endpoint_row(&self, name: &str) -> Result<store::EndpointRow> {
+    pub(crate) fn endpoint_row(&self, name: &str) -> Result<store::EndpointRow> {
         let rows = self.store.endpoints()?;
         rows.into_iter().find(|r| r.name == name).ok_or_else(|| {
             Error::NotFound(format!("no endpoint '{name}': see Settings → API keys"))

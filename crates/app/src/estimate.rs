@@ -15,7 +15,7 @@ use crate::bench::PeakRss;
 use crate::{App, Error, Result};
 
 /// Bumped when the probe measures differently: older cache entries are ignored.
-const PROBE_VERSION: u32 = 2;
+const PROBE_VERSION: u32 = 3;
 
 /// What a probe measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,8 +221,8 @@ impl App {
     }
 
     /// Loads the model for `c`'s method and runs real steps: the longest batch first (it sets
-    /// the peak memory, and warms the allocator), then it and a typical one twice each, timed;
-    /// then one evaluation batch twice and one checkpoint.
+    /// the peak memory, and warms the allocator), then it and a typical one three times each, timed
+    /// (the medians); then one evaluation batch three times and one checkpoint.
     fn probe(
         &self,
         base: &Path,
@@ -270,20 +270,32 @@ impl App {
             sync()?;
             Ok((len, t.elapsed().as_secs_f64()))
         };
-        // One step alone varies by ±20 % here: each figure is the mean of two.
+        // One step alone varies by ±20 % here, and now and then by far more (a neighbour on
+        // the machine, the page cache): each figure is the median of three.
         step(&long)?;
-        let (long_len, l1) = step(&long)?;
-        let (_, l2) = step(&long)?;
-        let (short_len, s1) = step(&typical)?;
-        let (_, s2) = step(&typical)?;
-        let (long_seconds, short_seconds) = ((l1 + l2) / 2.0, (s1 + s2) / 2.0);
-        let t = Instant::now();
-        for _ in 0..2 {
+        let mut median = |batch: &[Example]| -> Result<(usize, f64)> {
+            let mut times = Vec::with_capacity(3);
+            let mut len = 0;
+            for _ in 0..3 {
+                let (l, s) = step(batch)?;
+                len = l;
+                times.push(s);
+            }
+            times.sort_by(f64::total_cmp);
+            Ok((len, times[1]))
+        };
+        let (long_len, long_seconds) = median(&long)?;
+        let (short_len, short_seconds) = median(&typical)?;
+        let mut evals = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let t = Instant::now();
             if !eval.is_empty() {
                 engine::train::evaluate(&b.model, &eval, c.batch_size)?;
             }
+            evals.push(t.elapsed().as_secs_f64());
         }
-        let eval_seconds = t.elapsed().as_secs_f64() / 2.0;
+        evals.sort_by(f64::total_cmp);
+        let eval_seconds = evals[1];
         let eval_len = eval.iter().map(|e| e.ids.len()).max().unwrap_or(1);
         // A checkpoint is the trainable weights and the optimizer's moments: written as the
         // run writes them, into this session's scratch folder.

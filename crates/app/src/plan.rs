@@ -131,7 +131,14 @@ impl App {
             measure,
         })?;
         let text = advisor::reply(&req.text, &rec);
-        Ok(AskReply { text, brief, recommendation: rec, phrased_by: "rules".into() })
+        let (text, phrased_by) = match &req.phrase_with {
+            Some(with) => {
+                let base = self.project_row(&req.project)?.base_model;
+                self.phrase(&text, &rec, &base, with)
+            }
+            None => (text, "rules".to_string()),
+        };
+        Ok(AskReply { text, brief, recommendation: rec, phrased_by })
     }
 
     /// What will likely go wrong with `req`'s settings on this machine and data (the Train

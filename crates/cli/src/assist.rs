@@ -63,6 +63,11 @@ pub struct AskArgs {
     project: String,
     /// Your message ("I want a support bot", "why not full fine-tuning?", "what if I had a GPU?")
     text: String,
+    /// Have the reply reworded by `local` (the project's model), an installed model id, or an
+    /// endpoint (`NAME` or `NAME:MODEL`, see `keys`); a wording with a number that has no source
+    /// is not shown (the rules' words are, with why)
+    #[arg(long, value_name = "MODEL|ENDPOINT")]
+    phrase_with: Option<String>,
     #[command(flatten)]
     brief: BriefArgs,
     /// Print JSON
@@ -105,7 +110,7 @@ pub fn ask(app: &App, a: AskArgs) -> anyhow::Result<()> {
         project: a.project.clone(),
         brief,
         text: a.text,
-        phrase_with: None,
+        phrase_with: a.phrase_with,
     })?;
     app.brief_save(&a.project, &reply.brief)?;
     print(a.json, &reply, || reply.text.clone())

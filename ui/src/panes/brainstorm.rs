@@ -21,6 +21,14 @@ pub fn Brainstorm(slug: String) -> impl IntoView {
     let pending = RwSignal::new(false);
     let measuring = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
+    // Who words the replies: the rules alone (""), the project's model ("local") or an endpoint.
+    let wording = RwSignal::new(String::new());
+    let endpoints = RwSignal::new(Vec::<String>::new());
+    spawn_local(async move {
+        if let Ok(list) = ipc::endpoint_list().await {
+            endpoints.set(list.into_iter().map(|e| e.name).collect());
+        }
+    });
     let draft = expect_context::<DraftCtx>();
     let pane = expect_context::<PaneCtx>();
     let project = StoredValue::new(slug.clone());
@@ -82,11 +90,16 @@ pub fn Brainstorm(slug: String) -> impl IntoView {
                 project: project.get_value(),
                 brief: brief.get_untracked(),
                 text,
-                phrase_with: None,
+                phrase_with: Some(wording.get_untracked()).filter(|w| !w.is_empty()),
             };
             match ipc::ask(req).await {
                 Ok(reply) => {
-                    say(false, reply.text);
+                    let by = reply.phrased_by;
+                    // A wording that was not shown says why, after the rules' words.
+                    let note = by
+                        .strip_prefix("rules (")
+                        .map(|w| format!("\n\n(Kept the plain answer: {}", w));
+                    say(false, reply.text + &note.unwrap_or_default());
                     brief.set(reply.brief);
                     rec.set(Some(reply.recommendation));
                     error.set(None);
@@ -159,6 +172,14 @@ pub fn Brainstorm(slug: String) -> impl IntoView {
                     }.into_any()).collect_view()}
                 </div>
                 <p class="error" role="alert" id="assist-error" class:hidden=move || error.get().is_none()>{move || error.get().unwrap_or_default()}</p>
+                <label class="field inline wording" for="assist-wording">
+                    <span class="label">"Replies worded by"</span>
+                    <select id="assist-wording" on:change=move |ev| wording.set(event_target_value(&ev))>
+                        <option value="">"The rules (instant)"</option>
+                        <option value="local">"This project's model"</option>
+                        {move || endpoints.get().into_iter().map(|e| view! { <option value=e.clone()>{format!("Endpoint {e}")}</option> }.into_any()).collect_view()}
+                    </select>
+                </label>
                 <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(input.get_untracked()); }>
                     <label class="sr-only" for="assist-input">"Message to the assistant"</label>
                     <textarea

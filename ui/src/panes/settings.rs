@@ -1,4 +1,5 @@
-//! Settings: the theme, this machine, the model store (import, remove), the data folder, API
+//! Settings: the theme, this machine, the model store (the catalog with downloads from the
+//! Hugging Face hub, import, remove), the data folder, API
 //! keys of remote endpoints (in the OS keyring), and the home's health check (`vibeflow
 //! doctor`), run when asked (it hashes every content object).
 
@@ -24,6 +25,40 @@ pub fn Settings() -> impl IntoView {
         });
     };
     load_models();
+    let catalog = RwSignal::new(Vec::<api::advisor::CatalogModel>::new());
+    let load_catalog = move || {
+        spawn_local(async move {
+            if let Ok(c) = ipc::catalog_list().await {
+                catalog.set(c);
+            }
+        });
+    };
+    load_catalog();
+    let pulling = RwSignal::new(None::<String>);
+    let hub_spec = RwSignal::new(String::new());
+    let pull = move |spec: String| {
+        pulling.set(Some(spec.clone()));
+        model_status.set(Some(Ok(format!("Downloading {spec}…"))));
+        spawn_local(async move {
+            let label = spec.clone();
+            let progress = move |p: api::advisor::PullProgress| {
+                model_status.set(Some(Ok(format!(
+                    "Downloading {label}: {:.0} of {:.0} MB",
+                    p.bytes as f64 / 1e6,
+                    p.total as f64 / 1e6
+                ))));
+            };
+            match ipc::models_pull(spec, progress).await {
+                Ok(m) => {
+                    model_status.set(Some(Ok(format!("Installed {} ({}).", m.id, m.quantization))));
+                    load_models();
+                    load_catalog();
+                }
+                Err(e) => model_status.set(Some(Err(e.message))),
+            }
+            pulling.set(None);
+        });
+    };
     spawn_local(async move {
         if let Ok(i) = ipc::system_info().await {
             info.set(Some(i));
@@ -146,6 +181,35 @@ pub fn Settings() -> impl IntoView {
                         } />
                     </tbody>
                 </table>
+                <h3>"Catalog"</h3>
+                <p class="hint">"Models VibeFlow trains, with their license; Download fetches one from Hugging Face (resumed if interrupted, its checksum verified). A gated model needs its license accepted on huggingface.co and your token: vibeflow keys hf."</p>
+                <table class="grid-table" id="settings-catalog">
+                    <thead><tr><th>"Model"</th><th>"Parameters"</th><th>"License"</th><th>"LoRA memory"</th><th>"Good at"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                    <tbody>
+                        {move || catalog.get().into_iter().map(|c| {
+                            let id = c.id.clone();
+                            view! {
+                                <tr data-id=c.id.clone()>
+                                    <td>{c.name.clone()}</td>
+                                    <td>{format!("{:.2} B", c.parameters as f64 / 1e9)}</td>
+                                    <td>{c.license.clone()}{c.gated.then_some(" (gated)")}</td>
+                                    <td>{format!("{:.1} GB", c.lora_memory_bytes as f64 / 1e9)}</td>
+                                    <td class="text">{c.strengths.clone()}</td>
+                                    <td>{if c.installed {
+                                        view! { <span class="ok">"Installed"</span> }.into_any()
+                                    } else {
+                                        view! { <button class="link" aria-label=format!("Download {}", c.name) disabled=move || pulling.get().is_some() on:click=move |_| pull(id.clone())>"Download"</button> }.into_any()
+                                    }}</td>
+                                </tr>
+                            }.into_any()
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <form class="path-form" on:submit=move |ev| { ev.prevent_default(); let s = hub_spec.get_untracked(); if !s.trim().is_empty() { pull(s.trim().to_string()) } }>
+                    <label class="sr-only" for="settings-hub-spec">"Hugging Face repository or file"</label>
+                    <input id="settings-hub-spec" type="text" placeholder="OWNER/NAME or OWNER/NAME/FILE.gguf" prop:value=move || hub_spec.get() on:input=move |ev| hub_spec.set(event_target_value(&ev)) />
+                    <button id="settings-hub-pull" type="submit" disabled=move || pulling.get().is_some()>"Download from Hugging Face"</button>
+                </form>
                 <form class="path-form" on:submit=move |ev| { ev.prevent_default(); import_model(); }>
                     <label class="sr-only" for="settings-model-path">"GGUF file to import"</label>
                     <input id="settings-model-path" type="text" placeholder="/path/to/model.gguf" prop:value=move || model_path.get() on:input=move |ev| model_path.set(event_target_value(&ev)) />
