@@ -189,10 +189,17 @@ pub fn Train(slug: String) -> impl IntoView {
     };
     // What will likely go wrong with the settings as edited (memory, overfitting, truncation,
     // the learning rate), asked again whenever they change.
+    // Answers can come back out of order: only the latest request's is shown.
+    let asked = StoredValue::new(0u64);
     Effect::new(move |_| {
         let Ok(req) = checked.get() else { return warnings.set(Vec::new()) };
+        asked.update_value(|n| *n += 1);
+        let mine = asked.get_value();
         spawn_local(async move {
-            warnings.set(ipc::train_review(req).await.unwrap_or_default());
+            let found = ipc::train_review(req).await.unwrap_or_default();
+            if asked.get_value() == mine {
+                warnings.set(found);
+            }
         });
     });
     let apply = move |change: api::advisor::Change| {

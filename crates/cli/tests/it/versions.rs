@@ -113,11 +113,12 @@ fn plan_recommends_a_valid_run_with_reasons_checks_and_a_measured_estimate() {
     home.ok(&["data", "import", "--sample", "tech-qa", "-p", "plan"]);
     let plan = home.json(&["plan", "-p", "plan", "--estimate", "--json"]);
     assert!(plan["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{plan}");
-    // 240 training rows: the card's 3 epochs, batch 4, the rows' 95th percentile as max length.
+    // 240 training rows: the card's tier for up to 1,000 rows (5 epochs, the PRD's 5–10), batch
+    // 4, the rows' 95th percentile as max length.
     let c = &plan["request"]["config"];
-    assert_eq!((c["epochs"].as_u64(), c["batch_size"].as_u64()), (Some(3), Some(4)));
+    assert_eq!((c["epochs"].as_u64(), c["batch_size"].as_u64()), (Some(5), Some(4)));
     assert_eq!(plan["train_rows"], 240);
-    assert_eq!(plan["total_steps"], 180);
+    assert_eq!(plan["total_steps"], 300);
     assert_eq!(c["max_len"].as_u64().unwrap() % 64, 0);
     let settings: Vec<_> = plan["reasons"]
         .as_array()
@@ -125,15 +126,20 @@ fn plan_recommends_a_valid_run_with_reasons_checks_and_a_measured_estimate() {
         .iter()
         .map(|r| r["setting"].as_str().unwrap())
         .collect();
-    for s in ["Method", "LoRA rank", "Learning rate", "Epochs", "Longest example", "Batch size"] {
+    for s in ["Method", "LoRA rank", "Learning rate", "Epochs", "Max length", "Batch size"] {
         assert!(settings.contains(&s), "{settings:?}");
     }
     let est = &plan["estimate"];
     let (tps, secs) =
         (est["tokens_per_second"].as_f64().unwrap(), est["seconds"].as_f64().unwrap());
     assert!(tps > 1.0 && secs > 0.0, "{est}");
+    // The training steps run the tokens at the speed; evaluations and loading add to them.
     let tokens = est["tokens"].as_f64().unwrap();
-    assert!((secs - tokens / tps).abs() < 1e-6 * secs.max(1.0), "{est}");
+    let train = est["train_seconds"].as_f64().unwrap();
+    assert!((train - tokens / tps).abs() < 1e-6 * train.max(1.0), "{est}");
+    let parts = ["train_seconds", "eval_seconds", "overhead_seconds"];
+    let sum: f64 = parts.iter().map(|k| est[k].as_f64().unwrap()).sum();
+    assert!((secs - sum).abs() < 1e-6 * secs && est["eval_seconds"].as_f64().unwrap() > 0.0);
     assert!(est["peak_memory_bytes"].as_u64().unwrap() > 100_000_000, "{est}");
     // The recommended request is one `train` accepts as it is.
     let req: app::ProjectTrainRequest = serde_json::from_value(plan["request"].clone()).unwrap();
