@@ -204,12 +204,7 @@ async fn recommend(
 
 #[tauri::command]
 async fn ask(s: S<'_>, req: api::advisor::AskRequest) -> Res<api::advisor::AskReply> {
-    blocking(&s, move |a, _| {
-        let reply = a.ask(&req)?;
-        a.brief_save(&req.project, &reply.brief)?;
-        Ok(reply)
-    })
-    .await
+    blocking(&s, move |a, _| a.ask(&req)).await
 }
 
 #[tauri::command]

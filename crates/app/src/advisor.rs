@@ -210,7 +210,7 @@ pub fn detect_task(goal: &str) -> Task {
 }
 
 /// The memory the plan may use on the target, bytes.
-fn target_memory(brief: &Brief, m: &Machine) -> u64 {
+pub fn target_memory(brief: &Brief, m: &Machine) -> u64 {
     match (brief.target, &m.gpu) {
         (Target::Gpu { memory_bytes }, _) => memory_bytes,
         (Target::ThisMachine, Some((_, gpu))) => *gpu,
@@ -775,8 +775,9 @@ pub fn review(
 }
 
 /// What a user's message changes in the brief: a goal, a priority, a time budget, prices, a
-/// GPU to plan for, a model or a method.
-pub fn understand(text: &str, brief: &Brief, cards: &[Card]) -> Brief {
+/// GPU to plan for, a model ("use the installed model": `installed`, the one the project
+/// trains) or a method.
+pub fn understand(text: &str, brief: &Brief, cards: &[Card], installed: &str) -> Brief {
     let t = text.to_lowercase();
     let mut b = brief.clone();
     let words = |ws: &[&str]| ws.iter().any(|w| t.contains(w));
@@ -818,6 +819,9 @@ pub fn understand(text: &str, brief: &Brief, cards: &[Card]) -> Brief {
     if let Some(c) = cards.iter().find(|c| t.contains(&c.id) || t.contains(&c.name.to_lowercase()))
     {
         b.model = Some(c.id.clone());
+    }
+    if words(&["installed"]) {
+        b.model = Some(installed.to_string());
     }
     if words(&["use qlora", "with qlora"]) {
         b.method = Some(MethodKind::Qlora);
@@ -1206,21 +1210,27 @@ mod tests {
     #[test]
     fn the_user_s_words_fill_the_brief() {
         let cards = catalog();
-        let b =
-            understand("I want a support bot, I have 1,200 examples", &Brief::default(), &cards);
+        let b = understand(
+            "I want a support bot, I have 1,200 examples",
+            &Brief::default(),
+            &cards,
+            "smollm2-135m-instruct",
+        );
         assert_eq!(b.goal, "I want a support bot, I have 1,200 examples");
-        let b = understand("Speed please, under 30 minutes", &b, &cards);
+        let b = understand("Speed please, under 30 minutes", &b, &cards, "x");
         assert_eq!((b.priority, b.max_hours), (Priority::Speed, Some(0.5)));
-        let b = understand("What if I had a 24 GB GPU?", &b, &cards);
+        let b = understand("What if I had a 24 GB GPU?", &b, &cards, "x");
         assert_eq!(b.target, Target::Gpu { memory_bytes: 24_000_000_000 });
-        let b = understand("electricity is 0.30 per kWh", &b, &cards);
+        let b = understand("electricity is 0.30 per kWh", &b, &cards, "x");
         assert_eq!(b.price_per_kwh, Some(0.3));
-        let b = understand("let's try Qwen2.5-0.5B-Instruct with QLoRA", &b, &cards);
+        let b = understand("let's try Qwen2.5-0.5B-Instruct with QLoRA", &b, &cards, "x");
         assert_eq!(
             (b.model.as_deref(), b.method),
             (Some("qwen2.5-0.5b-instruct"), Some(MethodKind::Qlora))
         );
         assert_eq!(b.goal, "I want a support bot, I have 1,200 examples", "the goal stays");
+        let b = understand("Use the installed model", &b, &cards, "smollm2-135m-instruct");
+        assert_eq!(b.model.as_deref(), Some("smollm2-135m-instruct"));
     }
 
     /// The assistant never invents a number: across configurations and questions, every

@@ -164,8 +164,8 @@ impl App {
         }
         let s = schedule(&train, &eval, c);
         let prepare_seconds = started.elapsed().as_secs_f64();
-        let device = self.device()?;
-        let key = probe_key(&base, c, &s, &train, &eval, &engine::device::name(&device));
+        let system = self.system_info()?;
+        let key = probe_key(&base, c, &s, &train, &eval, &system.device, &system.cpu);
         let cache = self.home.join("probes").join(format!("{key}.json"));
         let cached =
             std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice::<Probe>(&b).ok());
@@ -204,7 +204,6 @@ impl App {
             + (s.checkpoints + 1) as f64 * probe.checkpoint_seconds
             + COMMIT_SECONDS;
         let seconds = train_seconds + eval_seconds + overhead_seconds;
-        let system = self.system_info()?;
         Ok(Estimate {
             tokens_per_second: s.tokens as f64 / train_seconds.max(1e-9),
             tokens: s.tokens,
@@ -346,13 +345,13 @@ fn probe_key(
     train: &[usize],
     eval: &[usize],
     device: &str,
+    cpu: &str,
 ) -> String {
     use sha2::{Digest, Sha256};
     let meta = std::fs::metadata(base).ok();
     let longest: Vec<usize> = s.longest.iter().map(|&i| train[i]).collect();
     let typical: Vec<usize> = s.typical.iter().map(|&i| train[i]).collect();
     let first_eval: Vec<usize> = eval.iter().take(c.batch_size).copied().collect();
-    let cpu = sysinfo_cpu();
     let text = format!(
         "{PROBE_VERSION}|{}|{:?}|{:?}|{}|{:?}|{:?}|{}|{}|{}|{:?}|{:?}|{:?}|{cpu}|{}|{device}",
         base.display(),
@@ -371,13 +370,6 @@ fn probe_key(
     );
     let hash = Sha256::digest(text.as_bytes());
     hash.iter().take(12).map(|b| format!("{b:02x}")).collect()
-}
-
-fn sysinfo_cpu() -> String {
-    use sysinfo::{CpuRefreshKind, RefreshKind, System};
-    let sys =
-        System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
-    sys.cpus().first().map(|c| c.brand().trim().to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

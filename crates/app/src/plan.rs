@@ -114,16 +114,12 @@ impl App {
         Ok(rec)
     }
 
-    /// A message to the assistant: what it changes in the brief, and the reply about the
-    /// recommendation that follows. The reply is the rules' own words unless `phrase_with`
+    /// A message to the assistant: what it changes in the brief (kept for the next message),
+    /// and the reply about the recommendation that follows. The reply is the rules' own words unless `phrase_with`
     /// names a model that words it, and then only if every number in its wording has a source.
     pub fn ask(&self, req: &AskRequest) -> Result<AskReply> {
-        let cards = crate::catalog();
-        let mut brief = advisor::understand(&req.text, &req.brief, &cards);
-        // "Use the installed model": the one the project trains.
-        if req.text.to_lowercase().contains("installed") {
-            brief.model = Some(self.project_row(&req.project)?.base_model);
-        }
+        let base = self.project_row(&req.project)?.base_model;
+        let brief = advisor::understand(&req.text, &req.brief, &crate::catalog(), &base);
         let measure = advisor::wants_measure(&req.text);
         let rec = self.recommend(&RecommendRequest {
             project: req.project.clone(),
@@ -132,12 +128,10 @@ impl App {
         })?;
         let text = advisor::reply(&req.text, &rec);
         let (text, phrased_by) = match &req.phrase_with {
-            Some(with) => {
-                let base = self.project_row(&req.project)?.base_model;
-                self.phrase(&text, &rec, &base, with)
-            }
+            Some(with) => self.phrase(&text, &rec, &base, with),
             None => (text, "rules".to_string()),
         };
+        self.brief_save(&req.project, &brief)?;
         Ok(AskReply { text, brief, recommendation: rec, phrased_by })
     }
 
@@ -148,25 +142,12 @@ impl App {
         req: &api::train::ProjectTrainRequest,
     ) -> Result<Vec<api::advisor::Warning>> {
         let row = self.project_row(&req.project)?;
-        let system = self.system_info()?;
-        let rec = self.recommend_with(
-            &row,
-            &Brief { model: Some(row.base_model.clone()), ..Brief::default() },
-            &system,
-        )?;
-        let data =
-            self.data_report(&row.slug, req.dataset.as_deref()).ok().map(|d| advisor::Data {
-                name: format!("{} v{}", d.name, d.version),
-                train_rows: d.split.train,
-                test_rows: d.split.test,
-                mean_tokens: d.outcome.result.tokens.total.mean,
-                p95_tokens: d.outcome.result.tokens.total.p95 as usize,
-                max_tokens: d.outcome.result.tokens.total.max as usize,
-                language: None,
-            });
-        let cards = crate::catalog();
-        let card = cards.iter().find(|c| c.id == rec.model);
-        Ok(advisor::review(&req.config, card, data.as_ref(), rec.target_memory_bytes))
+        let machine = self.machine(&self.system_info()?);
+        let cards = self.cards_for(&row.base_model)?;
+        let card = cards.iter().find(|c| c.id == row.base_model);
+        let data = self.data_facts(&row.slug, req.dataset.as_deref());
+        let memory = advisor::target_memory(&Brief::default(), &machine);
+        Ok(advisor::review(&req.config, card, data.as_ref(), memory))
     }
 
     /// What the user told the assistant about `project` so far (saved by [`App::brief_save`]
@@ -229,25 +210,56 @@ impl App {
         brief: &Brief,
         system: &api::SystemInfo,
     ) -> Result<Recommendation> {
-        let data = self.data_report(&row.slug, None).ok().map(|d| {
-            let t = &d.outcome.result.tokens;
-            advisor::Data {
-                name: format!("{} v{}", d.name, d.version),
-                train_rows: d.split.train,
-                test_rows: d.split.test,
-                mean_tokens: t.total.mean,
-                p95_tokens: t.total.p95 as usize,
-                max_tokens: t.total.max as usize,
-                language: d.outcome.result.language.as_ref().map(|l| l.name.clone()),
-            }
-        });
-        let installed: Vec<api::ModelInfo> = self.models_list()?;
+        let data = self.data_facts(&row.slug, None);
+        let installed: Vec<String> = self.models_list()?.into_iter().map(|m| m.id).collect();
+        let cards = self.cards_for(&row.base_model)?;
+        let inputs = advisor::Inputs {
+            brief,
+            data,
+            machine: self.machine(system),
+            installed,
+            base_model: row.base_model.clone(),
+            project: row.slug.clone(),
+            cards: &cards,
+        };
+        Ok(advisor::recommend(&inputs))
+    }
+
+    /// This machine as the rules see it, with the throughput a cached probe measured here.
+    fn machine(&self, system: &api::SystemInfo) -> advisor::Machine {
+        advisor::Machine {
+            memory_bytes: system.memory_bytes,
+            cores: system.cores,
+            gpu: system.gpu.as_ref().map(|g| (g.name.clone(), g.memory_bytes)),
+            measured_param_tokens: crate::estimate::cached_throughput(&self.home),
+        }
+    }
+
+    /// What the report of `project`'s dataset (`name`, else the current one) says, as the
+    /// rules use it; none without a dataset.
+    fn data_facts(&self, project: &str, name: Option<&str>) -> Option<advisor::Data> {
+        let d = self.data_report(project, name).ok()?;
+        let t = &d.outcome.result.tokens;
+        Some(advisor::Data {
+            name: format!("{} v{}", d.name, d.version),
+            train_rows: d.split.train,
+            test_rows: d.split.test,
+            mean_tokens: t.total.mean,
+            p95_tokens: t.total.p95 as usize,
+            max_tokens: t.total.max as usize,
+            language: d.outcome.result.language.as_ref().map(|l| l.name.clone()),
+        })
+    }
+
+    /// The catalog, plus a card for `base_model` when it is an installed model outside it:
+    /// the shape of the catalog model closest in size, under its own name.
+    fn cards_for(&self, base_model: &str) -> Result<Vec<crate::Card>> {
         let mut cards = crate::catalog();
-        // A base model outside the catalog plans with the shape of the catalog model closest
-        // in size, under its own name.
-        let base = installed.iter().find(|m| m.id == row.base_model).cloned();
-        if !cards.iter().any(|c| c.id == row.base_model)
-            && let Some(m) = &base
+        if cards.iter().any(|c| c.id == base_model) {
+            return Ok(cards);
+        }
+        let installed = self.models_list()?;
+        if let Some(m) = installed.iter().find(|m| m.id == base_model)
             && let Some(near) =
                 cards.iter().min_by_key(|c| c.architecture.parameters.abs_diff(m.parameters))
         {
@@ -258,21 +270,6 @@ impl App {
             cards.push(card);
             cards.sort_by_key(|c| c.architecture.parameters);
         }
-        let measured = crate::estimate::cached_throughput(&self.home);
-        let inputs = advisor::Inputs {
-            brief,
-            data,
-            machine: advisor::Machine {
-                memory_bytes: system.memory_bytes,
-                cores: system.cores,
-                gpu: system.gpu.as_ref().map(|g| (g.name.clone(), g.memory_bytes)),
-                measured_param_tokens: measured,
-            },
-            installed: installed.iter().map(|m| m.id.clone()).collect(),
-            base_model: row.base_model.clone(),
-            project: row.slug.clone(),
-            cards: &cards,
-        };
-        Ok(advisor::recommend(&inputs))
+        Ok(cards)
     }
 }

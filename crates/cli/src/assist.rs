@@ -102,8 +102,8 @@ pub fn recommend(app: &App, a: RecommendArgs) -> anyhow::Result<()> {
     print(a.json, &rec, || describe(&rec))
 }
 
-/// `vibeflow ask -p P TEXT`: one message to the assistant; the brief it leads to is kept for
-/// the next message.
+/// `vibeflow ask -p P TEXT`: one message to the assistant (`App::ask` keeps the brief it leads
+/// to for the next message).
 pub fn ask(app: &App, a: AskArgs) -> anyhow::Result<()> {
     let brief = brief(app, &a.project, a.brief)?;
     let reply = app.ask(&AskRequest {
@@ -112,7 +112,6 @@ pub fn ask(app: &App, a: AskArgs) -> anyhow::Result<()> {
         text: a.text,
         phrase_with: a.phrase_with,
     })?;
-    app.brief_save(&a.project, &reply.brief)?;
     print(a.json, &reply, || reply.text.clone())
 }
 

@@ -136,22 +136,24 @@ pub fn Brainstorm(slug: String) -> impl IntoView {
     };
     // The chips: the first open question's answers, and "use the installed model" when the
     // recommendation needs a download.
+    // The first open question's answers, and "use the installed model" when the
+    // recommendation needs a download. The data question's answer is the Data pane itself.
     let chips = Memo::new(move |_| {
         rec.with(|r| {
-            let Some(r) = r else { return Vec::new() };
+            let Some(r) = r else { return (false, Vec::new()) };
             let q = r.questions.first();
+            let opens_data = q.is_some_and(|q| q.id == "data");
             let mut c: Vec<String> = q.map(|q| q.options.clone()).unwrap_or_default();
             let installed = r.plan.checks.iter().any(|c| c.id == "model" && c.ok);
-            if !installed && q.is_none_or(|q| q.id != "data") {
+            if !installed && !opens_data {
                 c.insert(0, "Use the installed model".into());
             }
-            c
+            (opens_data, c)
         })
     });
-    // A chip answers the question, except the one that opens the Data pane.
-    let chip = move |text: String| match text.as_str() {
-        "Open the Data pane" => pane.0.set(Pane::Data),
-        _ => send(text),
+    let chip = move |text: String| match chips.with_untracked(|c| c.0) {
+        true => pane.0.set(Pane::Data),
+        false => send(text),
     };
     view! {
         <div class="brainstorm" id="pane-brainstorm">
@@ -166,7 +168,7 @@ pub fn Brainstorm(slug: String) -> impl IntoView {
                     </For>
                 </div>
                 <div class="chips" id="assist-chips" role="group" aria-label="Suggested answers">
-                    {move || chips.get().into_iter().map(|c| {
+                    {move || chips.get().1.into_iter().map(|c| {
                         let text = c.clone();
                         view! { <button type="button" class="chip" disabled=move || pending.get() on:click=move |_| chip(text.clone())>{c}</button> }
                     }.into_any()).collect_view()}
