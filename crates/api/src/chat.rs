@@ -93,6 +93,8 @@ pub enum ChatModel {
     Base,
     /// A finished run: the base model with its adapter.
     Run(String),
+    /// Any installed model, by id (the arena's third and fourth panels).
+    Installed(String),
 }
 
 impl ChatModel {
@@ -100,7 +102,7 @@ impl ChatModel {
     pub fn label(&self) -> String {
         match self {
             ChatModel::Base => "base model".into(),
-            ChatModel::Run(r) => r.clone(),
+            ChatModel::Run(r) | ChatModel::Installed(r) => r.clone(),
         }
     }
 }

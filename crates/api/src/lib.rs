@@ -10,6 +10,7 @@ pub mod advisor;
 pub mod chart;
 pub mod chat;
 pub mod dataset;
+pub mod eval;
 pub mod train;
 
 pub use train::RunSummary;

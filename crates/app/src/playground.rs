@@ -80,10 +80,12 @@ impl Playground {
             ));
         }
         let row = app.project_row(&req.project)?;
-        let base = app.resolve_model(&row.base_model)?;
-        let adapter = match &req.model {
-            ChatModel::Base => None,
-            ChatModel::Run(id) => Some(app.run_adapter(&row.slug, id)?),
+        let (base, adapter) = match &req.model {
+            ChatModel::Base => (app.resolve_model(&row.base_model)?, None),
+            ChatModel::Run(id) => {
+                (app.resolve_model(&row.base_model)?, Some(app.run_adapter(&row.slug, id)?))
+            }
+            ChatModel::Installed(id) => (app.model_path(id)?, None),
         };
         let stop = Arc::new(AtomicBool::new(false));
         self.lock_stops().push((req.id.clone(), stop.clone()));

@@ -112,7 +112,7 @@ fn blank(project: &str) -> Conversation {
 fn model_value(m: &ChatModel) -> String {
     match m {
         ChatModel::Base => "base".into(),
-        ChatModel::Run(r) => r.clone(),
+        ChatModel::Run(r) | ChatModel::Installed(r) => r.clone(),
     }
 }
 
@@ -287,6 +287,7 @@ pub fn Playground(slug: String) -> impl IntoView {
                 let text = match &m {
                     ChatModel::Base => "Base model".to_string(),
                     ChatModel::Run(r) => format!("Fine-tuned: {r}"),
+                    ChatModel::Installed(id) => format!("Model: {id}"),
                 };
                 let m2 = m.clone();
                 view! { <option value=v selected=move || selected.get() == m2>{text}</option> }
