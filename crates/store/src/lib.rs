@@ -100,7 +100,65 @@ pub const MIGRATIONS: &[&str] = &[
         base_url    TEXT NOT NULL,
         added_at    INTEGER NOT NULL
     );",
+    // 6: arena sessions and their turns with the votes (not in git: like endpoints, SQLite is
+    // where they live). `models`, `answers` and `vote` are JSON the app reads.
+    "CREATE TABLE arena_sessions (
+        project     TEXT NOT NULL REFERENCES projects(slug) ON DELETE CASCADE,
+        id          TEXT NOT NULL,
+        models      TEXT NOT NULL,
+        blind       INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (project, id)
+    );
+    CREATE TABLE arena_turns (
+        project     TEXT NOT NULL,
+        session     TEXT NOT NULL,
+        turn        INTEGER NOT NULL,
+        prompt      TEXT NOT NULL,
+        answers     TEXT NOT NULL,
+        vote        TEXT,
+        why         TEXT,
+        voted_at    INTEGER,
+        PRIMARY KEY (project, session, turn),
+        FOREIGN KEY (project, session) REFERENCES arena_sessions(project, id) ON DELETE CASCADE
+    );",
 ];
+
+/// An arena session row (`models`: JSON of the panels' models).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArenaSessionRow {
+    /// Project slug.
+    pub project: String,
+    /// `arena-N`.
+    pub id: String,
+    /// JSON array of the panels' models.
+    pub models: String,
+    /// Names hidden until the vote.
+    pub blind: bool,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// An arena turn row (`answers` and `vote`: JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArenaTurnRow {
+    /// Project slug.
+    pub project: String,
+    /// Session id.
+    pub session: String,
+    /// 0, 1, …
+    pub turn: i64,
+    /// The user's message.
+    pub prompt: String,
+    /// JSON array of the answers.
+    pub answers: String,
+    /// JSON of the vote, once cast.
+    pub vote: Option<String>,
+    /// Its reason.
+    pub why: Option<String>,
+    /// When it was cast.
+    pub voted_at: Option<i64>,
+}
 
 /// An endpoint row: where a remote OpenAI-compatible API is (its key is in the OS keyring).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,6 +598,85 @@ impl Store {
         Ok(self.conn().execute("DELETE FROM endpoints WHERE name = ?1", [name])? > 0)
     }
 
+    /// Inserts an arena session; [`Error::Duplicate`] when its id is taken.
+    pub fn insert_arena_session(&self, r: &ArenaSessionRow) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO arena_sessions (project, id, models, blind, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.project, r.id, r.models, r.blind, r.created_at],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Error::Duplicate(r.id.clone())
+                }
+                e => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// A project's arena sessions (every project's with `None`), newest first.
+    pub fn arena_sessions(&self, project: Option<&str>) -> Result<Vec<ArenaSessionRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT project, id, models, blind, created_at FROM arena_sessions
+             WHERE ?1 IS NULL OR project = ?1 ORDER BY created_at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([project], |r| {
+            Ok(ArenaSessionRow {
+                project: r.get(0)?,
+                id: r.get(1)?,
+                models: r.get(2)?,
+                blind: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Inserts or replaces an arena turn.
+    pub fn upsert_arena_turn(&self, t: &ArenaTurnRow) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO arena_turns (project, session, turn, prompt, answers, vote, why, voted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(project, session, turn) DO UPDATE SET prompt = excluded.prompt,
+               answers = excluded.answers, vote = excluded.vote, why = excluded.why,
+               voted_at = excluded.voted_at",
+            params![t.project, t.session, t.turn, t.prompt, t.answers, t.vote, t.why, t.voted_at],
+        )?;
+        Ok(())
+    }
+
+    /// The turns of arena sessions, in order: one session's, a project's (`session` `None`),
+    /// or every project's (both `None`).
+    pub fn arena_turns(
+        &self,
+        project: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<Vec<ArenaTurnRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT project, session, turn, prompt, answers, vote, why, voted_at FROM arena_turns
+             WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR session = ?2)
+             ORDER BY project, session, turn",
+        )?;
+        let rows = stmt.query_map(params![project, session], |r| {
+            Ok(ArenaTurnRow {
+                project: r.get(0)?,
+                session: r.get(1)?,
+                turn: r.get(2)?,
+                prompt: r.get(3)?,
+                answers: r.get(4)?,
+                vote: r.get(5)?,
+                why: r.get(6)?,
+                voted_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Removes an installed model's row.
     pub fn delete_model(&self, id: &str) -> Result<()> {
         self.conn().execute("DELETE FROM models WHERE id = ?1", [id])?;
@@ -678,6 +815,47 @@ mod tests {
         assert!(s.delete_project("b").unwrap());
         assert!(!s.delete_project("b").unwrap());
         assert_eq!(s.project("b").unwrap(), None);
+    }
+
+    #[test]
+    fn arena_turns_keep_their_votes_and_go_with_their_project() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_project(&project("a", 1)).unwrap();
+        let session = ArenaSessionRow {
+            project: "a".into(),
+            id: "arena-1".into(),
+            models: "[]".into(),
+            blind: true,
+            created_at: 5,
+        };
+        s.insert_arena_session(&session).unwrap();
+        assert!(matches!(s.insert_arena_session(&session), Err(Error::Duplicate(_))));
+        let mut turn = ArenaTurnRow {
+            project: "a".into(),
+            session: "arena-1".into(),
+            turn: 0,
+            prompt: "hi".into(),
+            answers: "[]".into(),
+            vote: None,
+            why: None,
+            voted_at: None,
+        };
+        s.upsert_arena_turn(&turn).unwrap();
+        turn.vote = Some("{}".into());
+        turn.voted_at = Some(6);
+        s.upsert_arena_turn(&turn).unwrap();
+        assert_eq!(s.arena_turns(Some("a"), Some("arena-1")).unwrap(), vec![turn.clone()]);
+        assert_eq!(s.arena_turns(None, None).unwrap(), vec![turn]);
+        assert_eq!(s.arena_sessions(None).unwrap(), vec![session]);
+        // A turn of a session that does not exist is refused.
+        let orphan = ArenaTurnRow {
+            session: "arena-9".into(),
+            ..s.arena_turns(None, None).unwrap()[0].clone()
+        };
+        assert!(s.upsert_arena_turn(&orphan).is_err());
+        s.delete_project("a").unwrap();
+        assert!(s.arena_turns(None, None).unwrap().is_empty());
+        assert!(s.arena_sessions(Some("a")).unwrap().is_empty());
     }
 
     #[test]
