@@ -101,9 +101,10 @@ pub const MIGRATIONS: &[&str] = &[
         added_at    INTEGER NOT NULL
     );",
     // 6: arena sessions and their turns with the votes (not in git: like endpoints, SQLite is
-    // where they live). `models`, `answers` and `vote` are JSON the app reads.
+    // where they live). `models`, `answers` and `vote` are JSON the app reads. `project` is ''
+    // for a session of installed models outside any project; a project's go with it.
     "CREATE TABLE arena_sessions (
-        project     TEXT NOT NULL REFERENCES projects(slug) ON DELETE CASCADE,
+        project     TEXT NOT NULL,
         id          TEXT NOT NULL,
         models      TEXT NOT NULL,
         blind       INTEGER NOT NULL,
@@ -121,13 +122,16 @@ pub const MIGRATIONS: &[&str] = &[
         voted_at    INTEGER,
         PRIMARY KEY (project, session, turn),
         FOREIGN KEY (project, session) REFERENCES arena_sessions(project, id) ON DELETE CASCADE
-    );",
+    );
+    CREATE TRIGGER arena_sessions_of_a_deleted_project AFTER DELETE ON projects BEGIN
+        DELETE FROM arena_sessions WHERE project = OLD.slug;
+    END;",
 ];
 
 /// An arena session row (`models`: JSON of the panels' models).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArenaSessionRow {
-    /// Project slug.
+    /// Project slug ('' outside any project).
     pub project: String,
     /// `arena-N`.
     pub id: String,
