@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::{ChatModel, Sampling};
 
-/// Corpus BLEU as sacrebleu computes it (13a tokenization, one reference, no smoothing).
+/// Corpus BLEU as sacrebleu computes it (its defaults: 13a tokenization, one reference, `exp`
+/// smoothing).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bleu {
     /// 0–100.
