@@ -21,6 +21,7 @@ mod jobs;
 mod lock;
 mod memory;
 mod models;
+mod perplexity;
 mod phrase;
 mod plan;
 mod playground;

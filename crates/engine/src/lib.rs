@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod device;
 pub mod generate;
 pub mod gguf;
+pub mod logprob;
 pub mod lora;
 pub mod loss;
 mod merges;

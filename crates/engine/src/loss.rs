@@ -58,6 +58,109 @@ pub fn causal_lm_loss(
     Ok(((nll / n as f64)?, n))
 }
 
+/// Per row of `ids` and `labels` (`[b, t]`, as for [`causal_lm_loss`]): the summed
+/// cross-entropy of its label tokens, `−Σ log p(label)`, as a `[b]` f32 tensor that is
+/// differentiable through the hidden states (the head must be frozen), and each row's number of
+/// label tokens. A row without any counts 0. This is the sequence log-probability (negated)
+/// that DPO compares and perplexity averages; with [`Pass::Train`] the gradient of any function
+/// of the rows reaches the model through the same checkpointed blocks as the training loss.
+pub fn sequence_nll(
+    model: &Llama,
+    ids: &Tensor,
+    labels: &Tensor,
+    pass: Pass,
+) -> Result<(Tensor, Vec<usize>)> {
+    let (b, t) = ids.dims2()?;
+    let lab = labels.to_vec2::<i64>()?;
+    let (mut rows, mut targets, mut group) = (Vec::new(), Vec::new(), Vec::new());
+    let mut counts = vec![0usize; b];
+    for (bi, row) in lab.iter().enumerate() {
+        for ti in 0..t.saturating_sub(1) {
+            let y = row[ti + 1];
+            if y != IGNORE {
+                rows.push((bi * t + ti) as u32);
+                targets.push(y as u32);
+                group.push(bi as u32);
+                counts[bi] += 1;
+            }
+        }
+    }
+    let dev = ids.device();
+    if rows.is_empty() {
+        return Ok((Tensor::zeros(b, candle_core::DType::F32, dev)?, counts));
+    }
+    let hidden = model.hidden(ids, None, pass)?;
+    let hidden = hidden.reshape((b * t, hidden.dim(D::Minus1)?))?;
+    let picked = hidden.index_select(&Tensor::new(rows, dev)?, 0)?;
+    let Some(head) = model.lm_head.weight.as_dense() else {
+        candle_core::bail!("the LM head must be dense");
+    };
+    Ok((cross_entropy_groups(&picked, head, &targets, &group, b)?, counts))
+}
+
+/// Per group: `Σ −log softmax(x·wᵀ)[target]` over its rows (`group[i]` is row `i`'s, below
+/// `groups`), a `[groups]` f32 tensor differentiable in `x`; `w` must not be tracked (a frozen
+/// head). As in [`cross_entropy_sum`], each row's gradient `(softmax − one-hot)·w` is computed
+/// while its logits exist; the backward pass scales each row's by its group's incoming
+/// gradient, so any function of the group sums backpropagates exactly.
+pub fn cross_entropy_groups(
+    x: &Tensor,
+    w: &Tensor,
+    targets: &[u32],
+    group: &[u32],
+    groups: usize,
+) -> Result<Tensor> {
+    let (n, _) = x.dims2()?;
+    if targets.len() != n || group.len() != n {
+        candle_core::bail!(
+            "cross_entropy_groups: {} targets and {} groups for {n} rows",
+            targets.len(),
+            group.len()
+        );
+    }
+    if let Some(&g) = group.iter().find(|&&g| g as usize >= groups) {
+        candle_core::bail!("cross_entropy_groups: group {g} of {groups}");
+    }
+    if w.track_op() {
+        candle_core::bail!("per-sequence log-probabilities need a frozen head (LoRA, not full)");
+    }
+    let want_x = x.track_op();
+    let (x0, w0) = (x.detach(), w.detach());
+    let (dev, f32) = (x.device(), candle_core::DType::F32);
+    let mut sums = vec![0f64; groups];
+    let mut dx = Vec::new();
+    let rows = chunk_rows(dev);
+    let column = target_column(targets, dev)?;
+    for (start, chunk) in (0..n).step_by(rows).zip(targets.chunks(rows)) {
+        let xc = x0.narrow(0, start, chunk.len())?;
+        let logits = xc.matmul(&w0.t()?)?.to_dtype(f32)?;
+        let (losses, d) = match cpu_rows(&logits, chunk)? {
+            Some(found) => found,
+            None => {
+                let (losses, d) = device_rows(&logits, &column.narrow(0, start, chunk.len())?)?;
+                (losses.to_vec1::<f32>()?.into_iter().map(f64::from).collect(), d)
+            }
+        };
+        for (l, &g) in losses.iter().zip(&group[start..start + chunk.len()]) {
+            sums[g as usize] += l;
+        }
+        if want_x {
+            dx.push(d.to_dtype(x.dtype())?.matmul(&w0)?);
+        }
+    }
+    let value = Tensor::from_vec(sums.iter().map(|&s| s as f32).collect(), groups, dev)?;
+    if !want_x {
+        return Ok(value);
+    }
+    let dx = Tensor::cat(&dx, 0)?;
+    let group = Tensor::new(group, dev)?;
+    let bwd = move |_: &Tensor, _: &Tensor, g: &Tensor| {
+        let per_row = g.to_dtype(dx.dtype())?.index_select(&group, 0)?.unsqueeze(1)?;
+        Ok(Some(dx.broadcast_mul(&per_row)?))
+    };
+    crate::ops::precomputed1(x, value, Box::new(bwd))
+}
+
 /// `Σ_rows −log softmax(x·wᵀ)[target]` for `x` `[n, hidden]` and `w` `[vocab, hidden]`,
 /// differentiable in both. Works through [`CHUNK_ROWS`] rows of logits at a time and never holds
 /// more. The loss is the graph's last op, so its gradient is the gradient of this sum times one
@@ -84,12 +187,12 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
         let logits = xc.matmul(&w0.t()?)?.to_dtype(f32)?;
         // d/dlogits of (lse − logit[target]) = softmax − one-hot, then in the activations'
         // type for the products.
-        let d = if let Some((sum, d)) = cpu_rows(&logits, chunk)? {
-            total = (total + f64::from(sum))?;
+        let d = if let Some((losses, d)) = cpu_rows(&logits, chunk)? {
+            total = (total + losses.iter().sum::<f64>())?;
             d
         } else {
-            let (sum, d) = device_rows(&logits, &column.narrow(0, start, chunk.len())?)?;
-            total = (total + sum)?;
+            let (losses, d) = device_rows(&logits, &column.narrow(0, start, chunk.len())?)?;
+            total = (total + losses.sum_all()?)?;
             d
         };
         if !(want_x || want_w) {
@@ -117,10 +220,10 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
     crate::ops::precomputed2(x, w, total, Box::new(bwd))
 }
 
-/// On the CPU (f32 logits `[rows, vocab]`): `Σ_rows lse − logit[target]` and `softmax −
+/// On the CPU (f32 logits `[rows, vocab]`): each row's `lse − logit[target]` and `softmax −
 /// one-hot`, one pass over each row (candle's ops take ten over the whole chunk). `None`
 /// elsewhere.
-fn cpu_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<(f32, Tensor)>> {
+fn cpu_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<(Vec<f64>, Tensor)>> {
     use candle_core::{CpuStorage, Storage};
     use rayon::prelude::*;
     if !logits.device().is_cpu() || logits.dtype() != candle_core::DType::F32 {
@@ -156,19 +259,19 @@ fn cpu_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<(f32, Tensor)>> {
         })
         .collect();
     drop(storage);
-    let sum = losses.iter().sum::<f64>() as f32;
-    Ok(Some((sum, Tensor::from_vec(d, (rows, vocab), logits.device())?)))
+    Ok(Some((losses, Tensor::from_vec(d, (rows, vocab), logits.device())?)))
 }
 
 /// [`cpu_rows`] on any device, from candle's ops: one fused softmax kernel (f32 accumulation)
-/// for both the loss, −log p[target], and the gradient; `column` holds the targets `[rows, 1]`.
-/// p[target] is floored at the smallest normal f32, so a token whose target logit trails by
-/// more than ~87 counts 87.3 instead of its true loss (its gradient is exact).
+/// for both the loss, −log p[target] per row (`[rows]`), and the gradient; `column` holds the
+/// targets `[rows, 1]`. p[target] is floored at the smallest normal f32, so a token whose
+/// target logit trails by more than ~87 counts 87.3 instead of its true loss (its gradient is
+/// exact).
 fn device_rows(logits: &Tensor, column: &Tensor) -> Result<(Tensor, Tensor)> {
     let probs = candle_nn::ops::softmax_last_dim(logits)?;
     let picked = probs.gather(column, 1)?.clamp(f32::MIN_POSITIVE, 1f32)?.log()?;
     let minus_one = Tensor::full(-1f32, column.shape(), logits.device())?;
-    Ok((picked.sum_all()?.neg()?, probs.scatter_add(column, &minus_one, 1)?))
+    Ok((picked.squeeze(1)?.neg()?, probs.scatter_add(column, &minus_one, 1)?))
 }
 
 fn target_column(targets: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
@@ -185,11 +288,42 @@ mod tests {
         let dev = Device::Cpu;
         let logits = Tensor::randn(0f32, 4., (5, 300), &dev).unwrap();
         let targets = [0u32, 299, 17, 150, 3];
-        let (sum, d) = cpu_rows(&logits, &targets).unwrap().unwrap();
-        let (dsum, dd) = device_rows(&logits, &target_column(&targets, &dev).unwrap()).unwrap();
-        let dsum = dsum.to_scalar::<f32>().unwrap();
+        let (losses, d) = cpu_rows(&logits, &targets).unwrap().unwrap();
+        let sum = losses.iter().sum::<f64>() as f32;
+        let (dlosses, dd) = device_rows(&logits, &target_column(&targets, &dev).unwrap()).unwrap();
+        let dsum = dlosses.sum_all().unwrap().to_scalar::<f32>().unwrap();
         assert!((sum - dsum).abs() <= 1e-5 * sum.abs(), "{sum} vs {dsum}");
         assert!(crate::ops::tests::max_diff(&d, &dd) <= 1e-6);
+    }
+
+    #[test]
+    fn grouped_cross_entropy_matches_log_softmax_per_group_in_value_and_gradient() {
+        let dev = Device::Cpu;
+        let n = CHUNK_ROWS + 45;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, 16), &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1., (50, 16), &dev).unwrap();
+        let targets: Vec<u32> = (0..n as u32).map(|i| (i * 11 + 5) % 50).collect();
+        // Three groups of uneven sizes, interleaved across the chunk seam.
+        let group: Vec<u32> = (0..n as u32).map(|i| (i * i) % 3).collect();
+        let ours = cross_entropy_groups(x.as_tensor(), &w, &targets, &group, 3).unwrap();
+        let logits = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
+        let logp = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+        let col = Tensor::new(targets.as_slice(), &dev).unwrap().unsqueeze(1).unwrap();
+        let nll = logp.gather(&col, 1).unwrap().squeeze(1).unwrap().neg().unwrap();
+        let one_hot: Vec<f32> =
+            (0..3).flat_map(|g| group.iter().map(move |&r| f32::from(u8::from(r == g)))).collect();
+        let one_hot = Tensor::from_vec(one_hot, (3, n), &dev).unwrap();
+        let reference = one_hot.matmul(&nll.unsqueeze(1).unwrap()).unwrap().squeeze(1).unwrap();
+        assert!(crate::ops::tests::max_diff(&ours, &reference) <= 1e-4);
+        // A weight per group, as DPO's gradient gives each sequence.
+        let weights = Tensor::new(&[0.5f32, -2.0, 3.0], &dev).unwrap();
+        let g1 = (ours * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let d = crate::ops::tests::max_diff(
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+        );
+        assert!(d <= 1e-5, "gradient differs by {d}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod count;
 mod greedy;
+mod logprob;
 mod parity;
 mod quantized;
 mod train;
