@@ -8,6 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use api::chat::{ChatEvent, ChatRequest, ChatStop, Conversation};
+use api::eval::{
+    ArenaEvent, ArenaRequest, ArenaSession, ArenaTurn, EvalProgress, EvalRef, EvalRequest,
+    EvalSummary, Evaluation, PrefsExport, Ratings, VoteRequest,
+};
 use api::dataset::{
     DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportProgress, ImportRequest,
     ImportSource, Inspection, SampleDataset,
@@ -33,6 +37,8 @@ struct Shell {
     playground: Playground,
     /// Bumped by Cancel: an import whose generation is older stops at its next batch.
     imports: Arc<AtomicU64>,
+    /// The same for evaluations.
+    evals: Arc<AtomicU64>,
 }
 
 /// Runs `f` on the blocking pool with the shared home.
@@ -319,6 +325,74 @@ async fn chat_list(s: S<'_>, req: ProjectRef) -> Res<Vec<Conversation>> {
     blocking(&s, move |a, _| a.chat_list(&req.slug)).await
 }
 
+#[tauri::command]
+async fn eval_run(s: S<'_>, req: EvalRequest, events: Channel<EvalProgress>) -> Res<Evaluation> {
+    let evals = s.evals.clone();
+    let generation = evals.load(Ordering::SeqCst);
+    blocking(&s, move |a, _| {
+        a.evaluate(&req, &mut |p| {
+            let _ = events.send(p.clone());
+            evals.load(Ordering::SeqCst) == generation
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+async fn eval_cancel(s: S<'_>) -> Res<()> {
+    s.evals.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tauri::command]
+async fn eval_list(s: S<'_>, req: ProjectRef) -> Res<Vec<EvalSummary>> {
+    blocking(&s, move |a, _| a.eval_list(&req.slug)).await
+}
+
+#[tauri::command]
+async fn eval_show(s: S<'_>, req: EvalRef) -> Res<Evaluation> {
+    blocking(&s, move |a, _| a.eval_show(&req.project, &req.id)).await
+}
+
+#[tauri::command]
+async fn eval_report_save(s: S<'_>, tauri: tauri::AppHandle, req: EvalRef) -> Res<String> {
+    let dir = tauri.path().download_dir().unwrap_or_else(|_| s.app.home().join("exports"));
+    blocking(&s, move |a, _| a.eval_report_save(&req.project, &req.id, &dir))
+        .await
+        .map(|p| p.display().to_string())
+}
+
+#[tauri::command]
+async fn arena_send(s: S<'_>, req: ArenaRequest, events: Channel<ArenaEvent>) -> Res<ArenaTurn> {
+    let playground = s.playground.clone();
+    blocking(&s, move |a, _| {
+        a.arena_turn(&playground, &req, &|e| {
+            let _ = events.send(e);
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+async fn arena_vote(s: S<'_>, req: VoteRequest) -> Res<ArenaSession> {
+    blocking(&s, move |a, _| a.arena_vote(&req)).await
+}
+
+#[tauri::command]
+async fn arena_sessions(s: S<'_>, req: ProjectRef) -> Res<Vec<ArenaSession>> {
+    blocking(&s, move |a, _| a.arena_sessions(Some(&req.slug))).await
+}
+
+#[tauri::command]
+async fn arena_ratings(s: S<'_>, req: ProjectRef) -> Res<Ratings> {
+    blocking(&s, move |a, _| a.arena_ratings(Some(&req.slug))).await
+}
+
+#[tauri::command]
+async fn prefs_export(s: S<'_>, req: ProjectRef) -> Res<PrefsExport> {
+    blocking(&s, move |a, _| a.prefs_export(&req.slug, None)).await
+}
+
 /// Starts the desktop app.
 pub fn run() {
     let result = tauri::Builder::default()
@@ -333,6 +407,7 @@ pub fn run() {
                 jobs,
                 playground: Playground::new(),
                 imports,
+                evals: Arc::new(AtomicU64::new(0)),
             });
             Ok(())
         })
@@ -380,7 +455,17 @@ pub fn run() {
             endpoint_remove,
             pick_file,
             chart_svg,
-            job_attach
+            job_attach,
+            eval_run,
+            eval_cancel,
+            eval_list,
+            eval_show,
+            eval_report_save,
+            arena_send,
+            arena_vote,
+            arena_sessions,
+            arena_ratings,
+            prefs_export
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -360,3 +360,60 @@ pub fn on_file_drop(on_drop: impl Fn(String) + 'static) {
         let _ = tauri_listen("tauri://drag-drop", &f).await;
     });
 }
+
+/// Evaluates a model on its dataset's held-out rows, progress to `on_progress`; the saved
+/// evaluation.
+pub async fn eval_run(
+    req: api::eval::EvalRequest,
+    on_progress: impl FnMut(api::eval::EvalProgress) + 'static,
+) -> Result<api::eval::Evaluation, ApiError> {
+    call_streaming(cmd::EVAL_RUN, &req, on_progress).await
+}
+
+/// Stops this window's evaluations (nothing is saved).
+pub async fn eval_cancel() -> Result<(), ApiError> {
+    call(cmd::EVAL_CANCEL, JsValue::UNDEFINED).await
+}
+
+/// A project's evaluations, newest first.
+pub async fn eval_list(slug: String) -> Result<Vec<api::eval::EvalSummary>, ApiError> {
+    call_with(cmd::EVAL_LIST, &ProjectRef { slug }).await
+}
+
+/// One evaluation.
+pub async fn eval_show(project: String, id: String) -> Result<api::eval::Evaluation, ApiError> {
+    call_with(cmd::EVAL_SHOW, &api::eval::EvalRef { project, id }).await
+}
+
+/// Copies an evaluation's HTML report to the Downloads folder; its path.
+pub async fn eval_report_save(project: String, id: String) -> Result<String, ApiError> {
+    call_with(cmd::EVAL_REPORT_SAVE, &api::eval::EvalRef { project, id }).await
+}
+
+/// Asks every panel of an arena session one prompt, streamed to `on_event`; the turn.
+pub async fn arena_send(
+    req: api::eval::ArenaRequest,
+    on_event: impl FnMut(api::eval::ArenaEvent) + 'static,
+) -> Result<api::eval::ArenaTurn, ApiError> {
+    call_streaming(cmd::ARENA_SEND, &req, on_event).await
+}
+
+/// Votes on a turn; the session as it now stands.
+pub async fn arena_vote(req: api::eval::VoteRequest) -> Result<api::eval::ArenaSession, ApiError> {
+    call_with(cmd::ARENA_VOTE, &req).await
+}
+
+/// A project's arena sessions, newest first.
+pub async fn arena_sessions(slug: String) -> Result<Vec<api::eval::ArenaSession>, ApiError> {
+    call_with(cmd::ARENA_SESSIONS, &ProjectRef { slug }).await
+}
+
+/// Ratings from a project's votes.
+pub async fn arena_ratings(slug: String) -> Result<api::eval::Ratings, ApiError> {
+    call_with(cmd::ARENA_RATINGS, &ProjectRef { slug }).await
+}
+
+/// The project's votes as DPO preference pairs, committed.
+pub async fn prefs_export(slug: String) -> Result<api::eval::PrefsExport, ApiError> {
+    call_with(cmd::PREFS_EXPORT, &ProjectRef { slug }).await
+}

@@ -77,10 +77,6 @@ impl Pane {
     /// What a pane that is not built yet will do.
     fn coming(self) -> &'static str {
         match self {
-            Pane::Evaluate => {
-                "Scores of the base model against your fine-tuned versions, with examples side by side."
-            }
-            Pane::Arena => "Two to four models on one prompt, your preference and why, win rates.",
             Pane::Traces => {
                 "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
             }
@@ -91,6 +87,8 @@ impl Pane {
             | Pane::History
             | Pane::Settings
             | Pane::Train
+            | Pane::Evaluate
+            | Pane::Arena
             | Pane::Monitor => "",
         }
     }
@@ -307,6 +305,8 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
         Pane::Data => view! { <panes::data::Data slug /> }.into_any(),
         Pane::Playground => view! { <panes::playground::Playground slug /> }.into_any(),
         Pane::Brainstorm => view! { <panes::brainstorm::Brainstorm slug /> }.into_any(),
+        Pane::Evaluate => view! { <panes::evaluate::Evaluate slug /> }.into_any(),
+        Pane::Arena => view! { <panes::arena::Arena slug /> }.into_any(),
         other => view! {
             <div class="coming" id="pane-coming">
                 <h1>{other.label()}</h1>

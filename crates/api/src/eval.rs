@@ -302,8 +302,8 @@ pub struct Evaluation {
     pub project: String,
     /// Dataset name evaluated (its test split).
     pub dataset: String,
-    /// RFC 3339.
-    pub created: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
     /// The model judged (usually a run).
     pub candidate: EvalSide,
     /// What it is compared with (usually the base).
@@ -359,8 +359,8 @@ pub struct EvalSummary {
     pub gate: Gate,
     /// Examples.
     pub examples: usize,
-    /// RFC 3339.
-    pub created: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
     /// The commit.
     pub commit: Option<String>,
 }
@@ -401,8 +401,8 @@ pub struct EvalRef {
 /// Ask 2–4 models one prompt at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArenaRequest {
-    /// Project slug (its base and runs; installed models by id).
-    pub project: String,
+    /// Project slug (its base and runs); `None`: installed models only.
+    pub project: Option<String>,
     /// Continue this session (`None`: a new one with `models`).
     pub session: Option<String>,
     /// The models, 2–4, in panel order (ignored when continuing a session).
@@ -486,8 +486,8 @@ pub enum VoteChoice {
 /// Vote on a session's latest turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoteRequest {
-    /// Project slug.
-    pub project: String,
+    /// Project slug (`None`: a session outside any project).
+    pub project: Option<String>,
     /// Session id.
     pub session: String,
     /// Turn index.
@@ -516,14 +516,14 @@ pub struct ArenaTurn {
 pub struct ArenaSession {
     /// `arena-N`.
     pub id: String,
-    /// Project slug.
-    pub project: String,
+    /// Project slug (`None`: installed models outside any project).
+    pub project: Option<String>,
     /// Panel order.
     pub models: Vec<ChatModel>,
     /// Names hidden until a vote.
     pub blind: bool,
-    /// RFC 3339.
-    pub created: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
     /// The turns.
     pub turns: Vec<ArenaTurn>,
 }

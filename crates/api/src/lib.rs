@@ -134,6 +134,33 @@ pub mod cmd {
     /// Stream a job's events (its history first) to a channel: [`super::JobRef`] and `events`
     /// (a `Channel<train::JobEvent>`), returns `bool` (whether this process runs it).
     pub const JOB_ATTACH: &str = "job_attach";
+    /// Evaluate a model on its dataset's held-out rows: [`super::eval::EvalRequest`] and
+    /// `events` (a channel of [`super::eval::EvalProgress`]), returns
+    /// [`super::eval::Evaluation`] (saved and committed).
+    pub const EVAL_RUN: &str = "eval_run";
+    /// Stop the evaluations this window started (nothing is saved): no arguments, returns `()`.
+    pub const EVAL_CANCEL: &str = "eval_cancel";
+    /// A project's evaluations, newest first: [`super::ProjectRef`], returns
+    /// `Vec<eval::EvalSummary>`.
+    pub const EVAL_LIST: &str = "eval_list";
+    /// One evaluation: [`super::eval::EvalRef`], returns [`super::eval::Evaluation`].
+    pub const EVAL_SHOW: &str = "eval_show";
+    /// Copy an evaluation's HTML report to the Downloads folder: [`super::eval::EvalRef`],
+    /// returns the path.
+    pub const EVAL_REPORT_SAVE: &str = "eval_report_save";
+    /// Ask 2–4 models one prompt at once: [`super::eval::ArenaRequest`] and `events` (a
+    /// channel of [`super::eval::ArenaEvent`]), returns [`super::eval::ArenaTurn`].
+    pub const ARENA_SEND: &str = "arena_send";
+    /// Vote on a turn: [`super::eval::VoteRequest`], returns [`super::eval::ArenaSession`].
+    pub const ARENA_VOTE: &str = "arena_vote";
+    /// A project's arena sessions, newest first: [`super::ProjectRef`], returns
+    /// `Vec<eval::ArenaSession>`.
+    pub const ARENA_SESSIONS: &str = "arena_sessions";
+    /// Ratings from a project's votes: [`super::ProjectRef`], returns [`super::eval::Ratings`].
+    pub const ARENA_RATINGS: &str = "arena_ratings";
+    /// Votes as DPO preference pairs, committed: [`super::ProjectRef`], returns
+    /// [`super::eval::PrefsExport`].
+    pub const PREFS_EXPORT: &str = "prefs_export";
 
     /// Every command the shell registers, in one list (a test checks the shell against it).
     pub const ALL: &[&str] = &[
@@ -181,6 +208,16 @@ pub mod cmd {
         JOB_LOG_SAVE,
         RUN_CHECKPOINTS,
         JOB_ATTACH,
+        EVAL_RUN,
+        EVAL_CANCEL,
+        EVAL_LIST,
+        EVAL_SHOW,
+        EVAL_REPORT_SAVE,
+        ARENA_SEND,
+        ARENA_VOTE,
+        ARENA_SESSIONS,
+        ARENA_RATINGS,
+        PREFS_EXPORT,
     ];
 }
 

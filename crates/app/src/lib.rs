@@ -5,6 +5,7 @@
 //! which is injected, so tests run against temporary homes.
 
 pub mod advisor;
+mod arena;
 mod bench;
 mod bench_data;
 mod bench_estimate;
@@ -15,6 +16,7 @@ mod doctor;
 mod endpoints;
 mod error;
 mod estimate;
+mod eval;
 mod hub;
 mod inference;
 mod jobs;
@@ -26,6 +28,7 @@ mod phrase;
 mod plan;
 mod playground;
 mod projects;
+mod report;
 mod recover;
 mod scratch;
 pub mod slug;
@@ -51,6 +54,7 @@ pub use engine::{
     train::{Method, Progress, Summary, TrainConfig},
 };
 pub use error::{Error, Result};
+pub use eval::DEFAULT_LIMIT as DEFAULT_EVAL_LIMIT;
 pub use inference::{GenerateRequest, GenerateResult};
 pub use jobs::Jobs;
 pub use playground::Playground;

@@ -84,12 +84,20 @@ impl App {
             return Ok(self.generate(&req, &mut |_| true)?.text);
         }
         let (name, model) = with.split_once(':').unwrap_or((with, ""));
-        self.endpoint_chat(name, model, text)
+        self.endpoint_chat(name, model, SYSTEM, text, ENDPOINT_TIMEOUT)
     }
 
-    /// `POST {base_url}/chat/completions` on endpoint `name` with its key; `model` empty: the
-    /// first the endpoint lists.
-    fn endpoint_chat(&self, name: &str, model: &str, text: &str) -> Result<String> {
+    /// `POST {base_url}/chat/completions` on endpoint `name` with its key (`system`, then
+    /// `text` as the user's message, temperature 0); `model` empty: the first the endpoint
+    /// lists. An answer slower than `timeout` is an error saying so.
+    pub(crate) fn endpoint_chat(
+        &self,
+        name: &str,
+        model: &str,
+        system: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<String> {
         let model = match model {
             "" => self.endpoint_test(name)?.models.into_iter().next().ok_or_else(|| {
                 Error::NotFound(format!(
@@ -100,13 +108,13 @@ impl App {
         };
         let row = self.endpoint_row(name)?;
         let key = self.endpoint_key(name)?;
-        let config = ureq::Agent::config_builder().timeout_global(Some(ENDPOINT_TIMEOUT)).build();
+        let config = ureq::Agent::config_builder().timeout_global(Some(timeout)).build();
         let agent = ureq::Agent::new_with_config(config);
         let body = serde_json::json!({
             "model": model,
             "temperature": 0,
             "messages": [
-                {"role": "system", "content": SYSTEM},
+                {"role": "system", "content": system},
                 {"role": "user", "content": text},
             ],
         });
@@ -118,7 +126,13 @@ impl App {
         let mut resp = req
             .header("Content-Type", "application/json")
             .send(body.to_string())
-            .map_err(|e| Error::InvalidInput(format!("endpoint '{name}': {e}")))?;
+            .map_err(|e| match e {
+                ureq::Error::Timeout(_) => Error::Network(format!(
+                    "endpoint '{name}' did not answer within {} s",
+                    timeout.as_secs()
+                )),
+                e => Error::InvalidInput(format!("endpoint '{name}': {e}")),
+            })?;
         let text = resp
             .body_mut()
             .read_to_string()

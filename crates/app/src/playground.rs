@@ -13,8 +13,8 @@ use engine::template::Message;
 
 use crate::{App, Error, Result};
 
-/// Models kept loaded: base and one fine-tuned, side by side.
-const KEEP: usize = 2;
+/// Models kept loaded: the Playground's two, or an arena's four, side by side.
+const KEEP: usize = 4;
 
 /// The context assumed for a model that declares none.
 const DEFAULT_CONTEXT: usize = 2048;
@@ -79,14 +79,7 @@ impl Playground {
                 "the conversation must end with the user's message".into(),
             ));
         }
-        let row = app.project_row(&req.project)?;
-        let (base, adapter) = match &req.model {
-            ChatModel::Base => (app.resolve_model(&row.base_model)?, None),
-            ChatModel::Run(id) => {
-                (app.resolve_model(&row.base_model)?, Some(app.run_adapter(&row.slug, id)?))
-            }
-            ChatModel::Installed(id) => (app.model_path(id)?, None),
-        };
+        let (base, adapter) = app.chat_model_files(&req.project, &req.model)?;
         let stop = Arc::new(AtomicBool::new(false));
         self.lock_stops().push((req.id.clone(), stop.clone()));
         let result = (|| {
@@ -198,6 +191,24 @@ fn load(app: &App, path: &Path, adapter: Option<&Path>) -> Result<Loaded> {
 }
 
 impl App {
+    /// The model file and adapter folder that answer as `model` (an installed model needs no
+    /// project: `project` may be empty).
+    pub(crate) fn chat_model_files(
+        &self,
+        project: &str,
+        model: &ChatModel,
+    ) -> Result<(PathBuf, Option<PathBuf>)> {
+        if let ChatModel::Installed(id) = model {
+            return Ok((self.model_path(id)?, None));
+        }
+        let row = self.project_row(project)?;
+        let base = self.resolve_model(&row.base_model)?;
+        match model {
+            ChatModel::Run(id) => Ok((base, Some(self.run_adapter(&row.slug, id)?))),
+            _ => Ok((base, None)),
+        }
+    }
+
     /// The adapter folder of finished run `id` of project `slug`.
     pub(crate) fn run_adapter(&self, slug: &str, id: &str) -> Result<PathBuf> {
         let run = self

@@ -38,6 +38,7 @@ macro_rules! err {
 mod assist;
 mod bench;
 mod data;
+mod eval;
 mod generate;
 mod home;
 mod keys;
@@ -121,6 +122,20 @@ enum Command {
     /// Background jobs of the home (training runs from the app or the CLI) and their state;
     /// with a job id, its log
     Jobs(train::JobsArgs),
+    /// Evaluate a run on its dataset's held-out rows against the base (or another run):
+    /// metrics, an optional judge, the overall score and its gate; saved and committed as
+    /// evals/<id>.json with an HTML report
+    Eval(eval::EvalArgs),
+    /// A project's evaluations, or one of them (--report: its HTML file)
+    Evals(eval::EvalsArgs),
+    /// Ask 2–4 models one prompt at the same time (the arena), streamed with their timings;
+    /// --prefer votes
+    Compare(eval::CompareArgs),
+    /// Win rates and Elo-scale Bradley–Terry ratings from the arena's votes
+    Ratings(eval::RatingsArgs),
+    /// Preference pairs from the arena's votes, for DPO training
+    #[command(subcommand)]
+    Prefs(eval::PrefsCmd),
     /// Check the home for inconsistencies between git, the index and the files
     Doctor(home::DoctorArgs),
     /// Measure speed and memory, optionally against a peer in the same run
@@ -191,6 +206,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask(args) => assist::ask(&app, args),
         Command::Runs(args) => train::runs(&app, args),
         Command::Jobs(args) => train::jobs(&app, args),
+        Command::Eval(args) => eval::eval(&app, args),
+        Command::Evals(args) => eval::evals(&app, args),
+        Command::Compare(args) => eval::compare(&app, args),
+        Command::Ratings(args) => eval::ratings(&app, args),
+        Command::Prefs(cmd) => eval::prefs(&app, cmd),
         Command::Doctor(args) => home::doctor(&app, args),
         Command::Bench(cmd) => bench::run(&app, cmd),
     }

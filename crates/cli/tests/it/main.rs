@@ -2,6 +2,7 @@
 
 mod assist;
 mod data;
+mod eval;
 mod hardening;
 mod pull;
 mod stress;
