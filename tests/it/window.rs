@@ -780,6 +780,137 @@ async fn chat_side_by_side_in_the_playground() {
     assert_eq!(saved[0].turns[0].replies, [left, right]);
 }
 
+/// A project on the tech-qa sample with `runs` short runs (big steps, so answers change).
+fn trained_project(home: &Path, name: &str, runs: usize) -> app::App {
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let app = app::App::open(home).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    let slug = app.project_new(name).unwrap().slug;
+    let req = app::ImportRequest {
+        project: slug.clone(),
+        source: app::ImportSource::Sample("tech-qa".into()),
+        name: None,
+        mapping: None,
+        language: None,
+    };
+    app.data_import(&req).unwrap();
+    for seed in 0..runs as u64 {
+        let mut config =
+            app::TrainConfig { steps: Some(3), batch_size: 2, max_len: 64, seed, ..Default::default() };
+        config.adamw.lr = 5e-3;
+        let run = app::ProjectTrainRequest {
+            project: slug.clone(),
+            dataset: None,
+            eval_rows: 2,
+            config,
+            resume: app::Resume::No,
+        };
+        app.train_project(&run, &mut |_| true).unwrap();
+    }
+    app
+}
+
+/// The Evaluate pane: a run against the base on a few held-out rows, with progress, the
+/// score, its gate, the metrics in plain words and the examples side by side; the
+/// evaluation is committed to the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_a_run_against_base_in_the_window() {
+    if !e2e() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let app = trained_project(home.path(), "Eval Bot", 1);
+    let (_driver, client) = open_window(home.path()).await;
+    pick_project(&client, "eval-bot").await;
+    client.find(Locator::Css("#tab-evaluate")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#eval-candidate", "Fine-tuned run-1", 30).await;
+    save(&client, "evaluate-empty.png").await;
+    type_into(&client, "#eval-limit", "6").await;
+    client.find(Locator::Css("#eval-start")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#eval-progress", "Generating answers", 60).await;
+    save(&client, "evaluate-running.png").await;
+    let score = wait_text(&client, "#eval-score", "", 300).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while client.find(Locator::Css("#eval-result")).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "no result (score {score:?})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gate = wait_text(&client, "#eval-gate", "", 10).await;
+    assert!(["Ready to deploy", "Review examples before deploying", "Retraining recommended"].contains(&gate.as_str()), "{gate}");
+    wait_text(&client, "#eval-metrics", "Token F1", 10).await;
+    wait_text(&client, "#eval-delta", "Base model", 10).await;
+    let examples = client.find_all(Locator::Css("#eval-examples .example")).await.unwrap();
+    assert_eq!(examples.len(), 6);
+    save(&client, "evaluate.png").await;
+    client.find(Locator::Css("#eval-regressions")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shown = client.find_all(Locator::Css("#eval-examples .example")).await.unwrap().len();
+    let e = app.eval_show("eval-bot", "eval-1").unwrap();
+    assert_eq!(shown, e.examples.iter().filter(|x| x.regression).count());
+    save(&client, "evaluate-regressions.png").await;
+    client.find(Locator::Css("#eval-save-report")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#eval-saved", "vibeflow-eval-bot-eval-1.html", 10).await;
+    client.close().await.unwrap();
+    let subject = app.history("eval-bot").unwrap()[0].summary.clone();
+    assert!(subject.starts_with("Evaluate run-1 vs base model"), "{subject}");
+}
+
+/// The Arena: base and two runs answer at once in blind panels, each with its timings; a
+/// vote reveals the names and updates the ratings; the votes export as preference pairs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arena_three_models_vote_and_ratings_in_the_window() {
+    if !e2e() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let app = trained_project(home.path(), "Arena Bot", 2);
+    let (_driver, client) = open_window(home.path()).await;
+    pick_project(&client, "arena-bot").await;
+    client.find(Locator::Css("#tab-arena")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("input[data-model='run:run-2']"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "arena-empty.png").await;
+    type_into(&client, "#arena-prompt", "What does a load balancer do?").await;
+    client.find(Locator::Css("#arena-send")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#arena-panels", "Model C", 60).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let done = client.find_all(Locator::Css(".arena-panel .prefer:not([disabled])")).await.unwrap().len();
+        if done == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the panels never finished ({done} done)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats = client.find_all(Locator::Css(".arena-panel .stats")).await.unwrap();
+    for s in &stats {
+        let t = s.text().await.unwrap();
+        assert!(t.contains("first token") && t.contains("tokens/s"), "{t}");
+    }
+    save(&client, "arena-answers.png").await;
+    type_into(&client, "#arena-why", "more to the point").await;
+    client.find(Locator::Css(".arena-panel[data-panel='1'] .prefer")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#arena-voted", "Vote saved", 10).await;
+    wait_text(&client, "#arena-panels", "Fine-tuned", 10).await;
+    wait_text(&client, "#arena-ratings", "1 votes", 10).await;
+    client.find(Locator::Css("#arena-export")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#arena-exported", "2 preference pairs", 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "arena-exported.png").await;
+    client.execute("document.querySelector('.asked').scrollIntoView(); return 1;", vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "arena.png").await;
+    client.close().await.unwrap();
+    let s = app.arena_sessions(Some("arena-bot")).unwrap();
+    assert_eq!(s[0].turns[0].why.as_deref(), Some("more to the point"));
+    assert_eq!(s[0].turns[0].vote, Some(api::eval::VoteChoice::Prefer { panel: 1 }));
+}
+
 /// First run and the keyboard: the welcome makes a project with a sample dataset in one click;
 /// the palette (Ctrl+Shift+P) creates a project, switches panes and the theme, keys only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1027,6 +1158,8 @@ async fn every_pane_passes_axe_in_both_themes() {
             "train",
             "monitor",
             "playground",
+            "evaluate",
+            "arena",
             "history",
             "settings",
             "brainstorm",

@@ -14,6 +14,8 @@ fn kind(summary: &str) -> &'static str {
         "Create" => "created",
         "Train" => "run",
         "Roll" => "rollback",
+        "Evaluate" => "evaluation",
+        "Preferences" => "dataset",
         "Import" | "Fix" | "Split" => "dataset",
         _ => "change",
     }
