@@ -24,7 +24,19 @@ pub enum Method {
     },
     /// Every weight trained.
     Full,
+    /// Direct preference optimization (sigmoid DPO) on preference pairs: LoRA adapters over a
+    /// frozen base, whose reference model is that base without them.
+    Dpo {
+        /// The adapters.
+        lora: LoraConfig,
+        /// β: the loss is `−log σ(β·((π_c − r_c) − (π_r − r_r)))` over summed completion
+        /// log-probabilities; a larger β keeps the policy closer to the reference.
+        beta: f64,
+    },
 }
+
+/// DPO's default β (TRL's).
+pub const DEFAULT_DPO_BETA: f64 = 0.1;
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,19 +79,22 @@ pub struct TrainConfig {
 }
 
 impl Method {
-    /// `lora`, `qlora` or `full`.
+    /// `lora`, `qlora`, `full` or `dpo`.
     pub fn name(&self) -> &'static str {
         match self {
             Method::Lora(_) => "lora",
             Method::Qlora { .. } => "qlora",
             Method::Full => "full",
+            Method::Dpo { .. } => "dpo",
         }
     }
 
     /// The adapter settings, unless all weights are trained.
     pub fn lora(&self) -> Option<&LoraConfig> {
         match self {
-            Method::Lora(l) | Method::Qlora { lora: l, .. } => Some(l),
+            Method::Lora(l) | Method::Qlora { lora: l, .. } | Method::Dpo { lora: l, .. } => {
+                Some(l)
+            }
             Method::Full => None,
         }
     }
@@ -186,15 +201,18 @@ pub enum MethodKind {
     Qlora,
     /// Every weight trains.
     Full,
+    /// LoRA trained on preference pairs (chosen vs rejected) with DPO's loss.
+    Dpo,
 }
 
 impl MethodKind {
-    /// As a person reads it: `LoRA`, `QLoRA`, `full fine-tuning`.
+    /// As a person reads it: `LoRA`, `QLoRA`, `full fine-tuning`, `DPO`.
     pub fn label(self) -> &'static str {
         match self {
             MethodKind::Lora => "LoRA",
             MethodKind::Qlora => "QLoRA",
             MethodKind::Full => "full fine-tuning",
+            MethodKind::Dpo => "DPO",
         }
     }
 }
@@ -206,15 +224,18 @@ impl Method {
             Method::Lora(_) => MethodKind::Lora,
             Method::Qlora { .. } => MethodKind::Qlora,
             Method::Full => MethodKind::Full,
+            Method::Dpo { .. } => MethodKind::Dpo,
         }
     }
 
-    /// The method `kind` with these adapter settings (`lora` and `quant` where it has them).
+    /// The method `kind` with these adapter settings (`lora` and `quant` where it has them;
+    /// DPO with [`DEFAULT_DPO_BETA`]).
     pub fn of_kind(kind: MethodKind, lora: LoraConfig, quant: Quant) -> Method {
         match kind {
             MethodKind::Lora => Method::Lora(lora),
             MethodKind::Qlora => Method::Qlora { lora, quant },
             MethodKind::Full => Method::Full,
+            MethodKind::Dpo => Method::Dpo { lora, beta: DEFAULT_DPO_BETA },
         }
     }
 }
@@ -324,7 +345,8 @@ pub const DEFAULT_EVAL_ROWS: usize = 200;
 pub struct ProjectTrainRequest {
     /// Project slug.
     pub project: String,
-    /// Dataset name; default: the current one.
+    /// Dataset name; default: the current one. For DPO, the preference file instead (JSON
+    /// Lines, relative to the project folder or absolute); default `prefs/preferences.jsonl`.
     pub dataset: Option<String>,
     /// Held-out rows evaluated during training (the first of the test split): evaluation runs
     /// the model over each, so on a CPU a full large test split would dwarf the training.
@@ -392,6 +414,11 @@ impl TrainConfig {
                 out.push(("lora_targets", "LoRA targets: at least one projection".into()));
             }
         }
+        if let Method::Dpo { beta, .. } = self.method
+            && !(beta.is_finite() && beta > 0.0)
+        {
+            out.push(("dpo_beta", "DPO beta: a number above 0 (e.g. 0.1)".into()));
+        }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             out.push(("max_grad_norm", "Gradient clip: 0 (none) or a number above 0".into()));
         }
@@ -444,6 +471,23 @@ pub struct Progress {
     pub eta_seconds: f64,
     /// Set when a checkpoint was written after this step.
     pub checkpoint: Option<String>,
+    /// DPO's rewards over this step's pairs (preference runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<PreferenceStats>,
+}
+
+/// DPO's figures over a set of preference pairs, as TRL logs them (`rewards/*`): a
+/// completion's reward is β × (its policy − its reference log-probability).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreferenceStats {
+    /// Share of pairs whose chosen reward is above the rejected one (0–1).
+    pub accuracy: f64,
+    /// Mean of chosen − rejected reward.
+    pub margin: f64,
+    /// Mean reward of the chosen completions.
+    pub chosen: f64,
+    /// Mean reward of the rejected ones.
+    pub rejected: f64,
 }
 
 /// How a run ended.
@@ -513,7 +557,7 @@ pub struct RunSummary {
     pub id: String,
     /// Dataset trained on.
     pub dataset: String,
-    /// `lora`, `qlora` or `full`.
+    /// `lora`, `qlora`, `full` or `dpo`.
     pub method: String,
     /// `running`; `done`; `stopped` (asked to stop, resumable); `interrupted` (its process
     /// died, resumable); `failed`.
@@ -694,6 +738,27 @@ mod tests {
         assert_eq!(keys, ["steps", "batch_size", "lr", "lora_dropout", "eval_rows"]);
         r.config.adamw.lr = f64::NAN;
         assert!(r.problems()[2].1.starts_with("Learning rate: a number above 0"));
+    }
+
+    #[test]
+    fn dpo_is_lora_with_a_beta_above_zero() {
+        let mut c = TrainConfig {
+            method: Method::of_kind(MethodKind::Dpo, LoraConfig::default(), Quant::Q4_1),
+            ..TrainConfig::default()
+        };
+        assert_eq!(c.method, Method::Dpo { lora: LoraConfig::default(), beta: DEFAULT_DPO_BETA });
+        assert_eq!((c.method.name(), c.method.kind()), ("dpo", MethodKind::Dpo));
+        assert_eq!(c.method.lora(), Some(&LoraConfig::default()));
+        assert!(c.problems().is_empty());
+        for beta in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            c.method = Method::Dpo { lora: LoraConfig::default(), beta };
+            let keys: Vec<_> = c.problems().into_iter().map(|p| p.0).collect();
+            assert_eq!(keys, ["dpo_beta"], "beta {beta}");
+        }
+        let m = Method::Dpo { lora: LoraConfig::default(), beta: 0.25 };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["dpo"]["beta"], 0.25);
+        assert_eq!(serde_json::from_value::<Method>(json).unwrap(), m);
     }
 }
 

@@ -55,10 +55,11 @@ pub mod tables {
     /// programs, the allocator's slack).
     pub const MEMORY_SHARE: f64 = 0.75;
     /// Training throughput of a 7B model on one data-centre GPU, tokens/s, by method (PRD:
-    /// LoRA 800, QLoRA 400, full 200); scaled by parameters for other sizes.
+    /// LoRA 800, QLoRA 400, full 200); scaled by parameters for other sizes. DPO is LoRA over
+    /// twice the sequences (each pair's chosen and rejected completion): LoRA's tokens/s.
     pub fn gpu_tokens_per_second_7b(m: api::train::MethodKind) -> f64 {
         match m {
-            api::train::MethodKind::Lora => 800.0,
+            api::train::MethodKind::Lora | api::train::MethodKind::Dpo => 800.0,
             api::train::MethodKind::Qlora => 400.0,
             api::train::MethodKind::Full => 200.0,
         }
@@ -87,7 +88,8 @@ const F32: u64 = 4;
 /// gradient, two AdamW moments), the activations kept per block, one block's attention scores,
 /// the loss's chunk and the process itself. The constants are fitted to `bench train` on
 /// SmolLM2-135M (1×128 … 2×1024, within 5 %); `vibeflow bench estimate` checks the measured
-/// estimate, which replaces this one for installed models.
+/// estimate, which replaces this one for installed models. DPO counts as LoRA over twice the
+/// sequences (`batch` pairs run as `2 × batch` sequences).
 pub fn training_memory(
     a: &Architecture,
     method: MethodKind,
@@ -99,9 +101,10 @@ pub fn training_memory(
         (a.hidden_size as u64, a.layers as u64, a.intermediate_size as u64, a.vocab_size as u64);
     let (q, kv) = ((a.heads * a.head_dim) as u64, (a.kv_heads * a.head_dim) as u64);
     let p = a.parameters;
+    let batch = if method == MethodKind::Dpo { 2 * batch } else { batch };
     let projections = l * (h * q + 2 * h * kv + q * h + 3 * h * i);
     let weights = match method {
-        MethodKind::Lora => p * F32,
+        MethodKind::Lora | MethodKind::Dpo => p * F32,
         // Q4_1: 20 bytes per 32 weights; the embedding, head and norms stay f32.
         MethodKind::Qlora => projections * 20 / 32 + (p - projections) * F32,
         // Weights, gradients, AdamW's two moments.
@@ -234,7 +237,7 @@ fn throughput(a: &Architecture, method: MethodKind, brief: &Brief, m: &Machine) 
         m.measured_param_tokens.unwrap_or(tables::CPU_PARAM_TOKENS_PER_CORE * m.cores as f64);
     // QLoRA dequantizes every projection per use; full fine-tuning adds the weight gradients.
     let factor = match method {
-        MethodKind::Lora => 1.0,
+        MethodKind::Lora | MethodKind::Dpo => 1.0,
         MethodKind::Qlora => 0.8,
         MethodKind::Full => 0.6,
     };
@@ -515,6 +518,10 @@ pub fn recommend(inp: &Inputs) -> Recommendation {
             MethodKind::Full => {
                 "every weight trains: the most capacity, and the most memory and time".into()
             }
+            MethodKind::Dpo => format!(
+                "LoRA adapters trained on your votes (chosen over rejected answers): about {}, two sequences per pair",
+                gb(cand.memory_bytes)
+            ),
         },
     );
     if method != MethodKind::Full {
@@ -575,7 +582,7 @@ pub fn recommend(inp: &Inputs) -> Recommendation {
             gb(full)
         )),
         MethodKind::Qlora => tradeoffs.push("QLoRA instead of LoRA: the 4-bit base costs a little quality and speed, and saves most of the weights' memory".into()),
-        MethodKind::Full => {}
+        MethodKind::Full | MethodKind::Dpo => {}
     }
     if let Some((bigger, bc, bh)) =
         candidates.iter().find(|(c, ..)| c.architecture.parameters > card.architecture.parameters)

@@ -53,6 +53,7 @@ impl EstimateCase {
             MethodKind::Lora => "lora",
             MethodKind::Qlora => "qlora",
             MethodKind::Full => "full",
+            MethodKind::Dpo => "dpo",
         };
         [
             "--method",

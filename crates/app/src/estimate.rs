@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use api::train::{Estimate, ProjectTrainRequest};
+use api::train::{Estimate, Method, ProjectTrainRequest, TrainConfig};
 use engine::optim::{AdamW, clip_grad_norm};
 use engine::train::{Example, epoch_order, parse_chat_line};
 use serde::{Deserialize, Serialize};
@@ -127,25 +127,46 @@ pub(crate) fn schedule(train: &[usize], eval: &[usize], c: &api::train::TrainCon
 impl App {
     /// Time, peak memory and energy of the whole run `req` would start, from its batches
     /// simulated over the dataset and a short probe of its shape on this machine (cached).
+    /// A DPO run is estimated as LoRA over twice the sequences (each preference pair's prompt
+    /// with the chosen and with the rejected answer) and twice the batch; the reference pass
+    /// at its start, one forward pass over the pairs, is left out.
     pub fn train_estimate(&self, req: &ProjectTrainRequest) -> Result<Estimate> {
         if let Some((_, why)) = req.problems().into_iter().next() {
             return Err(Error::InvalidInput(why));
         }
         let started = Instant::now();
         let row = self.project_row(&req.project)?;
-        let c = &req.config;
-        let (lines, is_test, manifest) = self.dataset_rows(&row.slug, req.dataset.as_deref())?;
+        let (lines, is_test, file, label, c, eval_cap) = match &req.config.method {
+            Method::Dpo { lora, .. } => {
+                let (lines, is_test, name) =
+                    self.preference_as_chat(&row.slug, req.dataset.as_deref())?;
+                let c = TrainConfig {
+                    method: Method::Lora(lora.clone()),
+                    batch_size: 2 * req.config.batch_size,
+                    ..req.config.clone()
+                };
+                (lines, is_test, name.clone(), name, c, 2 * req.eval_rows)
+            }
+            _ => {
+                let (lines, is_test, manifest) =
+                    self.dataset_rows(&row.slug, req.dataset.as_deref())?;
+                let d = &manifest.dataset;
+                let (file, label) =
+                    (format!("data/{}.jsonl", d.name), format!("{} v{}", d.name, d.version));
+                (lines, is_test, file, label, req.config.clone(), req.eval_rows)
+            }
+        };
+        let c = &c;
         let base = self.resolve_model(&row.base_model)?;
         let chat = engine::bundle::Chat::open(&base)?;
         let (mut train, mut eval, mut train_rows, mut eval_rows) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, line) in lines.iter().enumerate() {
-            if is_test[i] && eval.len() >= req.eval_rows {
+            if is_test[i] && eval.len() >= eval_cap {
                 continue;
             }
-            let messages = parse_chat_line(line).map_err(|e| {
-                Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
-            })?;
+            let messages =
+                parse_chat_line(line).map_err(|e| Error::Data(format!("{file}:{}: {e}", i + 1)))?;
             let text = chat.template.render(&messages, false)?;
             let len = engine::tokenizer::encode(&chat.tokenizer, &text)?.len().min(c.max_len);
             if is_test[i] {
@@ -157,10 +178,7 @@ impl App {
             }
         }
         if train.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{} v{} has no training rows",
-                manifest.dataset.name, manifest.dataset.version
-            )));
+            return Err(Error::InvalidInput(format!("{label} has no training rows")));
         }
         let s = schedule(&train, &eval, c);
         let prepare_seconds = started.elapsed().as_secs_f64();

@@ -478,6 +478,7 @@ mod tests {
             elapsed_seconds: 0.0,
             eta_seconds: 0.0,
             checkpoint: None,
+            preference: None,
         }
     }
 

@@ -2,18 +2,24 @@
 
 use std::path::PathBuf;
 
-use api::train::{ProjectTrainRequest, Resume, RunRecord};
+use api::train::{Method, ProjectTrainRequest, Resume, RunRecord};
 use candle_core::Device;
 use engine::bundle::Bundle;
-use engine::train::{Progress, Summary, TrainConfig};
+use engine::dpo::Pair;
+use engine::train::{Example, Progress, Summary, TrainConfig};
 
 use crate::lock::{self, FileLock};
 use crate::{App, Error, Result};
 
+/// The preference file a project's DPO run trains on when none is named (relative to the
+/// project folder): what `vibeflow prefs export` writes.
+pub const DEFAULT_PREFS: &str = "prefs/preferences.jsonl";
+
 /// A training request from the CLI or the app.
 #[derive(Debug, Clone)]
 pub struct TrainRequest {
-    /// Chat JSONL file.
+    /// Chat JSONL file; for DPO, a preference JSONL file (TRL's format: prompt, chosen,
+    /// rejected).
     pub data: PathBuf,
     /// Output folder: checkpoints, then `adapter/` (LoRA) or `model/` (full).
     pub out: PathBuf,
@@ -37,6 +43,30 @@ impl App {
     ) -> Result<Summary> {
         let _hold = crate::memory::HoldPages::new();
         let base = self.resolve_model(&req.base)?;
+        let resume = req.resume.then_some(req.out.as_path());
+        if let Method::Dpo { .. } = req.config.method {
+            let prefs = engine::dpo::read_preferences(&req.data)?;
+            let mut bundle = open_base(&base, &req.config.method, &self.device()?)?;
+            let pairs = prefs
+                .iter()
+                .map(|p| engine::dpo::tokenize_pair(&bundle, p, req.config.max_len))
+                .collect::<engine::Result<Vec<_>>>()?;
+            let (train, eval) = if pairs.len() > 1 {
+                engine::train::split(pairs, req.eval_fraction, req.config.seed)
+            } else {
+                (pairs, Vec::new())
+            };
+            return Ok(engine::dpo::train(
+                &mut bundle.model,
+                &train,
+                &eval,
+                &req.config,
+                &req.base,
+                &req.out,
+                resume,
+                on_progress,
+            )?);
+        }
         let conversations = engine::train::read_chat_jsonl(&req.data)?;
         let mut bundle = open_base(&base, &req.config.method, &self.device()?)?;
         let examples = conversations
@@ -48,7 +78,6 @@ impl App {
         } else {
             (examples, Vec::new())
         };
-        let resume = req.resume.then_some(req.out.as_path());
         Ok(engine::train::train(
             &mut bundle.model,
             &train,
@@ -146,6 +175,9 @@ impl App {
             return Err(Error::InvalidInput(why));
         }
         let row = self.project_row(&req.project)?;
+        if req.resume == Resume::No && matches!(req.config.method, Method::Dpo { .. }) {
+            self.preference_path(&row.slug, req.dataset.as_deref())?;
+        }
         let claim = self.claim(&row, req)?;
         Ok(ClaimedRun { claim, req: req.clone(), row })
     }
@@ -284,34 +316,36 @@ impl App {
             true => Some(claim.record.dataset.clone()).filter(|d| !d.is_empty()),
             false => req.dataset.clone(),
         };
-        let (lines, is_test, manifest) = self.dataset_rows(&row.slug, dataset.as_deref())?;
+        let source = match config.method {
+            Method::Dpo { .. } => self.preference_rows(&row.slug, dataset.as_deref())?,
+            _ => {
+                let (lines, is_test, manifest) =
+                    self.dataset_rows(&row.slug, dataset.as_deref())?;
+                Source {
+                    name: manifest.dataset.name.clone(),
+                    version: manifest.dataset.version,
+                    sha256: manifest.result.sha256.clone(),
+                    file: format!("data/{}.jsonl", manifest.dataset.name),
+                    test_rows: manifest.split.test,
+                    lines: lines.into_iter().enumerate().map(|(i, l)| (i + 1, l)).collect(),
+                    is_test,
+                }
+            }
+        };
         if claim.resumed
             && !claim.record.dataset_sha256.is_empty()
-            && claim.record.dataset_sha256 != manifest.result.sha256
+            && claim.record.dataset_sha256 != source.sha256
         {
-            return Err(Error::Conflict(format!(
-                "dataset '{}' changed since run '{id}' started (it is v{} now): start a new run",
-                manifest.dataset.name, manifest.dataset.version
-            )));
+            return Err(Error::Conflict(source.changed_since(id)));
         }
         let mut record = claim.record.clone();
-        record.dataset = manifest.dataset.name.clone();
-        record.dataset_sha256 = manifest.result.sha256.clone();
+        record.dataset = source.name.clone();
+        record.dataset_sha256 = source.sha256.clone();
         self.store.upsert_run(&record)?;
         let base = self.resolve_model(&row.base_model)?;
         let device = self.device()?;
         let mut bundle = open_base(&base, &config.method, &device)?;
-        let (mut train, mut eval) = (Vec::new(), Vec::new());
-        for (i, line) in lines.iter().enumerate() {
-            if is_test[i] && eval.len() >= claim.eval_rows {
-                continue;
-            }
-            let messages = engine::train::parse_chat_line(line).map_err(|e| {
-                Error::Data(format!("data/{}.jsonl:{}: {e}", manifest.dataset.name, i + 1))
-            })?;
-            let ex = engine::train::tokenize(&bundle, &messages, config.max_len)?;
-            if is_test[i] { eval.push(ex) } else { train.push(ex) }
-        }
+        let items = source.tokenize(&bundle, config, claim.eval_rows)?;
         let dir = self.project_dir(&row.slug);
         let rel = PathBuf::from("runs").join(id);
         let out = dir.join(&rel);
@@ -326,16 +360,30 @@ impl App {
             }
             on_progress(p)
         };
-        let summary = engine::train::train(
-            &mut bundle.model,
-            &train,
-            &eval,
-            config,
-            &row.base_model,
-            &out,
-            from,
-            &mut progress,
-        )?;
+        let model = &mut bundle.model;
+        let summary = match &items {
+            Items::Chat(train, eval) => engine::train::train(
+                model,
+                train,
+                eval,
+                config,
+                &row.base_model,
+                &out,
+                from,
+                &mut progress,
+            )?,
+            Items::Pairs(train, eval) => engine::dpo::train(
+                model,
+                train,
+                eval,
+                config,
+                &row.base_model,
+                &out,
+                from,
+                &mut progress,
+            )?,
+        };
+        let (train_rows, eval_rows) = items.counts();
         let status = if summary.stopped { "stopped" } else { "done" };
         let adapter = out.join("adapter").join("adapter_model.safetensors");
         let adapter_sha256 = adapter.exists().then(|| crate::sha256_file(&adapter)).transpose()?;
@@ -353,12 +401,12 @@ impl App {
                 arch: std::env::consts::ARCH,
             },
             dataset: RunDataset {
-                name: &manifest.dataset.name,
-                version: manifest.dataset.version,
-                sha256: &manifest.result.sha256,
-                train_rows: train.len(),
-                test_rows: manifest.split.test,
-                eval_rows: eval.len(),
+                name: &source.name,
+                version: source.version,
+                sha256: &source.sha256,
+                train_rows,
+                test_rows: source.test_rows,
+                eval_rows,
             },
             config,
             result: RunResult {
@@ -379,9 +427,12 @@ impl App {
         record.finished_at = Some(finished_at);
         let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
         let message = format!(
-            "Train {id} on {} v{} ({status}, {} steps): held-out loss {} -> {}",
-            manifest.dataset.name,
-            manifest.dataset.version,
+            "Train {id}{} on {} ({status}, {} steps): held-out loss {} -> {}",
+            match config.method {
+                Method::Dpo { .. } => " (DPO)",
+                _ => "",
+            },
+            source.label(),
             summary.steps,
             fmt(summary.eval_loss_before),
             fmt(summary.eval_loss_after)
@@ -412,8 +463,8 @@ impl App {
         };
         Ok(RunRecord {
             id: id.clone(),
-            dataset: manifest.dataset.name.clone(),
-            dataset_version: manifest.dataset.version,
+            dataset: source.name.clone(),
+            dataset_version: source.version,
             status: status.into(),
             path: out.display().to_string(),
             commit,
@@ -534,3 +585,162 @@ fn next_run_id(runs: &[store::RunRow], folder: &std::path::Path) -> String {
 pub(crate) fn run_number(id: &str) -> u64 {
     id.strip_prefix("run-").and_then(|n| n.parse().ok()).unwrap_or(0)
 }
+
+/// What a run trains on, read: a dataset version's rows with their split, or a DPO run's
+/// preference file (whose lines the same content-keyed split holds out).
+struct Source {
+    /// The dataset's name, or the preference file as named (relative to the project folder).
+    name: String,
+    /// The dataset's version; 0 for a preference file (versioned by git, not the index).
+    version: u32,
+    sha256: String,
+    /// Where a line number points (`data/<name>.jsonl`, the preference file).
+    file: String,
+    test_rows: usize,
+    /// The rows, each with its line number in `file`.
+    lines: Vec<(usize, String)>,
+    is_test: Vec<bool>,
+}
+
+impl Source {
+    /// `tech-qa v2`, or the preference file.
+    fn label(&self) -> String {
+        match self.version {
+            0 => self.name.clone(),
+            v => format!("{} v{v}", self.name),
+        }
+    }
+
+    /// Why run `id` cannot resume on this source: it changed since the run started.
+    fn changed_since(&self, id: &str) -> String {
+        match self.version {
+            0 => format!(
+                "preference file '{}' changed since run '{id}' started: start a new run",
+                self.name
+            ),
+            v => format!(
+                "dataset '{}' changed since run '{id}' started (it is v{v} now): start a new run",
+                self.name
+            ),
+        }
+    }
+
+    /// Tokenized training and held-out items (the first `eval_rows` of the test split):
+    /// examples, or preference pairs for DPO.
+    fn tokenize(&self, bundle: &Bundle, config: &TrainConfig, eval_rows: usize) -> Result<Items> {
+        let dpo = matches!(config.method, Method::Dpo { .. });
+        let mut items = if dpo {
+            Items::Pairs(Vec::new(), Vec::new())
+        } else {
+            Items::Chat(Vec::new(), Vec::new())
+        };
+        let mut held_out = 0;
+        for (i, (number, line)) in self.lines.iter().enumerate() {
+            if self.is_test[i] && held_out >= eval_rows {
+                continue;
+            }
+            held_out += usize::from(self.is_test[i]);
+            let at = |e: String| Error::Data(format!("{}:{number}: {e}", self.file));
+            match &mut items {
+                Items::Chat(train, eval) => {
+                    let messages =
+                        engine::train::parse_chat_line(line).map_err(|e| at(e.to_string()))?;
+                    let ex = engine::train::tokenize(bundle, &messages, config.max_len)?;
+                    if self.is_test[i] { eval.push(ex) } else { train.push(ex) }
+                }
+                Items::Pairs(train, eval) => {
+                    let p = engine::dpo::parse_preference_line(line).map_err(at)?;
+                    let pair = engine::dpo::tokenize_pair(bundle, &p, config.max_len)?;
+                    if self.is_test[i] { eval.push(pair) } else { train.push(pair) }
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// A run's tokenized training and held-out items.
+enum Items {
+    Chat(Vec<Example>, Vec<Example>),
+    Pairs(Vec<Pair>, Vec<Pair>),
+}
+
+impl Items {
+    /// Training and held-out items.
+    fn counts(&self) -> (usize, usize) {
+        match self {
+            Items::Chat(t, e) => (t.len(), e.len()),
+            Items::Pairs(t, e) => (t.len(), e.len()),
+        }
+    }
+}
+
+impl App {
+    /// The lines of a DPO run's preference file (`name`, relative to the project folder or
+    /// absolute; default [`DEFAULT_PREFS`]), a tenth of them (at most the run's held-out rows)
+    /// held out by the same content-keyed split as datasets.
+    fn preference_rows(&self, slug: &str, name: Option<&str>) -> Result<Source> {
+        let (name, path) = self.preference_path(slug, name)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let lines: Vec<(usize, String)> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .collect();
+        if lines.is_empty() {
+            return Err(Error::Data(format!("{name}: no preference pairs")));
+        }
+        let refs: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        let test_rows = lines.len() / 10;
+        Ok(Source {
+            name: name.clone(),
+            version: 0,
+            sha256: crate::sha256_file(&path)?,
+            file: name,
+            test_rows,
+            is_test: data::split::assign(&refs, PREFS_SPLIT_SEED, test_rows),
+            lines,
+        })
+    }
+}
+
+impl App {
+    /// A DPO run's preference file: its name (`name`, default [`DEFAULT_PREFS`]) and path
+    /// (relative to the project folder unless absolute), which must exist.
+    fn preference_path(&self, slug: &str, name: Option<&str>) -> Result<(String, PathBuf)> {
+        let name = name.unwrap_or(DEFAULT_PREFS);
+        let path = self.project_dir(slug).join(name);
+        if !path.is_file() {
+            return Err(Error::NotFound(format!(
+                "project '{slug}' has no preference file {name}: vote in the arena and export the votes with `vibeflow prefs export -p {slug}`, or name a file with --prefs"
+            )));
+        }
+        Ok((name.to_string(), path))
+    }
+
+    /// A DPO run's preference file as chat JSONL lines, two per pair (the prompt with the
+    /// chosen and with the rejected answer, each on its pair's side of the split), and the
+    /// file's name: the sequences the run trains on, for the estimate.
+    pub(crate) fn preference_as_chat(
+        &self,
+        slug: &str,
+        name: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<bool>, String)> {
+        let source = self.preference_rows(slug, name)?;
+        let (mut lines, mut is_test) = (Vec::new(), Vec::new());
+        for ((number, line), &test) in source.lines.iter().zip(&source.is_test) {
+            let p = engine::dpo::parse_preference_line(line)
+                .map_err(|e| Error::Data(format!("{}:{number}: {e}", source.file)))?;
+            for completion in [&p.chosen, &p.rejected] {
+                let messages: Vec<_> = p.prompt.iter().chain(completion).collect();
+                lines.push(serde_json::json!({ "messages": messages }).to_string());
+                is_test.push(test);
+            }
+        }
+        Ok((lines, is_test, source.name))
+    }
+}
+
+/// The seed of a preference file's held-out split.
+const PREFS_SPLIT_SEED: u64 = 42;

@@ -16,13 +16,18 @@ pub struct TrainArgs {
     #[arg(short, long, conflicts_with_all = ["data", "out", "base"])]
     pub project: Option<String>,
     /// Dataset of the project (default: the current one)
-    #[arg(long, requires = "project")]
+    #[arg(long, requires = "project", conflicts_with = "prefs")]
     pub dataset: Option<String>,
+    /// DPO's preference file (JSON Lines of prompt, chosen, rejected, as TRL reads them); with
+    /// -p, relative to the project folder (default prefs/preferences.jsonl), else instead of
+    /// --data
+    #[arg(long)]
+    pub prefs: Option<PathBuf>,
     /// Held-out rows evaluated during training (-p): the first N of the test split
     #[arg(long, default_value_t = app::DEFAULT_EVAL_ROWS, requires = "project")]
     pub eval_rows: usize,
     /// Chat JSONL file: one {"messages": [...]} per line
-    #[arg(long, required_unless_present = "project", requires = "out")]
+    #[arg(long, required_unless_present_any = ["project", "prefs"], requires = "out")]
     pub data: Option<PathBuf>,
     /// Output folder: checkpoints/, then adapter/ (LoRA) or model/ (full)
     #[arg(long)]
@@ -30,9 +35,13 @@ pub struct TrainArgs {
     /// Base model: installed id, .gguf file or Hugging Face folder
     #[arg(long, default_value = app::DEFAULT_MODEL)]
     pub base: String,
-    /// lora, qlora (LoRA over a frozen quantized base) or full
+    /// lora, qlora (LoRA over a frozen quantized base), full, or dpo (LoRA trained on
+    /// preference pairs: the chosen answer over the rejected one)
     #[arg(long, value_enum, default_value_t)]
     pub method: MethodKind,
+    /// DPO's beta: how far the model may move from the base (larger: closer)
+    #[arg(long, default_value_t = api::train::DEFAULT_DPO_BETA)]
+    pub beta: f64,
     /// QLoRA: block type for base weights not already quantized (a GGUF's own blocks are kept)
     #[arg(long, value_enum, default_value_t = Quant::Q4_1)]
     pub quant: Quant,
@@ -147,7 +156,12 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
             targets: app::LoraConfig::parse_targets(&t.targets).map_err(anyhow::Error::msg)?,
         })
     };
-    let method = app::Method::of_kind(t.method, lora()?, t.quant);
+    let mut method = app::Method::of_kind(t.method, lora()?, t.quant);
+    if let app::Method::Dpo { beta, .. } = &mut method {
+        *beta = t.beta;
+    } else if t.prefs.is_some() {
+        bail!("--prefs names DPO's preference pairs: add --method dpo");
+    }
     let config = app::TrainConfig {
         method,
         steps: t.steps,
@@ -182,7 +196,8 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
         };
         let req = app::ProjectTrainRequest {
             project,
-            dataset: t.dataset,
+            // A DPO run's data is its preference file.
+            dataset: t.prefs.map(|p| p.display().to_string()).or(t.dataset),
             eval_rows: t.eval_rows,
             config,
             resume,
@@ -221,12 +236,16 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
         return print(false, &run, || {
             let fmt = |l: Option<f64>| l.map(|l| format!("{l:.4}")).unwrap_or("-".into());
             format!(
-                "Run {} ({}{}) on {} v{}: {} steps, held-out loss {} -> {}; saved to {}",
+                "Run {} ({}{}) on {}{}: {} steps, held-out loss {} -> {}; saved to {}",
                 run.id,
                 run.status,
                 run.tag.as_ref().map(|t| format!(", version {t}")).unwrap_or_default(),
                 run.dataset,
-                run.dataset_version,
+                // A preference file has no dataset version.
+                match run.dataset_version {
+                    0 => String::new(),
+                    v => format!(" v{v}"),
+                },
                 s.steps,
                 fmt(s.eval_loss_before),
                 fmt(s.eval_loss_after),
@@ -234,7 +253,7 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
             )
         });
     }
-    let (Some(data), Some(out)) = (t.data, t.out) else {
+    let (Some(data), Some(out)) = (t.prefs.or(t.data), t.out) else {
         bail!("give a project (-p) or a data file and an output folder (--data FILE --out DIR)");
     };
     let req = app::TrainRequest {
@@ -376,8 +395,14 @@ fn print_event(event: &api::train::JobEvent, json: bool) {
 /// One step's line on stderr.
 fn print_step(p: &app::Progress) {
     let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
+    // DPO: the share of pairs whose chosen answer the model now prefers more than the base
+    // did, and the mean reward margin.
+    let dpo = p
+        .preference
+        .map(|r| format!("  acc {:.2}  margin {:.3}", r.accuracy, r.margin))
+        .unwrap_or_default();
     err!(
-        "step {:>5}/{}  loss {:.4}{eval}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
+        "step {:>5}/{}  loss {:.4}{eval}{dpo}  lr {:.2e}  grad {:.3}  {:.0} tok/s  {:.0} MB  eta {:.0}s",
         p.step,
         p.total_steps,
         p.loss,

@@ -6,6 +6,7 @@
 pub mod adapter;
 pub mod bundle;
 pub mod device;
+pub mod dpo;
 pub mod generate;
 pub mod gguf;
 pub mod logprob;

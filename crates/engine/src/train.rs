@@ -73,9 +73,20 @@ pub fn read_chat_jsonl(path: &Path) -> Result<Vec<Vec<Message>>> {
 /// Tokenizes a conversation with the model's chat template; only assistant replies (with their
 /// end-of-turn tokens) are labelled.
 pub fn tokenize(b: &Bundle, messages: &[Message], max_len: usize) -> Result<Example> {
+    tokenize_completion(b, messages, 0, max_len)
+}
+
+/// [`tokenize`] labelling only the assistant replies from message `first` on: a preference
+/// pair's completion after its prompt (whose own assistant turns are context).
+pub fn tokenize_completion(
+    b: &Bundle,
+    messages: &[Message],
+    first: usize,
+    max_len: usize,
+) -> Result<Example> {
     let ids = crate::tokenizer::encode(&b.tokenizer, &b.template.render(messages, false)?)?;
     let mut labels = vec![IGNORE; ids.len()];
-    for (k, m) in messages.iter().enumerate() {
+    for (k, m) in messages.iter().enumerate().skip(first) {
         if m.role != "assistant" {
             continue;
         }
@@ -93,8 +104,9 @@ pub fn tokenize(b: &Bundle, messages: &[Message], max_len: usize) -> Result<Exam
     Ok(Example { ids: ids[..n].to_vec(), labels: labels[..n].to_vec() })
 }
 
-/// Splits off a held-out set: `fraction` of the examples (at least one), chosen by `seed`.
-pub fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
+/// Splits off a held-out set: `fraction` of the examples (or preference pairs; at least one),
+/// chosen by `seed`.
+pub fn split<T>(mut examples: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     examples.shuffle(&mut rng);
     let n_eval = ((examples.len() as f64 * fraction).round() as usize)
@@ -165,6 +177,9 @@ pub fn train(
     if train.is_empty() {
         return Err(Error::Data("no training examples".into()));
     }
+    if matches!(cfg.method, Method::Dpo { .. }) {
+        return Err(Error::Data("DPO trains on preference pairs: use engine::dpo::train".into()));
+    }
     // An example cut at `max_len` before its reply starts has nothing to learn or score.
     let learnable = |e: &&Example| e.labels.iter().any(|&l| l != IGNORE);
     let train: Vec<Example> = train.iter().filter(learnable).cloned().collect();
@@ -175,12 +190,91 @@ pub fn train(
             cfg.max_len
         )));
     }
-    let (train, eval) = (&train[..], &eval[..]);
+    let mut objective = CrossEntropy { train: &train, eval: &eval };
+    run(model, &mut objective, cfg, base_name, out, resume, on_progress)
+}
+
+/// What a run minimizes, over training items (examples, or preference pairs) that the loop
+/// picks by index: the loop owns steps, batches, the optimizer, checkpoints and progress.
+pub(crate) trait Objective {
+    /// Training items.
+    fn len(&self) -> usize;
+    /// Whether there is a held-out set to evaluate.
+    fn has_eval(&self) -> bool;
+    /// Prepares for a run on `model` once its trainable variables exist (before any step or
+    /// evaluation; a resumed run's weights are not loaded yet).
+    fn start(&mut self, _model: &Llama, _batch_size: usize) -> Result<()> {
+        Ok(())
+    }
+    /// One micro-batch (items `batch`): its loss times `scale`, the gradients of that scaled
+    /// loss, and the real tokens it ran.
+    fn micro_step(
+        &mut self,
+        model: &Llama,
+        batch: &[usize],
+        seed: u64,
+        checkpointing: bool,
+        scale: f64,
+    ) -> Result<(f64, GradStore, usize)>;
+    /// The held-out loss.
+    fn evaluate(&mut self, model: &Llama, batch_size: usize) -> Result<f64>;
+    /// Figures gathered over the micro-steps since the last call (DPO's rewards).
+    fn take_stats(&mut self) -> Option<api::train::PreferenceStats> {
+        None
+    }
+}
+
+/// Supervised fine-tuning: the causal-LM cross-entropy of the labelled tokens.
+struct CrossEntropy<'a> {
+    train: &'a [Example],
+    eval: &'a [Example],
+}
+
+impl Objective for CrossEntropy<'_> {
+    fn len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn has_eval(&self) -> bool {
+        !self.eval.is_empty()
+    }
+
+    fn micro_step(
+        &mut self,
+        model: &Llama,
+        batch: &[usize],
+        seed: u64,
+        checkpointing: bool,
+        scale: f64,
+    ) -> Result<(f64, GradStore, usize)> {
+        let batch: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
+        let (ids, labels, real) = collate(&batch, model.device())?;
+        let (loss, g) = gradients(model, &ids, &labels, seed, checkpointing, scale)?;
+        Ok((loss, g, real))
+    }
+
+    fn evaluate(&mut self, model: &Llama, batch_size: usize) -> Result<f64> {
+        evaluate(model, self.eval, batch_size)
+    }
+}
+
+/// The training loop over `objective`'s items; see [`train`].
+pub(crate) fn run(
+    model: &mut Llama,
+    objective: &mut dyn Objective,
+    cfg: &TrainConfig,
+    base_name: &str,
+    out: &Path,
+    resume: Option<&Path>,
+    on_progress: &mut dyn FnMut(&Progress) -> bool,
+) -> Result<Summary> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let dev = model.device().clone();
     let params = prepare(model, &cfg.method, cfg.precision, cfg.seed)?;
+    objective.start(model, cfg.batch_size)?;
+    let n = objective.len();
     let per_step = cfg.batch_size.max(1) * cfg.grad_accum.max(1);
-    let steps_per_epoch = train.len().div_ceil(per_step);
+    let steps_per_epoch = n.div_ceil(per_step);
     let total = cfg.steps.unwrap_or(steps_per_epoch * cfg.epochs.max(1));
     let mut opt = AdamW::new(params.vars.clone(), cfg.adamw)?;
     let mut state = State { step: 0, seed: cfg.seed, losses: Vec::new(), eval_loss_before: None };
@@ -188,8 +282,8 @@ pub fn train(
         let ckpt = latest_checkpoint(dir)?
             .ok_or_else(|| Error::Data(format!("no checkpoint in {}", dir.display())))?;
         state = load_checkpoint(&ckpt, &params, &mut opt, &dev)?;
-    } else if !eval.is_empty() {
-        state.eval_loss_before = Some(evaluate(model, eval, cfg.batch_size)?);
+    } else if objective.has_eval() {
+        state.eval_loss_before = Some(objective.evaluate(model, cfg.batch_size)?);
     }
     let started = Instant::now();
     let first_step = state.step;
@@ -202,13 +296,12 @@ pub fn train(
         let mut grads: Option<GradStore> = None;
         let (mut loss_sum, mut real_tokens) = (0f64, 0usize);
         for micro in 0..cfg.grad_accum.max(1) {
-            let batch = micro_batch(train, cfg, step, micro);
-            let (ids, labels, real) = collate(&batch, &dev)?;
-            real_tokens += real;
+            let batch = micro_batch(n, cfg, step, micro);
             let seed = mix(cfg.seed, step as u64, micro as u64);
             let scale = 1.0 / cfg.grad_accum.max(1) as f64;
-            let (loss, g) =
-                gradients(model, &ids, &labels, seed, cfg.gradient_checkpointing, scale)?;
+            let (loss, g, real) =
+                objective.micro_step(model, &batch, seed, cfg.gradient_checkpointing, scale)?;
+            real_tokens += real;
             loss_sum += loss;
             grads = Some(match grads {
                 None => g,
@@ -235,10 +328,10 @@ pub fn train(
         state.step += 1;
         state.losses.push(loss_sum);
         let done = state.step == total;
-        let eval_loss = if !eval.is_empty()
+        let eval_loss = if objective.has_eval()
             && (done || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every)))
         {
-            Some(evaluate(model, eval, cfg.batch_size)?)
+            Some(objective.evaluate(model, cfg.batch_size)?)
         } else {
             None
         };
@@ -266,6 +359,7 @@ pub fn train(
             elapsed_seconds: elapsed,
             eta_seconds: per * (total - state.step) as f64,
             checkpoint,
+            preference: objective.take_stats(),
         };
         if !on_progress(&progress) && !done {
             // Cooperative stop: keep what was learned so far, resumable.
@@ -281,10 +375,10 @@ pub fn train(
         }
     }
     let output = save_result(out, model, cfg, &params, base_name)?;
-    let eval_loss_after = if stopped || eval.is_empty() {
+    let eval_loss_after = if stopped || !objective.has_eval() {
         None
     } else {
-        Some(evaluate(model, eval, cfg.batch_size)?)
+        Some(objective.evaluate(model, cfg.batch_size)?)
     };
     Ok(Summary {
         steps: state.step,
@@ -333,15 +427,24 @@ pub fn gradients(
     checkpointing: bool,
     scale: f64,
 ) -> Result<(f64, GradStore)> {
-    let mut ctx =
-        if checkpointing { TrainCtx::with_checkpointing(seed) } else { TrainCtx::new(seed) };
+    let mut ctx = train_ctx(seed, checkpointing);
     let (loss, _) = causal_lm_loss(model, ids, labels, Pass::Train(&mut ctx))?;
     let scaled = (loss * scale)?;
-    let mut g = scaled.backward()?;
+    let g = backward(&scaled, &ctx)?;
     // Read after the backward pass is queued: on a GPU, reading earlier would idle it.
     let value = scaled.to_scalar::<f32>()? as f64;
-    drop(scaled);
-    // Parameters inside checkpointed blocks got their gradients during the replay.
+    Ok((value, g))
+}
+
+/// The dropout (and checkpointing) context of one micro-batch.
+pub(crate) fn train_ctx(seed: u64, checkpointing: bool) -> TrainCtx {
+    if checkpointing { TrainCtx::with_checkpointing(seed) } else { TrainCtx::new(seed) }
+}
+
+/// The gradients of the scalar `loss`, with those that checkpointed blocks found in `ctx`
+/// while replaying added in.
+pub(crate) fn backward(loss: &Tensor, ctx: &TrainCtx) -> Result<GradStore> {
+    let mut g = loss.backward()?;
     for (t, new) in ctx.take_gradients() {
         let sum = match g.remove(&t) {
             Some(old) => (old + new)?,
@@ -349,7 +452,7 @@ pub fn gradients(
         };
         g.insert(&t, sum);
     }
-    Ok((value, g))
+    Ok(g)
 }
 
 /// The order in which epoch `epoch` visits `n` training examples (a seeded shuffle): example
@@ -361,25 +464,21 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// Examples of micro-batch `micro` of optimizer step `step`: epochs are seeded shuffles.
-fn micro_batch<'a>(
-    train: &'a [Example],
-    cfg: &TrainConfig,
-    step: usize,
-    micro: usize,
-) -> Vec<&'a Example> {
+/// The items (of `n`) of micro-batch `micro` of optimizer step `step`: epochs are seeded
+/// shuffles.
+fn micro_batch(n: usize, cfg: &TrainConfig, step: usize, micro: usize) -> Vec<usize> {
     let bs = cfg.batch_size.max(1);
     let first = (step * cfg.grad_accum.max(1) + micro) * bs;
     // A batch spans at most two epochs; shuffle each epoch's order once, not once per example.
     let mut orders: Vec<(usize, Vec<usize>)> = Vec::with_capacity(2);
     (first..first + bs)
         .map(|k| {
-            let (epoch, i) = (k / train.len(), k % train.len());
+            let (epoch, i) = (k / n, k % n);
             if orders.last().is_none_or(|(e, _)| *e != epoch) {
-                orders.push((epoch, epoch_order(train.len(), cfg.seed, epoch)));
+                orders.push((epoch, epoch_order(n, cfg.seed, epoch)));
             }
             let (_, order) = &orders[orders.len() - 1];
-            &train[order[i]]
+            order[i]
         })
         .collect()
 }

@@ -2,6 +2,7 @@
 
 mod assist;
 mod data;
+mod dpo;
 mod eval;
 mod hardening;
 mod pull;

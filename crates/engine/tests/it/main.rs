@@ -1,6 +1,7 @@
 //! Engine checks against reference outputs (transformers, PEFT) on real and tiny models.
 
 mod count;
+mod dpo;
 mod greedy;
 mod logprob;
 mod parity;
