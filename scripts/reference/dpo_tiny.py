@@ -7,7 +7,11 @@ smoothing, log-probabilities summed over the completion's tokens, the loss avera
     loss = -logsigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))).mean()
 
 with the reference model = the base with the adapter disabled (PEFT's disable_adapter(), what
-TRL does when it is given a PEFT model and no ref_model).
+TRL does when it is given a PEFT model and no ref_model). This is TRL 1.16.0's
+DPOTrainer._compute_loss with its defaults (loss_type "sigmoid", f_divergence "reverse_kl", no
+ld_alpha, no weighting): logps summed over the completion mask of a [chosen, rejected] batch,
+`-F.logsigmoid(beta * delta).mean()`; TRL itself is not run here (it needs a tokenizer and the
+`datasets` package the tiny models have no use for).
 
 For each architecture it writes crates/engine/tests/fixtures/tiny-<arch>/preference.safetensors:
   chosen_ids, chosen_labels, rejected_ids, rejected_labels     [2, T] int64, right-padded with 0
