@@ -74,7 +74,11 @@ impl App {
                 let run = runs.iter().find(|r| &r.id == id).ok_or_else(|| {
                     Error::NotFound(format!("no run '{id}' in project '{slug}'"))
                 })?;
-                run.dataset.clone()
+                // A DPO run learned from preference pairs: its task is the project's dataset.
+                match run.method.as_str() {
+                    "dpo" => self.dataset_name(&slug, None)?,
+                    _ => run.dataset.clone(),
+                }
             }
             _ => self.dataset_name(&slug, None)?,
         };

@@ -73,6 +73,11 @@ fn three_models_compared_at_once_and_votes_train_the_next_run() {
     assert_eq!((x["pairs"].as_u64(), x["skipped"].as_u64()), (Some(4), Some(1)));
     let pairs = std::fs::read_to_string(home.path().join("projects").join(&p).join("prefs/preferences.jsonl")).unwrap();
     assert_eq!(pairs.lines().count(), 4);
+    // The loop closes: a DPO run on the votes, evaluated against the run it started from.
+    home.ok(&["train", "-p", &p, "--method", "dpo", "--steps", "2", "--batch", "2", "--max-len", "96"]);
+    let e = home.json(&["eval", "-p", &p, "--run", "run-3", "--vs", "run-1", "--limit", "2", "--max-tokens", "8", "--json"]);
+    assert_eq!((e["candidate"]["model"]["run"].as_str(), e["baseline"]["model"]["run"].as_str()), (Some("run-3"), Some("run-1")));
+    assert_eq!(e["dataset"], "tech-qa");
     let e = home.err(&["compare", "-p", &p, "--models", "base", "--prompt", "hi"]);
     assert_eq!(e, "error: the arena compares 2 to 4 models, got 1");
     let e = home.err(&["compare", "-p", &p, "--models", "base,run-1", "--prompt", "hi", "--prefer", "9"]);
