@@ -30,6 +30,7 @@ mod playground;
 mod projects;
 mod report;
 mod recover;
+pub mod score;
 mod scratch;
 pub mod slug;
 mod threads;

@@ -44,6 +44,7 @@ mod home;
 mod keys;
 mod models;
 mod project;
+mod score;
 mod train;
 
 /// Set by SIGINT/SIGTERM while a run trains: it stops after the current step.
@@ -136,6 +137,9 @@ enum Command {
     /// Preference pairs from the arena's votes, for DPO training
     #[command(subcommand)]
     Prefs(eval::PrefsCmd),
+    /// Score predictions made elsewhere against references (two JSON Lines files of
+    /// {"id", "text"}): exact match, token F1, BLEU, ROUGE, length, labels
+    Score(score::ScoreArgs),
     /// Check the home for inconsistencies between git, the index and the files
     Doctor(home::DoctorArgs),
     /// Measure speed and memory, optionally against a peer in the same run
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => eval::compare(&app, args),
         Command::Ratings(args) => eval::ratings(&app, args),
         Command::Prefs(cmd) => eval::prefs(&app, cmd),
+        Command::Score(args) => score::run(args),
         Command::Doctor(args) => home::doctor(&app, args),
         Command::Bench(cmd) => bench::run(&app, cmd),
     }

@@ -6,6 +6,7 @@ mod dpo;
 mod eval;
 mod hardening;
 mod pull;
+mod score;
 mod stress;
 mod versions;
 
