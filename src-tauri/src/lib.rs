@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use api::chat::{ChatEvent, ChatRequest, ChatStop, Conversation};
-use api::eval::{
-    ArenaEvent, ArenaRequest, ArenaSession, ArenaTurn, EvalProgress, EvalRef, EvalRequest,
-    EvalSummary, Evaluation, PrefsExport, Ratings, VoteRequest,
-};
 use api::dataset::{
     DatasetDetail, DatasetRef, DatasetSummary, FixRequest, ImportProgress, ImportRequest,
     ImportSource, Inspection, SampleDataset,
+};
+use api::eval::{
+    ArenaEvent, ArenaRequest, ArenaSession, ArenaTurn, EvalProgress, EvalRef, EvalRequest,
+    EvalSummary, Evaluation, PrefsExport, Ratings, VoteRequest,
 };
 use api::train::{
     Checkpoint, Estimate, JobEvent, JobInfo, ProjectTrainRequest, RunRef, RunSummary, TrainPlan,

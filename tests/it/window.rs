@@ -795,8 +795,13 @@ fn trained_project(home: &Path, name: &str, runs: usize) -> app::App {
     };
     app.data_import(&req).unwrap();
     for seed in 0..runs as u64 {
-        let mut config =
-            app::TrainConfig { steps: Some(3), batch_size: 2, max_len: 64, seed, ..Default::default() };
+        let mut config = app::TrainConfig {
+            steps: Some(3),
+            batch_size: 2,
+            max_len: 64,
+            seed,
+            ..Default::default()
+        };
         config.adamw.lr = 5e-3;
         let run = app::ProjectTrainRequest {
             project: slug.clone(),
@@ -836,7 +841,11 @@ async fn evaluate_a_run_against_base_in_the_window() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let gate = wait_text(&client, "#eval-gate", "", 10).await;
-    assert!(["Ready to deploy", "Review examples before deploying", "Retraining recommended"].contains(&gate.as_str()), "{gate}");
+    assert!(
+        ["Ready to deploy", "Review examples before deploying", "Retraining recommended"]
+            .contains(&gate.as_str()),
+        "{gate}"
+    );
     wait_text(&client, "#eval-metrics", "Token F1", 10).await;
     wait_text(&client, "#eval-delta", "Base model", 10).await;
     let examples = client.find_all(Locator::Css("#eval-examples .example")).await.unwrap();
@@ -880,7 +889,11 @@ async fn arena_three_models_vote_and_ratings_in_the_window() {
     wait_text(&client, "#arena-panels", "Model C", 60).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
-        let done = client.find_all(Locator::Css(".arena-panel .prefer:not([disabled])")).await.unwrap().len();
+        let done = client
+            .find_all(Locator::Css(".arena-panel .prefer:not([disabled])"))
+            .await
+            .unwrap()
+            .len();
         if done == 3 {
             break;
         }
@@ -894,7 +907,13 @@ async fn arena_three_models_vote_and_ratings_in_the_window() {
     }
     save(&client, "arena-answers.png").await;
     type_into(&client, "#arena-why", "more to the point").await;
-    client.find(Locator::Css(".arena-panel[data-panel='1'] .prefer")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css(".arena-panel[data-panel='1'] .prefer"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&client, "#arena-voted", "Vote saved", 10).await;
     wait_text(&client, "#arena-panels", "Fine-tuned", 10).await;
     wait_text(&client, "#arena-ratings", "1 votes", 10).await;
@@ -902,7 +921,10 @@ async fn arena_three_models_vote_and_ratings_in_the_window() {
     wait_text(&client, "#arena-exported", "2 preference pairs", 10).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     save(&client, "arena-exported.png").await;
-    client.execute("document.querySelector('.asked').scrollIntoView(); return 1;", vec![]).await.unwrap();
+    client
+        .execute("document.querySelector('.asked').scrollIntoView(); return 1;", vec![])
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     save(&client, "arena.png").await;
     client.close().await.unwrap();

@@ -224,16 +224,16 @@ impl App {
                 battles.extend(battles_of(t, &names));
             }
         }
-        Ok(Ratings {
-            project: slug,
-            votes,
-            ratings: metrics::ratings(&battles, ROUNDS, 0x5eed),
-        })
+        Ok(Ratings { project: slug, votes, ratings: metrics::ratings(&battles, ROUNDS, 0x5eed) })
     }
 
     /// Writes a project's votes as preference pairs (TRL's conversational format: prompt,
     /// chosen, rejected) to `prefs/preferences.jsonl` and commits it; a copy at `out` too.
-    pub fn prefs_export(&self, project: &str, out: Option<&std::path::Path>) -> Result<PrefsExport> {
+    pub fn prefs_export(
+        &self,
+        project: &str,
+        out: Option<&std::path::Path>,
+    ) -> Result<PrefsExport> {
         let slug = self.project_row(project)?.slug;
         let (mut lines, mut skipped) = (Vec::new(), 0);
         for s in self.arena_sessions(Some(&slug))?.into_iter().rev() {
@@ -245,9 +245,8 @@ impl App {
                 };
                 let mut prompt = history_until(&s, i)[*panel].clone();
                 prompt.push(ChatMessage { role: "user".into(), content: t.prompt.clone() });
-                let said = |a: &ArenaAnswer| {
-                    serde_json::json!([{"role": "assistant", "content": a.text}])
-                };
+                let said =
+                    |a: &ArenaAnswer| serde_json::json!([{"role": "assistant", "content": a.text}]);
                 for (j, other) in t.answers.iter().enumerate() {
                     if j == *panel || other.finish == "failed" {
                         continue;
@@ -352,8 +351,9 @@ fn history_until(s: &ArenaSession, turns: usize) -> Vec<Vec<ChatMessage>> {
 /// or "both bad" ties every pair. Failed answers take no part.
 pub(crate) fn battles_of(t: &ArenaTurn, names: &[String]) -> Vec<Battle> {
     let Some(vote) = &t.vote else { return Vec::new() };
-    let ok: Vec<usize> =
-        (0..t.answers.len().min(names.len())).filter(|&i| t.answers[i].finish != "failed").collect();
+    let ok: Vec<usize> = (0..t.answers.len().min(names.len()))
+        .filter(|&i| t.answers[i].finish != "failed")
+        .collect();
     let mut out = Vec::new();
     for (k, &i) in ok.iter().enumerate() {
         for &j in &ok[k + 1..] {
@@ -386,8 +386,7 @@ fn session_of(row: store::ArenaSessionRow, turns: &[store::ArenaTurnRow]) -> Res
     let bad = |what: &str, e: serde_json::Error| {
         Error::Integrity(format!("arena session '{}': its {what} do not read: {e}", row.id))
     };
-    let models: Vec<ChatModel> =
-        serde_json::from_str(&row.models).map_err(|e| bad("models", e))?;
+    let models: Vec<ChatModel> = serde_json::from_str(&row.models).map_err(|e| bad("models", e))?;
     let mut out = Vec::new();
     for t in turns.iter().filter(|t| t.session == row.id && t.project == row.project) {
         out.push(ArenaTurn {
@@ -464,7 +463,8 @@ mod tests {
                 },
             };
             let events = std::sync::Mutex::new(Vec::new());
-            let turn = app.arena_turn(&playground, &req, &|e| events.lock().unwrap().push(e)).unwrap();
+            let turn =
+                app.arena_turn(&playground, &req, &|e| events.lock().unwrap().push(e)).unwrap();
             (turn, events.into_inner().unwrap())
         };
         let (turn, events) = ask(None, "Explain what a mutex is and when to use one.");
@@ -548,7 +548,8 @@ mod tests {
             sampling: api::chat::Sampling::default(),
         };
         let p = Playground::new();
-        let e = app.arena_turn(&p, &req(vec![ChatModel::Base], Some("empty")), &|_| {}).unwrap_err();
+        let e =
+            app.arena_turn(&p, &req(vec![ChatModel::Base], Some("empty")), &|_| {}).unwrap_err();
         assert_eq!(e.to_string(), "the arena compares 2 to 4 models, got 1");
         let two = vec![ChatModel::Base, ChatModel::Run("run-1".into())];
         let e = app.arena_turn(&p, &req(two.clone(), None), &|_| {}).unwrap_err();

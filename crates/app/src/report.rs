@@ -67,7 +67,9 @@ pub fn html(e: &Evaluation) -> String {
         h.push_str("<h2>Per example</h2><p>Each dot is one held-out example: its token F1 with the baseline (across) and the candidate (up). Below the line: a regression.</p>");
         h.push_str(&scatter(e));
     }
-    h.push_str("<h2>Examples</h2><table class=\"ex\"><tr><th>#</th><th>Prompt</th><th>Reference</th>");
+    h.push_str(
+        "<h2>Examples</h2><table class=\"ex\"><tr><th>#</th><th>Prompt</th><th>Reference</th>",
+    );
     if let Some(b) = &e.baseline {
         let _ = write!(h, "<th>{}</th>", esc(&b.model.label()));
     }
@@ -151,7 +153,9 @@ fn table(c: &EvalSide, b: Option<&EvalSide>) -> String {
         let _ = write!(
             h,
             "<tr><td>Perplexity</td><td>how surprised the model is by the references (lower is better)</td>{}<td>{p:.2}</td></tr>",
-            b.and_then(|b| b.metrics.perplexity).map(|p| format!("<td>{p:.2}</td>")).unwrap_or_default()
+            b.and_then(|b| b.metrics.perplexity)
+                .map(|p| format!("<td>{p:.2}</td>"))
+                .unwrap_or_default()
         );
     }
     if let Some(l) = &m.labels {
@@ -189,7 +193,11 @@ fn bars(c: &EvalSide, b: Option<&EvalSide>) -> String {
             .build_cartesian_2d(0f64..n, 0f64..100f64)?;
         let label = |v: &f64| {
             let i = v.floor() as usize;
-            if (v - v.floor() - 0.5).abs() < 0.01 { names.get(i).copied().unwrap_or("").into() } else { String::new() }
+            if (v - v.floor() - 0.5).abs() < 0.01 {
+                names.get(i).copied().unwrap_or("").into()
+            } else {
+                String::new()
+            }
         };
         chart
             .configure_mesh()
@@ -210,7 +218,9 @@ fn bars(c: &EvalSide, b: Option<&EvalSide>) -> String {
                     Some(Rectangle::new([(x, 0.0), (x + width * 0.92, v)], color.filled()))
                 }))?
                 .label(name.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
         }
         chart
             .configure_series_labels()

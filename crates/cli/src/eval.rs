@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use api::chat::{ChatModel, Sampling};
-use api::eval::{ArenaEvent, ArenaRequest, EvalProgress, EvalRequest, Evaluation, VoteChoice, VoteRequest};
+use api::eval::{
+    ArenaEvent, ArenaRequest, EvalProgress, EvalRequest, Evaluation, VoteChoice, VoteRequest,
+};
 use app::App;
 use clap::{Args, Subcommand};
 
@@ -118,7 +120,10 @@ fn human(e: &Evaluation) -> String {
     }));
     if e.judge.is_some() {
         out.push_str(&row("judge (1–5)", &|s| {
-            s.judge.as_ref().filter(|j| j.judged > 0).map_or("—".into(), |j| format!("{:.2}", j.average))
+            s.judge
+                .as_ref()
+                .filter(|j| j.judged > 0)
+                .map_or("—".into(), |j| format!("{:.2}", j.average))
         }));
     }
     out.push_str(&row("tokens/s", &|s| format!("{:.1}", s.tokens_per_second)));
@@ -131,7 +136,9 @@ fn human(e: &Evaluation) -> String {
     }
     let failed = e.examples.iter().filter(|x| x.judge_error.is_some()).count();
     if failed > 0 {
-        out.push_str(&format!("  the judge's reply did not parse for {failed} examples (not scored)\n"));
+        out.push_str(&format!(
+            "  the judge's reply did not parse for {failed} examples (not scored)\n"
+        ));
     }
     if let Some(n) = &e.judge_note {
         out.push_str(&format!("  note: {n}\n"));
@@ -245,7 +252,11 @@ pub fn compare(app: &App, a: CompareArgs) -> anyhow::Result<()> {
         models,
         blind: a.blind,
         prompt: a.prompt.clone(),
-        sampling: Sampling { temperature: a.temperature, max_tokens: a.max_tokens, ..Sampling::default() },
+        sampling: Sampling {
+            temperature: a.temperature,
+            max_tokens: a.max_tokens,
+            ..Sampling::default()
+        },
     };
     let playground = app::Playground::new();
     let session = std::sync::Mutex::new(String::new());
@@ -311,14 +322,18 @@ fn vote_of(s: &str) -> anyhow::Result<VoteChoice> {
         "bad" | "both-bad" => Ok(VoteChoice::BothBad),
         n => match n.parse::<usize>() {
             Ok(k @ 1..=4) => Ok(VoteChoice::Prefer { panel: k - 1 }),
-            _ => anyhow::bail!("--prefer takes an answer's number (1 to 4), `tie` or `bad`, got {s:?}"),
+            _ => anyhow::bail!(
+                "--prefer takes an answer's number (1 to 4), `tie` or `bad`, got {s:?}"
+            ),
         },
     }
 }
 
 fn vote_label(v: &VoteChoice, s: &api::eval::ArenaSession) -> String {
     match v {
-        VoteChoice::Prefer { panel } => format!("answer {} ({})", panel + 1, s.models[*panel].label()),
+        VoteChoice::Prefer { panel } => {
+            format!("answer {} ({})", panel + 1, s.models[*panel].label())
+        }
         VoteChoice::Tie => "a tie".into(),
         VoteChoice::BothBad => "all bad".into(),
     }
@@ -342,7 +357,10 @@ pub fn ratings(app: &App, a: RatingsArgs) -> anyhow::Result<()> {
         if r.ratings.is_empty() {
             return "no votes yet: vote in the Arena or with vibeflow compare --prefer".into();
         }
-        let mut out = format!("{} votes\n  {:<28}{:>7}  {:>15}  {:>9}\n", r.votes, "model", "Elo", "95 % interval", "win rate");
+        let mut out = format!(
+            "{} votes\n  {:<28}{:>7}  {:>15}  {:>9}\n",
+            r.votes, "model", "Elo", "95 % interval", "win rate"
+        );
         for x in &r.ratings {
             out.push_str(&format!(
                 "  {:<28}{:>7.0}  {:>6.0} – {:<6.0}  {:>8.0}%  ({}W {}L {}T)\n",
@@ -389,7 +407,11 @@ pub fn prefs(app: &App, cmd: PrefsCmd) -> anyhow::Result<()> {
                     "{} preference pairs written to {}{}{}",
                     x.pairs,
                     x.path,
-                    if x.skipped > 0 { format!(" ({} tied or all-bad votes give no pair)", x.skipped) } else { String::new() },
+                    if x.skipped > 0 {
+                        format!(" ({} tied or all-bad votes give no pair)", x.skipped)
+                    } else {
+                        String::new()
+                    },
                     if x.commit.is_none() { " (unchanged since the last export)" } else { "" }
                 )
             })

@@ -71,9 +71,8 @@ pub fn Arena(slug: String) -> impl IntoView {
     spawn_local(async move {
         let mut all = vec![ChatModel::Base];
         match ipc::runs(slug.get_value()).await {
-            Ok(r) => all.extend(
-                r.into_iter().filter(|r| r.status == "done").map(|r| ChatModel::Run(r.id)),
-            ),
+            Ok(r) => all
+                .extend(r.into_iter().filter(|r| r.status == "done").map(|r| ChatModel::Run(r.id))),
             Err(e) => error.set(Some(e.message)),
         }
         let base = ipc::project_show(slug.get_value()).await.map(|p| p.base_model).ok();

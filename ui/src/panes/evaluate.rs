@@ -51,10 +51,22 @@ fn metric_rows(s: &EvalSide) -> Vec<(&'static str, String, &'static str)> {
     let pct = |v: f64| format!("{:.1}", v * 100.0);
     let mut rows = vec![
         ("Token F1", pct(m.f1), "How many words the answers share with the reference answers"),
-        ("Exact match", pct(m.exact_match), "Answers identical to the reference (after normalizing)"),
-        ("BLEU", format!("{:.1}", m.bleu.score), "Phrases shared with the references (25+ acceptable, 50+ good)"),
+        (
+            "Exact match",
+            pct(m.exact_match),
+            "Answers identical to the reference (after normalizing)",
+        ),
+        (
+            "BLEU",
+            format!("{:.1}", m.bleu.score),
+            "Phrases shared with the references (25+ acceptable, 50+ good)",
+        ),
         ("ROUGE-L", pct(m.rouge_l.f1), "The longest stretch of the reference said in order"),
-        ("ROUGE-1 / 2", format!("{} / {}", pct(m.rouge1.f1), pct(m.rouge2.f1)), "Reference words / word pairs covered"),
+        (
+            "ROUGE-1 / 2",
+            format!("{} / {}", pct(m.rouge1.f1), pct(m.rouge2.f1)),
+            "Reference words / word pairs covered",
+        ),
         (
             "Length",
             format!("{:.2}×", m.length_ratio),
@@ -68,16 +80,32 @@ fn metric_rows(s: &EvalSide) -> Vec<(&'static str, String, &'static str)> {
         ),
     ];
     if let Some(p) = m.perplexity {
-        rows.push(("Perplexity", format!("{p:.2}"), "How surprised the model is by the reference answers (lower is better)"));
+        rows.push((
+            "Perplexity",
+            format!("{p:.2}"),
+            "How surprised the model is by the reference answers (lower is better)",
+        ));
     }
     if let Some(l) = &m.labels {
         rows.push(("Accuracy", pct(l.accuracy), "Labels predicted right"));
-        rows.push(("Macro-F1", pct(l.macro_f1), "F1 per label, averaged: rare labels count as much as common ones"));
+        rows.push((
+            "Macro-F1",
+            pct(l.macro_f1),
+            "F1 per label, averaged: rare labels count as much as common ones",
+        ));
     }
     if let Some(j) = s.judge.as_ref().filter(|j| j.judged > 0) {
-        rows.push(("Judge", format!("{:.2} / 5", j.average), "The judge's rubric: relevance, coherence, factuality, completeness, tone"));
+        rows.push((
+            "Judge",
+            format!("{:.2} / 5", j.average),
+            "The judge's rubric: relevance, coherence, factuality, completeness, tone",
+        ));
     }
-    rows.push(("Speed", format!("{:.1} tokens/s", s.tokens_per_second), "Generation speed over the whole set"));
+    rows.push((
+        "Speed",
+        format!("{:.1} tokens/s", s.tokens_per_second),
+        "Generation speed over the whole set",
+    ));
     rows
 }
 

@@ -5,10 +5,23 @@
 use crate::Home;
 
 fn trained(home: &Home, runs: usize) -> String {
-    let p = home.json(&["project", "new", "Judge me", "--json"])["slug"].as_str().unwrap().to_string();
+    let p =
+        home.json(&["project", "new", "Judge me", "--json"])["slug"].as_str().unwrap().to_string();
     home.ok(&["data", "import", "--sample", "tech-qa", "-p", &p]);
     for _ in 0..runs {
-        home.ok(&["train", "-p", &p, "--steps", "3", "--batch", "2", "--max-len", "64", "--lr", "5e-3"]);
+        home.ok(&[
+            "train",
+            "-p",
+            &p,
+            "--steps",
+            "3",
+            "--batch",
+            "2",
+            "--max-len",
+            "64",
+            "--lr",
+            "5e-3",
+        ]);
     }
     p
 }
@@ -17,7 +30,18 @@ fn trained(home: &Home, runs: usize) -> String {
 fn a_run_is_evaluated_against_base_with_a_report() {
     let Some(home) = Home::with_default_model() else { return };
     let p = trained(&home, 1);
-    let e = home.json(&["eval", "-p", &p, "--run", "run-1", "--limit", "4", "--max-tokens", "12", "--json"]);
+    let e = home.json(&[
+        "eval",
+        "-p",
+        &p,
+        "--run",
+        "run-1",
+        "--limit",
+        "4",
+        "--max-tokens",
+        "12",
+        "--json",
+    ]);
     assert_eq!(e["id"], "eval-1");
     assert_eq!(e["candidate"]["model"]["run"], "run-1");
     assert_eq!(e["baseline"]["model"], "base");
@@ -34,7 +58,10 @@ fn a_run_is_evaluated_against_base_with_a_report() {
     let human = home.ok(&["evals", "-p", &p, "eval-1"]);
     assert!(human.contains("token F1") && human.contains("saved as eval-1"), "{human}");
     // A run that does not exist, an evaluation that does not exist: one clear line each.
-    assert_eq!(home.err(&["eval", "-p", &p, "--run", "run-9"]), format!("error: no run 'run-9' in project '{p}'"));
+    assert_eq!(
+        home.err(&["eval", "-p", &p, "--run", "run-9"]),
+        format!("error: no run 'run-9' in project '{p}'")
+    );
     assert_eq!(home.err(&["evals", "-p", &p, "eval-7"]), "error: no evaluation 'eval-7'");
 }
 
@@ -43,18 +70,38 @@ fn three_models_compared_at_once_and_votes_train_the_next_run() {
     let Some(home) = Home::with_default_model() else { return };
     let p = trained(&home, 2);
     let ask = |prompt: &str, extra: &[&str]| {
-        let mut args = vec!["compare", "-p", &p, "--prompt", prompt, "--max-tokens", "24", "--temperature", "0", "--json"];
+        let mut args = vec![
+            "compare",
+            "-p",
+            &p,
+            "--prompt",
+            prompt,
+            "--max-tokens",
+            "24",
+            "--temperature",
+            "0",
+            "--json",
+        ];
         args.extend_from_slice(extra);
         home.json(&args)
     };
-    let s = ask("What does a load balancer do?", &["--models", "base,run-1,run-2", "--prefer", "2", "--why", "clearer"]);
+    let s = ask(
+        "What does a load balancer do?",
+        &["--models", "base,run-1,run-2", "--prefer", "2", "--why", "clearer"],
+    );
     assert_eq!(s["id"], "arena-1");
     let turn = &s["turns"][0];
     let answers = turn["answers"].as_array().unwrap();
     assert_eq!(answers.len(), 3);
     let spans: Vec<(u64, u64, u64)> = answers
         .iter()
-        .map(|a| (a["start_ms"].as_u64().unwrap(), a["first_token_ms"].as_u64().unwrap(), a["end_ms"].as_u64().unwrap()))
+        .map(|a| {
+            (
+                a["start_ms"].as_u64().unwrap(),
+                a["first_token_ms"].as_u64().unwrap(),
+                a["end_ms"].as_u64().unwrap(),
+            )
+        })
         .collect();
     eprintln!("arena timings (start, first token, end) ms: {spans:?}");
     let last_start = spans.iter().map(|s| s.0).max().unwrap();
@@ -71,15 +118,56 @@ fn three_models_compared_at_once_and_votes_train_the_next_run() {
     assert_eq!(r["ratings"].as_array().unwrap().len(), 3);
     let x = home.json(&["prefs", "export", "-p", &p, "--json"]);
     assert_eq!((x["pairs"].as_u64(), x["skipped"].as_u64()), (Some(4), Some(1)));
-    let pairs = std::fs::read_to_string(home.path().join("projects").join(&p).join("prefs/preferences.jsonl")).unwrap();
+    let pairs = std::fs::read_to_string(
+        home.path().join("projects").join(&p).join("prefs/preferences.jsonl"),
+    )
+    .unwrap();
     assert_eq!(pairs.lines().count(), 4);
     // The loop closes: a DPO run on the votes, evaluated against the run it started from.
-    home.ok(&["train", "-p", &p, "--method", "dpo", "--steps", "2", "--batch", "2", "--max-len", "96"]);
-    let e = home.json(&["eval", "-p", &p, "--run", "run-3", "--vs", "run-1", "--limit", "2", "--max-tokens", "8", "--json"]);
-    assert_eq!((e["candidate"]["model"]["run"].as_str(), e["baseline"]["model"]["run"].as_str()), (Some("run-3"), Some("run-1")));
+    home.ok(&[
+        "train",
+        "-p",
+        &p,
+        "--method",
+        "dpo",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--max-len",
+        "96",
+    ]);
+    let e = home.json(&[
+        "eval",
+        "-p",
+        &p,
+        "--run",
+        "run-3",
+        "--vs",
+        "run-1",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(
+        (e["candidate"]["model"]["run"].as_str(), e["baseline"]["model"]["run"].as_str()),
+        (Some("run-3"), Some("run-1"))
+    );
     assert_eq!(e["dataset"], "tech-qa");
     let e = home.err(&["compare", "-p", &p, "--models", "base", "--prompt", "hi"]);
     assert_eq!(e, "error: the arena compares 2 to 4 models, got 1");
-    let e = home.err(&["compare", "-p", &p, "--models", "base,run-1", "--prompt", "hi", "--prefer", "9"]);
+    let e = home.err(&[
+        "compare",
+        "-p",
+        &p,
+        "--models",
+        "base,run-1",
+        "--prompt",
+        "hi",
+        "--prefer",
+        "9",
+    ]);
     assert_eq!(e, "error: --prefer takes an answer's number (1 to 4), `tie` or `bad`, got \"9\"");
 }
