@@ -859,6 +859,10 @@ async fn evaluate_a_run_against_base_in_the_window() {
     save(&client, "evaluate-regressions.png").await;
     client.find(Locator::Css("#eval-save-report")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#eval-saved", "vibeflow-eval-bot-eval-1.html", 10).await;
+    // History shows the evaluation as a version of its own.
+    client.find(Locator::Css("#tab-history")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#pane-history", "Evaluate run-1 vs base model", 30).await;
+    save(&client, "history-evaluation.png").await;
     client.close().await.unwrap();
     let subject = app.history("eval-bot").unwrap()[0].summary.clone();
     assert!(subject.starts_with("Evaluate run-1 vs base model"), "{subject}");
