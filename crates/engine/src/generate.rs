@@ -1,5 +1,7 @@
 //! Text generation with a KV cache and the sampling controls users expect.
 
+use std::ops::ControlFlow;
+
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 
@@ -235,52 +237,248 @@ pub fn generate(
     s: &Sampling,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Output> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(s.seed);
-    let mut tokens: Vec<u32> = Vec::new();
-    let mut counts: std::collections::HashMap<u32, usize> = Default::default();
-    let mut emitted = 0usize; // bytes of `text` already streamed
-    let mut text = String::new();
+    let mut seq = Sequence::new(prompt, s.max_tokens, s, true);
     let mut logits = dec.step(prompt)?;
     let finish = loop {
-        if tokens.len() >= s.max_tokens {
-            break Finish::Length;
+        match seq.next(&mut logits, tok, eos, s, on_text)? {
+            ControlFlow::Break(finish) => break finish,
+            ControlFlow::Continue(next) => logits = dec.step(&[next])?,
         }
-        apply_penalties(&mut logits, prompt, &counts, s);
-        let next = sample(&logits, s, &mut rng);
+    };
+    seq.finish(finish, tok, on_text)
+}
+
+/// How `generate_batch` groups its prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Sequences decoded together, at most (0 counts as 1).
+    pub size: usize,
+    /// The model's context: each prompt's new tokens stop there (`room`).
+    pub context: usize,
+}
+
+/// Generates after each of `prompts` (as `generate` would after each alone: same stop rules,
+/// penalties and sampling, each sequence's random numbers its own, seeded with `s.seed`, so its
+/// output does not depend on its batch mates) and returns one output per prompt, in order.
+/// `on_done(i, output)` reports each prompt as it ends (in any order: return `false` to stop;
+/// the sequences then under way end as `Cancelled`, with what they had, and the prompts not
+/// started as `Cancelled` with nothing).
+///
+/// On our kernels up to `batching.size` sequences decode together: each prompt runs through the
+/// model alone into a cache of its own (`QLlama::forward`), then one step gives every running
+/// sequence its next token (`QLlama::forward_batch`: the weights read once for all), and a
+/// sequence that ends makes room for the next prompt at once. Elsewhere (candle's decoder) the
+/// prompts run one after another through `generate`. A prompt with no room before the context
+/// ends is an error, before anything runs.
+pub fn generate_batch(
+    dec: &mut QuantDecoder,
+    tok: &tokenizers::Tokenizer,
+    prompts: &[Vec<u32>],
+    eos: &[u32],
+    s: &Sampling,
+    batching: Batching,
+    on_done: &mut dyn FnMut(usize, &Output) -> bool,
+) -> Result<Vec<Output>> {
+    let mut limits = Vec::with_capacity(prompts.len());
+    for (i, p) in prompts.iter().enumerate() {
+        let max = room(p.len(), batching.context, s.max_tokens)
+            .map_err(|e| crate::Error::Data(format!("prompt {}: {e}", i + 1)))?;
+        limits.push(max);
+    }
+    let cancelled =
+        || Output { tokens: Vec::new(), text: String::new(), finish: Finish::Cancelled };
+    let mut outputs: Vec<Option<Output>> = vec![None; prompts.len()];
+    let model = match &dec.inner {
+        Quant::Native(model, _) => model.as_ref(),
+        Quant::Candle(..) => {
+            for (i, p) in prompts.iter().enumerate() {
+                dec.reset();
+                let s = Sampling { max_tokens: limits[i], ..s.clone() };
+                let out = generate(dec, tok, p, eos, &s, &mut |_| true)?;
+                let go_on = on_done(i, &out);
+                outputs[i] = Some(out);
+                if !go_on {
+                    break;
+                }
+            }
+            dec.reset();
+            return Ok(outputs.into_iter().map(|o| o.unwrap_or_else(cancelled)).collect());
+        }
+    };
+    // The running sequences and their caches, side by side.
+    let mut running: Vec<(usize, Sequence<'_>, u32)> = Vec::new();
+    let mut caches: Vec<crate::models::qllama::QCache> = Vec::new();
+    let mut waiting = 0..prompts.len();
+    let mut quiet = |_: &str| true;
+    let size = batching.size.max(1);
+    'decode: loop {
+        while running.len() < size {
+            let Some(i) = waiting.next() else { break };
+            let mut cache = model.cache();
+            let mut logits = model.forward(&prompts[i], &mut cache)?;
+            let mut seq = Sequence::new(&prompts[i], limits[i], s, false);
+            let finish = match seq.next(&mut logits, tok, eos, s, &mut quiet)? {
+                ControlFlow::Continue(_) if seq.full() => Finish::Length,
+                ControlFlow::Continue(next) => {
+                    running.push((i, seq, next));
+                    caches.push(cache);
+                    continue;
+                }
+                ControlFlow::Break(finish) => finish,
+            };
+            let out = seq.finish(finish, tok, &mut quiet)?;
+            let go_on = on_done(i, &out);
+            outputs[i] = Some(out);
+            if !go_on {
+                break 'decode;
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let ids: Vec<u32> = running.iter().map(|(_, _, next)| *next).collect();
+        let mut logits = model.forward_batch(&ids, &mut caches)?;
+        let vocab = logits.len() / ids.len();
+        let mut keep = vec![true; running.len()];
+        let mut stop = false;
+        for (r, logits) in logits.chunks_exact_mut(vocab).enumerate() {
+            let (i, seq, next) = &mut running[r];
+            // A sequence at its limit ends without another step (`generate` would run one and
+            // not use it).
+            let finish = match seq.next(logits, tok, eos, s, &mut quiet)? {
+                ControlFlow::Continue(_) if seq.full() => Finish::Length,
+                ControlFlow::Continue(token) => {
+                    *next = token;
+                    continue;
+                }
+                ControlFlow::Break(finish) => finish,
+            };
+            keep[r] = false;
+            let out = seq.finish(finish, tok, &mut quiet)?;
+            stop |= !on_done(*i, &out);
+            outputs[*i] = Some(out);
+            if stop {
+                break;
+            }
+        }
+        if stop {
+            break;
+        }
+        let mut flags = keep.iter();
+        running.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = keep.iter();
+        caches.retain(|_| *flags.next().unwrap_or(&true));
+    }
+    // Cancelled: what the running sequences had.
+    for (i, mut seq, _) in running {
+        if outputs[i].is_none() {
+            outputs[i] = Some(seq.finish(Finish::Cancelled, tok, &mut quiet)?);
+        }
+    }
+    Ok(outputs.into_iter().map(|o| o.unwrap_or_else(cancelled)).collect())
+}
+
+/// One sequence's sampling between steps: its tokens, their counts for the penalties, its
+/// random numbers, and the text streamed so far.
+struct Sequence<'a> {
+    prompt: &'a [u32],
+    max_tokens: usize,
+    rng: rand::rngs::StdRng,
+    tokens: Vec<u32>,
+    counts: std::collections::HashMap<u32, usize>,
+    /// Text is decoded as tokens arrive (else once at the end, where nothing streams and no
+    /// stop string needs it).
+    streams: bool,
+    text: String,
+    /// Bytes of `text` already streamed.
+    emitted: usize,
+}
+
+impl<'a> Sequence<'a> {
+    fn new(prompt: &'a [u32], max_tokens: usize, s: &Sampling, streams: bool) -> Self {
+        Sequence {
+            prompt,
+            max_tokens,
+            rng: rand::rngs::StdRng::seed_from_u64(s.seed),
+            tokens: Vec::new(),
+            counts: Default::default(),
+            streams: streams || !s.stop.is_empty(),
+            text: String::new(),
+            emitted: 0,
+        }
+    }
+
+    /// Whether `max_tokens` are out: the next `next` ends with `Length` whatever the logits.
+    fn full(&self) -> bool {
+        self.tokens.len() >= self.max_tokens
+    }
+
+    /// Picks the token after `logits` (the model's at the last position): the token to feed
+    /// next, or why the sequence ended.
+    fn next(
+        &mut self,
+        logits: &mut [f32],
+        tok: &tokenizers::Tokenizer,
+        eos: &[u32],
+        s: &Sampling,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<ControlFlow<Finish, u32>> {
+        if self.full() {
+            return Ok(ControlFlow::Break(Finish::Length));
+        }
+        apply_penalties(logits, self.prompt, &self.counts, s);
+        let next = sample(logits, s, &mut self.rng);
         if eos.contains(&next) {
-            break Finish::Stop;
+            return Ok(ControlFlow::Break(Finish::Stop));
         }
-        tokens.push(next);
-        *counts.entry(next).or_default() += 1;
-        text = crate::tokenizer::decode(tok, &tokens)?;
+        self.tokens.push(next);
+        *self.counts.entry(next).or_default() += 1;
+        if !self.streams {
+            return Ok(ControlFlow::Continue(next));
+        }
+        let text = &mut self.text;
+        *text = crate::tokenizer::decode(tok, &self.tokens)?;
         // Stop strings: cut the text before the first one.
         if let Some(cut) = s.stop.iter().filter_map(|st| text.find(st.as_str())).min() {
             text.truncate(cut);
-            if cut > emitted && !on_text(&text[emitted..]) {
-                break Finish::Cancelled;
+            if cut > self.emitted && !on_text(&text[self.emitted..]) {
+                return Ok(ControlFlow::Break(Finish::Cancelled));
             }
-            emitted = text.len();
-            break Finish::Stop;
+            self.emitted = text.len();
+            return Ok(ControlFlow::Break(Finish::Stop));
         }
         // Hold back a possible start of a stop string and incomplete UTF-8 (U+FFFD).
-        let hold = s.stop.iter().map(|st| partial_suffix(&text, st)).max().unwrap_or(0);
+        let hold = s.stop.iter().map(|st| partial_suffix(text, st)).max().unwrap_or(0);
         let safe = if text.ends_with('\u{FFFD}') {
             text.len() - '\u{FFFD}'.len_utf8()
         } else {
             text.len() - hold
         };
-        if safe > emitted && text.is_char_boundary(safe) {
-            if !on_text(&text[emitted..safe]) {
-                break Finish::Cancelled;
+        if safe > self.emitted && text.is_char_boundary(safe) {
+            if !on_text(&text[self.emitted..safe]) {
+                return Ok(ControlFlow::Break(Finish::Cancelled));
             }
-            emitted = safe;
+            self.emitted = safe;
         }
-        logits = dec.step(&[next])?;
-    };
-    if emitted < text.len() && finish != Finish::Cancelled {
-        on_text(&text[emitted..]);
+        Ok(ControlFlow::Continue(next))
     }
-    Ok(Output { tokens, text, finish })
+
+    /// The output, after the rest of the text is streamed (unless cancelled).
+    fn finish(
+        &mut self,
+        finish: Finish,
+        tok: &tokenizers::Tokenizer,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Output> {
+        if !self.streams {
+            self.text = crate::tokenizer::decode(tok, &self.tokens)?;
+        }
+        if self.emitted < self.text.len() && finish != Finish::Cancelled {
+            on_text(&self.text[self.emitted..]);
+        }
+        let (tokens, text) = (std::mem::take(&mut self.tokens), std::mem::take(&mut self.text));
+        Ok(Output { tokens, text, finish })
+    }
 }
 
 /// Length of the longest suffix of `text` that is a proper prefix of `stop`.

@@ -6,7 +6,10 @@
 //! each weight block meets its activation block in integer arithmetic: the scheme llama.cpp uses,
 //! so the results agree with it to float rounding. candle 0.11 multiplies Q4_1 with scalar code
 //! only, which is why the fast path has its own kernels: AVX2 + FMA + F16C on x86-64 (detected at
-//! run time, so portable release binaries keep the fast path), plain Rust elsewhere.
+//! run time, so portable release binaries keep the fast path), plain Rust elsewhere. Several
+//! tokens (a prompt, a batch of sequences) share each weight block once it is unpacked, on
+//! AVX-512 VNNI where the CPU has it (`vnni`), and each token's values are the ones it gets
+//! alone, to the bit.
 
 use rayon::prelude::*;
 
@@ -201,6 +204,8 @@ pub struct Q8Acts {
     qs: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
+    /// Σ qs per block (the batched Q8_0 kernel's correction).
+    sums: Vec<i32>,
     cols: usize,
 }
 
@@ -215,20 +220,21 @@ impl Q8Acts {
             qs: vec![0; values.len()],
             d: Vec::with_capacity(blocks),
             s: Vec::with_capacity(blocks),
+            sums: Vec::with_capacity(blocks),
             cols,
         };
+        let simd = simd();
         for (x, q) in values.chunks_exact(BLOCK).zip(a.qs.chunks_exact_mut(BLOCK)) {
-            let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, &v) in q.iter_mut().zip(x) {
-                *q = (v * inv).round() as i8;
-                sum += i32::from(*q);
-            }
+            let (d, sum) = match simd {
+                // SAFETY: `simd()` confirmed AVX2, FMA and F16C on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                true => unsafe { avx2::quantize_block(x, q) },
+                _ => quantize_block(x, q),
+            };
             // llama.cpp stores both at f16; f32 costs nothing here and rounds less.
             a.d.push(d);
             a.s.push(d * sum as f32);
+            a.sums.push(sum);
         }
         Ok(a)
     }
@@ -244,8 +250,22 @@ impl Q8Acts {
             qs: &self.qs[t * n..(t + 1) * n],
             d: &self.d[t * b..(t + 1) * b],
             s: &self.s[t * b..(t + 1) * b],
+            sums: &self.sums[t * b..(t + 1) * b],
         }
     }
+}
+
+/// One block of 32 values to bytes: `(scale, Σ bytes)`.
+fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = (v * inv).round() as i8;
+        sum += i32::from(*q);
+    }
+    (d, sum)
 }
 
 #[derive(Clone, Copy)]
@@ -253,6 +273,7 @@ struct ActRow<'a> {
     qs: &'a [i8],
     d: &'a [f32],
     s: &'a [f32],
+    sums: &'a [i32],
 }
 
 /// `out[t][r] = Σ_c w[r][c] · x[t][c]` for every token `t` of `x`, in parallel over the weight's
@@ -283,6 +304,24 @@ pub fn matmul(w: &QMatrix, x: &Q8Acts, out: &mut [f32]) -> Result<(), String> {
         });
         return Ok(());
     }
+    let acts: Vec<ActRow<'_>> = (0..tokens).map(|t| x.row(t)).collect();
+    if let Some(f) = tokens_fn(w.kind, w.interleaved, vnni()) {
+        // Interleaved rows meet every token block by block, each group unpacked once for
+        // several tokens (a batch's rows, a prompt's tokens: the weights are read once for all
+        // of them). Each parallel chunk of rows writes its columns of `out` in place.
+        let base = Strided { ptr: out.as_mut_ptr(), rows: 0, stride: w.rows };
+        // Whole pairs of groups: the VNNI kernel takes eight rows at once.
+        let chunk = chunk.next_multiple_of(8);
+        let chunks = w.rows.div_ceil(chunk);
+        (0..chunks).into_par_iter().for_each(|c| {
+            let (start, n) = (c * chunk, chunk.min(w.rows - c * chunk));
+            let rows = &w.data[start * row_bytes..(start + n) * row_bytes];
+            // SAFETY: `out` holds `tokens` rows of `w.rows` values (checked above); this chunk
+            // alone writes columns start..start + n of each.
+            unsafe { f(rows, &acts, base.columns(start, n)) };
+        });
+        return Ok(());
+    }
     // Token by token over each chunk of rows (the chunk stays in cache), by weight row first,
     // then transposed: each parallel chunk writes one contiguous slice.
     let mut by_token = vec![0f32; out.len()];
@@ -291,7 +330,7 @@ pub fn matmul(w: &QMatrix, x: &Q8Acts, out: &mut [f32]) -> Result<(), String> {
         let start = c * chunk * row_bytes;
         let rows = &w.data[start..start + n * row_bytes];
         for (t, out) in out.chunks_exact_mut(n).enumerate() {
-            rows_fn(rows, x.row(t), out);
+            rows_fn(rows, acts[t], out);
         }
     });
     for (c, block) in by_token.chunks(chunk * tokens).enumerate() {
@@ -329,6 +368,23 @@ pub fn simd() -> bool {
             std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
                 && std::arch::is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether the batched kernels may use AVX-512 VNNI (`vpdpbusd` on 256-bit vectors, with the
+/// 32 registers of AVX-512), besides [`simd`].
+pub fn vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            simd()
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -377,6 +433,71 @@ fn rows_fn(kind: BlockType, simd: bool, interleaved: bool) -> RowsFn {
     }
 }
 
+/// Interleaved rows (`out.rows` of them) times several tokens, written in place.
+///
+/// # Safety
+/// `out` must be valid for writes of `out.rows` values at `out.ptr + t · out.stride` for each
+/// token `t`, with no other reference to them.
+type TokensFn = unsafe fn(&[u8], &[ActRow<'_>], Strided);
+
+/// Where a chunk of rows writes its products: `rows` values per token, from `ptr`, tokens
+/// `stride` values apart (a chunk's columns of a `tokens × rows` output).
+#[derive(Clone, Copy)]
+struct Strided {
+    ptr: *mut f32,
+    rows: usize,
+    stride: usize,
+}
+
+impl Strided {
+    /// `n` columns from `start`.
+    ///
+    /// # Safety
+    /// They must lie within the output.
+    unsafe fn columns(&self, start: usize, n: usize) -> Strided {
+        // SAFETY: the caller's.
+        Strided { ptr: unsafe { self.ptr.add(start) }, rows: n, stride: self.stride }
+    }
+}
+
+// SAFETY: a plain address; `matmul` hands each parallel chunk disjoint columns.
+unsafe impl Send for Strided {}
+unsafe impl Sync for Strided {}
+
+/// The kernel that shares each unpacked weight block among tokens, where the rows are
+/// interleaved (so the SIMD kernels run).
+fn tokens_fn(kind: BlockType, interleaved: bool, vnni: bool) -> Option<TokensFn> {
+    #[cfg(target_arch = "x86_64")]
+    if interleaved && vnni {
+        // SAFETY (of the calls inside): `vnni()` confirmed AVX-512 VNNI, VL and BW besides
+        // `simd()`'s AVX2, FMA and F16C.
+        let f: TokensFn = match kind {
+            BlockType::Q4_0 => vnni::pairs::<{ avx2::Q4_0 }>,
+            BlockType::Q4_1 => vnni::pairs::<{ avx2::Q4_1 }>,
+            BlockType::Q8_0 => vnni::pairs::<{ avx2::Q8_0 }>,
+        };
+        return Some(f);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if interleaved {
+        // SAFETY (of the calls inside): only `interleave` sets the flag, after `simd()`.
+        let f: TokensFn = match kind {
+            BlockType::Q4_0 => {
+                |w, a, out| unsafe { avx2::groups_tokens::<{ avx2::Q4_0 }>(w, a, out) }
+            }
+            BlockType::Q4_1 => {
+                |w, a, out| unsafe { avx2::groups_tokens::<{ avx2::Q4_1 }>(w, a, out) }
+            }
+            BlockType::Q8_0 => {
+                |w, a, out| unsafe { avx2::groups_tokens::<{ avx2::Q8_0 }>(w, a, out) }
+            }
+        };
+        return Some(f);
+    }
+    let _ = (kind, interleaved, vnni);
+    None
+}
+
 fn f16_at(b: &[u8], at: usize) -> f32 {
     half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
@@ -417,7 +538,7 @@ mod scalar {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{ActRow, BLOCK};
+    use super::{ActRow, BLOCK, Strided};
     use std::arch::x86_64::*;
 
     /// Block types as const parameters, so each kernel is compiled for one type.
@@ -425,12 +546,69 @@ mod avx2 {
     pub(super) const Q4_1: u8 = 1;
     pub(super) const Q8_0: u8 = 2;
 
-    const fn block_bytes(kind: u8) -> usize {
+    pub(super) const fn block_bytes(kind: u8) -> usize {
         match kind {
             Q4_0 => 18,
             Q4_1 => 20,
             _ => 34,
         }
+    }
+
+    /// `super::quantize_block` eight values at a time, to the same bytes: the same maximum
+    /// (NaN ignored, as `f32::max` does), the same products, and rounding half away from zero
+    /// as `f32::round` (adding just under one half with the value's sign, then truncating, is
+    /// exact below 2²³), saturating as `as i8` does, NaN to 0.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        assert!(x.len() == BLOCK && q.len() == BLOCK);
+        let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+        let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+        // SAFETY: 32 values at `x` (asserted above); unaligned loads.
+        let v: [__m256; 4] = unsafe {
+            let p = x.as_ptr();
+            [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ]
+        };
+        // max_ps returns its second operand where either is NaN: NaN values are skipped.
+        let mut m = _mm256_setzero_ps();
+        for v in v {
+            m = _mm256_max_ps(_mm256_and_ps(v, magnitude), m);
+        }
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let d = amax / 127.0;
+        let inv = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+        let half = _mm256_set1_ps(0.499_999_97);
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        let mut ints = [_mm256_setzero_si256(); 4];
+        let mut sum = _mm256_setzero_si256();
+        for (i, v) in v.into_iter().enumerate() {
+            let v = _mm256_mul_ps(v, inv);
+            let number = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
+            let v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            let v = _mm256_add_ps(v, _mm256_or_ps(_mm256_and_ps(v, sign), half));
+            ints[i] = _mm256_and_si256(_mm256_cvttps_epi32(v), number);
+            sum = _mm256_add_epi32(sum, ints[i]);
+        }
+        let bytes = _mm256_packs_epi16(
+            _mm256_packs_epi32(ints[0], ints[1]),
+            _mm256_packs_epi32(ints[2], ints[3]),
+        );
+        let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        // SAFETY: 32 bytes at `q` (asserted above).
+        unsafe { _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, bytes) };
+        let s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        (d, _mm_cvtsi128_si32(s))
     }
 
     /// Rows of `w` (`out.len()` of them) times one token: four rows at a time, so four
@@ -530,6 +708,140 @@ mod avx2 {
         }
     }
 
+    /// Interleaved rows (`out.rows` of them, a multiple of four) times the tokens `a`, written
+    /// in place (row r of token t at `out.ptr + t · out.stride + r`). Each group's blocks are
+    /// unpacked once
+    /// for up to four tokens ([`TILE`]); each token meets them in the operations of `dot4`, in
+    /// the same order, so its values are those `groups` gives it alone, to the bit (a row of a
+    /// batch does not depend on its batch mates).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `out` as [`super::TokensFn`] says.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn groups_tokens<const K: u8>(w: &[u8], a: &[ActRow<'_>], out: Strided) {
+        let (tokens, rows, stride) = (a.len(), out.rows, out.stride);
+        let group = 4 * block_bytes(K);
+        let per_group = w.len() / (rows / 4).max(1);
+        let blocks = per_group / group;
+        assert!(rows.is_multiple_of(4) && rows <= stride);
+        assert!(per_group * (rows / 4) == w.len() && blocks * group == per_group);
+        for a in a {
+            assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.qs.len() >= blocks * BLOCK);
+        }
+        for g in 0..rows / 4 {
+            // SAFETY: group g spans `per_group` bytes of `w` and every token holds `blocks`
+            // blocks (asserted above); the caller lends `rows` values per token at `out`.
+            unsafe {
+                let w = w.as_ptr().add(g * per_group);
+                let out = out.ptr.add(4 * g);
+                let mut t = 0;
+                while t < tokens {
+                    let n = (tokens - t).min(TILE);
+                    let a = &a[t..t + n];
+                    match n {
+                        4 => store(dot4_tokens::<K, 4>(w, blocks, a), out.add(t * stride), stride),
+                        3 => store(dot4_tokens::<K, 3>(w, blocks, a), out.add(t * stride), stride),
+                        2 => store(dot4_tokens::<K, 2>(w, blocks, a), out.add(t * stride), stride),
+                        _ => store(dot4_tokens::<K, 1>(w, blocks, a), out.add(t * stride), stride),
+                    }
+                    t += n;
+                }
+            }
+        }
+    }
+
+    /// Tokens that share one unpacking of a group's block: four keep the accumulators and the
+    /// unpacked rows in registers.
+    const TILE: usize = 4;
+
+    /// Each token's four values at `out`, tokens `stride` apart.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(super) unsafe fn store<const T: usize>(v: [__m128; T], out: *mut f32, stride: usize) {
+        for (t, v) in v.into_iter().enumerate() {
+            // SAFETY: the caller points at T rows of `stride` values with four left in each.
+            unsafe { _mm_storeu_ps(out.add(t * stride), v) };
+        }
+    }
+
+    /// Four interleaved rows of `blocks` blocks at `w` times `T` tokens (`a`): `dot4` for each
+    /// token, with the rows unpacked once.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(super) unsafe fn dot4_tokens<const K: u8, const T: usize>(
+        w: *const u8,
+        blocks: usize,
+        a: &[ActRow<'_>],
+    ) -> [__m128; T] {
+        let low = _mm256_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let head = if K == Q4_1 { 16 } else { 8 };
+        let values = if K == Q8_0 { 32 } else { 16 };
+        assert!(a.len() == T);
+        // Plain loops, no closures: a closure would be compiled without the target features.
+        let mut acc = [_mm_setzero_ps(); T];
+        let mut offsets = [_mm_setzero_ps(); T];
+        let mut xs = [_mm256_setzero_si256(); 4];
+        let mut dots = [_mm256_setzero_si256(); 4];
+        for b in 0..blocks {
+            // SAFETY: the caller guarantees `blocks` groups of four blocks at `w` and activation
+            // blocks up to `blocks` in every token; all loads are unaligned.
+            unsafe {
+                let p = w.add(b * 4 * block_bytes(K));
+                // The next group, a block's share per block (see `vnni::dot8`).
+                let next = p.wrapping_add(blocks * 4 * block_bytes(K));
+                for l in (0..4 * block_bytes(K)).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+                }
+                let d = _mm_cvtph_ps(_mm_loadl_epi64(p as *const __m128i));
+                // The offset's factor: Q4_1's minimums, Q4_0's −8 · scale (as `dot4`).
+                let m = if K == Q4_1 {
+                    _mm_cvtph_ps(_mm_loadl_epi64(p.add(8) as *const __m128i))
+                } else {
+                    _mm_mul_ps(d, _mm_set1_ps(-8.0))
+                };
+                for (r, x) in xs.iter_mut().enumerate() {
+                    let q = p.add(head + r * values);
+                    *x = if K == Q8_0 {
+                        _mm256_loadu_si256(q as *const __m256i)
+                    } else {
+                        let q = _mm_loadu_si128(q as *const __m128i);
+                        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
+                    };
+                }
+                for t in 0..T {
+                    let at = &a[t];
+                    let y = _mm256_loadu_si256(at.qs.as_ptr().add(b * BLOCK) as *const __m256i);
+                    for (dot, &x) in dots.iter_mut().zip(&xs) {
+                        let prod = if K == Q8_0 {
+                            _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+                        } else {
+                            _mm256_maddubs_epi16(x, y)
+                        };
+                        *dot = _mm256_madd_epi16(prod, ones);
+                    }
+                    let s = _mm256_hadd_epi32(
+                        _mm256_hadd_epi32(dots[0], dots[1]),
+                        _mm256_hadd_epi32(dots[2], dots[3]),
+                    );
+                    let s =
+                        _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                    let dd = _mm_mul_ps(d, _mm_set1_ps(*at.d.get_unchecked(b)));
+                    acc[t] = _mm_fmadd_ps(dd, _mm_cvtepi32_ps(s), acc[t]);
+                    if K != Q8_0 {
+                        let ys = _mm_set1_ps(*at.s.get_unchecked(b));
+                        offsets[t] = _mm_fmadd_ps(m, ys, offsets[t]);
+                    }
+                }
+            }
+        }
+        let mut out = [_mm_setzero_ps(); T];
+        for t in 0..T {
+            out[t] = _mm_add_ps(acc[t], offsets[t]);
+        }
+        out
+    }
+
     /// Four interleaved rows of `blocks` blocks at `w`.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
@@ -597,6 +909,255 @@ mod avx2 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+}
+
+/// The batched kernel on AVX-512 VNNI: eight rows (two interleaved groups) at a time, one row
+/// per 32-bit lane. `vpdpbusd` adds four byte products to each lane, so eight of them (the
+/// block's 32 values, transposed once so that a lane holds its row's bytes) leave each lane
+/// with its row's whole block sum for one token, whose four bytes are broadcast: no horizontal
+/// sums, and the unpacked, transposed block serves every token. The integer sums are exact, and
+/// the float steps per row and token are `avx2::dot4`'s (scale times the token's scale, times
+/// the sum, added in block order; the offsets apart), so the values are `groups`'s to the bit.
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::avx2::{self, Q4_1, Q8_0, block_bytes};
+    use super::{ActRow, BLOCK, Strided};
+    use std::arch::x86_64::*;
+
+    /// Tokens per pass over a block: the block's eight transposed vectors and each token's
+    /// sum, accumulator and offsets about fill AVX-512's 32 registers (measured against 4 and
+    /// 6: fewer passes over the block per token, the most tokens per second).
+    const TILE: usize = 8;
+
+    /// Interleaved rows (`out.rows` of them, a multiple of four) times the tokens `a`, written
+    /// in place (row r of token t at `out.ptr + t · out.stride + r`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C and AVX-512 VNNI, VL and BW; `out` as
+    /// [`super::TokensFn`] says.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    pub(super) unsafe fn pairs<const K: u8>(w: &[u8], a: &[ActRow<'_>], out: Strided) {
+        let (tokens, rows, stride) = (a.len(), out.rows, out.stride);
+        let group = 4 * block_bytes(K);
+        let per_group = w.len() / (rows / 4).max(1);
+        let blocks = per_group / group;
+        assert!(rows.is_multiple_of(4) && rows <= stride);
+        assert!(per_group * (rows / 4) == w.len() && blocks * group == per_group);
+        for a in a {
+            assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.sums.len() >= blocks);
+            assert!(a.qs.len() >= blocks * BLOCK);
+        }
+        let groups = rows / 4;
+        for g in (0..groups).step_by(2) {
+            // SAFETY: groups g (and g + 1) span `per_group` bytes each of `w` and every token
+            // holds `blocks` blocks (asserted above); the caller lends `rows` values per token
+            // at `out`.
+            unsafe {
+                let w0 = w.as_ptr().add(g * per_group);
+                let out = out.ptr.add(4 * g);
+                if g + 1 == groups {
+                    // A last group alone: its four rows as `groups_tokens` computes them.
+                    let mut t = 0;
+                    while t < tokens {
+                        let n = (tokens - t).min(4);
+                        let (a, o) = (&a[t..t + n], out.add(t * stride));
+                        match n {
+                            4 => avx2::store(avx2::dot4_tokens::<K, 4>(w0, blocks, a), o, stride),
+                            3 => avx2::store(avx2::dot4_tokens::<K, 3>(w0, blocks, a), o, stride),
+                            2 => avx2::store(avx2::dot4_tokens::<K, 2>(w0, blocks, a), o, stride),
+                            _ => avx2::store(avx2::dot4_tokens::<K, 1>(w0, blocks, a), o, stride),
+                        }
+                        t += n;
+                    }
+                    continue;
+                }
+                let w1 = w0.add(per_group);
+                let mut t = 0;
+                while t < tokens {
+                    let n = (tokens - t).min(TILE);
+                    let (a, o) = (&a[t..t + n], out.add(t * stride));
+                    match n {
+                        8 => store(dot8::<K, 8>(w0, w1, blocks, a), o, stride),
+                        7 => store(dot8::<K, 7>(w0, w1, blocks, a), o, stride),
+                        6 => store(dot8::<K, 6>(w0, w1, blocks, a), o, stride),
+                        5 => store(dot8::<K, 5>(w0, w1, blocks, a), o, stride),
+                        4 => store(dot8::<K, 4>(w0, w1, blocks, a), o, stride),
+                        3 => store(dot8::<K, 3>(w0, w1, blocks, a), o, stride),
+                        2 => store(dot8::<K, 2>(w0, w1, blocks, a), o, stride),
+                        _ => store(dot8::<K, 1>(w0, w1, blocks, a), o, stride),
+                    }
+                    t += n;
+                }
+            }
+        }
+    }
+
+    /// Each token's eight values at `out`, tokens `stride` apart.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn store<const T: usize>(v: [__m256; T], out: *mut f32, stride: usize) {
+        for (t, v) in v.into_iter().enumerate() {
+            // SAFETY: the caller points at T rows of `stride` values with eight left in each.
+            unsafe { _mm256_storeu_ps(out.add(t * stride), v) };
+        }
+    }
+
+    /// Eight rows (the interleaved groups at `w0` and `w1`, `blocks` blocks each) times `T`
+    /// tokens: each token's eight values in row order.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn dot8<const K: u8, const T: usize>(
+        w0: *const u8,
+        w1: *const u8,
+        blocks: usize,
+        a: &[ActRow<'_>],
+    ) -> [__m256; T] {
+        assert!(a.len() == T);
+        let group = 4 * block_bytes(K);
+        let per_group = blocks * group;
+        let low = _mm256_set1_epi8(0x0F);
+        let flip = _mm256_set1_epi8(-128);
+        // The 4-bit types' transpose leaves rows 0, 2, 4, 6, 1, 3, 5, 7 in lanes 0..8: their
+        // scales are gathered in that order (the f16 words, before conversion) and the results
+        // put back in row order at the end; Q8_0's transpose keeps the rows in order.
+        let to_lanes = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        let to_rows = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let head = if K == Q4_1 { 16 } else { 8 };
+        // Plain loops, no closures: a closure would be compiled without the target features.
+        let mut acc = [_mm256_setzero_ps(); T];
+        let mut offsets = [_mm256_setzero_ps(); T];
+        let mut x = [_mm256_setzero_si256(); 8];
+        for b in 0..blocks {
+            // SAFETY: the caller guarantees `blocks` groups of four blocks at `w0` and `w1` and
+            // activation blocks up to `blocks` in every token; all loads are unaligned.
+            unsafe {
+                let (p0, p1) = (w0.add(b * 4 * block_bytes(K)), w1.add(b * 4 * block_bytes(K)));
+                // The next two groups (just past `w1`'s), a share per block: at this loop's
+                // pace the hardware's prefetcher alone leaves the loads waiting on memory.
+                let next = w1.wrapping_add(per_group + b * 2 * group);
+                for l in (0..2 * group).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+                }
+                // The eight rows' f16 scales (and Q4_1's minimums) as f32, in lane order.
+                let (d, m);
+                if K == Q8_0 {
+                    d = _mm256_cvtph_ps(halves(p0, p1));
+                    m = _mm256_setzero_ps();
+                } else {
+                    d = _mm256_cvtph_ps(_mm_shuffle_epi8(halves(p0, p1), to_lanes));
+                    m = if K == Q4_1 {
+                        let h = halves(p0.add(8), p1.add(8));
+                        _mm256_cvtph_ps(_mm_shuffle_epi8(h, to_lanes))
+                    } else {
+                        _mm256_mul_ps(d, _mm256_set1_ps(-8.0))
+                    };
+                }
+                // x[j]: every row's bytes 4j..4j + 4 of the block, one row per lane (unsigned:
+                // Q8_0's values plus 128, corrected below).
+                let (v0, v1) = (p0.add(head), p1.add(head));
+                if K == Q8_0 {
+                    let mut r = [_mm256_setzero_si256(); 8];
+                    for (i, r) in r.iter_mut().enumerate() {
+                        let p = if i < 4 { v0.add(32 * i) } else { v1.add(32 * (i - 4)) };
+                        *r = _mm256_loadu_si256(p as *const __m256i);
+                    }
+                    let mut u = [_mm256_setzero_si256(); 8];
+                    for i in 0..4 {
+                        let (e, f) = (r[2 * i], r[2 * i + 1]);
+                        u[2 * i] = _mm256_unpacklo_epi32(e, f);
+                        u[2 * i + 1] = _mm256_unpackhi_epi32(e, f);
+                    }
+                    // u[0], u[1]: rows 0, 1 (dwords 0, 1 | 4, 5 and 2, 3 | 6, 7); u[2], u[3]
+                    // rows 2, 3; then rows 4..8.
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    for h in 0..2 {
+                        for i in 0..2 {
+                            let (e, f) = (u[4 * h + i], u[4 * h + 2 + i]);
+                            q[4 * h + 2 * i] = _mm256_unpacklo_epi64(e, f);
+                            q[4 * h + 2 * i + 1] = _mm256_unpackhi_epi64(e, f);
+                        }
+                    }
+                    // q[h·4 + k]: rows 4h..4h + 4, dword k | k + 4.
+                    for k in 0..4 {
+                        let lo = _mm256_permute2x128_si256::<0x20>(q[k], q[4 + k]);
+                        let hi = _mm256_permute2x128_si256::<0x31>(q[k], q[4 + k]);
+                        x[k] = _mm256_xor_si256(lo, flip);
+                        x[k + 4] = _mm256_xor_si256(hi, flip);
+                    }
+                } else {
+                    let pq = _mm256_loadu_si256(v0 as *const __m256i);
+                    let qq = _mm256_loadu_si256(v0.add(32) as *const __m256i);
+                    let rq = _mm256_loadu_si256(v1 as *const __m256i);
+                    let sq = _mm256_loadu_si256(v1.add(32) as *const __m256i);
+                    let (a0, a1) = (_mm256_unpacklo_epi32(pq, qq), _mm256_unpackhi_epi32(pq, qq));
+                    let (b0, b1) = (_mm256_unpacklo_epi32(rq, sq), _mm256_unpackhi_epi32(rq, sq));
+                    let packed = [
+                        _mm256_unpacklo_epi64(a0, b0),
+                        _mm256_unpackhi_epi64(a0, b0),
+                        _mm256_unpacklo_epi64(a1, b1),
+                        _mm256_unpackhi_epi64(a1, b1),
+                    ];
+                    // Low nibbles are values 0..16, high nibbles 16..32.
+                    for (j, p) in packed.into_iter().enumerate() {
+                        x[j] = _mm256_and_si256(p, low);
+                        x[j + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low);
+                    }
+                }
+                for t in 0..T {
+                    let at = &a[t];
+                    let y = at.qs.as_ptr().add(b * BLOCK) as *const i32;
+                    // Integer sums, so their order is free: with few tokens, two dependency
+                    // chains each.
+                    let mut s;
+                    if T >= 6 {
+                        s = _mm256_setzero_si256();
+                        for (j, &x) in x.iter().enumerate() {
+                            let yj = _mm256_set1_epi32(y.add(j).read_unaligned());
+                            s = _mm256_dpbusd_epi32(s, x, yj);
+                        }
+                    } else {
+                        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                        for j in (0..8).step_by(2) {
+                            let y0 = _mm256_set1_epi32(y.add(j).read_unaligned());
+                            let y1 = _mm256_set1_epi32(y.add(j + 1).read_unaligned());
+                            s0 = _mm256_dpbusd_epi32(s0, x[j], y0);
+                            s1 = _mm256_dpbusd_epi32(s1, x[j + 1], y1);
+                        }
+                        s = _mm256_add_epi32(s0, s1);
+                    }
+                    if K == Q8_0 {
+                        let sum = *at.sums.get_unchecked(b);
+                        s = _mm256_sub_epi32(s, _mm256_set1_epi32(sum << 7));
+                    }
+                    let dd = _mm256_mul_ps(d, _mm256_set1_ps(*at.d.get_unchecked(b)));
+                    acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s), acc[t]);
+                    if K != Q8_0 {
+                        let ys = _mm256_set1_ps(*at.s.get_unchecked(b));
+                        offsets[t] = _mm256_fmadd_ps(m, ys, offsets[t]);
+                    }
+                }
+            }
+        }
+        let mut out = [_mm256_setzero_ps(); T];
+        for t in 0..T {
+            let v = _mm256_add_ps(acc[t], offsets[t]);
+            out[t] = if K == Q8_0 { v } else { _mm256_permutevar8x32_ps(v, to_rows) };
+        }
+        out
+    }
+
+    /// Four f16 words at `p`, then four at `q`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn halves(p: *const u8, q: *const u8) -> __m128i {
+        // SAFETY: the caller points at eight readable bytes at each.
+        unsafe {
+            _mm_unpacklo_epi64(
+                _mm_loadl_epi64(p as *const __m128i),
+                _mm_loadl_epi64(q as *const __m128i),
+            )
+        }
     }
 }
 
@@ -708,6 +1269,76 @@ mod tests {
         // Interleaving needs whole groups of four rows.
         let (odd, _) = quantized(BlockType::Q4_1, 6, 32);
         assert!(!odd.interleave().interleaved);
+    }
+
+    #[test]
+    fn each_token_of_a_product_is_its_product_alone_to_the_bit() {
+        // What batched decoding rests on: a row's values do not depend on its batch mates, and
+        // every number of tokens (the kernels' tiles and their remainders) gives them. 44 rows:
+        // eleven groups of four, so the eight-row kernel leaves one group to the four-row one.
+        let (rows, cols) = (44, 96);
+        for kind in [BlockType::Q4_0, BlockType::Q4_1, BlockType::Q8_0] {
+            let (plain, _) = quantized(kind, rows, cols);
+            for m in [plain.clone(), plain.interleave()] {
+                for tokens in [2, 3, 4, 5, 8, 9, 16] {
+                    let x = values(tokens * cols, 13 + tokens as u32);
+                    let acts = Q8Acts::quantize(&x, cols).unwrap();
+                    let mut out = vec![0f32; tokens * rows];
+                    matmul(&m, &acts, &mut out).unwrap();
+                    let mut each = Vec::new();
+                    for t in 0..tokens {
+                        let one = Q8Acts::quantize(&x[t * cols..(t + 1) * cols], cols).unwrap();
+                        let mut alone = vec![0f32; rows];
+                        matmul(&m, &one, &mut alone).unwrap();
+                        let (kind, inter) = (kind, m.interleaved);
+                        assert_eq!(alone, out[t * rows..(t + 1) * rows], "{kind:?} {inter} {t}");
+                        each.extend(alone);
+                    }
+                    // Both batched kernels, whichever `matmul` chose on this CPU.
+                    for vnni in [false, vnni()] {
+                        let Some(f) = tokens_fn(kind, m.interleaved, vnni) else { continue };
+                        let acts: Vec<_> = (0..tokens).map(|t| acts.row(t)).collect();
+                        let mut out = vec![0f32; tokens * rows];
+                        let to = Strided { ptr: out.as_mut_ptr(), rows, stride: rows };
+                        unsafe { f(&m.data, &acts, to) };
+                        assert_eq!(out, each, "{kind:?} {tokens} tokens, VNNI {vnni}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantized_activations_are_the_scalar_codes_bytes() {
+        let mut blocks: Vec<Vec<f32>> = (0..200).map(|i| values(BLOCK, i)).collect();
+        // Ties of the rounding, zeros, tiny and huge values, NaN and infinities.
+        // A maximum of 127 makes the scale 1: every other value is an exact tie.
+        blocks.push((0..32).map(|k| if k == 0 { 127.0 } else { k as f32 - 16.5 }).collect());
+        blocks.push((0..32).map(|k| k as f32 * 0.5).collect());
+        blocks.push((0..32).map(|k| -(k as f32) * 0.5 - 63.5).collect());
+        blocks.push(
+            (0..32).map(|k| (k as f32 + 0.5) * if k % 2 == 0 { 1.0 } else { -1.0 }).collect(),
+        );
+        blocks.push(vec![0.0; 32]);
+        blocks.push((0..32).map(|k| if k == 3 { -0.0 } else { 1e-42 * k as f32 }).collect());
+        blocks.push((0..32).map(|k| k as f32 * 3e38 / 32.0).collect());
+        let mut odd = values(BLOCK, 9);
+        odd[4] = f32::NAN;
+        odd[9] = f32::INFINITY;
+        blocks.push(odd.clone());
+        odd[9] = 2.0;
+        blocks.push(odd);
+        for x in &blocks {
+            let (mut a, mut b) = ([0i8; BLOCK], [0i8; BLOCK]);
+            let scalar = quantize_block(x, &mut a);
+            #[cfg(target_arch = "x86_64")]
+            if simd() {
+                let fast = unsafe { avx2::quantize_block(x, &mut b) };
+                assert_eq!((fast.0.to_bits(), fast.1), (scalar.0.to_bits(), scalar.1), "{x:?}");
+                assert_eq!(a, b, "{x:?}");
+            }
+            let _ = &mut b;
+        }
     }
 
     #[test]

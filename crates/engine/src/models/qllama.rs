@@ -6,6 +6,11 @@
 //! plain loops over f32 slices and the kernels of `quant` (the weights as the file stores them, the
 //! activations quantized to 8 bits, as llama.cpp does), with the query, key and value projections
 //! stacked into one product and gate and up into another.
+//!
+//! Several sequences decode together with `forward_batch`: one cache per sequence (`QCache`,
+//! each as long as its own sequence, so none is padded; a sequence that ends is simply left out
+//! of the next step), one product per projection for all of them, each sequence's attention over
+//! its own cache. Every value of a sequence is the one it gets alone from `forward`, to the bit.
 
 use std::path::Path;
 
@@ -223,19 +228,30 @@ impl QLlama {
         rayon::scope(|_| self.step(ids, cache))
     }
 
+    /// One next token for each of several sequences (`ids[i]` after the positions of
+    /// `caches[i]`, which may differ in length): their logits, `ids.len()` rows of the
+    /// vocabulary. Each projection multiplies every row at once, its weights read once for all
+    /// of them (`quant::matmul`); each row's values are those `forward` gives it alone, to the
+    /// bit: its products, norms, rotations, attention over its own cache and adapter pairs
+    /// are computed by the same code in the same order.
+    pub fn forward_batch(&self, ids: &[u32], caches: &mut [QCache]) -> Result<Vec<f32>> {
+        if ids.len() != caches.len() {
+            return Err(Error::Data(format!(
+                "{} tokens for {} sequences: one each",
+                ids.len(),
+                caches.len()
+            )));
+        }
+        rayon::scope(|_| self.step_batch(ids, caches))
+    }
+
     fn step(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
         let c = &self.cfg;
         let (h, t) = (c.hidden_size, ids.len());
         if t == 0 {
             return Err(Error::Data("nothing to decode: no tokens".into()));
         }
-        let mut x = vec![0f32; t * h];
-        for (&id, x) in ids.iter().zip(x.chunks_exact_mut(h)) {
-            if id as usize >= self.embed.rows() {
-                return Err(Error::Data(format!("token {id} is outside the vocabulary")));
-            }
-            self.embed.dequantize_row(id as usize, x);
-        }
+        let mut x = self.embedding(ids)?;
         let rope = Rope::new(&self.inv_freq, cache.len, t, self.llama_cpp_permuted());
         for (l, layer) in self.layers.iter().enumerate() {
             let attn =
@@ -333,6 +349,96 @@ impl QLlama {
         add_lora(layer, Slot::Down, &act, &mut down);
         Ok(down)
     }
+
+    fn step_batch(&self, ids: &[u32], caches: &mut [QCache]) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let n = ids.len();
+        if n == 0 {
+            return Err(Error::Data("nothing to decode: no sequences".into()));
+        }
+        let mut x = self.embedding(ids)?;
+        let ropes: Vec<Rope> = caches
+            .iter()
+            .map(|cache| Rope::new(&self.inv_freq, cache.len, 1, self.llama_cpp_permuted()))
+            .collect();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let attn = self.attention_batch(layer, l, &x, &ropes, caches)?;
+            let mut o = self.project(&layer.o, &attn, n)?;
+            add_lora(layer, Slot::O, &attn, &mut o);
+            add(&mut x, &o);
+            let mlp = self.mlp(layer, &x, n)?;
+            add(&mut x, &mlp);
+        }
+        for cache in caches.iter_mut() {
+            cache.len += 1;
+        }
+        let last = rms_norm(&x, &self.norm, c.rms_norm_eps);
+        self.project(self.lm_head.as_ref().unwrap_or(&self.embed), &last, n)
+    }
+
+    /// The rows of the embedding of `ids`.
+    fn embedding(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let h = self.cfg.hidden_size;
+        let mut x = vec![0f32; ids.len() * h];
+        for (&id, x) in ids.iter().zip(x.chunks_exact_mut(h)) {
+            if id as usize >= self.embed.rows() {
+                return Err(Error::Data(format!("token {id} is outside the vocabulary")));
+            }
+            self.embed.dequantize_row(id as usize, x);
+        }
+        Ok(x)
+    }
+
+    /// `attention` for one new position in each sequence: one product for all of them, each
+    /// row's keys and values appended to its own cache, each row's heads over its own cache.
+    fn attention_batch(
+        &self,
+        layer: &Layer,
+        l: usize,
+        x: &[f32],
+        ropes: &[Rope],
+        caches: &mut [QCache],
+    ) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let (hd, nh, nkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let n = caches.len();
+        let normed = rms_norm(x, &layer.attn_norm, c.rms_norm_eps);
+        let mut qkv = self.project(&layer.qkv, &normed, n)?;
+        if let Some(b) = &layer.qkv_bias {
+            qkv.chunks_exact_mut(b.len()).for_each(|row| add(row, b));
+        }
+        add_lora(layer, Slot::Qkv, &normed, &mut qkv);
+        let width = (nh + 2 * nkv) * hd;
+        let mut queries = Vec::with_capacity(n * nh * hd);
+        for ((row, rope), cache) in qkv.chunks_exact_mut(width).zip(ropes).zip(caches.iter_mut()) {
+            let (q, kv) = row.split_at_mut(nh * hd);
+            let (k, v) = kv.split_at_mut(nkv * hd);
+            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                rope.apply(head, 0);
+            }
+            queries.extend_from_slice(q);
+            cache.k[l].extend_from_slice(k);
+            cache.v[l].extend_from_slice(v);
+        }
+        let caches = &*caches;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut out = vec![0f32; n * nh * hd];
+        // One task per sequence: all its heads in one pass over its cached positions (each
+        // position's keys, then values, read once and in order for every head).
+        out.par_chunks_mut(nh * hd).enumerate().for_each(|(i, out)| {
+            let heads = Heads {
+                q: &queries[i * nh * hd..][..nh * hd],
+                keys: &caches[i].k[l],
+                values: &caches[i].v[l],
+                head_dim: hd,
+                kv_heads: nkv,
+                seen: caches[i].len + 1,
+                scale,
+            };
+            heads.attend(out);
+        });
+        Ok(out)
+    }
 }
 
 /// One query head over the cached positions it sees.
@@ -380,6 +486,72 @@ impl Head<'_> {
             let v = &self.values[p * self.stride + self.offset..][..hd];
             for (o, &v) in out.iter_mut().zip(v) {
                 *o += w * v;
+            }
+        }
+    }
+}
+
+/// Every query head of one position over the cached positions it sees: the values of `Head`
+/// for each head, to the bit (the same scores, softmax and sums, in the same order), in one pass
+/// over the keys and one over the values.
+struct Heads<'a> {
+    /// The heads' queries, one after another.
+    q: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    head_dim: usize,
+    /// Key/value heads, each shared by `q.len() / head_dim / kv_heads` query heads.
+    kv_heads: usize,
+    seen: usize,
+    scale: f32,
+}
+
+impl Heads<'_> {
+    /// Adds each head's softmax(q·K / √d)·V to its slice of `out`.
+    fn attend(&self, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::quant::simd() {
+            // SAFETY: `simd()` confirmed AVX2 and FMA on this CPU.
+            return unsafe { self.attend_avx2(out) };
+        }
+        self.attend_portable(out)
+    }
+
+    /// The same loops compiled for AVX2 (as `Head::attend_avx2`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn attend_avx2(&self, out: &mut [f32]) {
+        self.attend_portable(out)
+    }
+
+    #[inline(always)]
+    fn attend_portable(&self, out: &mut [f32]) {
+        let (hd, seen) = (self.head_dim, self.seen);
+        let stride = self.kv_heads * hd;
+        let heads = self.q.len() / hd;
+        let group = heads / self.kv_heads;
+        // Plain loops: an iterator adapter's closure would be compiled outside this function,
+        // without its target features.
+        let mut scores = vec![0f32; heads * seen];
+        for p in 0..seen {
+            let k = &self.keys[p * stride..][..stride];
+            for h in 0..heads {
+                let q = &self.q[h * hd..][..hd];
+                let k = &k[h / group * hd..][..hd];
+                scores[h * seen + p] = dot(q, k) * self.scale;
+            }
+        }
+        for s in scores.chunks_exact_mut(seen) {
+            softmax(s);
+        }
+        for p in 0..seen {
+            let v = &self.values[p * stride..][..stride];
+            for h in 0..heads {
+                let w = scores[h * seen + p];
+                let v = &v[h / group * hd..][..hd];
+                for (o, &v) in out[h * hd..][..hd].iter_mut().zip(v) {
+                    *o += w * v;
+                }
             }
         }
     }

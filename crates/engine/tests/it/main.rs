@@ -1,5 +1,6 @@
 //! Engine checks against reference outputs (transformers, PEFT) on real and tiny models.
 
+mod batch;
 mod count;
 mod dpo;
 mod greedy;
