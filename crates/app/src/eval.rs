@@ -38,6 +38,13 @@ const JUDGE_TIMEOUT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 const JUDGE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Sequences decoded together (`bench generate`: batch 8 gives most of batch 16's speed on a
+/// small CPU for half the cache).
+const BATCH: usize = 8;
+
+/// The context assumed for a model that declares none.
+const DEFAULT_CONTEXT: usize = 2048;
+
 /// Held-out rows evaluated when the request sets no limit (the PRD's test set of a few
 /// hundred examples costs minutes on a CPU; this keeps a first look under one).
 pub const DEFAULT_LIMIT: usize = 40;
@@ -358,8 +365,9 @@ impl App {
         Ok(rows)
     }
 
-    /// Greedy outputs of `model` for every row, in batches on the quantized path where it
-    /// applies; generated tokens per second overall.
+    /// Greedy outputs of `model` for every row: in batches on the quantized path (a GGUF on
+    /// our kernels, the adapter unmerged beside it), else one after another; generated tokens
+    /// per second overall.
     fn outputs(
         &self,
         slug: &str,
@@ -368,8 +376,77 @@ impl App {
         max_tokens: usize,
         on_done: &mut dyn FnMut(usize) -> bool,
     ) -> Result<(Vec<String>, f64)> {
-        let playground = Playground::new();
         let sampling = Sampling { temperature: 0.0, max_tokens, ..Sampling::default() };
+        let (path, adapter) = self.chat_model_files(slug, model)?;
+        let start = std::time::Instant::now();
+        let device = self.device()?;
+        let quantized = (!path.is_dir())
+            .then(|| engine::generate::QuantDecoder::open(&path, &device).ok())
+            .flatten()
+            .filter(engine::generate::QuantDecoder::native);
+        let Some(mut dec) = quantized else {
+            return self.outputs_one_by_one(slug, model, rows, &sampling, on_done);
+        };
+        if let Some(dir) = &adapter {
+            dec.apply_adapter(dir)?;
+        }
+        let chat = engine::bundle::Chat::open(&path)?;
+        let context = chat.context.unwrap_or(DEFAULT_CONTEXT);
+        // A prompt the context cannot hold gets no answer (it scores as empty) instead of
+        // failing the evaluation.
+        let mut prompts = Vec::new();
+        let mut index = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let messages: Vec<engine::template::Message> = r
+                .messages
+                .iter()
+                .map(|m| engine::template::Message::new(&m.role, &m.content))
+                .collect();
+            let text = chat.template.render(&messages, true)?;
+            let ids = engine::tokenizer::encode(&chat.tokenizer, &text)?;
+            if engine::generate::room(ids.len(), context, 1).is_ok() {
+                prompts.push(ids);
+                index.push(i);
+            }
+        }
+        let batching = engine::generate::Batching { size: BATCH, context };
+        let mut done = 0;
+        let mut go_on = true;
+        let outs = engine::generate::generate_batch(
+            &mut dec,
+            &chat.tokenizer,
+            &prompts,
+            &chat.eos,
+            &sampling,
+            batching,
+            &mut |_, _| {
+                done += 1;
+                go_on = on_done(done);
+                go_on
+            },
+        )?;
+        if !go_on {
+            return Err(Error::Cancelled("the evaluation was stopped: nothing was saved".into()));
+        }
+        let tokens: usize = outs.iter().map(|o| o.tokens.len()).sum();
+        let mut outputs = vec![String::new(); rows.len()];
+        for (i, o) in index.into_iter().zip(outs) {
+            outputs[i] = o.text;
+        }
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        Ok((outputs, tokens as f64 / secs))
+    }
+
+    /// The outputs through the Playground's path (f32 weights, candle's decoder), one by one.
+    fn outputs_one_by_one(
+        &self,
+        slug: &str,
+        model: &ChatModel,
+        rows: &[Row],
+        sampling: &Sampling,
+        on_done: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<(Vec<String>, f64)> {
+        let playground = Playground::new();
         let start = std::time::Instant::now();
         let mut outputs = Vec::with_capacity(rows.len());
         let mut tokens = 0usize;
