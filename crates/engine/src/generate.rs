@@ -314,7 +314,7 @@ pub fn generate_batch(
     'decode: loop {
         while running.len() < size {
             let Some(i) = waiting.next() else { break };
-            let mut cache = model.cache();
+            let mut cache = model.cache_for(prompts[i].len() + limits[i]);
             let mut logits = model.forward(&prompts[i], &mut cache)?;
             let mut seq = Sequence::new(&prompts[i], limits[i], s, false);
             let finish = match seq.next(&mut logits, tok, eos, s, &mut quiet)? {

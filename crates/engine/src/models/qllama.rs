@@ -220,6 +220,15 @@ impl QLlama {
         QCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0 }
     }
 
+    /// An empty cache with room for `positions` (no reallocation, no copy, as it fills).
+    pub fn cache_for(&self, positions: usize) -> QCache {
+        let c = &self.cfg;
+        let floats = positions * c.kv_heads() * c.head_dim();
+        let n = self.layers.len();
+        let room = || (0..n).map(|_| Vec::with_capacity(floats)).collect();
+        QCache { k: room(), v: room(), len: 0 }
+    }
+
     /// Runs `ids` (a prompt, or the next token) after the cached positions and returns the
     /// logits at the last one.
     pub fn forward(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
