@@ -271,6 +271,190 @@ impl App {
     }
 }
 
+/// Batched generation (`engine::generate::generate_batch`) at several batch sizes, the same
+/// prompts and the same number of new tokens at each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchBench {
+    /// Prompts (questions rendered with the model's chat template).
+    pub prompts: usize,
+    /// Their tokens, all together.
+    pub prompt_tokens: usize,
+    /// Tokens generated after each prompt (greedy, end tokens ignored: every batch size
+    /// generates as many).
+    pub new_tokens: usize,
+    /// Rounds, the batch sizes alternating within each; every figure is a median.
+    pub rounds: usize,
+    /// The adapter applied beside the weights, if any.
+    pub adapter: Option<String>,
+    /// What decoded: `avx512-vnni` or `avx2` (our kernels, in batches), or `candle` (one
+    /// prompt after another: no batches).
+    pub kernels: String,
+    /// One row per batch size, in the order asked.
+    pub sizes: Vec<BatchMeasure>,
+    /// Whether every batch size generated the tokens the first did (it must: a sequence's
+    /// values do not depend on its batch mates).
+    pub identical: bool,
+}
+
+/// One batch size's measurement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchMeasure {
+    /// Sequences decoded together, at most.
+    pub batch: usize,
+    /// Generated tokens per second of the whole call, prompts included (median).
+    pub tokens_per_second: f64,
+    /// Generated tokens per second of decoding alone: the tokens after each prompt's first over
+    /// the call's time less that of a call which only reads the prompts (median).
+    pub decode_tokens_per_second: f64,
+    /// Decode tokens per second ÷ the first batch size's.
+    pub speedup: f64,
+    /// Each round's decode tokens per second.
+    pub decode_rounds: Vec<f64>,
+    /// Peak resident memory during the calls, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Questions of different lengths for the batched benchmark (cycled for more prompts).
+const QUESTIONS: [&str; 16] = [
+    "Hi!",
+    "Answer yes or no: is the sun a star?",
+    "What is the capital of France?",
+    "Write a haiku about autumn leaves falling on a quiet river.",
+    "Explain in two sentences why the sky is blue, for a child of seven.",
+    "List three prime numbers.",
+    "Translate 'good morning' into Spanish.",
+    "Summarize the plot of Romeo and Juliet in one paragraph, naming the two families and how \
+     the story ends for both lovers.",
+    "2 + 2 =",
+    "Give me a name for a small grey cat.",
+    "What does a lighthouse keeper do all day? Describe a typical day from dawn to night.",
+    "Reply with one word: the opposite of hot.",
+    "Why do we have seasons on Earth?",
+    "Write a short polite email declining a meeting invitation next Tuesday at ten because of a \
+     scheduling conflict, and suggest Thursday afternoon instead.",
+    "Name a fruit that is yellow.",
+    "How many legs does a spider have?",
+];
+
+impl App {
+    /// Runs the batched generation benchmark on the quantized path of `model` (a GGUF), with
+    /// `adapter` (a PEFT folder) beside it if given: `prompts` prompts, `new_tokens` tokens
+    /// each, at every size of `batches`, `rounds` times.
+    pub fn bench_generate_batch(
+        &self,
+        model: &str,
+        adapter: Option<&std::path::Path>,
+        batches: &[usize],
+        prompts: usize,
+        new_tokens: usize,
+        rounds: usize,
+    ) -> Result<BatchBench> {
+        if batches.is_empty() || batches.contains(&0) || prompts == 0 || new_tokens == 0 {
+            return Err(Error::InvalidInput(
+                "give batch sizes of at least 1, and at least one prompt and one new token".into(),
+            ));
+        }
+        let path = self.resolve_model(model)?;
+        let mut dec = engine::generate::QuantDecoder::open(&path, &self.device()?)?;
+        if let Some(dir) = adapter {
+            dec.apply_adapter(dir)?;
+        }
+        let chat = engine::bundle::Chat::open(&path)?;
+        let mut ids = Vec::with_capacity(prompts);
+        for q in QUESTIONS.iter().cycle().take(prompts) {
+            let text = chat.template.render(&[engine::template::Message::new("user", q)], true)?;
+            ids.push(engine::tokenizer::encode(&chat.tokenizer, &text)?);
+        }
+        let batching =
+            |size| engine::generate::Batching { size, context: chat.context.unwrap_or(2048) };
+        let greedy = |max_tokens| engine::generate::Sampling {
+            temperature: 0.0,
+            max_tokens,
+            ..engine::generate::Sampling::default()
+        };
+        // Seconds of one call, and its outputs' tokens.
+        let mut run = |size, max_tokens| -> Result<(f64, Vec<Vec<u32>>)> {
+            let t = Instant::now();
+            let outs = engine::generate::generate_batch(
+                &mut dec,
+                &chat.tokenizer,
+                &ids,
+                &[],
+                &greedy(max_tokens),
+                batching(size),
+                &mut |_, _| true,
+            )?;
+            Ok((t.elapsed().as_secs_f64(), outs.into_iter().map(|o| o.tokens).collect()))
+        };
+        let rounds = rounds.max(1);
+        let (mut all, mut decode) =
+            (vec![Vec::new(); batches.len()], vec![Vec::new(); batches.len()]);
+        let mut peaks = vec![0u64; batches.len()];
+        let mut first: Option<Vec<Vec<u32>>> = None;
+        let mut identical = true;
+        let device = self.device()?;
+        for round in 0..rounds {
+            for (i, &size) in batches.iter().enumerate() {
+                let peak = PeakRss::start(&device);
+                let (prefill, _) = run(size, 1)?;
+                let (secs, tokens) = run(size, new_tokens)?;
+                peaks[i] = peaks[i].max(peak.finish().0);
+                let generated: usize = tokens.iter().map(Vec::len).sum();
+                all[i].push(generated as f64 / secs);
+                let after_first = generated.saturating_sub(ids.len());
+                decode[i].push(after_first as f64 / (secs - prefill).max(1e-9));
+                if round == 0 {
+                    match &first {
+                        None => first = Some(tokens),
+                        Some(f) => identical &= *f == tokens,
+                    }
+                }
+            }
+        }
+        let base = median(&decode[0]);
+        let sizes = batches
+            .iter()
+            .enumerate()
+            .map(|(i, &batch)| BatchMeasure {
+                batch,
+                tokens_per_second: median(&all[i]),
+                decode_tokens_per_second: median(&decode[i]),
+                speedup: median(&decode[i]) / base,
+                decode_rounds: decode[i].clone(),
+                peak_rss_bytes: peaks[i],
+            })
+            .collect();
+        let kernels = if !dec.native() {
+            "candle"
+        } else if engine::quant::vnni() {
+            "avx512-vnni"
+        } else {
+            "avx2"
+        };
+        Ok(BatchBench {
+            prompts,
+            prompt_tokens: ids.iter().map(Vec::len).sum(),
+            new_tokens,
+            rounds,
+            adapter: adapter.map(|p| p.display().to_string()),
+            kernels: kernels.into(),
+            sizes,
+            identical,
+        })
+    }
+}
+
+/// The middle value (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn decode(dec: &mut dyn engine::generate::Decoder, prompt: &[u32], n: usize) -> Result<Measure> {
     let argmax = |v: &[f32]| {
         v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap_or(0)

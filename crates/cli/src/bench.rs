@@ -73,7 +73,8 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Greedy decoding, f32 and quantized paths, against llama.cpp (llama-cpp-python)
+    /// Greedy decoding, f32 and quantized paths, against llama.cpp (llama-cpp-python); with
+    /// --batch, the quantized path's batched generation at each batch size instead
     Generate {
         /// Model (a GGUF for the quantized path and the peer)
         #[arg(long, default_value = app::DEFAULT_MODEL)]
@@ -81,15 +82,25 @@ pub enum BenchCmd {
         /// Also run llama.cpp through llama-cpp-python, alternating
         #[arg(long)]
         vs_peer: bool,
-        /// Tokens decoded after the prompt
+        /// Tokens decoded after the prompt (after each prompt with --batch)
         #[arg(long, default_value_t = 64)]
         tokens: usize,
-        /// Rounds
-        #[arg(long, default_value_t = 2)]
-        rounds: usize,
+        /// Rounds (default 2; 3 with --batch, whose figures are medians)
+        #[arg(long)]
+        rounds: Option<usize>,
         /// Threads for the peer
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Batch sizes to compare, e.g. 1,4,8,16: sequences decoded together on the quantized
+        /// path, the same prompts and tokens at each
+        #[arg(long, value_delimiter = ',')]
+        batch: Vec<usize>,
+        /// Prompts for --batch (chat questions of different lengths)
+        #[arg(long, default_value_t = 16)]
+        prompts: usize,
+        /// A PEFT adapter folder applied beside the weights, for --batch
+        #[arg(long)]
+        adapter: Option<std::path::PathBuf>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -236,7 +247,59 @@ pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
                 s
             })
         }
-        BenchCmd::Generate { model, vs_peer, tokens, rounds, threads, json } => {
+        BenchCmd::Generate {
+            model,
+            vs_peer,
+            tokens,
+            rounds,
+            threads,
+            batch,
+            prompts,
+            adapter,
+            json,
+        } if !batch.is_empty() => {
+            let rounds = rounds.unwrap_or(3);
+            let r = app.bench_generate_batch(
+                &model,
+                adapter.as_deref(),
+                &batch,
+                prompts,
+                tokens,
+                rounds,
+            )?;
+            let _ = (vs_peer, threads);
+            print(json, &r, || {
+                let mut s = format!(
+                    "Batched greedy decoding ({} kernels{}): {} prompts ({} tokens) x {} new \
+                     tokens, median of {} rounds\n",
+                    r.kernels,
+                    if r.adapter.is_some() { ", with the adapter" } else { "" },
+                    r.prompts,
+                    r.prompt_tokens,
+                    r.new_tokens,
+                    r.rounds
+                );
+                s += "BATCH   TOKENS/S   DECODE TOKENS/S   DECODE SPEEDUP   PEAK MB";
+                for m in &r.sizes {
+                    s += &format!(
+                        "\n{:>5} {:>10.1} {:>17.1} {:>15.2}x {:>9.0}",
+                        m.batch,
+                        m.tokens_per_second,
+                        m.decode_tokens_per_second,
+                        m.speedup,
+                        m.peak_rss_bytes as f64 / 1e6
+                    );
+                }
+                s += if r.identical {
+                    "\nEvery batch size generated the same tokens."
+                } else {
+                    "\nThe batch sizes generated different tokens: a bug, please report it."
+                };
+                s
+            })
+        }
+        BenchCmd::Generate { model, vs_peer, tokens, rounds, threads, json, .. } => {
+            let rounds = rounds.unwrap_or(2);
             let shape = app::GenerateShape { new_tokens: tokens, rounds, threads };
             let r = app.bench_generate(&model, shape, vs_peer)?;
             print(json, &r, || {
