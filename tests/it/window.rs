@@ -727,9 +727,10 @@ async fn chat_side_by_side_in_the_playground() {
     let (_driver, client) = open_window(home.path()).await;
     pick_project(&client, "chat-bot").await;
     client.find(Locator::Css("#tab-playground")).await.unwrap().click().await.unwrap();
-    // Side by side: base on the left, the finished run on the right (preselected).
+    // Side by side: base on the left, the finished run on the right (preselected; the
+    // right-hand choice shows once side by side is on).
+    click_when_there(&client, Locator::Css("#chat-side")).await;
     wait_text(&client, "#chat-model-b", "Fine-tuned: run-1", 30).await;
-    client.find(Locator::Css("#chat-side")).await.unwrap().click().await.unwrap();
     type_into(&client, "#p-max-tokens", "48").await;
     type_into(&client, "#chat-input", "How do I undo my last git commit?").await;
     client.find(Locator::Css("#chat-send")).await.unwrap().click().await.unwrap();
