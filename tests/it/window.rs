@@ -924,6 +924,10 @@ async fn arena_three_models_vote_and_ratings_in_the_window() {
     wait_text(&client, "#arena-ratings", "1 votes", 10).await;
     client.find(Locator::Css("#arena-export")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#arena-exported", "2 preference pairs", 10).await;
+    client
+        .execute("document.querySelector('#arena-ratings').scrollIntoView(); return 1;", vec![])
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     save(&client, "arena-exported.png").await;
     client

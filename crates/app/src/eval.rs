@@ -126,7 +126,7 @@ impl App {
         let mut preferences: Vec<Option<Preference>> = vec![None; rows.len()];
         let mut judge_note = None;
         if let Some(with) = &req.judge {
-            let judge = self.judge_of(&slug, with)?;
+            let judge = self.judge_of(with)?;
             let pairs = if sides.len() == 2 { 2 } else { 0 };
             let total = rows.len() * (sides.len() + pairs);
             let mut done = 0;
@@ -204,7 +204,7 @@ impl App {
         }
 
         let mut built = Vec::new();
-        for (s, (model, outputs, metrics, tps)) in sides.iter().enumerate() {
+        for (s, (model, _, metrics, tps)) in sides.iter().enumerate() {
             let judge = req.judge.as_ref().map(|_| summary(&judgements[s], rows.len()));
             let average = judge.as_ref().filter(|j| j.judged > 0).map(|j| j.average);
             let overall = metrics::overall(metrics, average);
@@ -215,7 +215,6 @@ impl App {
                 overall,
                 tokens_per_second: *tps,
             });
-            let _ = outputs;
         }
         let examples: Vec<EvalExample> = rows
             .iter()
@@ -485,7 +484,7 @@ impl App {
         self.perplexity(&path, adapter.as_deref(), conversations)
     }
 
-    fn judge_of(&self, slug: &str, with: &str) -> Result<Judge> {
+    fn judge_of(&self, with: &str) -> Result<Judge> {
         if with == "local" {
             return Ok(Judge::Local(ChatModel::Base));
         }
@@ -499,7 +498,6 @@ impl App {
                  one in Settings → API keys (vibeflow keys add), or use --judge local"
             ))
         })?;
-        let _ = slug;
         Ok(Judge::Remote(name.to_string(), model.to_string()))
     }
 
