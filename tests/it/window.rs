@@ -921,7 +921,7 @@ async fn arena_three_models_vote_and_ratings_in_the_window() {
         .unwrap();
     wait_text(&client, "#arena-voted", "Vote saved", 10).await;
     wait_text(&client, "#arena-panels", "Fine-tuned", 10).await;
-    wait_text(&client, "#arena-ratings", "1 votes", 10).await;
+    wait_text(&client, "#arena-ratings", "1 vote.", 10).await;
     client.find(Locator::Css("#arena-export")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#arena-exported", "2 preference pairs", 10).await;
     client

@@ -372,8 +372,9 @@ pub fn Arena(slug: String) -> impl IntoView {
                         view! {
                             <p class="hint">
                                 {format!(
-                                    "{} votes. Elo-scale Bradley–Terry strength with a 95 % interval (it narrows as votes add up).",
+                                    "{} {}. Elo-scale Bradley–Terry strength with a 95 % interval (it narrows as votes add up).",
                                     r.votes,
+                                    if r.votes == 1 { "vote" } else { "votes" },
                                 )}
                             </p>
                             <table class="metrics">
