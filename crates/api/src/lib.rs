@@ -11,6 +11,8 @@ pub mod chart;
 pub mod chat;
 pub mod dataset;
 pub mod eval;
+pub mod export;
+pub mod serve;
 pub mod train;
 
 pub use train::RunSummary;
