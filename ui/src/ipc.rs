@@ -417,3 +417,95 @@ pub async fn arena_ratings(slug: String) -> Result<api::eval::Ratings, ApiError>
 pub async fn prefs_export(slug: String) -> Result<api::eval::PrefsExport, ApiError> {
     call_with(cmd::PREFS_EXPORT, &ProjectRef { slug }).await
 }
+
+/// Starts the local OpenAI-compatible server.
+pub async fn serve_start(
+    cfg: api::serve::ServeConfig,
+) -> Result<api::serve::ServeStatus, ApiError> {
+    call_with(cmd::SERVE_START, &cfg).await
+}
+
+/// Stops the server.
+pub async fn serve_stop() -> Result<api::serve::ServeStatus, ApiError> {
+    call(cmd::SERVE_STOP, JsValue::UNDEFINED).await
+}
+
+/// The server now.
+pub async fn serve_status() -> Result<api::serve::ServeStatus, ApiError> {
+    call(cmd::SERVE_STATUS, JsValue::UNDEFINED).await
+}
+
+/// A new API key (replacing the old one), shown once.
+pub async fn serve_key_create() -> Result<api::serve::ApiKey, ApiError> {
+    call(cmd::SERVE_KEY_CREATE, JsValue::UNDEFINED).await
+}
+
+/// Revokes the API key.
+pub async fn serve_key_revoke() -> Result<(), ApiError> {
+    call(cmd::SERVE_KEY_REVOKE, JsValue::UNDEFINED).await
+}
+
+/// A chat request through the running server (traced like any client's).
+pub async fn serve_test(
+    model: String,
+    prompt: String,
+) -> Result<api::serve::ServeTestReply, ApiError> {
+    call_with(cmd::SERVE_TEST, &api::serve::ServeTest { model, prompt }).await
+}
+
+/// Every alias.
+pub async fn alias_list() -> Result<Vec<api::serve::Alias>, ApiError> {
+    call(cmd::ALIAS_LIST, JsValue::UNDEFINED).await
+}
+
+/// Creates an alias, or replaces one.
+pub async fn alias_save(
+    alias: api::serve::Alias,
+    replace: bool,
+) -> Result<api::serve::Alias, ApiError> {
+    call_with(cmd::ALIAS_SAVE, &api::serve::AliasSave { alias, replace }).await
+}
+
+/// Copies an alias under a new name.
+pub async fn alias_clone(from: String, to: String) -> Result<api::serve::Alias, ApiError> {
+    call_with(cmd::ALIAS_CLONE, &api::serve::AliasClone { from, to }).await
+}
+
+/// Deletes an alias.
+pub async fn alias_remove(alias: String) -> Result<(), ApiError> {
+    call_with(cmd::ALIAS_REMOVE, &api::serve::AliasRef { alias }).await
+}
+
+/// Recorded requests, newest first.
+pub async fn trace_list(
+    filter: api::serve::TraceFilter,
+) -> Result<Vec<api::serve::Trace>, ApiError> {
+    call_with(cmd::TRACE_LIST, &filter).await
+}
+
+/// Usage over recorded requests.
+pub async fn trace_stats(
+    filter: api::serve::TraceFilter,
+) -> Result<api::serve::TraceStats, ApiError> {
+    call_with(cmd::TRACE_STATS, &filter).await
+}
+
+/// Rates or tags a trace.
+pub async fn trace_feedback(req: api::serve::TraceFeedback) -> Result<(), ApiError> {
+    call_with(cmd::TRACE_FEEDBACK, &req).await
+}
+
+/// Turns traces into a project dataset.
+pub async fn traces_dataset(
+    req: api::serve::TracesToDataset,
+) -> Result<api::dataset::DatasetDetail, ApiError> {
+    call_with(cmd::TRACES_DATASET, &req).await
+}
+
+/// Exports a run, progress to `on_progress`.
+pub async fn export_run(
+    req: api::export::ExportRequest,
+    on_progress: impl FnMut(api::export::ExportProgress) + 'static,
+) -> Result<api::export::ExportResult, ApiError> {
+    call_streaming(cmd::EXPORT_RUN, &req, on_progress).await
+}

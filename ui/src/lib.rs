@@ -33,6 +33,8 @@ pub enum Pane {
     Playground,
     /// Several models on one prompt.
     Arena,
+    /// The local server, API key, live version, exports and aliases.
+    Deploy,
     /// Requests to the local server.
     Traces,
     /// Versions of the project (git).
@@ -43,7 +45,7 @@ pub enum Pane {
 
 impl Pane {
     /// Every pane, in navigation order.
-    pub const ALL: [Pane; 11] = [
+    pub const ALL: [Pane; 12] = [
         Pane::Overview,
         Pane::Brainstorm,
         Pane::Data,
@@ -52,6 +54,7 @@ impl Pane {
         Pane::Evaluate,
         Pane::Playground,
         Pane::Arena,
+        Pane::Deploy,
         Pane::Traces,
         Pane::History,
         Pane::Settings,
@@ -68,28 +71,10 @@ impl Pane {
             Pane::Evaluate => "Evaluate",
             Pane::Playground => "Playground",
             Pane::Arena => "Arena",
+            Pane::Deploy => "Deploy",
             Pane::Traces => "Traces",
             Pane::History => "History",
             Pane::Settings => "Settings",
-        }
-    }
-
-    /// What a pane that is not built yet will do.
-    fn coming(self) -> &'static str {
-        match self {
-            Pane::Traces => {
-                "Requests to the local OpenAI-compatible server, filtered and turned into datasets."
-            }
-            Pane::Overview
-            | Pane::Brainstorm
-            | Pane::Data
-            | Pane::Playground
-            | Pane::History
-            | Pane::Settings
-            | Pane::Train
-            | Pane::Evaluate
-            | Pane::Arena
-            | Pane::Monitor => "",
         }
     }
 
@@ -116,6 +101,7 @@ pub fn App() -> impl IntoView {
     provide_context(state::PaneCtx(pane));
     provide_context(state::JobsCtx::new());
     provide_context(state::AssistCtx::default());
+    provide_context(state::ExperimentCtx(RwSignal::new(None)));
     provide_context(state::DraftCtx { request: RwSignal::new(None), change: RwSignal::new(None) });
     let dropped = RwSignal::new(None::<String>);
     provide_context(state::DropCtx(dropped));
@@ -307,13 +293,7 @@ fn pane_view(pane: Pane, slug: String) -> AnyView {
         Pane::Brainstorm => view! { <panes::brainstorm::Brainstorm slug /> }.into_any(),
         Pane::Evaluate => view! { <panes::evaluate::Evaluate slug /> }.into_any(),
         Pane::Arena => view! { <panes::arena::Arena slug /> }.into_any(),
-        other => view! {
-            <div class="coming" id="pane-coming">
-                <h1>{other.label()}</h1>
-                <p class="badge">"Coming"</p>
-                <p>{other.coming()}</p>
-            </div>
-        }
-        .into_any(),
+        Pane::Deploy => view! { <panes::deploy::Deploy slug /> }.into_any(),
+        Pane::Traces => view! { <panes::traces::Traces slug /> }.into_any(),
     }
 }

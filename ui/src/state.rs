@@ -28,6 +28,21 @@ pub struct DraftCtx {
 #[derive(Clone, Copy, Default)]
 pub struct AssistCtx(pub RwSignal<HashMap<String, Vec<(bool, String)>>>);
 
+/// A trace to re-run in the Playground ("Experiment" in Traces), taken once by the Playground.
+#[derive(Clone, Copy)]
+pub struct ExperimentCtx(pub RwSignal<Option<Experiment>>);
+
+/// The conversation of a trace, ready to edit and send again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    /// Its earlier turns, system prompt, models and sampling.
+    pub conversation: api::chat::Conversation,
+    /// Its last user message, waiting in the composer.
+    pub input: String,
+    /// What the traced model answered, shown beside it.
+    pub note: String,
+}
+
 /// The path of a file dropped on the window, for the Data pane to inspect.
 #[derive(Clone, Copy)]
 pub struct DropCtx(pub RwSignal<Option<String>>);

@@ -163,6 +163,41 @@ pub mod cmd {
     /// Votes as DPO preference pairs, committed: [`super::ProjectRef`], returns
     /// [`super::eval::PrefsExport`].
     pub const PREFS_EXPORT: &str = "prefs_export";
+    /// Starts the local OpenAI-compatible server: [`super::serve::ServeConfig`], returns
+    /// [`super::serve::ServeStatus`].
+    pub const SERVE_START: &str = "serve_start";
+    /// Stops it: no arguments, returns [`super::serve::ServeStatus`].
+    pub const SERVE_STOP: &str = "serve_stop";
+    /// The server now: no arguments, returns [`super::serve::ServeStatus`].
+    pub const SERVE_STATUS: &str = "serve_status";
+    /// Creates (or regenerates) the API key, shown once: no arguments, returns
+    /// [`super::serve::ApiKey`].
+    pub const SERVE_KEY_CREATE: &str = "serve_key_create";
+    /// Revokes the API key: no arguments.
+    pub const SERVE_KEY_REVOKE: &str = "serve_key_revoke";
+    /// A chat request through the running server: [`super::serve::ServeTest`], returns
+    /// [`super::serve::ServeTestReply`].
+    pub const SERVE_TEST: &str = "serve_test";
+    /// Every alias: no arguments, returns `Vec<serve::Alias>`.
+    pub const ALIAS_LIST: &str = "alias_list";
+    /// Creates or edits an alias: [`super::serve::AliasSave`], returns [`super::serve::Alias`].
+    pub const ALIAS_SAVE: &str = "alias_save";
+    /// Copies an alias: [`super::serve::AliasClone`], returns [`super::serve::Alias`].
+    pub const ALIAS_CLONE: &str = "alias_clone";
+    /// Deletes an alias: [`super::serve::AliasRef`].
+    pub const ALIAS_REMOVE: &str = "alias_remove";
+    /// Recorded requests: [`super::serve::TraceFilter`], returns `Vec<serve::Trace>`.
+    pub const TRACE_LIST: &str = "trace_list";
+    /// Usage over them: [`super::serve::TraceFilter`], returns [`super::serve::TraceStats`].
+    pub const TRACE_STATS: &str = "trace_stats";
+    /// Rates or tags a trace: [`super::serve::TraceFeedback`].
+    pub const TRACE_FEEDBACK: &str = "trace_feedback";
+    /// Traces into a project dataset: [`super::serve::TracesToDataset`], returns
+    /// [`super::dataset::DatasetDetail`].
+    pub const TRACES_DATASET: &str = "traces_dataset";
+    /// Exports a run, with progress on a channel: [`super::export::ExportRequest`], returns
+    /// [`super::export::ExportResult`].
+    pub const EXPORT_RUN: &str = "export_run";
 
     /// Every command the shell registers, in one list (a test checks the shell against it).
     pub const ALL: &[&str] = &[
@@ -220,6 +255,21 @@ pub mod cmd {
         ARENA_SESSIONS,
         ARENA_RATINGS,
         PREFS_EXPORT,
+        SERVE_START,
+        SERVE_STOP,
+        SERVE_STATUS,
+        SERVE_KEY_CREATE,
+        SERVE_KEY_REVOKE,
+        SERVE_TEST,
+        ALIAS_LIST,
+        ALIAS_SAVE,
+        ALIAS_CLONE,
+        ALIAS_REMOVE,
+        TRACE_LIST,
+        TRACE_STATS,
+        TRACE_FEEDBACK,
+        TRACES_DATASET,
+        EXPORT_RUN,
     ];
 }
 

@@ -150,6 +150,15 @@ pub struct AliasRef {
     pub alias: String,
 }
 
+/// Creates an alias, or replaces one (an edit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasSave {
+    /// The alias.
+    pub alias: Alias,
+    /// Replace an alias of that name (else an existing name is refused).
+    pub replace: bool,
+}
+
 /// Copies an alias under a new name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AliasClone {
@@ -206,6 +215,8 @@ pub struct TraceFilter {
     pub text: Option<String>,
     /// Only this tag.
     pub tag: Option<String>,
+    /// Only traces created at or after these Unix seconds.
+    pub since: Option<i64>,
     /// Newest first, at most this many (0: 200).
     pub limit: usize,
 }

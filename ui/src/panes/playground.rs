@@ -136,6 +136,33 @@ pub fn Playground(slug: String) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let raw = RwSignal::new(String::new());
     let in_flight = RwSignal::new(Vec::<String>::new());
+    let experiment_note = RwSignal::new(None::<String>);
+    let alias_name = RwSignal::new(String::new());
+    let alias_saved = RwSignal::new(None::<Result<String, String>>);
+    // A trace sent here from Traces ("Experiment"): its conversation and settings, its last
+    // message in the composer, and side by side against the base model.
+    if let Some(x) = use_context::<crate::state::ExperimentCtx>()
+        .and_then(|x| x.0.try_update(Option::take).flatten())
+    {
+        let s = &x.conversation.sampling;
+        params.set(Params {
+            temperature: s.temperature.to_string(),
+            top_p: s.top_p.to_string(),
+            max_tokens: s.max_tokens.to_string(),
+            frequency_penalty: s.frequency_penalty.to_string(),
+            presence_penalty: s.presence_penalty.to_string(),
+            seed: s.seed.to_string(),
+            stop: s.stop.join(", "),
+            ..Params::default()
+        });
+        let models = x.conversation.models.clone();
+        left.set(models.first().cloned().unwrap_or(ChatModel::Base));
+        right.set(models.get(1).cloned());
+        side.set(models.len() > 1);
+        input.set(x.input);
+        experiment_note.set(Some(x.note));
+        conv.set(x.conversation);
+    }
     {
         let slug = slug.clone();
         spawn_local(async move {
@@ -144,7 +171,9 @@ pub fn Playground(slug: String) -> impl IntoView {
                     let done: Vec<String> =
                         r.into_iter().filter(|r| r.status == "done").map(|r| r.id).collect();
                     // Side by side starts as base against the newest finished run.
-                    right.set(done.last().cloned().map(ChatModel::Run));
+                    if experiment_note.get_untracked().is_none() {
+                        right.set(done.last().cloned().map(ChatModel::Run));
+                    }
                     runs.set(done);
                 }
                 Err(e) => error.set(Some(e.message)),
@@ -300,6 +329,54 @@ pub fn Playground(slug: String) -> impl IntoView {
             right_sel.set(r);
         }
     });
+    let save_alias = {
+        let slug = slug.clone();
+        move || {
+            let name = alias_name.get_untracked().trim().to_string();
+            let Ok(s) = checked.get_untracked() else { return };
+            if name.is_empty() {
+                alias_saved.set(Some(Err("Name the alias first.".into())));
+                return;
+            }
+            let (slug, system) = (slug.clone(), conv.with_untracked(|c| c.system.clone()));
+            let picked = left.get_untracked();
+            spawn_local(async move {
+                let model = match picked {
+                    ChatModel::Run(r) => format!("{slug}/{r}"),
+                    ChatModel::Installed(id) => id,
+                    ChatModel::Base => match ipc::project_show(slug).await {
+                        Ok(p) => p.base_model,
+                        Err(e) => {
+                            alias_saved.set(Some(Err(e.message)));
+                            return;
+                        }
+                    },
+                };
+                let alias = api::serve::Alias {
+                    alias: name.clone(),
+                    model,
+                    system: Some(system).filter(|s| !s.trim().is_empty()),
+                    request_params: api::serve::RequestParams {
+                        temperature: Some(s.temperature),
+                        top_p: Some(s.top_p),
+                        frequency_penalty: Some(s.frequency_penalty),
+                        presence_penalty: Some(s.presence_penalty),
+                        max_tokens: Some(s.max_tokens),
+                        stop: s.stop.clone(),
+                        seed: Some(s.seed),
+                        user: None,
+                    },
+                    ..api::serve::Alias::default()
+                };
+                alias_saved.set(Some(
+                    ipc::alias_save(alias, false)
+                        .await
+                        .map(|a| format!("Saved: the server answers to \"{}\" with these settings.", a.alias))
+                        .map_err(|e| e.message),
+                ));
+            });
+        }
+    };
     let param = move |id: &'static str,
                       label: &'static str,
                       help: &'static str,
@@ -337,6 +414,9 @@ pub fn Playground(slug: String) -> impl IntoView {
                     </label>
                     <button id="chat-new" on:click=move |_| fresh()>"New conversation"</button>
                 </div>
+                <p class="notice" id="chat-experiment" class:hidden=move || experiment_note.get().is_none()>
+                    {move || experiment_note.get().unwrap_or_default()}
+                </p>
                 <div class="transcript" id="chat-transcript" aria-live="polite">
                     {move || conv.with(|c| c.turns.is_empty()).then(|| view! {
                         <p class="hint" id="chat-empty">"Ask something your fine-tuned model should now answer better. Side by side sends the same conversation to two models at once."</p>
@@ -408,6 +488,18 @@ pub fn Playground(slug: String) -> impl IntoView {
                     {param("p-stop", "Stop strings (comma-separated, ≤ 4)", "The reply ends before any of these.", |p| p.stop.clone(), |p, v| p.stop = v)}
                     <p class="invalid" role="alert" id="chat-params-error">{move || checked.get().err().unwrap_or_default()}</p>
                 </details>
+                <form class="save-alias" on:submit=move |ev| { ev.prevent_default(); save_alias(); }>
+                    <label class="field" for="chat-alias-name">
+                        <span class="label">"Save as alias"</span>
+                        <input id="chat-alias-name" type="text" placeholder="e.g. support-bot:v2" prop:value=move || alias_name.get() on:input=move |ev| alias_name.set(event_target_value(&ev)) />
+                        <span class="help">"The left model with this system prompt and these parameters, served under that name (Deploy pane)."</span>
+                    </label>
+                    <button id="chat-alias-save" type="submit" disabled=move || checked.with(|c| c.is_err())>"Save alias"</button>
+                    {move || alias_saved.get().map(|r| match r {
+                        Ok(m) => view! { <p class="hint" id="chat-alias-saved">{m}</p> }.into_any(),
+                        Err(e) => view! { <p class="invalid" id="chat-alias-saved">{e}</p> }.into_any(),
+                    })}
+                </form>
                 <details class="raw">
                     <summary>"Raw request (JSON)"</summary>
                     <pre id="chat-raw">{move || raw.get()}</pre>
