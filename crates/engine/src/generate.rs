@@ -180,6 +180,14 @@ impl QuantDecoder {
     pub fn native(&self) -> bool {
         matches!(self.inner, Quant::Native(..))
     }
+
+    /// The model on our own kernels, for callers that keep their own caches (batches).
+    pub(crate) fn native_model(&self) -> Option<&crate::models::qllama::QLlama> {
+        match &self.inner {
+            Quant::Native(model, _) => Some(model),
+            Quant::Candle(..) => None,
+        }
+    }
 }
 
 /// Whether candle multiplies this block type with SIMD (AVX2 + FMA, NEON): Q4_1 and the Q5_x
@@ -237,10 +245,10 @@ pub fn generate(
     s: &Sampling,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Output> {
-    let mut seq = Sequence::new(prompt, s.max_tokens, s, true);
+    let mut seq = Sequence::new(s.max_tokens, s, true);
     let mut logits = dec.step(prompt)?;
     let finish = loop {
-        match seq.next(&mut logits, tok, eos, s, on_text)? {
+        match seq.next(prompt, &mut logits, tok, eos, s, on_text)? {
             ControlFlow::Break(finish) => break finish,
             ControlFlow::Continue(next) => logits = dec.step(&[next])?,
         }
@@ -306,7 +314,7 @@ pub fn generate_batch(
         }
     };
     // The running sequences and their caches, side by side.
-    let mut running: Vec<(usize, Sequence<'_>, u32)> = Vec::new();
+    let mut running: Vec<(usize, Sequence, u32)> = Vec::new();
     let mut caches: Vec<crate::models::qllama::QCache> = Vec::new();
     let mut waiting = 0..prompts.len();
     let mut quiet = |_: &str| true;
@@ -316,8 +324,8 @@ pub fn generate_batch(
             let Some(i) = waiting.next() else { break };
             let mut cache = model.cache_for(prompts[i].len() + limits[i]);
             let mut logits = model.forward(&prompts[i], &mut cache)?;
-            let mut seq = Sequence::new(&prompts[i], limits[i], s, false);
-            let finish = match seq.next(&mut logits, tok, eos, s, &mut quiet)? {
+            let mut seq = Sequence::new(limits[i], s, false);
+            let finish = match seq.next(&prompts[i], &mut logits, tok, eos, s, &mut quiet)? {
                 ControlFlow::Continue(_) if seq.full() => Finish::Length,
                 ControlFlow::Continue(next) => {
                     running.push((i, seq, next));
@@ -345,7 +353,7 @@ pub fn generate_batch(
             let (i, seq, next) = &mut running[r];
             // A sequence at its limit ends without another step (`generate` would run one and
             // not use it).
-            let finish = match seq.next(logits, tok, eos, s, &mut quiet)? {
+            let finish = match seq.next(&prompts[*i], logits, tok, eos, s, &mut quiet)? {
                 ControlFlow::Continue(_) if seq.full() => Finish::Length,
                 ControlFlow::Continue(token) => {
                     *next = token;
@@ -379,9 +387,9 @@ pub fn generate_batch(
 }
 
 /// One sequence's sampling between steps: its tokens, their counts for the penalties, its
-/// random numbers, and the text streamed so far.
-struct Sequence<'a> {
-    prompt: &'a [u32],
+/// random numbers, and the text streamed so far. (Its prompt is passed to each step, so that
+/// the owner of the prompt may keep both side by side.)
+pub(crate) struct Sequence {
     max_tokens: usize,
     rng: rand::rngs::StdRng,
     tokens: Vec<u32>,
@@ -394,10 +402,9 @@ struct Sequence<'a> {
     emitted: usize,
 }
 
-impl<'a> Sequence<'a> {
-    fn new(prompt: &'a [u32], max_tokens: usize, s: &Sampling, streams: bool) -> Self {
+impl Sequence {
+    pub(crate) fn new(max_tokens: usize, s: &Sampling, streams: bool) -> Self {
         Sequence {
-            prompt,
             max_tokens,
             rng: rand::rngs::StdRng::seed_from_u64(s.seed),
             tokens: Vec::new(),
@@ -409,14 +416,15 @@ impl<'a> Sequence<'a> {
     }
 
     /// Whether `max_tokens` are out: the next `next` ends with `Length` whatever the logits.
-    fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.tokens.len() >= self.max_tokens
     }
 
-    /// Picks the token after `logits` (the model's at the last position): the token to feed
-    /// next, or why the sequence ended.
-    fn next(
+    /// Picks the token after `logits` (the model's at the last position of `prompt` and the
+    /// tokens generated so far): the token to feed next, or why the sequence ended.
+    pub(crate) fn next(
         &mut self,
+        prompt: &[u32],
         logits: &mut [f32],
         tok: &tokenizers::Tokenizer,
         eos: &[u32],
@@ -426,8 +434,31 @@ impl<'a> Sequence<'a> {
         if self.full() {
             return Ok(ControlFlow::Break(Finish::Length));
         }
-        apply_penalties(logits, self.prompt, &self.counts, s);
-        let next = sample(logits, s, &mut self.rng);
+        self.penalize(prompt, logits, s);
+        let next = self.draw(logits, s);
+        self.accept(next, tok, eos, s, on_text)
+    }
+
+    /// The repetition, frequency and presence penalties applied to `logits`.
+    pub(crate) fn penalize(&self, prompt: &[u32], logits: &mut [f32], s: &Sampling) {
+        apply_penalties(logits, prompt, &self.counts, s);
+    }
+
+    /// A token drawn from `logits` (already penalized) with this sequence's random numbers.
+    pub(crate) fn draw(&mut self, logits: &[f32], s: &Sampling) -> u32 {
+        sample(logits, s, &mut self.rng)
+    }
+
+    /// Takes `next` as the sequence's next token: an end token ends it; else its text is
+    /// decoded, cut at a stop string, and what is safe to show goes to `on_text`.
+    pub(crate) fn accept(
+        &mut self,
+        next: u32,
+        tok: &tokenizers::Tokenizer,
+        eos: &[u32],
+        s: &Sampling,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<ControlFlow<Finish, u32>> {
         if eos.contains(&next) {
             return Ok(ControlFlow::Break(Finish::Stop));
         }
@@ -464,7 +495,7 @@ impl<'a> Sequence<'a> {
     }
 
     /// The output, after the rest of the text is streamed (unless cancelled).
-    fn finish(
+    pub(crate) fn finish(
         &mut self,
         finish: Finish,
         tok: &tokenizers::Tokenizer,

@@ -4,11 +4,13 @@
 //! `engine` knows nothing about SQLite, git, projects or Tauri: it takes paths and returns values.
 
 pub mod adapter;
+pub mod batcher;
 pub mod bundle;
 pub mod device;
 pub mod dpo;
 pub mod generate;
 pub mod gguf;
+pub mod grammar;
 pub mod logprob;
 pub mod lora;
 pub mod loss;

@@ -46,7 +46,7 @@ fn prompts(chat: &Chat) -> Vec<Vec<u32>> {
 
 /// A PEFT adapter on every projection of the real model, its B matrices random (PEFT starts them
 /// at zero, an adapter without effect).
-fn random_adapter(gguf: &std::path::Path, dir: &std::path::Path) {
+pub(crate) fn random_adapter(gguf: &std::path::Path, dir: &std::path::Path) {
     use candle_core::Tensor;
     let dev = Device::Cpu;
     let mut b = engine::bundle::Bundle::open(gguf, &dev).unwrap();

@@ -7,6 +7,7 @@ mod greedy;
 mod logprob;
 mod parity;
 mod quantized;
+mod serve;
 mod train;
 
 use std::path::PathBuf;

@@ -1,0 +1,511 @@
+//! Serving: one model decodes many requests together (continuous batching).
+//!
+//! A [`Batcher`] owns one decoding thread. Jobs wait in arrival order; each turn of the loop
+//! admits waiting jobs while there is room (each prompt runs through the model alone into a
+//! cache of its own, `QLlama::forward`), then one step gives every running sequence its next
+//! token (`QLlama::forward_batch`: the weights read once for all). Each sequence samples with
+//! its own controls (seed, penalties, stop strings, logprobs, grammar) and streams its tokens;
+//! one that ends, or whose client left, frees its place for the next waiting job at once.
+//! A sequence's tokens are those `generate::generate` gives its prompt alone, whatever its batch
+//! mates (`forward_batch` computes each row as `forward` does, to the bit).
+//!
+//! The f32 model (Hugging Face folders, merged exports) and candle's quantized decoder keep one
+//! cache inside: there the jobs run one at a time, through the same per-token code.
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+
+use candle_core::Device;
+
+use crate::bundle::Bundle;
+use crate::generate::{Decoder, F32Decoder, Finish, QuantDecoder, Sampling, Sequence};
+use crate::models::llama::Llama;
+use crate::models::qllama::{QCache, QLlama};
+use crate::{Error, Result};
+
+/// A model loaded for serving; decodes many requests together.
+pub enum Backend {
+    /// The quantized fast path: on our own kernels it batches (`QLlama::forward_batch`);
+    /// on candle's decoder, one job at a time.
+    Quant(QuantDecoder),
+    /// The f32 model (with an adapter applied, if any): one job at a time.
+    F32(Box<Bundle>),
+}
+
+/// A decoding thread serving jobs; dropping it ends the thread (the jobs still running or
+/// waiting then get `Failed("the model was unloaded")`).
+pub struct Batcher {
+    tx: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+    tokenizer: tokenizers::Tokenizer,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One request: a prompt to continue and how.
+pub struct Job {
+    /// Token ids of the prompt (rendered and tokenized by the caller).
+    pub prompt: Vec<u32>,
+    /// Sampling controls; `max_tokens` already clamped to the context (`generate::room`).
+    pub sampling: Sampling,
+    /// `Some(k)`: each generated token's logprob and the `k` (0..=20) most likely alternatives.
+    pub logprobs: Option<usize>,
+    /// A grammar the output must follow (`grammar::json_schema`…).
+    pub constraint: Option<Box<dyn Constraint>>,
+    /// Receives the job's events; returns `false` when the client left: the sequence then
+    /// ends at once (`Finish::Cancelled`) and frees its place.
+    pub on_event: Box<dyn FnMut(JobEvent) -> bool + Send>,
+}
+
+/// What a job reports, in order: `Token`s, then one `Done` or one `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// One generated token; `text` is the text newly safe to show (may be empty while a
+    /// possible stop string or incomplete UTF-8 is held back, exactly as
+    /// `generate::generate` streams). An end token is not reported as a `Token`.
+    Token {
+        /// The token's id.
+        id: u32,
+        /// Text newly safe to show.
+        text: String,
+        /// Its logprob and alternatives, when the job asked for them.
+        logprob: Option<TokenLogprob>,
+    },
+    /// The job ended. `text` is the whole generated text (cut before a stop string); the part
+    /// the `Token` events did not carry (held back when the end came) is its tail after the
+    /// concatenation of their `text`s.
+    Done {
+        /// Why it ended.
+        finish: Finish,
+        /// Tokens of the prompt.
+        prompt_tokens: usize,
+        /// Tokens generated (without the end token).
+        completion_tokens: usize,
+        /// The whole generated text.
+        text: String,
+    },
+    /// The job could not run or broke off (a prompt too long, a grammar error, the model
+    /// unloaded); the message says why.
+    Failed(String),
+}
+
+/// A generated token's log-probability and its most likely alternatives: the log-softmax of
+/// the logits the token was drawn from (after penalties and the grammar's mask, before
+/// temperature), as OpenAI reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token's text (its bytes read as UTF-8, lossily).
+    pub token: String,
+    /// The token's bytes.
+    pub bytes: Vec<u8>,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// The most likely tokens at that position, most likely first: text, bytes, logprob.
+    pub top: Vec<(String, Vec<u8>, f32)>,
+}
+
+/// A grammar that constrains decoding (`grammar::json_object`, `grammar::json_schema`).
+pub trait Constraint: Send {
+    /// Sets the logits of tokens the grammar forbids now to -inf (eos tokens are allowed only
+    /// when the grammar may end).
+    fn mask(&mut self, logits: &mut [f32]) -> Result<()>;
+    /// The token chosen.
+    fn commit(&mut self, token: u32) -> Result<()>;
+    /// Whether the grammar is complete and must stop now (the sequence then ends with
+    /// `Finish::Stop`).
+    fn finished(&self) -> bool;
+}
+
+impl Batcher {
+    /// Starts the decoding thread for `backend`: at most `max_batch` sequences decode
+    /// together (1 where the backend cannot batch), each within `context` positions; `eos`
+    /// are the tokens that end a reply.
+    pub fn start(
+        backend: Backend,
+        tokenizer: tokenizers::Tokenizer,
+        eos: Vec<u32>,
+        context: usize,
+        max_batch: usize,
+    ) -> Batcher {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let worker = Worker {
+            rx,
+            shared: shared.clone(),
+            tok: tokenizer.clone(),
+            eos,
+            context,
+            max_batch: max_batch.max(1),
+            bytes: OnceLock::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("vibeflow-batcher".into())
+            .spawn(move || worker.run(backend))
+            .ok();
+        Batcher { tx: Some(tx), shared, tokenizer, thread }
+    }
+
+    /// Queues `job`; never waits for decoding. An error only when the decoding thread is gone.
+    pub fn submit(&self, job: Job) -> Result<()> {
+        let gone = || Error::Data("the model's decoding thread has stopped: load it again".into());
+        let tx = self.tx.as_ref().ok_or_else(gone)?;
+        self.shared.waiting.fetch_add(1, Ordering::SeqCst);
+        if tx.send(job).is_err() {
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(gone());
+        }
+        Ok(())
+    }
+
+    /// `(running, waiting)`: sequences decoding now, jobs queued behind them.
+    pub fn load(&self) -> (usize, usize) {
+        (self.shared.running.load(Ordering::SeqCst), self.shared.waiting.load(Ordering::SeqCst))
+    }
+
+    /// The model's tokenizer (to count and render prompts).
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const UNLOADED: &str = "the model was unloaded";
+
+#[derive(Default)]
+struct Shared {
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// The decoding thread's state.
+struct Worker {
+    rx: mpsc::Receiver<Job>,
+    shared: Arc<Shared>,
+    tok: tokenizers::Tokenizer,
+    eos: Vec<u32>,
+    context: usize,
+    max_batch: usize,
+    /// Every token's bytes, built on the first request for logprobs.
+    bytes: OnceLock<Vec<Vec<u8>>>,
+}
+
+/// A running sequence.
+struct Live {
+    job: Job,
+    seq: Sequence,
+    /// The token to feed next.
+    next: u32,
+}
+
+/// How the model steps: our kernels keep one cache per sequence and batch; the others hold
+/// one cache inside and run one sequence.
+trait Stepper {
+    /// Sequences that may decode together.
+    fn width(&self) -> usize;
+    /// Runs `prompt` into a new sequence's cache (with room for `room` more positions), placed
+    /// last; the logits at its last position.
+    fn prefill(&mut self, prompt: &[u32], room: usize) -> Result<Vec<f32>>;
+    /// One step of every sequence (`ids[i]` for the i-th): rows of logits.
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+    /// Forgets the i-th sequence.
+    fn remove(&mut self, i: usize);
+}
+
+struct Native<'a> {
+    model: &'a QLlama,
+    caches: Vec<QCache>,
+    width: usize,
+}
+
+impl Stepper for Native<'_> {
+    fn width(&self) -> usize {
+        self.width
+    }
+    fn prefill(&mut self, prompt: &[u32], room: usize) -> Result<Vec<f32>> {
+        let mut cache = self.model.cache_for(prompt.len() + room);
+        let logits = self.model.forward(prompt, &mut cache)?;
+        self.caches.push(cache);
+        Ok(logits)
+    }
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.model.forward_batch(ids, &mut self.caches)
+    }
+    fn remove(&mut self, i: usize) {
+        self.caches.remove(i);
+    }
+}
+
+/// candle's quantized decoder: one sequence, its cache reset for each.
+struct Alone<'a>(&'a mut QuantDecoder);
+
+impl Stepper for Alone<'_> {
+    fn width(&self) -> usize {
+        1
+    }
+    fn prefill(&mut self, prompt: &[u32], _room: usize) -> Result<Vec<f32>> {
+        self.0.reset();
+        self.0.step(prompt)
+    }
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.0.step(ids)
+    }
+    fn remove(&mut self, _: usize) {}
+}
+
+/// The f32 model: one sequence, a fresh decoder (cache) for each.
+struct Dense<'a> {
+    model: &'a Llama,
+    device: Device,
+    dec: Option<F32Decoder<'a>>,
+}
+
+impl Stepper for Dense<'_> {
+    fn width(&self) -> usize {
+        1
+    }
+    fn prefill(&mut self, prompt: &[u32], _room: usize) -> Result<Vec<f32>> {
+        let dec = self.dec.insert(F32Decoder::new(self.model, &self.device));
+        dec.step(prompt)
+    }
+    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        match &mut self.dec {
+            Some(dec) => dec.step(ids),
+            None => Err(Error::Data("no sequence to step".into())),
+        }
+    }
+    fn remove(&mut self, _: usize) {
+        self.dec = None;
+    }
+}
+
+impl Worker {
+    fn run(self, mut backend: Backend) {
+        match &mut backend {
+            Backend::Quant(q) => match q.native_model() {
+                Some(model) => {
+                    let width = self.max_batch;
+                    self.serve(&mut Native { model, caches: Vec::new(), width })
+                }
+                None => self.serve(&mut Alone(q)),
+            },
+            Backend::F32(b) => {
+                let device = b.device.clone();
+                self.serve(&mut Dense { model: &b.model, device, dec: None })
+            }
+        }
+    }
+
+    fn serve(&self, stepper: &mut dyn Stepper) {
+        let mut waiting: VecDeque<Job> = VecDeque::new();
+        let mut running: Vec<Live> = Vec::new();
+        loop {
+            if self.shared.closed.load(Ordering::SeqCst) {
+                break;
+            }
+            if running.is_empty() && waiting.is_empty() {
+                match self.rx.recv() {
+                    Ok(job) => waiting.push_back(job),
+                    Err(_) => break,
+                }
+            }
+            waiting.extend(self.rx.try_iter());
+            while running.len() < stepper.width()
+                && let Some(job) = waiting.pop_front()
+            {
+                self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
+                if let Some(live) = self.admit(job, stepper, running.len()) {
+                    running.push(live);
+                }
+            }
+            self.shared.running.store(running.len(), Ordering::SeqCst);
+            if running.is_empty() {
+                continue;
+            }
+            let ids: Vec<u32> = running.iter().map(|l| l.next).collect();
+            let mut logits = match stepper.step(&ids) {
+                Ok(l) => l,
+                Err(e) => {
+                    for i in (0..running.len()).rev() {
+                        stepper.remove(i);
+                        let mut live = running.remove(i);
+                        (live.job.on_event)(JobEvent::Failed(e.to_string()));
+                    }
+                    continue;
+                }
+            };
+            let width = logits.len() / ids.len();
+            let mut ended = Vec::new();
+            for (r, row) in logits.chunks_exact_mut(width).enumerate() {
+                let live = &mut running[r];
+                match self.advance(live, row) {
+                    Ok(ControlFlow::Continue(next)) => live.next = next,
+                    Ok(ControlFlow::Break(finish)) => ended.push((r, Ok(finish))),
+                    Err(e) => ended.push((r, Err(e))),
+                }
+            }
+            let mut done = Vec::with_capacity(ended.len());
+            for (r, end) in ended.into_iter().rev() {
+                stepper.remove(r);
+                done.push((running.remove(r), end));
+            }
+            // Counted before the ends are reported: whoever hears of one sees the place free.
+            self.shared.running.store(running.len(), Ordering::SeqCst);
+            for (live, end) in done {
+                self.end(live, end);
+            }
+        }
+        // Unloaded: whoever still waits or runs is told.
+        self.shared.running.store(0, Ordering::SeqCst);
+        waiting.extend(self.rx.try_iter());
+        for mut job in waiting {
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            (job.on_event)(JobEvent::Failed(UNLOADED.into()));
+        }
+        for mut live in running {
+            (live.job.on_event)(JobEvent::Failed(UNLOADED.into()));
+        }
+    }
+
+    /// Runs a job's prompt into the stepper's `slot`-th sequence and picks its first token;
+    /// `None` when it already ended (reported).
+    fn admit(&self, mut job: Job, stepper: &mut dyn Stepper, slot: usize) -> Option<Live> {
+        let room =
+            match crate::generate::room(job.prompt.len(), self.context, job.sampling.max_tokens) {
+                Ok(room) => room,
+                Err(e) => {
+                    (job.on_event)(JobEvent::Failed(e));
+                    return None;
+                }
+            };
+        let mut logits = match stepper.prefill(&job.prompt, room) {
+            Ok(l) => l,
+            Err(e) => {
+                (job.on_event)(JobEvent::Failed(e.to_string()));
+                return None;
+            }
+        };
+        let seq = Sequence::new(room, &job.sampling, true);
+        let mut live = Live { job, seq, next: 0 };
+        match self.advance(&mut live, &mut logits) {
+            Ok(ControlFlow::Continue(next)) => {
+                live.next = next;
+                Some(live)
+            }
+            end => {
+                stepper.remove(slot);
+                self.end(
+                    live,
+                    end.map(|f| match f {
+                        ControlFlow::Break(f) => f,
+                        ControlFlow::Continue(_) => Finish::Length,
+                    }),
+                );
+                None
+            }
+        }
+    }
+
+    /// Picks a sequence's next token after `logits` and streams it: the token to feed next,
+    /// or why the sequence ended.
+    fn advance(&self, live: &mut Live, logits: &mut [f32]) -> Result<ControlFlow<Finish, u32>> {
+        let Live { job, seq, .. } = live;
+        let s = &job.sampling;
+        if seq.full() {
+            return Ok(ControlFlow::Break(Finish::Length));
+        }
+        seq.penalize(&job.prompt, logits, s);
+        if let Some(c) = &mut job.constraint {
+            c.mask(logits)?;
+            if !logits.iter().any(|l| l.is_finite()) {
+                return Err(Error::Data("the grammar allows no next token".into()));
+            }
+        }
+        let token = seq.draw(logits, s);
+        let logprob = match job.logprobs {
+            Some(k) => Some(self.logprob(logits, token, k.min(20))),
+            None => None,
+        };
+        if self.eos.contains(&token) {
+            return Ok(ControlFlow::Break(Finish::Stop));
+        }
+        if let Some(c) = &mut job.constraint {
+            c.commit(token)?;
+        }
+        let mut text = String::new();
+        let flow = seq.accept(token, &self.tok, &self.eos, s, &mut |t| {
+            text.push_str(t);
+            true
+        })?;
+        if !(job.on_event)(JobEvent::Token { id: token, text, logprob }) {
+            return Ok(ControlFlow::Break(Finish::Cancelled));
+        }
+        match flow {
+            ControlFlow::Break(finish) => Ok(ControlFlow::Break(finish)),
+            _ if job.constraint.as_ref().is_some_and(|c| c.finished()) => {
+                Ok(ControlFlow::Break(Finish::Stop))
+            }
+            // At its limit the sequence ends without another step.
+            _ if seq.full() => Ok(ControlFlow::Break(Finish::Length)),
+            ControlFlow::Continue(next) => Ok(ControlFlow::Continue(next)),
+        }
+    }
+
+    /// Reports a sequence's end.
+    fn end(&self, mut live: Live, end: Result<Finish>) {
+        let event = match end.and_then(|finish| {
+            let out = live.seq.finish(finish, &self.tok, &mut |_| true)?;
+            Ok(JobEvent::Done {
+                finish,
+                prompt_tokens: live.job.prompt.len(),
+                completion_tokens: out.tokens.len(),
+                text: out.text,
+            })
+        }) {
+            Ok(done) => done,
+            Err(e) => JobEvent::Failed(e.to_string()),
+        };
+        (live.job.on_event)(event);
+    }
+
+    fn logprob(&self, logits: &[f32], token: u32, k: usize) -> TokenLogprob {
+        let bytes = self.bytes.get_or_init(|| crate::grammar::token_bytes(&self.tok));
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+        let lse = max as f64 + sum.ln();
+        let lp = |i: usize| (logits[i] as f64 - lse) as f32;
+        let piece = |i: usize| {
+            let b = bytes.get(i).cloned().unwrap_or_default();
+            (String::from_utf8_lossy(&b).into_owned(), b)
+        };
+        let mut idx: Vec<usize> = (0..logits.len()).collect();
+        let top = if k == 0 {
+            Vec::new()
+        } else {
+            let k = k.min(idx.len());
+            let by = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+            idx.select_nth_unstable_by(k - 1, by);
+            idx.truncate(k);
+            idx.sort_unstable_by(by);
+            idx.iter()
+                .map(|&i| {
+                    let (t, b) = piece(i);
+                    (t, b, lp(i))
+                })
+                .collect()
+        };
+        let (t, b) = piece(token as usize);
+        TokenLogprob { token: t, bytes: b, logprob: lp(token as usize), top }
+    }
+}
