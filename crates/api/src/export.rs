@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an export writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
     /// The PEFT adapter (`adapter_config.json`, `adapter_model.safetensors`).
@@ -18,14 +19,17 @@ pub enum ExportFormat {
 
 /// The GGUF's weight type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum GgufQuant {
     /// 16-bit floats.
     F16,
     /// 8-bit blocks.
     #[default]
+    #[cfg_attr(feature = "clap", value(name = "q8_0"))]
     Q8_0,
     /// llama.cpp's 4-bit k-quant mix.
+    #[cfg_attr(feature = "clap", value(name = "q4_k_m"))]
     Q4KM,
 }
 

@@ -17,6 +17,7 @@ mod endpoints;
 mod error;
 mod estimate;
 mod eval;
+mod export;
 mod hub;
 mod inference;
 mod jobs;

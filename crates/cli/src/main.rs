@@ -39,6 +39,7 @@ mod assist;
 mod bench;
 mod data;
 mod eval;
+mod export;
 mod generate;
 mod home;
 mod keys;
@@ -137,6 +138,10 @@ enum Command {
     /// Preference pairs from the arena's votes, for DPO training
     #[command(subcommand)]
     Prefs(eval::PrefsCmd),
+    /// Export a finished run: the PEFT adapter, the merged model (Hugging Face layout) or a
+    /// GGUF (f16, q8_0, q4_k_m) with an Ollama Modelfile, each with a model card; recorded in
+    /// the project's history
+    Export(export::ExportArgs),
     /// Score predictions made elsewhere against references (two JSON Lines files of
     /// {"id", "text"}): exact match, token F1, BLEU, ROUGE, length, labels
     Score(score::ScoreArgs),
@@ -215,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => eval::compare(&app, args),
         Command::Ratings(args) => eval::ratings(&app, args),
         Command::Prefs(cmd) => eval::prefs(&app, cmd),
+        Command::Export(args) => export::run(&app, args),
         Command::Score(args) => score::run(args),
         Command::Doctor(args) => home::doctor(&app, args),
         Command::Bench(cmd) => bench::run(&app, cmd),

@@ -8,6 +8,7 @@ pub mod batcher;
 pub mod bundle;
 pub mod device;
 pub mod dpo;
+pub mod export;
 pub mod generate;
 pub mod gguf;
 pub mod grammar;
