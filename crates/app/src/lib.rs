@@ -5,6 +5,7 @@
 //! which is injected, so tests run against temporary homes.
 
 pub mod advisor;
+pub mod aliases;
 mod arena;
 mod bench;
 mod bench_data;
@@ -35,12 +36,14 @@ pub mod score;
 mod scratch;
 pub mod slug;
 mod threads;
+mod traces;
 mod training;
 mod versions;
 
 use std::path::{Path, PathBuf};
 
 pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
+pub use aliases::Served;
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use bench_estimate::{EstimateCase, EstimateRow};
@@ -61,6 +64,7 @@ pub use inference::{GenerateRequest, GenerateResult};
 pub use jobs::Jobs;
 pub use playground::Playground;
 pub use threads::fix_thread_count;
+pub use traces::{DEFAULT_TRACE_LIMIT, TRACE_LIMIT_ENV};
 pub use training::{ClaimedRun, TrainRequest};
 
 /// The share of a chat file held out for evaluation when `train --data` trains on it alone.

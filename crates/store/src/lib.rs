@@ -9,6 +9,10 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod traces;
+
+pub use traces::{TraceFigures, TraceQuery, TraceRow};
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -126,6 +130,27 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER arena_sessions_of_a_deleted_project AFTER DELETE ON projects BEGIN
         DELETE FROM arena_sessions WHERE project = OLD.slug;
     END;",
+    // 7: traces of the requests the local server answered (see traces.rs). AUTOINCREMENT:
+    // the retention deletes the oldest, and a deleted trace's id is never handed out again.
+    "CREATE TABLE traces (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at  INTEGER NOT NULL,
+        endpoint    TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        alias       TEXT,
+        request     TEXT NOT NULL,
+        response    TEXT NOT NULL,
+        status      INTEGER NOT NULL,
+        stream      INTEGER NOT NULL,
+        latency_ms  INTEGER NOT NULL,
+        ttft_ms     INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        feedback    INTEGER,
+        tags        TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX traces_by_time ON traces(created_at);
+    CREATE INDEX traces_by_model ON traces(model, created_at);",
 ];
 
 /// An arena session row (`models`: JSON of the panels' models).
