@@ -223,10 +223,44 @@ trait Stepper {
     fn remove(&mut self, i: usize);
 }
 
+/// Our kernels: one cache per sequence, and the caches of prompts' shared beginnings (a
+/// system prompt, the same prompt asked `n` times), so that a new prompt runs only its own
+/// tokens through the model. A prompt run in two parts gives the values it gets in one, to
+/// the bit (each position's products, rotation and attention are computed alike).
 struct Native<'a> {
     model: &'a QLlama,
     caches: Vec<QCache>,
     width: usize,
+    /// Beginnings and their caches, most recently used last.
+    prefixes: Vec<(Vec<u32>, QCache)>,
+    /// Recent prompts, to find the beginnings worth keeping.
+    recent: VecDeque<Vec<u32>>,
+}
+
+/// Prefix caches kept, at most, and their positions in all (memory: a position of an 8B
+/// model's cache is ~256 KiB in f32).
+const PREFIXES: usize = 4;
+const PREFIX_POSITIONS: usize = 1024;
+/// A shared beginning shorter than this is run again rather than kept.
+const MIN_PREFIX: usize = 8;
+/// Prompts remembered to find shared beginnings.
+const RECENT: usize = 16;
+
+impl<'a> Native<'a> {
+    fn new(model: &'a QLlama, width: usize) -> Self {
+        Native { model, caches: Vec::new(), width, prefixes: Vec::new(), recent: VecDeque::new() }
+    }
+
+    /// Keeps `cache` as the cache of `tokens`, forgetting the least recently used beyond the
+    /// limits.
+    fn keep(&mut self, tokens: Vec<u32>, cache: QCache) {
+        self.prefixes.push((tokens, cache));
+        while self.prefixes.len() > PREFIXES
+            || self.prefixes.iter().map(|(t, _)| t.len()).sum::<usize>() > PREFIX_POSITIONS
+        {
+            self.prefixes.remove(0);
+        }
+    }
 }
 
 impl Stepper for Native<'_> {
@@ -234,8 +268,42 @@ impl Stepper for Native<'_> {
         self.width
     }
     fn prefill(&mut self, prompt: &[u32], room: usize) -> Result<Vec<f32>> {
-        let mut cache = self.model.cache_for(prompt.len() + room);
-        let logits = self.model.forward(prompt, &mut cache)?;
+        // The longest kept beginning of this prompt (one token at least is left to run).
+        let last = prompt.len().saturating_sub(1);
+        let known = self
+            .prefixes
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, _))| t.len() <= last && prompt.starts_with(t))
+            .max_by_key(|(_, (t, _))| t.len())
+            .map(|(i, _)| i);
+        let (mut cache, mut done) = match known {
+            Some(i) => {
+                let entry = self.prefixes.remove(i);
+                let found = (entry.1.clone(), entry.0.len());
+                self.prefixes.push(entry);
+                found
+            }
+            None => (self.model.cache_for(prompt.len() + room), 0),
+        };
+        // A longer beginning shared with a recent prompt: run it first and keep its cache.
+        let shared = self
+            .recent
+            .iter()
+            .map(|r| r.iter().zip(prompt).take_while(|(a, b)| a == b).count())
+            .max()
+            .unwrap_or(0)
+            .min(last);
+        if shared >= MIN_PREFIX.max(done + 1) {
+            self.model.forward(&prompt[done..shared], &mut cache)?;
+            self.keep(prompt[..shared].to_vec(), cache.clone());
+            done = shared;
+        }
+        self.recent.push_back(prompt.to_vec());
+        if self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+        let logits = self.model.forward(&prompt[done..], &mut cache)?;
         self.caches.push(cache);
         Ok(logits)
     }
@@ -296,7 +364,7 @@ impl Worker {
             Backend::Quant(q) => match q.native_model() {
                 Some(model) => {
                     let width = self.max_batch;
-                    self.serve(&mut Native { model, caches: Vec::new(), width })
+                    self.serve(&mut Native::new(model, width))
                 }
                 None => self.serve(&mut Alone(q)),
             },
@@ -433,10 +501,7 @@ impl Worker {
             }
         }
         let token = seq.draw(logits, s);
-        let logprob = match job.logprobs {
-            Some(k) => Some(self.logprob(logits, token, k.min(20))),
-            None => None,
-        };
+        let logprob = job.logprobs.map(|k| self.logprob(logits, token, k.min(20)));
         if self.eos.contains(&token) {
             return Ok(ControlFlow::Break(Finish::Stop));
         }

@@ -62,16 +62,17 @@ impl Constraint for Grammar {
     fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
         let mask: SimpleVob = self.matcher.compute_mask().map_err(fail)?;
         let accepting = self.matcher.is_accepting().map_err(fail)?;
+        // The end tokens: as the model has them where the grammar may end, else forbidden.
+        let ends: Vec<Option<f32>> =
+            self.eos.iter().map(|&e| logits.get(e as usize).copied()).collect();
         for (i, l) in logits.iter_mut().enumerate() {
             if i >= self.vocab || i >= mask.len() || !mask.is_allowed(i as TokenId) {
                 *l = f32::NEG_INFINITY;
             }
         }
-        for &e in &self.eos {
-            if let Some(l) = logits.get_mut(e as usize) {
-                if !accepting {
-                    *l = f32::NEG_INFINITY;
-                }
+        for (&e, end) in self.eos.iter().zip(ends) {
+            if let (Some(l), Some(end)) = (logits.get_mut(e as usize), end) {
+                *l = if accepting { end } else { f32::NEG_INFINITY };
             }
         }
         Ok(())
@@ -97,11 +98,14 @@ fn factory(tok: &Tokenizer, eos: &[u32]) -> Result<Arc<ParserFactory>> {
     type Cached = (u64, Arc<ParserFactory>);
     static CACHE: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
     const KEEP: usize = 4;
-    let words = vocabulary(tok);
+    // The key: every token's spelling and the end tokens (a few milliseconds; the
+    // vocabulary's bytes and trie, only on a miss).
     let key = {
         use std::hash::{Hash, Hasher};
         let mut h = rustc_hash::FxHasher::default();
-        words.hash(&mut h);
+        for id in 0..tok.get_vocab_size(true) as u32 {
+            tok.id_to_token(id).hash(&mut h);
+        }
         eos.hash(&mut h);
         h.finish()
     };
@@ -111,6 +115,7 @@ fn factory(tok: &Tokenizer, eos: &[u32]) -> Result<Arc<ParserFactory>> {
             return Ok(f.clone());
         }
     }
+    let words = vocabulary(tok);
     let first_eos = eos.first().copied().ok_or_else(|| {
         Error::Data("constrained decoding needs the model's end token: it declares none".into())
     })?;
