@@ -108,6 +108,12 @@ pub fn file_stem(name: &str) -> String {
     s
 }
 
+/// An alias as its file holds it.
+pub fn to_yaml(alias: &Alias) -> String {
+    // Plain data (strings, numbers, lists, maps): serializing it cannot fail.
+    serde_norway::to_string(alias).unwrap_or_default()
+}
+
 /// Every problem of `alias`'s own values (ranges and conflicts), each naming its field as the
 /// YAML does; `declared` is its model's context, when known. Pure: the model's existence and the
 /// template are checked by [`App::alias_save`].
@@ -274,8 +280,7 @@ impl App {
             }
         }
         alias.system = alias.system.filter(|s| !s.is_empty());
-        let text = serde_norway::to_string(&alias)
-            .map_err(|e| Error::InvalidInput(format!("alias '{}': {e}", alias.alias)))?;
+        let text = to_yaml(&alias);
         // Written beside and renamed into place: a crash never leaves half a file.
         let tmp = path.with_extension("yaml.tmp");
         std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;

@@ -36,7 +36,7 @@ pub mod score;
 mod scratch;
 pub mod slug;
 mod threads;
-mod traces;
+pub mod traces;
 mod training;
 mod versions;
 

@@ -35,6 +35,7 @@ macro_rules! err {
     }};
 }
 
+mod alias;
 mod assist;
 mod bench;
 mod data;
@@ -46,6 +47,7 @@ mod keys;
 mod models;
 mod project;
 mod score;
+mod traces;
 mod train;
 
 /// Set by SIGINT/SIGTERM while a run trains: it stops after the current step.
@@ -150,6 +152,13 @@ enum Command {
     /// Measure speed and memory, optionally against a peer in the same run
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Model aliases: a model or run with its template and parameters, served by name
+    /// (YAML files in the home's aliases/)
+    #[command(subcommand)]
+    Alias(alias::AliasCmd),
+    /// Requests the local server answered: list, inspect, rate, usage, and a dataset of them
+    #[command(subcommand)]
+    Traces(traces::TracesCmd),
 }
 
 fn main() -> ExitCode {
@@ -224,6 +233,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(args),
         Command::Doctor(args) => home::doctor(&app, args),
         Command::Bench(cmd) => bench::run(&app, cmd),
+        Command::Alias(cmd) => alias::run(&app, cmd),
+        Command::Traces(cmd) => traces::run(&app, cmd),
     }
 }
 

@@ -1,5 +1,6 @@
 //! CLI workflows over a temporary home: the `vibeflow` binary as a user runs it.
 
+mod alias;
 mod assist;
 mod data;
 mod dpo;
