@@ -166,7 +166,7 @@ impl App {
     /// The keyring entry of endpoint `name`. Homes other than `~/.vibeflow` (tests, a second
     /// install, `VIBEFLOW_HOME`) keep their keys apart: the service name carries the home's
     /// path.
-    fn keyring_entry(&self, name: &str) -> Result<keyring::Entry> {
+    pub(crate) fn keyring_entry(&self, name: &str) -> Result<keyring::Entry> {
         let default = std::env::home_dir().and_then(|h| h.join(".vibeflow").canonicalize().ok());
         let home = self.home.canonicalize().unwrap_or_else(|_| self.home.clone());
         let service = if default.as_ref() == Some(&home) {
@@ -179,14 +179,14 @@ impl App {
 }
 
 /// Deletes `entry`'s key; one that is not there is already forgotten.
-fn forget(entry: &keyring::Entry) -> Result<()> {
+pub(crate) fn forget(entry: &keyring::Entry) -> Result<()> {
     match entry.delete_credential() {
         Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
         Err(e) => Err(keyring_error(e)),
     }
 }
 
-fn keyring_error(e: keyring::Error) -> Error {
+pub(crate) fn keyring_error(e: keyring::Error) -> Error {
     let hint = match e {
         keyring::Error::NoDefaultStore | keyring::Error::NoStorageAccess(_) => {
             ": no OS keyring answered (on Linux, start a Secret Service such as GNOME Keyring or KWallet, and unlock it); VibeFlow never keeps keys in files"

@@ -34,6 +34,7 @@ mod recover;
 mod report;
 pub mod score;
 mod scratch;
+mod serve_key;
 pub mod slug;
 mod threads;
 pub mod traces;

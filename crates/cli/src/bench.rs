@@ -105,11 +105,16 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Concurrent streaming chat requests against the local server (1, 8 and 64 at once):
+    /// time to first token, per-stream and aggregate tokens/s, errors; --vs-peer runs the same
+    /// load against llama.cpp's server
+    Serve(crate::serve::BenchServeArgs),
 }
 
 /// Runs a `bench` subcommand.
 pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Serve(args) => crate::serve::bench(app, args),
         BenchCmd::Estimate { cases, json } => {
             let mut all = app::EstimateCase::defaults();
             all.truncate(cases.unwrap_or(all.len()));

@@ -47,6 +47,7 @@ mod keys;
 mod models;
 mod project;
 mod score;
+mod serve;
 mod traces;
 mod train;
 
@@ -54,6 +55,10 @@ mod train;
 pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 /// Whether a run is training (a signal then asks it to stop instead of ending the process).
 pub(crate) static TRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Told by the first SIGINT/SIGTERM while `vibeflow serve` runs: the server stops gracefully.
+pub(crate) static SERVING: std::sync::OnceLock<std::sync::mpsc::Sender<()>> =
+    std::sync::OnceLock::new();
 
 /// The background job `train -p` waits for: a signal asks it to stop.
 pub(crate) static JOB: std::sync::OnceLock<(app::Jobs, String)> = std::sync::OnceLock::new();
@@ -67,6 +72,10 @@ fn on_signal() {
         err!(
             "stopping after the current step, with a checkpoint (press Ctrl-C again to quit at once)"
         );
+        return;
+    }
+    // A server stops gracefully; a second signal (the receiver gone) exits at once.
+    if SERVING.get().is_some_and(|tx| tx.send(()).is_ok()) {
         return;
     }
     // 128 + SIGINT, as shells report it.
@@ -159,6 +168,9 @@ enum Command {
     /// Requests the local server answered: list, inspect, rate, usage, and a dataset of them
     #[command(subcommand)]
     Traces(traces::TracesCmd),
+    /// Serve models (aliases, finished runs, installed models) through an OpenAI-compatible
+    /// API on this machine until Ctrl-C; `serve key` manages its API key
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -235,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(&app, cmd),
         Command::Alias(cmd) => alias::run(&app, cmd),
         Command::Traces(cmd) => traces::run(&app, cmd),
+        Command::Serve(args) => serve::run(app, args),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Aggregate decoding speed of the `Batcher` with 1, 8 and 16 concurrent jobs (or the counts
-//! given), each generating exactly `TOKENS` tokens (no end token) after a short chat prompt.
+//! given; the best of three runs), each generating exactly `TOKENS` tokens (no end token) after a short chat prompt.
 //!
-//! `cargo run --release -p engine --example batcher_bench -- MODEL.gguf [JOBS...]`
+//! `cargo run --release -p engine --example batcher_bench -- MODEL.gguf [JOBS...]`; greedy,
+//! or sampled at `$BENCH_TEMPERATURE` (each job its own seed).
 
 use std::sync::mpsc;
 use std::time::Instant;
@@ -38,7 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut single = None;
     for &n in &counts {
         let prompts: Vec<Vec<u32>> = (0..n).map(prompt).collect::<Result<_, _>>()?;
-        let (secs, first) = run(&b, &prompts)?;
+        // The best of three runs: other work on the machine only slows a run down.
+        let (mut secs, mut first) = run(&b, &prompts)?;
+        for _ in 0..2 {
+            let again = run(&b, &prompts)?;
+            if again.0 < secs {
+                (secs, first) = again;
+            }
+        }
         let rate = (n * TOKENS) as f64 / secs;
         let base = *single.get_or_insert(rate);
         println!(
@@ -75,7 +83,13 @@ fn run(b: &Batcher, prompts: &[Vec<u32>]) -> Result<(f64, f64), Box<dyn std::err
     for (i, p) in prompts.iter().enumerate() {
         let tx = tx.clone();
         let mut first = true;
-        let sampling = Sampling { temperature: 0.0, max_tokens: TOKENS, ..Sampling::default() };
+        let temperature = std::env::var("BENCH_TEMPERATURE").ok().and_then(|t| t.parse().ok());
+        let sampling = Sampling {
+            temperature: temperature.unwrap_or(0.0),
+            seed: i as u64,
+            max_tokens: TOKENS,
+            ..Sampling::default()
+        };
         b.submit(Job {
             prompt: p.clone(),
             sampling,

@@ -543,6 +543,12 @@ fn apply_penalties(
 }
 
 /// Picks the next token from `logits` under `s`.
+///
+/// Temperature, then top-k, min-p (relative to the top token) and nucleus (top-p), as
+/// transformers and llama.cpp apply them. Without sorting the vocabulary: tokens whose weight
+/// is below 1e-20 of the top one's are left out (their exponentials are not even computed),
+/// only the candidates of the nucleus are sorted, and the draw walks the kept tokens in id
+/// order (the same distribution as walking them by probability).
 pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32 {
     let argmax = || {
         logits
@@ -554,37 +560,58 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32
     if s.temperature <= 0.0 {
         return argmax();
     }
-    let mut idx: Vec<usize> = (0..logits.len()).collect();
-    idx.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    if s.top_k > 0 {
+    let top = argmax() as usize;
+    let max = logits[top] as f64;
+    // exp((l - max) / t) < 1e-20 below this logit: nothing that can be drawn.
+    let floor = max + s.temperature * (1e-20f64).ln();
+    let weight = |i: usize| ((logits[i] as f64 - max) / s.temperature).exp();
+    // (token, weight) of the candidates.
+    let mut cands: Vec<(usize, f64)> = if s.top_k > 0 && s.top_k < logits.len() {
+        let mut idx: Vec<usize> = (0..logits.len()).collect();
+        let by = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+        idx.select_nth_unstable_by(s.top_k - 1, by);
         idx.truncate(s.top_k);
+        idx.sort_unstable();
+        idx.into_iter().filter(|&i| logits[i] as f64 >= floor).map(|i| (i, weight(i))).collect()
+    } else {
+        (0..logits.len()).filter(|&i| logits[i] as f64 >= floor).map(|i| (i, weight(i))).collect()
+    };
+    if cands.is_empty() {
+        // Only -inf and NaN logits: nothing to weigh.
+        return top as u32;
     }
-    let max = logits[idx[0]] as f64;
-    let mut probs: Vec<f64> =
-        idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
-    let total: f64 = probs.iter().sum();
-    probs.iter_mut().for_each(|p| *p /= total);
-    // min_p relative to the top token, then nucleus.
-    let floor = s.min_p * probs[0];
-    let mut keep = probs.iter().take_while(|&&p| p >= floor).count().max(1);
+    let total: f64 = cands.iter().map(|c| c.1).sum();
+    // min_p: relative to the top token's weight (1).
+    if s.min_p > 0.0 {
+        cands.retain(|c| c.1 >= s.min_p);
+    }
     if s.top_p < 1.0 {
+        // The smallest set, by probability, whose mass reaches top_p (at least one token).
+        let mut by_p = cands.clone();
+        by_p.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut acc = 0.0;
-        let n = probs.iter().take_while(|&&p| {
-            let before = acc;
-            acc += p;
-            before < s.top_p
-        });
-        keep = keep.min(n.count().max(1));
+        let n = by_p
+            .iter()
+            .take_while(|c| {
+                let before = acc;
+                acc += c.1 / total;
+                before < s.top_p
+            })
+            .count()
+            .max(1);
+        by_p.truncate(n);
+        by_p.sort_unstable_by_key(|c| c.0);
+        cands = by_p;
     }
-    let total: f64 = probs[..keep].iter().sum();
-    let mut r = rng.random::<f64>() * total;
-    for (j, p) in probs[..keep].iter().enumerate() {
-        r -= p;
+    let kept: f64 = cands.iter().map(|c| c.1).sum();
+    let mut r = rng.random::<f64>() * kept;
+    for &(i, w) in &cands {
+        r -= w;
         if r <= 0.0 {
-            return idx[j] as u32;
+            return i as u32;
         }
     }
-    idx[keep - 1] as u32
+    cands.last().map_or(top, |c| c.0) as u32
 }
 
 #[cfg(test)]
@@ -671,6 +698,33 @@ mod tests {
         };
         assert_eq!(draw(3), draw(3));
         assert_ne!(draw(3), draw(4));
+    }
+
+    /// Draws follow the softmax at the temperature, within top-k; far-off tokens never come.
+    #[test]
+    fn draws_follow_the_softmax() {
+        let two = std::f32::consts::LN_2;
+        // Weights 1 : 2 : 4 at temperature 1; at temperature 2, 1 : √2 : 2.
+        let logits = [0.0, two, 2.0 * two, -80.0];
+        let freq = |s: &Sampling| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+            let mut n = [0usize; 4];
+            for _ in 0..20_000 {
+                n[sample(&logits, s, &mut rng) as usize] += 1;
+            }
+            n.map(|c| c as f64 / 20_000.0)
+        };
+        let close = |got: [f64; 4], want: [f64; 4]| {
+            assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 0.015), "{got:?} {want:?}");
+        };
+        close(freq(&s(1.0)), [1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0, 0.0]);
+        let r = std::f64::consts::SQRT_2;
+        let t = 1.0 + r + 2.0;
+        close(freq(&s(2.0)), [1.0 / t, r / t, 2.0 / t, 0.0]);
+        close(freq(&Sampling { top_k: 2, ..s(1.0) }), [0.0, 1.0 / 3.0, 2.0 / 3.0, 0.0]);
+        // Nucleus 0.6: 4/7 = 0.57 is not enough, the next (2/7) joins.
+        close(freq(&Sampling { top_p: 0.6, ..s(1.0) }), [0.0, 1.0 / 3.0, 2.0 / 3.0, 0.0]);
+        close(freq(&Sampling { min_p: 0.4, ..s(1.0) }), [0.0, 1.0 / 3.0, 2.0 / 3.0, 0.0]);
     }
 
     #[test]
