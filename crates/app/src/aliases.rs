@@ -214,15 +214,8 @@ impl App {
     /// Every alias, by name. A malformed file is an error naming it, its line and column (fix
     /// or remove it: `alias rm` works on it).
     pub fn alias_list(&self) -> Result<Vec<Alias>> {
-        let dir = self.aliases_dir();
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut out = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if path.extension().is_some_and(|e| e == "yaml") && path.is_file() {
-                out.push(read_alias(&path)?);
-            }
-        }
+        let mut out: Vec<Alias> =
+            self.alias_files()?.iter().map(|p| read_alias(p)).collect::<Result<_>>()?;
         out.sort_by(|a, b| a.alias.cmp(&b.alias));
         Ok(out)
     }
@@ -343,16 +336,23 @@ impl App {
     }
 
     /// Every name the server answers as: aliases, finished runs of every project, installed
-    /// models (in that order, each by name).
+    /// models (in that order, each by name). An alias file that does not parse is left out
+    /// here (`alias_list` reports it), so one broken file never takes the server's list down.
     pub fn served_models(&self) -> Result<Vec<ServedModel>> {
-        let mut out: Vec<ServedModel> = self
-            .alias_list()?
+        let mut aliases: Vec<Alias> =
+            self.alias_files()?.iter().filter_map(|p| read_alias(p).ok()).collect();
+        aliases.sort_by(|a, b| a.alias.cmp(&b.alias));
+        let mut out: Vec<ServedModel> = aliases
             .into_iter()
             .map(|a| ServedModel { id: a.alias, kind: "alias".into(), detail: a.model })
             .collect();
         for p in self.store.projects()? {
             for r in self.store.runs(&p.slug)? {
-                if self.run_adapter(&p.slug, &r.id).is_ok() {
+                let adapter = self.project_dir(&p.slug).join("runs").join(&r.id).join("adapter");
+                // `run_adapter`'s test, without reading the runs again per run.
+                if matches!(r.status.as_str(), "done" | "stopped")
+                    && adapter.join("adapter_model.safetensors").exists()
+                {
                     out.push(ServedModel {
                         id: format!("{}/{}", p.slug, r.id),
                         kind: "run".into(),
@@ -386,8 +386,12 @@ impl App {
 
     /// The message for a model name nothing answers to: the names that exist, or the closest.
     fn unknown_model(&self, name: &str) -> String {
-        let names: Vec<String> =
-            self.served_models().unwrap_or_default().into_iter().map(|m| m.id).collect();
+        let names: Vec<String> = match self.served_models() {
+            Ok(list) => list.into_iter().map(|m| m.id).collect(),
+            Err(e) => {
+                return format!("no model '{name}' (and the served names cannot be read: {e})");
+            }
+        };
         if names.is_empty() {
             return format!(
                 "no model '{name}': nothing is served yet (install a model, train a run or create an alias)"
@@ -415,7 +419,9 @@ impl App {
         self.aliases_dir().join(format!("{}.yaml", file_stem(name)))
     }
 
-    /// The alias whose `alias` is `name`: its own file first, else any file that names it.
+    /// The alias whose `alias` is `name`: its own file first (an error when it does not
+    /// parse), else any other file that names it (files that do not parse skipped: they are
+    /// not this name's).
     fn find_alias(&self, name: &str) -> Result<Option<Alias>> {
         let path = self.alias_path(name);
         if path.is_file() {
@@ -427,7 +433,26 @@ impl App {
         if name.is_empty() {
             return Ok(None);
         }
-        Ok(self.alias_list()?.into_iter().find(|a| a.alias == name))
+        Ok(self
+            .alias_files()?
+            .iter()
+            .filter(|p| **p != path)
+            .filter_map(|p| read_alias(p).ok())
+            .find(|a| a.alias == name))
+    }
+
+    /// The alias files, by file name.
+    fn alias_files(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.aliases_dir();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            if path.extension().is_some_and(|e| e == "yaml") && path.is_file() {
+                out.push(path);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The file holding alias `name`, read or not (a malformed file is found by its name).
@@ -436,16 +461,7 @@ impl App {
         if path.is_file() && !matches!(read_alias(&path), Ok(a) if a.alias != name) {
             return Ok(Some(path));
         }
-        let dir = self.aliases_dir();
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let p = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if p.extension().is_some_and(|e| e == "yaml")
-                && read_alias(&p).is_ok_and(|a| a.alias == name)
-            {
-                return Ok(Some(p));
-            }
-        }
-        Ok(None)
+        Ok(self.alias_files()?.into_iter().find(|p| read_alias(p).is_ok_and(|a| a.alias == name)))
     }
 }
 
@@ -830,6 +846,11 @@ mod tests {
         assert!(e.starts_with(&format!("{}:3:", file.display())), "{e}");
         let e = app.alias_show("support-bot:v2").unwrap_err().to_string();
         assert!(e.contains("support-bot--v2.yaml:3:"), "{e}");
+        // It takes nothing else down: other names resolve, the server's list leaves it out.
+        assert_eq!(app.served_model(&installed).unwrap().context, 8192);
+        assert!(app.served_model("tuned").unwrap().adapter.is_some());
+        let ids: Vec<String> = app.served_models().unwrap().into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, ["support-bot:v3", "tuned", "serve/run-1", installed.as_str()]);
         std::fs::write(&file, "alias: support-bot:v2\nmodel: m\ntemperature: 1\n").unwrap();
         let e = app.alias_show("support-bot:v2").unwrap_err().to_string();
         assert!(e.contains("support-bot--v2.yaml:3:1: unknown field `temperature`"), "{e}");
