@@ -217,8 +217,6 @@ pub struct TraceFilter {
     pub tag: Option<String>,
     /// Only traces created at or after these Unix seconds.
     pub since: Option<i64>,
-    /// Only traces created at or after these Unix seconds.
-    pub since: Option<i64>,
     /// Newest first, at most this many (0: 200).
     pub limit: usize,
 }
