@@ -71,7 +71,7 @@ def llama_cpp_cases(path, conversations, max_tokens):
     import llama_cpp
     from llama_cpp import Llama
 
-    llm = Llama(model_path=path, n_ctx=2048, n_threads=2, logits_all=True, verbose=False)
+    llm = Llama(model_path=path, n_ctx=512, n_threads=2, logits_all=True, verbose=False)
     meta = llm.metadata
     template = meta["tokenizer.chat_template"]
     token = lambda i: llm.detokenize([i], special=True).decode() if i >= 0 else ""

@@ -5,6 +5,7 @@ mod assist;
 mod data;
 mod dpo;
 mod eval;
+mod export;
 mod hardening;
 mod pull;
 mod score;
