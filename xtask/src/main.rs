@@ -44,6 +44,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "fonts-dejavu-core",
     "nodejs",
     "npm",
+    // The server's tests drive it with curl, as users do.
+    "curl",
 ];
 
 const TAURI_DRIVER: &str = "@crabnebula/tauri-driver@2.0.9";
@@ -174,10 +176,15 @@ const PYTHON_PACKAGES: &[&str] = &[
     // Data: the Parquet fixtures' writer and the `bench data` peer.
     "pandas==3.1.1",
     "pyarrow==26.0.1",
+    // Deploy: the official OpenAI client drives the server in its tests; llama.cpp loads the
+    // GGUF exports in the round-trip test (built from source: PyPI has no wheel).
+    "openai==3.63.0",
+    "llama-cpp-python==0.3.36",
 ];
 
 fn python_packages() -> Result<()> {
-    let probe = "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow";
+    let probe =
+        "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow, openai, llama_cpp";
     if output(Command::new("python3").args(["-c", probe])).is_some() {
         return Ok(());
     }
