@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::Device;
+use rayon::prelude::*;
 
 use crate::bundle::Bundle;
 use crate::generate::{Decoder, F32Decoder, Finish, QuantDecoder, Sampling, Sequence};
@@ -132,7 +133,6 @@ impl Batcher {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let worker = Worker {
-            rx,
             shared: shared.clone(),
             tok: tokenizer.clone(),
             eos,
@@ -142,7 +142,7 @@ impl Batcher {
         };
         let thread = std::thread::Builder::new()
             .name("vibeflow-batcher".into())
-            .spawn(move || worker.run(backend))
+            .spawn(move || worker.run(&rx, backend))
             .ok();
         Batcher { tx: Some(tx), shared, tokenizer, thread }
     }
@@ -191,7 +191,6 @@ struct Shared {
 
 /// The decoding thread's state.
 struct Worker {
-    rx: mpsc::Receiver<Job>,
     shared: Arc<Shared>,
     tok: tokenizers::Tokenizer,
     eos: Vec<u32>,
@@ -359,23 +358,23 @@ impl Stepper for Dense<'_> {
 }
 
 impl Worker {
-    fn run(self, mut backend: Backend) {
+    fn run(self, rx: &mpsc::Receiver<Job>, mut backend: Backend) {
         match &mut backend {
             Backend::Quant(q) => match q.native_model() {
                 Some(model) => {
                     let width = self.max_batch;
-                    self.serve(&mut Native::new(model, width))
+                    self.serve(rx, &mut Native::new(model, width))
                 }
-                None => self.serve(&mut Alone(q)),
+                None => self.serve(rx, &mut Alone(q)),
             },
             Backend::F32(b) => {
                 let device = b.device.clone();
-                self.serve(&mut Dense { model: &b.model, device, dec: None })
+                self.serve(rx, &mut Dense { model: &b.model, device, dec: None })
             }
         }
     }
 
-    fn serve(&self, stepper: &mut dyn Stepper) {
+    fn serve(&self, rx: &mpsc::Receiver<Job>, stepper: &mut dyn Stepper) {
         let mut waiting: VecDeque<Job> = VecDeque::new();
         let mut running: Vec<Live> = Vec::new();
         loop {
@@ -383,12 +382,12 @@ impl Worker {
                 break;
             }
             if running.is_empty() && waiting.is_empty() {
-                match self.rx.recv() {
+                match rx.recv() {
                     Ok(job) => waiting.push_back(job),
                     Err(_) => break,
                 }
             }
-            waiting.extend(self.rx.try_iter());
+            waiting.extend(rx.try_iter());
             while running.len() < stepper.width()
                 && let Some(job) = waiting.pop_front()
             {
@@ -414,11 +413,18 @@ impl Worker {
                 }
             };
             let width = logits.len() / ids.len();
+            // Each sequence samples and streams on its own (on the pool's threads when
+            // there are several: their penalties, draws and decoding are independent).
+            let flows: Vec<Result<ControlFlow<Finish, u32>>> = running
+                .par_iter_mut()
+                .zip(logits.par_chunks_exact_mut(width))
+                .with_max_len(1)
+                .map(|(live, row)| self.advance(live, row))
+                .collect();
             let mut ended = Vec::new();
-            for (r, row) in logits.chunks_exact_mut(width).enumerate() {
-                let live = &mut running[r];
-                match self.advance(live, row) {
-                    Ok(ControlFlow::Continue(next)) => live.next = next,
+            for (r, flow) in flows.into_iter().enumerate() {
+                match flow {
+                    Ok(ControlFlow::Continue(next)) => running[r].next = next,
                     Ok(ControlFlow::Break(finish)) => ended.push((r, Ok(finish))),
                     Err(e) => ended.push((r, Err(e))),
                 }
@@ -436,7 +442,7 @@ impl Worker {
         }
         // Unloaded: whoever still waits or runs is told.
         self.shared.running.store(0, Ordering::SeqCst);
-        waiting.extend(self.rx.try_iter());
+        waiting.extend(rx.try_iter());
         for mut job in waiting {
             self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
             (job.on_event)(JobEvent::Failed(UNLOADED.into()));

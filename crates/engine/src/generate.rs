@@ -545,10 +545,11 @@ fn apply_penalties(
 /// Picks the next token from `logits` under `s`.
 ///
 /// Temperature, then top-k, min-p (relative to the top token) and nucleus (top-p), as
-/// transformers and llama.cpp apply them. Without sorting the vocabulary: tokens whose weight
-/// is below 1e-20 of the top one's are left out (their exponentials are not even computed),
-/// only the candidates of the nucleus are sorted, and the draw walks the kept tokens in id
-/// order (the same distribution as walking them by probability).
+/// transformers and llama.cpp apply them, without sorting the vocabulary: the weights are
+/// exponentials eight at a time (`vmath`), top-k is a selection, only the nucleus's
+/// candidates are sorted (all of them only when those above 1e-9 of the top token do not
+/// reach `top_p`), and the draw walks the kept tokens in id order (the same distribution as
+/// walking them by probability).
 pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32 {
     let argmax = || {
         logits
@@ -560,58 +561,98 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut rand::rngs::StdRng) -> u32
     if s.temperature <= 0.0 {
         return argmax();
     }
-    let top = argmax() as usize;
-    let max = logits[top] as f64;
-    // exp((l - max) / t) < 1e-20 below this logit: nothing that can be drawn.
-    let floor = max + s.temperature * (1e-20f64).ln();
-    let weight = |i: usize| ((logits[i] as f64 - max) / s.temperature).exp();
-    // (token, weight) of the candidates.
-    let mut cands: Vec<(usize, f64)> = if s.top_k > 0 && s.top_k < logits.len() {
-        let mut idx: Vec<usize> = (0..logits.len()).collect();
-        let by = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    let top = argmax();
+    let max = logits[top as usize];
+    if !max.is_finite() {
+        return top;
+    }
+    let inv_t = (1.0 / s.temperature) as f32;
+    // Weights relative to the top token's (1); below e^-87 (and -inf, NaN) nothing.
+    let weigh = |w: &mut [f32], ls: &mut dyn Iterator<Item = f32>| {
+        let scaled: Vec<f32> = ls.map(|l| (l - max) * inv_t).collect();
+        w.copy_from_slice(&scaled);
+        crate::vmath::exp_in_place(w);
+        for (w, x) in w.iter_mut().zip(scaled) {
+            if x.is_nan() || x < -87.0 {
+                *w = 0.0;
+            }
+        }
+    };
+    // (token, weight) of the candidates, and the weight of all of them.
+    let mut cands: Vec<(u32, f32)> = if s.top_k > 0 && s.top_k < logits.len() {
+        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+        let by =
+            |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
         idx.select_nth_unstable_by(s.top_k - 1, by);
         idx.truncate(s.top_k);
         idx.sort_unstable();
-        idx.into_iter().filter(|&i| logits[i] as f64 >= floor).map(|i| (i, weight(i))).collect()
+        let mut w = vec![0f32; idx.len()];
+        weigh(&mut w, &mut idx.iter().map(|&i| logits[i as usize]));
+        idx.into_iter().zip(w).collect()
     } else {
-        (0..logits.len()).filter(|&i| logits[i] as f64 >= floor).map(|i| (i, weight(i))).collect()
+        let mut w = vec![0f32; logits.len()];
+        weigh(&mut w, &mut logits.iter().copied());
+        if s.min_p <= 0.0 && s.top_p >= 1.0 {
+            // Every token may come: draw straight from the weights.
+            let total: f64 = w.iter().map(|&x| x as f64).sum();
+            return draw(w.iter().enumerate().map(|(i, &x)| (i as u32, x)), total, rng)
+                .unwrap_or(top);
+        }
+        w.into_iter().enumerate().filter(|(_, x)| *x > 0.0).map(|(i, x)| (i as u32, x)).collect()
     };
-    if cands.is_empty() {
-        // Only -inf and NaN logits: nothing to weigh.
-        return top as u32;
-    }
-    let total: f64 = cands.iter().map(|c| c.1).sum();
-    // min_p: relative to the top token's weight (1).
+    let total: f64 = cands.iter().map(|c| c.1 as f64).sum();
     if s.min_p > 0.0 {
-        cands.retain(|c| c.1 >= s.min_p);
+        cands.retain(|c| c.1 as f64 >= s.min_p);
     }
     if s.top_p < 1.0 {
-        // The smallest set, by probability, whose mass reaches top_p (at least one token).
-        let mut by_p = cands.clone();
-        by_p.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut acc = 0.0;
-        let n = by_p
-            .iter()
-            .take_while(|c| {
-                let before = acc;
-                acc += c.1 / total;
-                before < s.top_p
-            })
-            .count()
-            .max(1);
-        by_p.truncate(n);
-        by_p.sort_unstable_by_key(|c| c.0);
-        cands = by_p;
+        // The smallest set, by probability, whose mass reaches top_p (one token at least).
+        let nucleus = |mut by_p: Vec<(u32, f32)>| {
+            by_p.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut acc = 0.0;
+            let n = by_p
+                .iter()
+                .take_while(|c| {
+                    let before = acc;
+                    acc += c.1 as f64 / total;
+                    before < s.top_p
+                })
+                .count()
+                .max(1);
+            let reached = acc >= s.top_p;
+            by_p.truncate(n);
+            (by_p, reached)
+        };
+        let big: Vec<(u32, f32)> = cands.iter().copied().filter(|c| c.1 >= 1e-9).collect();
+        let (mut kept, reached) = nucleus(big);
+        if !reached {
+            kept = nucleus(cands).0;
+        }
+        kept.sort_unstable_by_key(|c| c.0);
+        cands = kept;
     }
-    let kept: f64 = cands.iter().map(|c| c.1).sum();
-    let mut r = rng.random::<f64>() * kept;
-    for &(i, w) in &cands {
-        r -= w;
+    let kept: f64 = cands.iter().map(|c| c.1 as f64).sum();
+    draw(cands.into_iter(), kept, rng).unwrap_or(top)
+}
+
+/// A token drawn from `(token, weight)` pairs whose weights sum to `total`.
+fn draw(
+    weights: impl Iterator<Item = (u32, f32)>,
+    total: f64,
+    rng: &mut rand::rngs::StdRng,
+) -> Option<u32> {
+    let mut r = rng.random::<f64>() * total;
+    let mut last = None;
+    for (i, w) in weights {
+        if w <= 0.0 {
+            continue;
+        }
+        r -= w as f64;
+        last = Some(i);
         if r <= 0.0 {
-            return i as u32;
+            break;
         }
     }
-    cands.last().map_or(top, |c| c.0) as u32
+    last
 }
 
 #[cfg(test)]
