@@ -46,7 +46,7 @@ fn gguf_name(hf: &str) -> String {
 }
 
 /// Writes the tiny checkpoint `name` as a GGUF with its matrices in `dtype`.
-fn write_gguf(name: &str, dtype: GgmlDType, dir: &Path) -> PathBuf {
+pub(crate) fn write_gguf(name: &str, dtype: GgmlDType, dir: &Path) -> PathBuf {
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tiny(name).join("config.json")).unwrap())
             .unwrap();

@@ -303,3 +303,66 @@ fn grammars_constrain_the_reply_to_json() {
     let e = engine::grammar::json_schema(&chat.tokenizer, &chat.eos, &bad).err().unwrap();
     assert!(e.to_string().contains("unsupported JSON schema"), "{e}");
 }
+
+/// candle's quantized decoder (a file our kernels do not take: f16 matrices) serves one job
+/// at a time, each equal to `generate` on the same decoder. Runs without the real model.
+#[test]
+fn candles_decoder_serves_jobs_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::quantized::write_gguf(
+        "tiny-llama",
+        candle_core::quantized::GgmlDType::F16,
+        dir.path(),
+    );
+    // candle's model also wants the rotary dimension (llama.cpp writes it; the kernels'
+    // loader derives it).
+    {
+        use candle_core::quantized::gguf_file;
+        let mut f = std::fs::File::open(&path).unwrap();
+        let content = gguf_file::Content::read(&mut f).unwrap();
+        let mut md: Vec<(String, gguf_file::Value)> =
+            content.metadata.clone().into_iter().collect();
+        let n = |k: &str| content.metadata[k].to_u32().unwrap();
+        let head_dim = n("llama.embedding_length") / n("llama.attention.head_count");
+        md.push(("llama.rope.dimension_count".into(), gguf_file::Value::U32(head_dim)));
+        let tensors: Vec<(String, candle_core::quantized::QTensor)> = content
+            .tensor_infos
+            .keys()
+            .map(|k| (k.clone(), content.tensor(&mut f, k, &Device::Cpu).unwrap()))
+            .collect();
+        let md: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let ts: Vec<(&str, &candle_core::quantized::QTensor)> =
+            tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
+    }
+    let mut dec = QuantDecoder::open(&path, &Device::Cpu).unwrap();
+    assert!(!dec.native(), "f16 matrices run on candle's decoder");
+    // A word per token id: any text will do, the same on both sides.
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        (0..96).map(|i| (format!("t{i}"), serde_json::json!(i))).collect();
+    let tok: tokenizers::Tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"}
+    })
+    .to_string()
+    .parse()
+    .unwrap();
+    let s = Sampling { temperature: 0.0, max_tokens: 6, ..Sampling::default() };
+    let prompts = [vec![1u32, 17, 42, 5], vec![3, 9], vec![8, 8, 8, 60, 2, 11]];
+    let eos = vec![2u32];
+    let alone: Vec<Output> = prompts
+        .iter()
+        .map(|p| {
+            dec.reset();
+            generate(&mut dec, &tok, p, &eos, &s, &mut |_| true).unwrap()
+        })
+        .collect();
+    assert!(alone.iter().any(|o| o.tokens.len() == 6), "{alone:?}");
+    let b = Batcher::start(Backend::Quant(dec), tok, eos, 64, 8);
+    let rxs: Vec<_> =
+        prompts.iter().map(|p| submit(&b, p.clone(), s.clone(), None, None, None)).collect();
+    for (i, rx) in rxs.into_iter().enumerate() {
+        check_same(&collect(rx), &alone[i], prompts[i].len(), &format!("candle: job {i}"));
+    }
+}
