@@ -23,5 +23,7 @@ if __name__ == "__main__":
         "--host", "127.0.0.1",
         "--port", port,
         "--verbose", "false",
+        # Queue concurrent requests (its default interrupts the running one for a new one).
+        "--interrupt_requests", "false",
     ]
     main()

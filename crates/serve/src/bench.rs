@@ -260,7 +260,8 @@ async fn stream_chat(addr: SocketAddr, body: String) -> std::result::Result<Samp
     }
     let mut buf = String::new();
     let (mut first, mut chunks, mut usage, mut done) = (None, 0usize, None, false);
-    while let Some(frame) = resp.body_mut().frame().await {
+    // Until [DONE], as OpenAI's clients read (sse-starlette may hold the response open after it).
+    while !done && let Some(frame) = resp.body_mut().frame().await {
         let frame = frame.map_err(|e| format!("the stream broke: {e}"))?;
         let Ok(data) = frame.into_data() else { continue };
         buf.push_str(&String::from_utf8_lossy(&data));

@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::App;
 use axum::body::{Body, Bytes};
@@ -42,9 +42,29 @@ pub(crate) struct Shared {
     pub pool: Pool,
     /// Taken away when the server stops.
     pub recorder: std::sync::Mutex<Option<Recorder>>,
+    /// Names resolved lately, with when: resolving reads the model file's header, which
+    /// costs tens of milliseconds a request.
+    pub resolved: std::sync::Mutex<Vec<(Instant, app::Served)>>,
 }
 
+/// How long a resolved name is reused: an alias edited or a run finished is served within it.
+const RESOLVED_FOR: Duration = Duration::from_secs(2);
+
 impl Shared {
+    /// `name` as resolved less than [`RESOLVED_FOR`] ago.
+    fn resolved(&self, name: &str) -> Option<app::Served> {
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(at, _)| at.elapsed() < RESOLVED_FOR);
+        cache.iter().find(|(_, s)| s.name == name).map(|(_, s)| s.clone())
+    }
+
+    fn remember(&self, served: app::Served) -> app::Served {
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(_, s)| s.name != served.name);
+        cache.push((Instant::now(), served.clone()));
+        served
+    }
+
     fn recorder(&self) -> Option<Recorder> {
         self.recorder.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -191,24 +211,27 @@ async fn start(
     traced.trace.model = value.get("model").and_then(Value::as_str).unwrap_or_default().into();
     traced.trace.stream = value.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let req = request::parse(endpoint, &value)?;
-    let served = {
-        let (app, name) = (s.app.clone(), req.model.clone());
-        match tokio::task::spawn_blocking(move || app.served_model(&name)).await {
-            Ok(Ok(served)) => served,
-            Ok(Err(app::Error::NotFound(m))) => {
-                return Err(ApiError {
-                    status: StatusCode::NOT_FOUND,
-                    message: format!(
-                        "The model `{}` does not exist: {m} (GET /v1/models lists the names this server answers to)",
-                        req.model
-                    ),
-                    kind: "invalid_request_error",
-                    param: Some("model".into()),
-                    code: Some("model_not_found"),
-                });
+    let served = match s.resolved(&req.model) {
+        Some(served) => served,
+        None => {
+            let (app, name) = (s.app.clone(), req.model.clone());
+            match tokio::task::spawn_blocking(move || app.served_model(&name)).await {
+                Ok(Ok(served)) => s.remember(served),
+                Ok(Err(app::Error::NotFound(m))) => {
+                    return Err(ApiError {
+                        status: StatusCode::NOT_FOUND,
+                        message: format!(
+                            "The model `{}` does not exist: {m} (GET /v1/models lists the names this server answers to)",
+                            req.model
+                        ),
+                        kind: "invalid_request_error",
+                        param: Some("model".into()),
+                        code: Some("model_not_found"),
+                    });
+                }
+                Ok(Err(e)) => return Err(ApiError::from_app(e)),
+                Err(e) => return Err(ApiError::internal(e.to_string())),
             }
-            Ok(Err(e)) => return Err(ApiError::from_app(e)),
-            Err(e) => return Err(ApiError::internal(e.to_string())),
         }
     };
     traced.trace.alias = served.alias.as_ref().map(|a| a.alias.clone());

@@ -88,6 +88,7 @@ impl Server {
             key: RwLock::new(key),
             pool: pool::Pool::new(cfg.memory_budget_mb, cfg.max_batch),
             recorder: std::sync::Mutex::new(Some(recorder)),
+            resolved: Default::default(),
         });
         let router = router(shared.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();

@@ -9,6 +9,7 @@ mod export;
 mod hardening;
 mod pull;
 mod score;
+mod serve;
 mod stress;
 mod versions;
 
@@ -208,6 +209,9 @@ fn every_command_has_help() {
         &["doctor", "--help"],
         &["bench", "train", "--help"],
         &["bench", "generate", "--help"],
+        &["bench", "serve", "--help"],
+        &["serve", "--help"],
+        &["serve", "key", "create", "--help"],
     ] {
         let text = home.ok(args);
         assert!(text.contains("Usage: vibeflow"), "{args:?}: {text}");
