@@ -16,6 +16,11 @@ use api::eval::{
     ArenaEvent, ArenaRequest, ArenaSession, ArenaTurn, EvalProgress, EvalRef, EvalRequest,
     EvalSummary, Evaluation, PrefsExport, Ratings, VoteRequest,
 };
+use api::export::{ExportProgress, ExportRequest, ExportResult};
+use api::serve::{
+    Alias, AliasClone, AliasRef, AliasSave, ApiKey, ServeConfig, ServeStatus, ServeTest,
+    ServeTestReply, Trace, TraceFeedback, TraceFilter, TraceStats, TracesToDataset,
+};
 use api::train::{
     Checkpoint, Estimate, JobEvent, JobInfo, ProjectTrainRequest, RunRef, RunSummary, TrainPlan,
 };
@@ -39,6 +44,8 @@ struct Shell {
     imports: Arc<AtomicU64>,
     /// The same for evaluations.
     evals: Arc<AtomicU64>,
+    /// The local OpenAI-compatible server, while it runs.
+    server: Arc<std::sync::Mutex<Option<serve::Server>>>,
 }
 
 /// Runs `f` on the blocking pool with the shared home.
@@ -393,6 +400,153 @@ async fn prefs_export(s: S<'_>, req: ProjectRef) -> Res<PrefsExport> {
     blocking(&s, move |a, _| a.prefs_export(&req.slug, None)).await
 }
 
+/// A server error as the window shows it.
+fn server_error(e: serve::Error) -> app::Error {
+    match e {
+        serve::Error::App(e) => e,
+        // What to change (the address, the port, a key) is in the message.
+        e => app::Error::InvalidInput(e.to_string()),
+    }
+}
+
+/// The server's status, or the stopped one with what the keyring and the models say.
+fn serve_status_of(app: &App, server: &Option<serve::Server>) -> app::Result<ServeStatus> {
+    match server {
+        Some(s) => Ok(s.status()),
+        None => Ok(ServeStatus {
+            key_set: app.serve_key()?.is_some(),
+            models: app.served_models()?,
+            ..ServeStatus::default()
+        }),
+    }
+}
+
+#[tauri::command]
+async fn serve_start(s: S<'_>, req: ServeConfig) -> Res<ServeStatus> {
+    let (server, shared) = (s.server.clone(), s.app.clone());
+    blocking(&s, move |a, _| {
+        let mut slot = server.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let started = serve::Server::start(shared, req).map_err(server_error)?;
+            *slot = Some(started);
+        }
+        serve_status_of(a, &slot)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn serve_stop(s: S<'_>) -> Res<ServeStatus> {
+    let server = s.server.clone();
+    blocking(&s, move |a, _| {
+        let running = server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(r) = running {
+            r.stop();
+        }
+        serve_status_of(a, &None)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn serve_status(s: S<'_>) -> Res<ServeStatus> {
+    let server = s.server.clone();
+    blocking(&s, move |a, _| serve_status_of(a, &server.lock().unwrap_or_else(|e| e.into_inner())))
+        .await
+}
+
+#[tauri::command]
+async fn serve_key_create(s: S<'_>) -> Res<ApiKey> {
+    let server = s.server.clone();
+    blocking(&s, move |a, _| {
+        let key = a.serve_key_create()?;
+        if let Some(s) = &*server.lock().unwrap_or_else(|e| e.into_inner()) {
+            s.reload_key().map_err(server_error)?;
+        }
+        Ok(key)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn serve_key_revoke(s: S<'_>) -> Res<()> {
+    let server = s.server.clone();
+    blocking(&s, move |a, _| {
+        a.serve_key_revoke()?;
+        if let Some(s) = &*server.lock().unwrap_or_else(|e| e.into_inner()) {
+            s.reload_key().map_err(server_error)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tauri::command]
+async fn serve_test(s: S<'_>, req: ServeTest) -> Res<ServeTestReply> {
+    let url = s.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.url().to_string());
+    blocking(&s, move |a, _| {
+        let url = url.ok_or_else(|| {
+            app::Error::Conflict("the server is not running: start it first".into())
+        })?;
+        a.serve_ask(&url, &req)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn alias_list(s: S<'_>) -> Res<Vec<Alias>> {
+    blocking(&s, |a, _| a.alias_list()).await
+}
+
+#[tauri::command]
+async fn alias_save(s: S<'_>, req: AliasSave) -> Res<Alias> {
+    blocking(&s, move |a, _| a.alias_save(&req.alias, req.replace)).await
+}
+
+#[tauri::command]
+async fn alias_clone(s: S<'_>, req: AliasClone) -> Res<Alias> {
+    blocking(&s, move |a, _| a.alias_clone(&req.from, &req.to)).await
+}
+
+#[tauri::command]
+async fn alias_remove(s: S<'_>, req: AliasRef) -> Res<()> {
+    blocking(&s, move |a, _| a.alias_remove(&req.alias)).await
+}
+
+#[tauri::command]
+async fn trace_list(s: S<'_>, req: TraceFilter) -> Res<Vec<Trace>> {
+    blocking(&s, move |a, _| a.trace_list(&req)).await
+}
+
+#[tauri::command]
+async fn trace_stats(s: S<'_>, req: TraceFilter) -> Res<TraceStats> {
+    blocking(&s, move |a, _| a.trace_stats(&req)).await
+}
+
+#[tauri::command]
+async fn trace_feedback(s: S<'_>, req: TraceFeedback) -> Res<()> {
+    blocking(&s, move |a, _| a.trace_feedback(&req)).await
+}
+
+#[tauri::command]
+async fn traces_dataset(s: S<'_>, req: TracesToDataset) -> Res<DatasetDetail> {
+    blocking(&s, move |a, _| a.traces_to_dataset(&req)).await
+}
+
+#[tauri::command]
+async fn export_run(
+    s: S<'_>,
+    req: ExportRequest,
+    events: Channel<ExportProgress>,
+) -> Res<ExportResult> {
+    blocking(&s, move |a, _| {
+        a.export(&req, &mut |p| {
+            let _ = events.send(p);
+        })
+    })
+    .await
+}
+
 /// Starts the desktop app.
 pub fn run() {
     let result = tauri::Builder::default()
@@ -408,6 +562,7 @@ pub fn run() {
                 playground: Playground::new(),
                 imports,
                 evals: Arc::new(AtomicU64::new(0)),
+                server: Default::default(),
             });
             Ok(())
         })
@@ -465,7 +620,22 @@ pub fn run() {
             arena_vote,
             arena_sessions,
             arena_ratings,
-            prefs_export
+            prefs_export,
+            serve_start,
+            serve_stop,
+            serve_status,
+            serve_key_create,
+            serve_key_revoke,
+            serve_test,
+            alias_list,
+            alias_save,
+            alias_clone,
+            alias_remove,
+            trace_list,
+            trace_stats,
+            trace_feedback,
+            traces_dataset,
+            export_run
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

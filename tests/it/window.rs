@@ -261,7 +261,9 @@ async fn open_window(home: &Path) -> (Driver, Client) {
 async fn type_into(client: &Client, css: &str, text: &str) {
     let input = client.find(Locator::Css(css)).await.unwrap();
     input.clear().await.unwrap();
-    input.send_keys(text).await.unwrap();
+    if !text.is_empty() {
+        input.send_keys(text).await.unwrap();
+    }
 }
 
 /// Whether the window tests run: under `cargo xtask test` they must (setup provides
@@ -300,14 +302,20 @@ async fn click_when_there(client: &Client, at: Locator<'_>) {
 /// Waits until the element `css` says `needle`; returns its text.
 async fn wait_text(client: &Client, css: &str, needle: &str, secs: u64) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = None;
     loop {
         if let Ok(e) = client.find(Locator::Css(css)).await
             && let Ok(t) = e.text().await
-            && t.contains(needle)
         {
-            return t;
+            if t.contains(needle) {
+                return t;
+            }
+            last = Some(t);
         }
-        assert!(std::time::Instant::now() < deadline, "{css} never said {needle:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} never said {needle:?} (it said {last:?})"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -942,6 +950,156 @@ async fn arena_three_models_vote_and_ratings_in_the_window() {
     assert_eq!(s[0].turns[0].vote, Some(api::eval::VoteChoice::Prefer { panel: 1 }));
 }
 
+/// Sets the `<select>` `css` to `value` as a user picking it would (the change event fires).
+async fn choose(client: &Client, css: &str, value: &str) {
+    let script = format!(
+        "const s = document.querySelector(\"{css}\"); s.value = '{value}'; s.dispatchEvent(new Event('change', {{ bubbles: true }})); return s.value;"
+    );
+    let set = client.execute(&script, vec![]).await.unwrap();
+    assert_eq!(set.as_str(), Some(value), "{css} has no option {value}");
+}
+
+/// The Deploy pane: start the server on a free port, make the newest run live, ask it from
+/// the test box, see the usage count it, switch back to the first run (a rollback), create the
+/// API key (shown once), export the adapter, stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_a_run_test_it_and_switch_versions_in_the_window() {
+    if !e2e() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let app = trained_project(home.path(), "Deploy Bot", 2);
+    let (_driver, client) = open_window(home.path()).await;
+    pick_project(&client, "deploy-bot").await;
+    client.find(Locator::Css("#tab-deploy")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#live-run", "No run is live", 30).await;
+    wait_text(&client, "#serve-state", "Stopped", 10).await;
+    save(&client, "deploy-stopped.png").await;
+    type_into(&client, "#serve-port", &free_port().to_string()).await;
+    client.find(Locator::Css("#serve-start")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#serve-state", "Serving", 30).await;
+    wait_text(&client, "#serve-url", "http://127.0.0.1:", 10).await;
+    choose(&client, "#live-select", "run-2").await;
+    client.find(Locator::Css("#make-live")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#live-run", "get run run-2", 10).await;
+    choose(&client, "#test-model", "deploy-bot").await;
+    type_into(&client, "#test-prompt", "What does a load balancer do?").await;
+    client.find(Locator::Css("#test-send")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    save(&client, "deploy-testing.png").await;
+    let reply = wait_text(&client, "#test-reply", "generated", 180).await;
+    assert!(reply.contains("prompt tokens"), "{reply}");
+    wait_text(&client, "#usage-requests", "1", 15).await;
+    save(&client, "deploy-serving.png").await;
+    // Rollback: the first run goes live again under the same name.
+    choose(&client, "#live-select", "run-1").await;
+    client.find(Locator::Css("#make-live")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#live-run", "get run run-1", 10).await;
+    client.find(Locator::Css("#key-create")).await.unwrap().click().await.unwrap();
+    let key = wait_text(&client, "#serve-key", "", 15).await;
+    assert!(key.len() >= 32, "{key}");
+    choose(&client, "#export-format", "peft").await;
+    client
+        .execute("document.querySelector('#export-go').scrollIntoView({block: 'center'}); return 1;", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "deploy-export-form.png").await;
+    client.find(Locator::Css("#export-go")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#export-result", "adapter_model.safetensors", 120).await;
+    client
+        .execute("document.querySelector('#key-card').scrollIntoView(); return 1;", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "deploy-key.png").await;
+    client
+        .execute("document.querySelector('#export-card').scrollIntoView(); return 1;", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "deploy-export.png").await;
+    client.find(Locator::Css("#serve-stop")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#serve-state", "Stopped", 30).await;
+    client.close().await.unwrap();
+    let alias = app.alias_show("deploy-bot").unwrap();
+    assert_eq!(alias.model, "deploy-bot/run-1");
+    let traces = app.trace_list(&api::serve::TraceFilter::default()).unwrap();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!((traces[0].model.as_str(), traces[0].status), ("deploy-bot", 200));
+    assert_eq!(traces[0].alias.as_deref(), Some("deploy-bot"));
+    assert!(traces[0].completion_tokens > 0);
+    assert!(app.serve_key().unwrap().is_some_and(|k| k == key.trim()));
+    let history = app.history("deploy-bot").unwrap();
+    assert!(history[0].summary.starts_with("Export"), "{}", history[0].summary);
+}
+
+/// The Traces pane: two requests from the Deploy pane's test box show up, one opens with its
+/// conversation and timings, "Experiment" carries it into the Playground, and the selected
+/// traces become a dataset of the project (imported, reported and committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_inspect_experiment_and_make_a_dataset_in_the_window() {
+    if !e2e() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let app = trained_project(home.path(), "Trace Bot", 1);
+    let (_driver, client) = open_window(home.path()).await;
+    pick_project(&client, "trace-bot").await;
+    client.find(Locator::Css("#tab-traces")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#traces-empty", "No requests yet", 30).await;
+    save(&client, "traces-empty.png").await;
+    client.find(Locator::Css("#tab-deploy")).await.unwrap().click().await.unwrap();
+    type_into(&client, "#serve-port", &free_port().to_string()).await;
+    client.find(Locator::Css("#serve-start")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#serve-state", "Serving", 30).await;
+    choose(&client, "#test-model", "trace-bot/run-1").await;
+    for prompt in ["What is a VPN?", "How do I reset my password?"] {
+        type_into(&client, "#test-prompt", prompt).await;
+        client.find(Locator::Css("#test-send")).await.unwrap().click().await.unwrap();
+        wait_text(&client, "#test-reply", "generated", 180).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    client.find(Locator::Css("#tab-traces")).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while client.find_all(Locator::Css("#trace-table tbody tr")).await.unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the traces never showed");
+        client.find(Locator::Css("#trace-refresh")).await.unwrap().click().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    type_into(&client, "#trace-text", "VPN").await;
+    client.find(Locator::Css("#trace-refresh")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let rows = client.find_all(Locator::Css("#trace-table tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    client.find(Locator::Css("#trace-table .trace-open")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#trace-detail", "What is a VPN?", 10).await;
+    wait_text(&client, "#trace-detail", "first token", 10).await;
+    save(&client, "traces-detail.png").await;
+    client.find(Locator::Css("#trace-experiment")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#chat-experiment", "Trace #", 10).await;
+    let input = client.find(Locator::Css("#chat-input")).await.unwrap();
+    assert_eq!(input.prop("value").await.unwrap().as_deref(), Some("What is a VPN?"));
+    save(&client, "traces-experiment.png").await;
+    client.find(Locator::Css("#tab-traces")).await.unwrap().click().await.unwrap();
+    type_into(&client, "#trace-text", "").await;
+    client.find(Locator::Css("#trace-refresh")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for b in client.find_all(Locator::Css("#trace-table tbody input[type=checkbox]")).await.unwrap() {
+        b.click().await.unwrap();
+    }
+    wait_text(&client, "#traces-selected", "2 selected", 5).await;
+    type_into(&client, "#traces-dataset-name", "from-traces").await;
+    client.find(Locator::Css("#traces-dataset")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#traces-made", "from-traces", 60).await;
+    save(&client, "traces-dataset.png").await;
+    client.close().await.unwrap();
+    let data = app.data_list("trace-bot").unwrap();
+    let made = data.iter().find(|d| d.name == "from-traces").expect("the dataset");
+    assert_eq!(made.rows, 2);
+    assert!(app.history("trace-bot").unwrap()[0].summary.contains("from-traces"));
+}
+
 /// First run and the keyboard: the welcome makes a project with a sample dataset in one click;
 /// the palette (Ctrl+Shift+P) creates a project, switches panes and the theme, keys only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1191,6 +1349,8 @@ async fn every_pane_passes_axe_in_both_themes() {
             "playground",
             "evaluate",
             "arena",
+            "deploy",
+            "traces",
             "history",
             "settings",
             "brainstorm",

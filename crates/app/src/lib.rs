@@ -34,6 +34,7 @@ mod recover;
 mod report;
 pub mod score;
 mod scratch;
+mod serve_ask;
 mod serve_key;
 pub mod slug;
 mod threads;

@@ -64,6 +64,11 @@ fn format_name(f: ExportFormat) -> &'static str {
     }
 }
 
+/// Milliseconds as people read them: "840 ms", "12.4 s".
+fn ms(v: u64) -> String {
+    if v < 10_000 { format!("{v} ms") } else { format!("{:.1} s", v as f64 / 1000.0) }
+}
+
 fn size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
@@ -433,8 +438,8 @@ pub fn Deploy(slug: String) -> impl IntoView {
                     <div><dt>"Requests"</dt><dd id="usage-requests">{move || stats.get().requests}</dd></div>
                     <div><dt>"Errors"</dt><dd>{move || stats.get().errors}</dd></div>
                     <div><dt>"Tokens in / out"</dt><dd>{move || { let s = stats.get(); format!("{} / {}", s.prompt_tokens, s.completion_tokens) }}</dd></div>
-                    <div><dt>"Latency p50 / p95"</dt><dd>{move || { let s = stats.get(); format!("{} / {} ms", s.p50_ms, s.p95_ms) }}</dd></div>
-                    <div><dt>"First token p50"</dt><dd>{move || format!("{} ms", stats.get().ttft_p50_ms)}</dd></div>
+                    <div><dt>"Latency p50 / p95"</dt><dd>{move || { let s = stats.get(); format!("{} / {}", ms(s.p50_ms), ms(s.p95_ms)) }}</dd></div>
+                    <div><dt>"First token p50"</dt><dd>{move || ms(stats.get().ttft_p50_ms)}</dd></div>
                 </dl>
             </section>
 
