@@ -127,6 +127,10 @@ pub struct BenchServeArgs {
     /// Tokens asked of each request (max_tokens)
     #[arg(long, default_value_t = 64)]
     tokens: usize,
+    /// Times each load runs (ours and the peer's); the median round by aggregate tokens/s is
+    /// reported
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Threads for the peer (default: ours, the machine's physical cores)
     #[arg(long)]
     threads: Option<usize>,
@@ -154,6 +158,7 @@ pub fn bench(app: &App, args: BenchServeArgs) -> anyhow::Result<()> {
         model: args.model,
         streams: args.streams,
         tokens: args.tokens,
+        rounds: args.rounds,
         threads,
         max_batch: args.max_batch,
         vs_peer: args.vs_peer,
@@ -161,8 +166,8 @@ pub fn bench(app: &App, args: BenchServeArgs) -> anyhow::Result<()> {
     let r = ::serve::bench(Arc::new(App::open(app.home())?), &o)?;
     print(args.json, &r, || {
         let mut s = format!(
-            "Streaming chat requests on loopback, {} tokens each, greedy; our server decodes up to {} together; {} threads\n",
-            r.tokens, r.max_batch, r.threads
+            "Streaming chat requests on loopback, {} tokens each, greedy, median of {} rounds; our server decodes up to {} together; {} threads\n",
+            r.tokens, r.rounds, r.max_batch, r.threads
         );
         s += "SERVER     STREAMS  ERRORS  TTFT P50 MS  TTFT P95 MS  STREAM TOK/S  AGGREGATE TOK/S";
         let rows = |name: &str, v: &[::serve::LoadMeasure]| {

@@ -31,6 +31,8 @@ pub struct BenchOptions {
     pub streams: Vec<usize>,
     /// Tokens asked of each request (`max_tokens`).
     pub tokens: usize,
+    /// Times each load runs; the round with the median aggregate tokens/s is reported.
+    pub rounds: usize,
     /// The peer's threads (ours use the machine's rayon pool, of the same size by default).
     pub threads: usize,
     /// Sequences our server decodes together.
@@ -69,6 +71,8 @@ pub struct BenchReport {
     pub model: String,
     /// Tokens asked of each request.
     pub tokens: usize,
+    /// Rounds of each load (the median one reported).
+    pub rounds: usize,
     /// The peer's threads.
     pub threads: usize,
     /// Our server's batch size.
@@ -83,8 +87,8 @@ pub struct BenchReport {
 
 /// Runs the benchmark.
 pub fn bench(app: Arc<App>, o: &BenchOptions) -> Result<BenchReport> {
-    if o.streams.is_empty() || o.streams.contains(&0) || o.tokens == 0 {
-        return Err(Error::Config("streams and tokens must be at least 1".into()));
+    if o.streams.is_empty() || o.streams.contains(&0) || o.tokens == 0 || o.rounds == 0 {
+        return Err(Error::Config("streams, tokens and rounds must be at least 1".into()));
     }
     let gguf = if o.vs_peer { Some(peer_model(&app, &o.model)?) } else { None };
     let cfg = ServeConfig {
@@ -122,6 +126,7 @@ pub fn bench(app: Arc<App>, o: &BenchOptions) -> Result<BenchReport> {
     Ok(BenchReport {
         model: o.model.clone(),
         tokens: o.tokens,
+        rounds: o.rounds,
         threads: o.threads,
         max_batch: o.max_batch,
         ours,
@@ -143,8 +148,9 @@ fn peer_model(app: &App, model: &str) -> Result<PathBuf> {
 }
 
 async fn measure_all(addr: SocketAddr, model: &str, o: &BenchOptions) -> Result<Vec<LoadMeasure>> {
-    // Loads the model (and warms the caches) before anything is timed.
-    let warm = request(addr, model, 0, 4).await;
+    // Loads the model (and warms the caches) before anything is timed, with a prompt none of
+    // the rounds sends (a server's prompt cache must not flatter the one-stream round).
+    let warm = request(addr, model, usize::MAX, 4).await;
     if let Err(e) = warm {
         return Err(Error::Config(format!(
             "the server at {addr} did not answer the warm-up request: {e}"
@@ -152,7 +158,14 @@ async fn measure_all(addr: SocketAddr, model: &str, o: &BenchOptions) -> Result<
     }
     let mut out = Vec::new();
     for &n in &o.streams {
-        out.push(measure(addr, model, n, o.tokens).await);
+        let mut rounds = Vec::with_capacity(o.rounds);
+        for _ in 0..o.rounds {
+            rounds.push(measure(addr, model, n, o.tokens).await);
+        }
+        rounds.sort_by(|a, b| {
+            a.aggregate_tokens_per_second.total_cmp(&b.aggregate_tokens_per_second)
+        });
+        out.push(rounds.swap_remove(rounds.len() / 2));
     }
     Ok(out)
 }
@@ -240,7 +253,11 @@ async fn request(
 ) -> std::result::Result<Sample, String> {
     let body = json!({
         "model": model,
-        "messages": [{"role": "user", "content": format!("Write a long story about {}.", TOPICS[i % TOPICS.len()])}],
+        "messages": [{"role": "user", "content": if i == usize::MAX {
+            "Say hello.".to_string()
+        } else {
+            format!("Write a long story about {}.", TOPICS[i % TOPICS.len()])
+        }}],
         "max_tokens": tokens,
         "temperature": 0,
         "stream": true,
