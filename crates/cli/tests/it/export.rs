@@ -1,7 +1,7 @@
 //! Exports on the command line, and the round-trip guarantee (issue 22, item 7): the same chat
 //! prompts through (a) our engine with the run's adapter, on the f32 path and on the quantized
 //! path as the Playground and the server run it, (b) the merged export in `transformers`,
-//! (c) the GGUF exports in llama.cpp, (d) our server (see [`server_cases`]). The prompt tokens
+//! (c) the GGUF exports in llama.cpp, (d) our server over HTTP (see [`server_cases`]). The prompt tokens
 //! are identical everywhere; greedy outputs are identical between (a)'s f32 path and (b); the
 //! quantized paths match (b) up to a near tie (see [`agreement`]); every path stops on the end
 //! token, not on the token limit.
@@ -117,13 +117,50 @@ fn ours(base: &Path, adapter: &Path, quantized: bool) -> Option<Vec<Case>> {
     Some(cases)
 }
 
-// FIXME(issue 22, path (d)): our server. Send `conversations()` to `vibeflow serve` with the run
-// (`<project>/run-1`) as the model, temperature 0, max_tokens MAX_TOKENS, and return one Case per
-// conversation: the prompt ids (as the server tokenized them), the generated ids, and
-// `end: Some(u32::MAX)` when finish_reason is "stop". The test then requires them identical to
-// transformers' (like path (a)'s f32 path). Until the server lands this path is not run.
-fn server_cases(_home: &Home, _project: &str) -> Option<Vec<Case>> {
-    None
+/// What our server answered one conversation with.
+struct Served {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    text: String,
+    finish: String,
+}
+
+/// Path (d): `conversations()` sent with curl to our server (started over the test's home, on a
+/// free port) as the run `<project>/run-1`, greedy, as a client would send them.
+fn server_cases(home: &Home, project: &str) -> Vec<Served> {
+    let app = std::sync::Arc::new(app::App::open(home.dir.path()).unwrap());
+    let cfg = api::serve::ServeConfig { port: 0, ..api::serve::ServeConfig::default() };
+    let server = serve::Server::start(app, cfg).unwrap();
+    let mut served = Vec::new();
+    for messages in conversations() {
+        let messages: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+            .collect();
+        let body = serde_json::json!({
+            "model": format!("{project}/run-1"),
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": MAX_TOKENS,
+        });
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-H", "Content-Type: application/json", "-d"])
+            .arg(body.to_string())
+            .arg(format!("{}/chat/completions", server.url()))
+            .output()
+            .expect("curl (the setup of `cargo xtask test` installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "curl: {text} {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        served.push(Served {
+            prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap() as usize,
+            completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap() as usize,
+            text: v["choices"][0]["message"]["content"].as_str().unwrap().to_string(),
+            finish: v["choices"][0]["finish_reason"].as_str().unwrap().to_string(),
+        });
+    }
+    server.stop();
+    served
 }
 
 /// Python with transformers and llama-cpp-python; under `cargo xtask test`
@@ -410,18 +447,19 @@ fn exports_talk_the_same_after_the_round_trip() {
         }
         report.push(line);
     }
-    // (d) our server.
-    if let Some(served) = server_cases(&home, &p) {
-        for (i, (s, t)) in served.iter().zip(tf).enumerate() {
-            assert_eq!(s.prompt_ids, t.prompt_ids, "prompt {}: prompt tokens (server)", i + 1);
-            assert_eq!(
-                s.generated_ids,
-                t.generated_ids,
-                "prompt {}: server vs transformers",
-                i + 1
-            );
-            assert!(s.end.is_some(), "prompt {}: the server ran to the token limit", i + 1);
-        }
+    // (d) our server answers as the engine serves the run (the quantized path where this CPU
+    // runs it, else the f32 path): the same prompt tokens, the same reply to the token, ended
+    // by the end token.
+    let tokenizer = engine::bundle::Chat::open(&base).unwrap().tokenizer;
+    let engine_side = quant.as_ref().unwrap_or(&f32);
+    for (i, (s, a)) in server_cases(&home, &p).iter().zip(engine_side).enumerate() {
+        let what = format!("prompt {}", i + 1);
+        assert_eq!(s.prompt_tokens, tf[i].prompt_ids.len(), "{what}: prompt tokens (server)");
+        let text = engine::tokenizer::decode(&tokenizer, &a.generated_ids).unwrap();
+        assert_eq!(s.text, text, "{what}: server vs our engine");
+        assert_eq!(s.completion_tokens, a.generated_ids.len(), "{what}: server's token count");
+        assert_eq!(s.finish, "stop", "{what}: the server did not stop on the end token");
+        report[i].push_str(", our server: the same as ours");
     }
     eprintln!("round trip:\n  {}", report.join("\n  "));
 }
