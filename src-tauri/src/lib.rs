@@ -483,7 +483,8 @@ async fn serve_key_revoke(s: S<'_>) -> Res<()> {
 
 #[tauri::command]
 async fn serve_test(s: S<'_>, req: ServeTest) -> Res<ServeTestReply> {
-    let url = s.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.url().to_string());
+    let url =
+        s.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.url().to_string());
     blocking(&s, move |a, _| {
         let url = url.ok_or_else(|| {
             app::Error::Conflict("the server is not running: start it first".into())

@@ -996,11 +996,14 @@ async fn deploy_a_run_test_it_and_switch_versions_in_the_window() {
     client.find(Locator::Css("#make-live")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#live-run", "get run run-1", 10).await;
     client.find(Locator::Css("#key-create")).await.unwrap().click().await.unwrap();
-    let key = wait_text(&client, "#serve-key", "", 15).await;
+    let key = wait_text(&client, "#serve-key", "vf-", 15).await;
     assert!(key.len() >= 32, "{key}");
     choose(&client, "#export-format", "peft").await;
     client
-        .execute("document.querySelector('#export-go').scrollIntoView({block: 'center'}); return 1;", vec![])
+        .execute(
+            "document.querySelector('#export-go').scrollIntoView({block: 'center'}); return 1;",
+            vec![],
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1085,7 +1088,8 @@ async fn traces_inspect_experiment_and_make_a_dataset_in_the_window() {
     type_into(&client, "#trace-text", "").await;
     client.find(Locator::Css("#trace-refresh")).await.unwrap().click().await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    for b in client.find_all(Locator::Css("#trace-table tbody input[type=checkbox]")).await.unwrap() {
+    for b in client.find_all(Locator::Css("#trace-table tbody input[type=checkbox]")).await.unwrap()
+    {
         b.click().await.unwrap();
     }
     wait_text(&client, "#traces-selected", "2 selected", 5).await;

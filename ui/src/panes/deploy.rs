@@ -33,7 +33,8 @@ use wasm_bindgen::JsCast;
 fn snippets(url: &str, model: &str, key: bool) -> [(&'static str, String); 3] {
     let auth_curl = if key { " \\\n  -H \"Authorization: Bearer $VIBEFLOW_API_KEY\"" } else { "" };
     let auth_py = if key { "os.environ[\"VIBEFLOW_API_KEY\"]" } else { "\"none\"" };
-    let auth_js = if key { ",\n    Authorization: `Bearer ${process.env.VIBEFLOW_API_KEY}`" } else { "" };
+    let auth_js =
+        if key { ",\n    Authorization: `Bearer ${process.env.VIBEFLOW_API_KEY}`" } else { "" };
     [
         (
             "curl",
@@ -249,7 +250,8 @@ pub fn Deploy(slug: String) -> impl IntoView {
         });
     };
     let model_names = move || {
-        let mut names: Vec<String> = status.with(|s| s.models.iter().map(|m| m.id.clone()).collect());
+        let mut names: Vec<String> =
+            status.with(|s| s.models.iter().map(|m| m.id.clone()).collect());
         if !names.contains(&slug.get_value()) {
             names.insert(0, slug.get_value());
         }
@@ -564,7 +566,8 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
     let busy = RwSignal::new(false);
     let go = move || {
         let r = run.get_untracked();
-        let r = if r.is_empty() { runs.get_untracked().last().cloned().unwrap_or_default() } else { r };
+        let r =
+            if r.is_empty() { runs.get_untracked().last().cloned().unwrap_or_default() } else { r };
         if r.is_empty() || busy.get_untracked() {
             return;
         }
@@ -826,7 +829,10 @@ fn AliasForm(
             }
         });
     };
-    let field = move |id: &'static str, label: &'static str, sig: RwSignal<String>, help: &'static str| {
+    let field = move |id: &'static str,
+                      label: &'static str,
+                      sig: RwSignal<String>,
+                      help: &'static str| {
         view! {
             <label class="field">
                 <span class="label">{label}</span>

@@ -371,7 +371,12 @@ pub fn Playground(slug: String) -> impl IntoView {
                 alias_saved.set(Some(
                     ipc::alias_save(alias, false)
                         .await
-                        .map(|a| format!("Saved: the server answers to \"{}\" with these settings.", a.alias))
+                        .map(|a| {
+                            format!(
+                                "Saved: the server answers to \"{}\" with these settings.",
+                                a.alias
+                            )
+                        })
                         .map_err(|e| e.message),
                 ));
             });
