@@ -44,8 +44,8 @@ mod versions;
 
 use std::path::{Path, PathBuf};
 
-pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
 pub use aliases::Served;
+pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
 pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use bench_estimate::{EstimateCase, EstimateRow};
