@@ -409,15 +409,11 @@ fn server_error(e: serve::Error) -> app::Error {
     }
 }
 
-/// The server's status, or the stopped one with what the keyring and the models say.
+/// The running server's status, or the stopped one.
 fn serve_status_of(app: &App, server: &Option<serve::Server>) -> app::Result<ServeStatus> {
     match server {
         Some(s) => Ok(s.status()),
-        None => Ok(ServeStatus {
-            key_set: app.serve_key()?.is_some(),
-            models: app.served_models()?,
-            ..ServeStatus::default()
-        }),
+        None => serve::stopped_status(app).map_err(server_error),
     }
 }
 

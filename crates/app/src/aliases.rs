@@ -19,7 +19,8 @@ use engine::template::{ChatTemplate, Message};
 
 use crate::{App, Error, Result};
 
-/// The context assumed for a model that declares none (as generation and the Playground do).
+/// The context assumed for a model that declares none: generation, the Playground, evaluations
+/// and the server share it.
 pub const DEFAULT_CONTEXT: usize = 2048;
 
 /// Most sequences an alias may decode together.

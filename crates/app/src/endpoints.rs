@@ -197,7 +197,7 @@ pub(crate) fn keyring_error(e: keyring::Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
@@ -326,7 +326,8 @@ mod tests {
         assert_eq!(app.hf_token().unwrap(), None);
     }
 
-    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    /// Every file under `dir` (a secret must be in none of them).
+    pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();

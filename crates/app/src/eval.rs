@@ -42,8 +42,7 @@ const JUDGE_TIMEOUT: Duration = Duration::from_secs(2);
 /// small CPU for half the cache).
 const BATCH: usize = 8;
 
-/// The context assumed for a model that declares none.
-const DEFAULT_CONTEXT: usize = 2048;
+use crate::aliases::DEFAULT_CONTEXT;
 
 /// Held-out rows evaluated when the request sets no limit (the PRD's test set of a few
 /// hundred examples costs minutes on a CPU; this keeps a first look under one).

@@ -46,8 +46,7 @@ pub struct GenerateResult {
     pub tokens_per_second: f64,
 }
 
-/// The context assumed for a model that declares none.
-const DEFAULT_CONTEXT: usize = 2048;
+use crate::aliases::DEFAULT_CONTEXT;
 
 impl App {
     /// Resolves a model reference to a file or folder.

@@ -16,8 +16,7 @@ use crate::{App, Error, Result};
 /// Models kept loaded: the Playground's two, or an arena's four, side by side.
 const KEEP: usize = 4;
 
-/// The context assumed for a model that declares none.
-const DEFAULT_CONTEXT: usize = 2048;
+use crate::aliases::DEFAULT_CONTEXT;
 
 /// Loaded models and the replies in progress. Cheap to clone.
 #[derive(Clone, Default)]

@@ -66,7 +66,7 @@ mod tests {
         let second = app.serve_key_create().unwrap().key;
         assert_ne!(first, second);
         assert_eq!(app.serve_key().unwrap(), Some(second.clone()));
-        for f in walk(dir.path()) {
+        for f in crate::endpoints::tests::walk(dir.path()) {
             let bytes = std::fs::read(&f).unwrap_or_default();
             assert!(
                 !bytes.windows(second.len()).any(|w| w == second.as_bytes()),
@@ -77,14 +77,5 @@ mod tests {
         app.serve_key_revoke().unwrap();
         app.serve_key_revoke().unwrap();
         assert_eq!(app.serve_key().unwrap(), None);
-    }
-
-    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-        }
-        out
     }
 }

@@ -38,6 +38,16 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Most connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 1024;
 
+/// The status of a server that is not running: whether a key exists and every model a start
+/// would serve.
+pub fn stopped_status(app: &App) -> Result<ServeStatus> {
+    Ok(ServeStatus {
+        key_set: app.serve_key()?.is_some(),
+        models: app.served_models()?,
+        ..ServeStatus::default()
+    })
+}
+
 /// A running server.
 pub struct Server {
     shared: Arc<handlers::Shared>,
