@@ -1052,7 +1052,8 @@ async fn traces_inspect_experiment_and_make_a_dataset_in_the_window() {
     client.find(Locator::Css("#tab-traces")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#traces-empty", "No requests yet", 30).await;
     save(&client, "traces-empty.png").await;
-    client.find(Locator::Css("#tab-deploy")).await.unwrap().click().await.unwrap();
+    // The empty state's one button leads where requests come from.
+    client.find(Locator::Css("#traces-to-deploy")).await.unwrap().click().await.unwrap();
     type_into(&client, "#serve-port", &free_port().to_string()).await;
     client.find(Locator::Css("#serve-start")).await.unwrap().click().await.unwrap();
     wait_text(&client, "#serve-state", "Serving", 30).await;

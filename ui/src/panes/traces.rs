@@ -273,9 +273,10 @@ pub fn Traces(slug: String) -> impl IntoView {
             </form>
             <p class="error" id="traces-error" class:hidden=move || error.get().is_none()>{move || error.get().unwrap_or_default()}</p>
             <p class="notice" id="traces-made" role="status" class:hidden=move || made.get().is_none()>{move || made.get().unwrap_or_default()}</p>
-            <p class="empty" id="traces-empty" class:hidden=move || loading.get() || !traces.get().is_empty()>
-                "No requests yet. Start the server in the Deploy pane and send one (its test box will do): every request shows up here."
-            </p>
+            <div class="empty-state" id="traces-empty" class:hidden=move || loading.get() || !traces.get().is_empty()>
+                <p>"No requests yet. Start the server in the Deploy pane and send one (its test box will do): every request shows up here."</p>
+                <button id="traces-to-deploy" class="primary" on:click=move |_| { if let Some(p) = pane { p.0.set(Pane::Deploy) } }>"Open Deploy"</button>
+            </div>
             <div class="dataset-bar row" class:hidden=move || traces.get().is_empty()>
                 <span id="traces-selected">{move || format!("{} selected", selected.get().len())}</span>
                 <label class="field inline">
