@@ -18,7 +18,7 @@ use api::eval::{
 };
 use api::export::{ExportProgress, ExportRequest, ExportResult};
 use api::serve::{
-    Alias, AliasClone, AliasRef, AliasSave, ApiKey, ServeConfig, ServeStatus, ServeTest,
+    Alias, AliasClone, AliasRef, AliasSave, ApiKey, GoLive, ServeConfig, ServeStatus, ServeTest,
     ServeTestReply, Trace, TraceFeedback, TraceFilter, TraceStats, TracesToDataset,
 };
 use api::train::{
@@ -506,6 +506,11 @@ async fn alias_clone(s: S<'_>, req: AliasClone) -> Res<Alias> {
 }
 
 #[tauri::command]
+async fn go_live(s: S<'_>, req: GoLive) -> Res<Alias> {
+    blocking(&s, move |a, _| a.go_live(&req.project, &req.run)).await
+}
+
+#[tauri::command]
 async fn alias_remove(s: S<'_>, req: AliasRef) -> Res<()> {
     blocking(&s, move |a, _| a.alias_remove(&req.alias)).await
 }
@@ -628,6 +633,7 @@ pub fn run() {
             alias_save,
             alias_clone,
             alias_remove,
+            go_live,
             trace_list,
             trace_stats,
             trace_feedback,

@@ -471,6 +471,11 @@ pub async fn alias_clone(from: String, to: String) -> Result<api::serve::Alias, 
     call_with(cmd::ALIAS_CLONE, &api::serve::AliasClone { from, to }).await
 }
 
+/// Makes a finished run the project's live version (the alias named after the project).
+pub async fn go_live(project: String, run: String) -> Result<api::serve::Alias, ApiError> {
+    call_with(cmd::GO_LIVE, &api::serve::GoLive { project, run }).await
+}
+
 /// Deletes an alias.
 pub async fn alias_remove(alias: String) -> Result<(), ApiError> {
     call_with(cmd::ALIAS_REMOVE, &api::serve::AliasRef { alias }).await

@@ -184,6 +184,9 @@ pub mod cmd {
     pub const ALIAS_SAVE: &str = "alias_save";
     /// Copies an alias: [`super::serve::AliasClone`], returns [`super::serve::Alias`].
     pub const ALIAS_CLONE: &str = "alias_clone";
+    /// Makes a run the project's live version: [`super::serve::GoLive`], returns
+    /// [`super::serve::Alias`].
+    pub const GO_LIVE: &str = "go_live";
     /// Deletes an alias: [`super::serve::AliasRef`].
     pub const ALIAS_REMOVE: &str = "alias_remove";
     /// Recorded requests: [`super::serve::TraceFilter`], returns `Vec<serve::Trace>`.
@@ -265,6 +268,7 @@ pub mod cmd {
         ALIAS_SAVE,
         ALIAS_CLONE,
         ALIAS_REMOVE,
+        GO_LIVE,
         TRACE_LIST,
         TRACE_STATS,
         TRACE_FEEDBACK,

@@ -159,6 +159,16 @@ pub struct AliasSave {
     pub replace: bool,
 }
 
+/// Makes a finished run the project's live version: the alias named after the project points
+/// at it (the alias's other settings kept); an earlier run is a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoLive {
+    /// The project (its slug is the name clients ask for).
+    pub project: String,
+    /// The finished run.
+    pub run: String,
+}
+
 /// Copies an alias under a new name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AliasClone {

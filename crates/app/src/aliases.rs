@@ -227,6 +227,21 @@ impl App {
             .ok_or_else(|| Error::NotFound(format!("no alias '{name}': see `vibeflow alias list`")))
     }
 
+    /// Makes finished run `run` of `project` its live version: the alias named after the
+    /// project points at it, keeping that alias's other settings (a new one has none).
+    pub fn go_live(&self, project: &str, run: &str) -> Result<Alias> {
+        let slug = self.project_row(project)?.slug;
+        self.run_adapter(&slug, run)?;
+        let existing = self.find_alias(&slug)?;
+        let replace = existing.is_some();
+        let alias = Alias {
+            alias: slug.clone(),
+            model: format!("{slug}/{run}"),
+            ..existing.unwrap_or_default()
+        };
+        self.alias_save(&alias, replace)
+    }
+
     /// Creates an alias, or with `replace` creates or replaces it (an edit), after checking
     /// it: ranges and conflicts ([`problems`]), its model resolves, its chat template renders.
     /// Every problem is reported at once, each naming its field. Returns the alias as saved.

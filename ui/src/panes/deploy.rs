@@ -162,15 +162,8 @@ pub fn Deploy(slug: String) -> impl IntoView {
         if run.is_empty() {
             return;
         }
-        let name = slug.get_value();
-        let existing = aliases.with_untracked(|a| a.iter().find(|a| a.alias == name).cloned());
-        let alias = Alias {
-            alias: name.clone(),
-            model: format!("{name}/{run}"),
-            ..existing.clone().unwrap_or_default()
-        };
         spawn_local(async move {
-            match ipc::alias_save(alias, existing.is_some()).await {
+            match ipc::go_live(slug.get_value(), run).await {
                 Ok(_) => {
                     error.set(None);
                     reload_aliases();
