@@ -1,13 +1,16 @@
 //! Serving: one model decodes many requests together (continuous batching).
 //!
 //! A [`Batcher`] owns one decoding thread. Jobs wait in arrival order; each turn of the loop
-//! admits waiting jobs while there is room (each prompt runs through the model alone into a
-//! cache of its own, `QLlama::forward`), then one step gives every running sequence its next
-//! token (`QLlama::forward_batch`: the weights read once for all). Each sequence samples with
-//! its own controls (seed, penalties, stop strings, logprobs, grammar) and streams its tokens;
-//! one that ends, or whose client left, frees its place for the next waiting job at once.
-//! A sequence's tokens are those `generate::generate` gives its prompt alone, whatever its batch
-//! mates (`forward_batch` computes each row as `forward` does, to the bit).
+//! admits waiting jobs while there is room (each into a cache of its own, which starts from a
+//! kept cache of its prompt's beginning when there is one), then one step runs every running
+//! sequence's new tokens together (`QLlama::forward_chunks`: the weights read once for all):
+//! the next token of those decoding and the prompts of those just admitted, in parts of at
+//! most [`PROMPT_TOKENS_PER_STEP`] tokens so that a long prompt does not stall the others.
+//! Each sequence samples with its own controls (seed, penalties, stop strings, logprobs,
+//! grammar) and streams its tokens; one that ends, or whose client left, frees its place for
+//! the next waiting job at once. A sequence's tokens are those `generate::generate` gives its
+//! prompt alone, whatever its batch mates (`forward_chunks` computes each row as `forward`
+//! does, to the bit, and a prompt read in parts gets the values it gets in one).
 //!
 //! The f32 model (Hugging Face folders, merged exports) and candle's quantized decoder keep one
 //! cache inside: there the jobs run one at a time, through the same per-token code.
@@ -200,12 +203,25 @@ struct Worker {
     bytes: OnceLock<Vec<Vec<u8>>>,
 }
 
+/// Prompt tokens (of all the sequences reading theirs) one step runs at most, beside the
+/// decoding sequences' next tokens: a step of ~100 ms for a 135M model on two cores, so a long
+/// prompt delays the others' next tokens by no more than that, step after step.
+pub const PROMPT_TOKENS_PER_STEP: usize = 128;
+
 /// A running sequence.
 struct Live {
     job: Job,
     seq: Sequence,
-    /// The token to feed next.
+    /// Prompt tokens in its cache: it decodes once the whole prompt is.
+    read: usize,
+    /// The token to feed next, once decoding.
     next: u32,
+}
+
+impl Live {
+    fn reading(&self) -> bool {
+        self.read < self.job.prompt.len()
+    }
 }
 
 /// How the model steps: our kernels keep one cache per sequence and batch; the others hold
@@ -213,11 +229,12 @@ struct Live {
 trait Stepper {
     /// Sequences that may decode together.
     fn width(&self) -> usize;
-    /// Runs `prompt` into a new sequence's cache (with room for `room` more positions), placed
-    /// last; the logits at its last position.
-    fn prefill(&mut self, prompt: &[u32], room: usize) -> Result<Vec<f32>>;
-    /// One step of every sequence (`ids[i]` for the i-th): rows of logits.
-    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>>;
+    /// Starts a sequence for `prompt` (with room for `room` more positions), placed last: how
+    /// many of the prompt's first tokens its cache already holds (the rest go through `step`).
+    fn begin(&mut self, prompt: &[u32], room: usize) -> Result<usize>;
+    /// One step: `chunks[i]`, the i-th sequence's new tokens (empty: it waits this step);
+    /// rows of logits at the last new position of each sequence that had tokens.
+    fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>>;
     /// Forgets the i-th sequence.
     fn remove(&mut self, i: usize);
 }
@@ -266,7 +283,12 @@ impl Stepper for Native<'_> {
     fn width(&self) -> usize {
         self.width
     }
-    fn prefill(&mut self, prompt: &[u32], room: usize) -> Result<Vec<f32>> {
+    fn begin(&mut self, prompt: &[u32], room: usize) -> Result<usize> {
+        // A bad id would fail the step of every sequence: it fails its own job here.
+        let vocab = self.model.vocab_size();
+        if let Some(bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::Data(format!("token {bad} is outside the vocabulary ({vocab})")));
+        }
         // The longest kept beginning of this prompt (one token at least is left to run).
         let last = prompt.len().saturating_sub(1);
         let known = self
@@ -302,12 +324,11 @@ impl Stepper for Native<'_> {
         if self.recent.len() > RECENT {
             self.recent.pop_front();
         }
-        let logits = self.model.forward(&prompt[done..], &mut cache)?;
         self.caches.push(cache);
-        Ok(logits)
+        Ok(done)
     }
-    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        self.model.forward_batch(ids, &mut self.caches)
+    fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>> {
+        self.model.forward_chunks(chunks, &mut self.caches)
     }
     fn remove(&mut self, i: usize) {
         self.caches.remove(i);
@@ -321,12 +342,12 @@ impl Stepper for Alone<'_> {
     fn width(&self) -> usize {
         1
     }
-    fn prefill(&mut self, prompt: &[u32], _room: usize) -> Result<Vec<f32>> {
+    fn begin(&mut self, _prompt: &[u32], _room: usize) -> Result<usize> {
         self.0.reset();
-        self.0.step(prompt)
+        Ok(0)
     }
-    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        self.0.step(ids)
+    fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>> {
+        self.0.step(alone(chunks)?)
     }
     fn remove(&mut self, _: usize) {}
 }
@@ -342,19 +363,38 @@ impl Stepper for Dense<'_> {
     fn width(&self) -> usize {
         1
     }
-    fn prefill(&mut self, prompt: &[u32], _room: usize) -> Result<Vec<f32>> {
-        let dec = self.dec.insert(F32Decoder::new(self.model, &self.device));
-        dec.step(prompt)
+    fn begin(&mut self, _prompt: &[u32], _room: usize) -> Result<usize> {
+        self.dec = Some(F32Decoder::new(self.model, &self.device));
+        Ok(0)
     }
-    fn step(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+    fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>> {
         match &mut self.dec {
-            Some(dec) => dec.step(ids),
+            Some(dec) => dec.step(alone(chunks)?),
             None => Err(Error::Data("no sequence to step".into())),
         }
     }
     fn remove(&mut self, _: usize) {
         self.dec = None;
     }
+}
+
+/// The one sequence's tokens, where the backend runs one.
+fn alone<'a>(chunks: &[&'a [u32]]) -> Result<&'a [u32]> {
+    match chunks {
+        [one] if !one.is_empty() => Ok(one),
+        _ => Err(Error::Data("this model decodes one sequence at a time".into())),
+    }
+}
+
+/// What a sequence feeds one step.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// Nothing: its prompt waits for the next step's share.
+    Wait,
+    /// This many more of its prompt's tokens.
+    Prompt(usize),
+    /// Its next token.
+    Next,
 }
 
 impl Worker {
@@ -392,7 +432,7 @@ impl Worker {
                 && let Some(job) = waiting.pop_front()
             {
                 self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
-                if let Some(live) = self.admit(job, stepper, running.len()) {
+                if let Some(live) = self.admit(job, stepper) {
                     running.push(live);
                 }
             }
@@ -400,8 +440,31 @@ impl Worker {
             if running.is_empty() {
                 continue;
             }
-            let ids: Vec<u32> = running.iter().map(|l| l.next).collect();
-            let mut logits = match stepper.step(&ids) {
+            // Prompts share the step's budget in arrival order; one backend that runs a single
+            // sequence reads its prompt whole (as `generate` does).
+            let mut budget = if stepper.width() > 1 { PROMPT_TOKENS_PER_STEP } else { usize::MAX };
+            let feeds: Vec<Feed> = running
+                .iter()
+                .map(|l| {
+                    if !l.reading() {
+                        return Feed::Next;
+                    }
+                    let take = (l.job.prompt.len() - l.read).min(budget);
+                    budget -= take;
+                    if take == 0 { Feed::Wait } else { Feed::Prompt(take) }
+                })
+                .collect();
+            let chunks: Vec<&[u32]> = running
+                .iter()
+                .zip(&feeds)
+                .map(|(l, feed)| match *feed {
+                    Feed::Wait => &[][..],
+                    Feed::Prompt(take) => &l.job.prompt[l.read..l.read + take],
+                    Feed::Next => std::slice::from_ref(&l.next),
+                })
+                .collect();
+            let rows = chunks.iter().filter(|c| !c.is_empty()).count();
+            let mut logits = match stepper.step(&chunks) {
                 Ok(l) => l,
                 Err(e) => {
                     for i in (0..running.len()).rev() {
@@ -412,17 +475,31 @@ impl Worker {
                     continue;
                 }
             };
-            let width = logits.len() / ids.len();
+            let width = logits.len() / rows;
+            // The sequences with a token to pick: those decoding, and those whose prompt is
+            // now read whole.
+            let mut picks = Vec::with_capacity(rows);
+            let mut rows = logits.chunks_exact_mut(width);
+            for (r, (live, feed)) in running.iter_mut().zip(&feeds).enumerate() {
+                match *feed {
+                    Feed::Wait => continue,
+                    Feed::Prompt(take) => live.read += take,
+                    Feed::Next => {}
+                }
+                let Some(row) = rows.next() else { break };
+                if !live.reading() {
+                    picks.push((r, live, row));
+                }
+            }
             // Each sequence samples and streams on its own (on the pool's threads when
             // there are several: their penalties, draws and decoding are independent).
-            let flows: Vec<Result<ControlFlow<Finish, u32>>> = running
-                .par_iter_mut()
-                .zip(logits.par_chunks_exact_mut(width))
+            let flows: Vec<(usize, Result<ControlFlow<Finish, u32>>)> = picks
+                .into_par_iter()
                 .with_max_len(1)
-                .map(|(live, row)| self.advance(live, row))
+                .map(|(r, live, row)| (r, self.advance(live, row)))
                 .collect();
             let mut ended = Vec::new();
-            for (r, flow) in flows.into_iter().enumerate() {
+            for (r, flow) in flows {
                 match flow {
                     Ok(ControlFlow::Continue(next)) => running[r].next = next,
                     Ok(ControlFlow::Break(finish)) => ended.push((r, Ok(finish))),
@@ -452,40 +529,22 @@ impl Worker {
         }
     }
 
-    /// Runs a job's prompt into the stepper's `slot`-th sequence and picks its first token;
-    /// `None` when it already ended (reported).
-    fn admit(&self, mut job: Job, stepper: &mut dyn Stepper, slot: usize) -> Option<Live> {
-        let room =
-            match crate::generate::room(job.prompt.len(), self.context, job.sampling.max_tokens) {
-                Ok(room) => room,
-                Err(e) => {
-                    (job.on_event)(JobEvent::Failed(e));
-                    return None;
-                }
-            };
-        let mut logits = match stepper.prefill(&job.prompt, room) {
-            Ok(l) => l,
+    /// Starts a job's sequence in the stepper; `None` when it cannot run (reported).
+    fn admit(&self, mut job: Job, stepper: &mut dyn Stepper) -> Option<Live> {
+        let started = if job.prompt.is_empty() {
+            Err(Error::Data("the prompt is empty: nothing to continue".into()))
+        } else {
+            crate::generate::room(job.prompt.len(), self.context, job.sampling.max_tokens)
+                .map_err(Error::Data)
+                .and_then(|room| Ok((room, stepper.begin(&job.prompt, room)?)))
+        };
+        match started {
+            Ok((room, read)) => {
+                let seq = Sequence::new(room, &job.sampling, true);
+                Some(Live { job, seq, read, next: 0 })
+            }
             Err(e) => {
                 (job.on_event)(JobEvent::Failed(e.to_string()));
-                return None;
-            }
-        };
-        let seq = Sequence::new(room, &job.sampling, true);
-        let mut live = Live { job, seq, next: 0 };
-        match self.advance(&mut live, &mut logits) {
-            Ok(ControlFlow::Continue(next)) => {
-                live.next = next;
-                Some(live)
-            }
-            end => {
-                stepper.remove(slot);
-                self.end(
-                    live,
-                    end.map(|f| match f {
-                        ControlFlow::Break(f) => f,
-                        ControlFlow::Continue(_) => Finish::Length,
-                    }),
-                );
                 None
             }
         }

@@ -163,6 +163,11 @@ impl QLlama {
         }))
     }
 
+    /// Tokens in the vocabulary (rows of the embedding).
+    pub fn vocab_size(&self) -> usize {
+        self.embed.rows()
+    }
+
     /// Sets how the projections multiply.
     pub fn set_products(&mut self, p: Products) {
         self.products = p;
@@ -244,19 +249,28 @@ impl QLlama {
 
     /// One next token for each of several sequences (`ids[i]` after the positions of
     /// `caches[i]`, which may differ in length): their logits, `ids.len()` rows of the
-    /// vocabulary. Each projection multiplies every row at once, its weights read once for all
-    /// of them (`quant::matmul`); each row's values are those `forward` gives it alone, to the
-    /// bit: its products, norms, rotations, attention over its own cache and adapter pairs
-    /// are computed by the same code in the same order.
+    /// vocabulary. `forward_chunks` with one token each.
     pub fn forward_batch(&self, ids: &[u32], caches: &mut [QCache]) -> Result<Vec<f32>> {
-        if ids.len() != caches.len() {
+        let chunks: Vec<&[u32]> = ids.iter().map(std::slice::from_ref).collect();
+        self.forward_chunks(&chunks, caches)
+    }
+
+    /// Several sequences at once, each with its own new tokens: `chunks[i]` (a prompt or a part
+    /// of one, or the next token) after the positions of `caches[i]`; an empty chunk leaves
+    /// its sequence as it is. Returns the logits at the last new position of each sequence
+    /// that had tokens, in order. Each projection multiplies every new row at once, its
+    /// weights read once for all of them (`quant::matmul`); each row's values are those
+    /// `forward` gives it alone, to the bit: its products, norms, rotations, attention over
+    /// its own cache and adapter pairs are computed by the same code in the same order.
+    pub fn forward_chunks(&self, chunks: &[&[u32]], caches: &mut [QCache]) -> Result<Vec<f32>> {
+        if chunks.len() != caches.len() {
             return Err(Error::Data(format!(
-                "{} tokens for {} sequences: one each",
-                ids.len(),
+                "{} chunks of tokens for {} sequences: one each",
+                chunks.len(),
                 caches.len()
             )));
         }
-        rayon::scope(|_| self.step_batch(ids, caches))
+        rayon::scope(|_| self.step_batch(chunks, caches))
     }
 
     fn step(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
@@ -364,30 +378,41 @@ impl QLlama {
         Ok(down)
     }
 
-    fn step_batch(&self, ids: &[u32], caches: &mut [QCache]) -> Result<Vec<f32>> {
+    fn step_batch(&self, chunks: &[&[u32]], caches: &mut [QCache]) -> Result<Vec<f32>> {
         let c = &self.cfg;
-        let n = ids.len();
-        if n == 0 {
-            return Err(Error::Data("nothing to decode: no sequences".into()));
+        let h = c.hidden_size;
+        let ids = chunks.concat();
+        let rows = ids.len();
+        if rows == 0 {
+            return Err(Error::Data("nothing to decode: no tokens".into()));
         }
-        let mut x = self.embedding(ids)?;
-        let ropes: Vec<Rope> = caches
+        let mut x = self.embedding(&ids)?;
+        let ropes: Vec<Rope> = chunks
             .iter()
-            .map(|cache| Rope::new(&self.inv_freq, cache.len, 1, self.llama_cpp_permuted()))
+            .zip(caches.iter())
+            .map(|(chunk, cache)| {
+                Rope::new(&self.inv_freq, cache.len, chunk.len(), self.llama_cpp_permuted())
+            })
             .collect();
         for (l, layer) in self.layers.iter().enumerate() {
-            let attn = self.attention_batch(layer, l, &x, &ropes, caches)?;
-            let mut o = self.project(&layer.o, &attn, n)?;
+            let attn = self.attention_batch(layer, l, &x, chunks, &ropes, caches)?;
+            let mut o = self.project(&layer.o, &attn, rows)?;
             add_lora(layer, Slot::O, &attn, &mut o);
             add(&mut x, &o);
-            let mlp = self.mlp(layer, &x, n)?;
+            let mlp = self.mlp(layer, &x, rows)?;
             add(&mut x, &mlp);
         }
-        for cache in caches.iter_mut() {
-            cache.len += 1;
+        let mut last = Vec::with_capacity(chunks.len() * h);
+        let mut end = 0;
+        for (chunk, cache) in chunks.iter().zip(caches.iter_mut()) {
+            cache.len += chunk.len();
+            end += chunk.len();
+            if !chunk.is_empty() {
+                last.extend_from_slice(&x[(end - 1) * h..end * h]);
+            }
         }
-        let last = rms_norm(&x, &self.norm, c.rms_norm_eps);
-        self.project(self.lm_head.as_ref().unwrap_or(&self.embed), &last, n)
+        let last = rms_norm(&last, &self.norm, c.rms_norm_eps);
+        self.project(self.lm_head.as_ref().unwrap_or(&self.embed), &last, last.len() / h)
     }
 
     /// The rows of the embedding of `ids`.
@@ -403,50 +428,60 @@ impl QLlama {
         Ok(x)
     }
 
-    /// `attention` for one new position in each sequence: one product for all of them, each
+    /// `attention` for new positions in several sequences: one product for all of them, each
     /// row's keys and values appended to its own cache, each row's heads over its own cache.
     fn attention_batch(
         &self,
         layer: &Layer,
         l: usize,
         x: &[f32],
+        chunks: &[&[u32]],
         ropes: &[Rope],
         caches: &mut [QCache],
     ) -> Result<Vec<f32>> {
         let c = &self.cfg;
         let (hd, nh, nkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
-        let n = caches.len();
+        let rows = x.len() / c.hidden_size;
         let normed = rms_norm(x, &layer.attn_norm, c.rms_norm_eps);
-        let mut qkv = self.project(&layer.qkv, &normed, n)?;
+        let mut qkv = self.project(&layer.qkv, &normed, rows)?;
         if let Some(b) = &layer.qkv_bias {
             qkv.chunks_exact_mut(b.len()).for_each(|row| add(row, b));
         }
         add_lora(layer, Slot::Qkv, &normed, &mut qkv);
         let width = (nh + 2 * nkv) * hd;
-        let mut queries = Vec::with_capacity(n * nh * hd);
-        for ((row, rope), cache) in qkv.chunks_exact_mut(width).zip(ropes).zip(caches.iter_mut()) {
-            let (q, kv) = row.split_at_mut(nh * hd);
-            let (k, v) = kv.split_at_mut(nkv * hd);
-            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
-                rope.apply(head, 0);
+        let mut queries = Vec::with_capacity(rows * nh * hd);
+        // Each row's sequence and the positions it sees.
+        let mut seen = Vec::with_capacity(rows);
+        let mut qkv_rows = qkv.chunks_exact_mut(width);
+        for (i, ((chunk, rope), cache)) in
+            chunks.iter().zip(ropes).zip(caches.iter_mut()).enumerate()
+        {
+            for (j, row) in qkv_rows.by_ref().take(chunk.len()).enumerate() {
+                let (q, kv) = row.split_at_mut(nh * hd);
+                let (k, v) = kv.split_at_mut(nkv * hd);
+                for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                    rope.apply(head, j);
+                }
+                queries.extend_from_slice(q);
+                cache.k[l].extend_from_slice(k);
+                cache.v[l].extend_from_slice(v);
+                seen.push((i, cache.len + j + 1));
             }
-            queries.extend_from_slice(q);
-            cache.k[l].extend_from_slice(k);
-            cache.v[l].extend_from_slice(v);
         }
         let caches = &*caches;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut out = vec![0f32; n * nh * hd];
-        // One task per sequence: all its heads in one pass over its cached positions (each
+        let mut out = vec![0f32; rows * nh * hd];
+        // One task per row: all its heads in one pass over the positions it sees (each
         // position's keys, then values, read once and in order for every head).
-        out.par_chunks_mut(nh * hd).enumerate().for_each(|(i, out)| {
+        out.par_chunks_mut(nh * hd).enumerate().for_each(|(r, out)| {
+            let (i, seen) = seen[r];
             let heads = Heads {
-                q: &queries[i * nh * hd..][..nh * hd],
+                q: &queries[r * nh * hd..][..nh * hd],
                 keys: &caches[i].k[l],
                 values: &caches[i].v[l],
                 head_dim: hd,
                 kv_heads: nkv,
-                seen: caches[i].len + 1,
+                seen,
                 scale,
             };
             heads.attend(out);

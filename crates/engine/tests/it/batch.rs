@@ -169,6 +169,40 @@ fn batched_logits_equal_each_sequence_alone_to_the_bit() {
     }
 }
 
+/// A step of mixed chunks (a whole prompt, a prompt's second part, next tokens, a sequence that
+/// waits) gives each sequence the logits `forward` gives it alone, to the bit.
+#[test]
+fn chunks_of_prompts_and_next_tokens_equal_each_sequence_alone() {
+    let Some(gguf) = crate::default_gguf() else { return };
+    let chat = Chat::open(&gguf).unwrap();
+    let (content, mut f) = engine::gguf::open(&gguf).unwrap();
+    let model = QLlama::from_gguf(&content, &mut f, &gguf).unwrap().unwrap();
+    let prompts = prompts(&chat);
+    let (a, b, c, d) = (&prompts[0], &prompts[1], &prompts[2], &prompts[3]);
+    // a: decoding its next token; b: its prompt's second part; c: its whole prompt; d: waits.
+    let mut ca = model.cache();
+    let next_a = crate::argmax(&model.forward(a, &mut ca).unwrap()) as u32;
+    let half = b.len() / 2;
+    let mut cb = model.cache();
+    model.forward(&b[..half], &mut cb).unwrap();
+    let mut cd = model.cache();
+    model.forward(d, &mut cd).unwrap();
+    let mut caches = vec![ca.clone(), cb.clone(), model.cache(), cd.clone()];
+    let chunks: [&[u32]; 4] = [&[next_a], &b[half..], c, &[]];
+    let logits = model.forward_chunks(&chunks, &mut caches).unwrap();
+    let width = logits.len() / 3;
+    let expected = [
+        model.forward(&[next_a], &mut ca).unwrap(),
+        model.forward(b, &mut model.cache()).unwrap(),
+        model.forward(c, &mut model.cache()).unwrap(),
+    ];
+    for (r, e) in expected.iter().enumerate() {
+        assert!(e[..] == logits[r * width..][..e.len()], "row {r}");
+    }
+    let lens: Vec<usize> = caches.iter().map(|c| c.len()).collect();
+    assert_eq!(lens, [a.len() + 1, b.len(), c.len(), cd.len()]);
+}
+
 /// Stopping from the progress callback: what ran ends as cancelled, nothing more is decoded.
 #[test]
 fn a_batch_stops_when_its_callback_says_so() {

@@ -106,8 +106,9 @@ fn quant(gguf: &std::path::Path) -> Option<QuantDecoder> {
     Some(dec)
 }
 
-/// Twelve jobs at once through a batch of 8 (so four wait), greedy and sampled with stop strings
-/// and penalties, each equal to `generate` alone; then with an adapter.
+/// Thirteen jobs at once through a batch of 8 (so five wait), greedy and sampled with stop
+/// strings and penalties, one with a prompt read over several steps, each equal to `generate`
+/// alone; then with an adapter.
 #[test]
 fn concurrent_jobs_equal_generate_alone() {
     let Some(gguf) = crate::default_gguf() else { return };
@@ -117,6 +118,10 @@ fn concurrent_jobs_equal_generate_alone() {
     // two repeat earlier prompts (kept to their last token).
     let mut prompts: Vec<Vec<u32>> = QUESTIONS.iter().map(|q| prompt(&chat, q)).collect();
     prompts.extend([prompts[3].clone(), prompts[4].clone()]);
+    // A prompt longer than a step's share is read in parts while the others decode.
+    let long = format!("Summarize this: {}", QUESTIONS.join(" ").repeat(3));
+    prompts.insert(2, prompt(&chat, &long));
+    assert!(prompts[2].len() > 2 * engine::batcher::PROMPT_TOKENS_PER_STEP, "{}", prompts[2].len());
     let greedy = Sampling { temperature: 0.0, max_tokens: 24, ..Sampling::default() };
     let sampled = |i: usize| Sampling {
         temperature: 0.8,
