@@ -240,11 +240,9 @@ impl QLlama {
     }
 
     /// Runs `ids` (a prompt, or the next token) after the cached positions and returns the
-    /// logits at the last one.
+    /// logits at the last one. `forward_chunks` with one sequence.
     pub fn forward(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
-        // On a worker of the thread pool: each product's parallel split then costs a steal by a
-        // spinning worker, not a sleep and a wake-up of the calling thread (~20 % of a step).
-        rayon::scope(|_| self.step(ids, cache))
+        self.forward_chunks(&[ids], std::slice::from_mut(cache))
     }
 
     /// One next token for each of several sequences (`ids[i]` after the positions of
@@ -270,82 +268,9 @@ impl QLlama {
                 caches.len()
             )));
         }
+        // On a worker of the thread pool: each product's parallel split then costs a steal by a
+        // spinning worker, not a sleep and a wake-up of the calling thread (~20 % of a step).
         rayon::scope(|_| self.step_batch(chunks, caches))
-    }
-
-    fn step(&self, ids: &[u32], cache: &mut QCache) -> Result<Vec<f32>> {
-        let c = &self.cfg;
-        let (h, t) = (c.hidden_size, ids.len());
-        if t == 0 {
-            return Err(Error::Data("nothing to decode: no tokens".into()));
-        }
-        let mut x = self.embedding(ids)?;
-        let rope = Rope::new(&self.inv_freq, cache.len, t, self.llama_cpp_permuted());
-        for (l, layer) in self.layers.iter().enumerate() {
-            let attn =
-                self.attention(layer, &x, &rope, &mut cache.k[l], &mut cache.v[l], cache.len)?;
-            let mut o = self.project(&layer.o, &attn, t)?;
-            add_lora(layer, Slot::O, &attn, &mut o);
-            add(&mut x, &o);
-            let mlp = self.mlp(layer, &x, t)?;
-            add(&mut x, &mlp);
-        }
-        cache.len += t;
-        let last = rms_norm(&x[(t - 1) * h..], &self.norm, c.rms_norm_eps);
-        self.project(self.lm_head.as_ref().unwrap_or(&self.embed), &last, 1)
-    }
-
-    fn attention(
-        &self,
-        layer: &Layer,
-        x: &[f32],
-        rope: &Rope,
-        keys: &mut Vec<f32>,
-        values: &mut Vec<f32>,
-        past: usize,
-    ) -> Result<Vec<f32>> {
-        let c = &self.cfg;
-        let (h, hd, nh, nkv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
-        let t = x.len() / h;
-        let normed = rms_norm(x, &layer.attn_norm, c.rms_norm_eps);
-        let mut qkv = self.project(&layer.qkv, &normed, t)?;
-        if let Some(b) = &layer.qkv_bias {
-            qkv.chunks_exact_mut(b.len()).for_each(|row| add(row, b));
-        }
-        add_lora(layer, Slot::Qkv, &normed, &mut qkv);
-        let width = (nh + 2 * nkv) * hd;
-        let mut queries = Vec::with_capacity(t * nh * hd);
-        for (i, row) in qkv.chunks_exact_mut(width).enumerate() {
-            let (q, kv) = row.split_at_mut(nh * hd);
-            let (k, v) = kv.split_at_mut(nkv * hd);
-            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
-                rope.apply(head, i);
-            }
-            queries.extend_from_slice(q);
-            keys.extend_from_slice(k);
-            values.extend_from_slice(v);
-        }
-        let (keys, values) = (&keys[..], &values[..]);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let group = nh / nkv;
-        let mut out = vec![0f32; t * nh * hd];
-        // One task per (token, head), a few heads per task while the context is short.
-        let per_head = (past + t) * hd;
-        let min_len = 16_384usize.div_ceil(per_head).min(nh);
-        out.par_chunks_mut(hd).with_min_len(min_len).enumerate().for_each(|(j, out)| {
-            let (i, head) = (j / nh, j % nh);
-            let head = Head {
-                q: &queries[(i * nh + head) * hd..][..hd],
-                keys,
-                values,
-                stride: nkv * hd,
-                offset: head / group * hd,
-                seen: past + i + 1,
-                scale,
-            };
-            head.attend(out);
-        });
-        Ok(out)
     }
 
     /// `t` rows of `x` through `w`.
@@ -470,17 +395,25 @@ impl QLlama {
         }
         let caches = &*caches;
         let scale = 1.0 / (hd as f32).sqrt();
+        let group = nh / nkv;
+        // One task per row: all its heads in one pass over the positions it sees. With fewer
+        // rows than threads (one sequence decoding) and enough positions, one task per
+        // key/value head instead, so that every thread has a share.
+        let few = rows < 2 * rayon::current_num_threads();
+        let split = if few && seen.iter().any(|&(_, s)| s >= SPLIT_POSITIONS) { nkv } else { 1 };
         let mut out = vec![0f32; rows * nh * hd];
-        // One task per row: all its heads in one pass over the positions it sees (each
-        // position's keys, then values, read once and in order for every head).
-        out.par_chunks_mut(nh * hd).enumerate().for_each(|(r, out)| {
+        out.par_chunks_mut(nh * hd / split).enumerate().for_each(|(task, out)| {
+            let (r, part) = (task / split, task % split);
             let (i, seen) = seen[r];
+            let heads = nh / split;
             let heads = Heads {
-                q: &queries[r * nh * hd..][..nh * hd],
+                q: &queries[(r * nh + part * heads) * hd..][..heads * hd],
                 keys: &caches[i].k[l],
                 values: &caches[i].v[l],
                 head_dim: hd,
-                kv_heads: nkv,
+                stride: nkv * hd,
+                kv_offset: part * heads / group * hd,
+                group,
                 seen,
                 scale,
             };
@@ -490,20 +423,30 @@ impl QLlama {
     }
 }
 
-/// One query head over the cached positions it sees.
-struct Head<'a> {
+/// Positions a row must see before its heads are split over several tasks.
+const SPLIT_POSITIONS: usize = 256;
+
+/// Query heads of one position (all of them, or those of some key/value heads) over the
+/// cached positions it sees. Every path (a prompt, a next token, a batch) computes a head
+/// with this code, so a row's values do not depend on how the rows were grouped.
+struct Heads<'a> {
+    /// The heads' queries, one after another.
     q: &'a [f32],
     keys: &'a [f32],
     values: &'a [f32],
-    /// Floats per position in the cache, and where this head's key/value head starts.
+    head_dim: usize,
+    /// Floats per position in the cache.
     stride: usize,
-    offset: usize,
+    /// Where the first head's key/value head starts within a position.
+    kv_offset: usize,
+    /// Query heads per key/value head.
+    group: usize,
     seen: usize,
     scale: f32,
 }
 
-impl Head<'_> {
-    /// Adds softmax(q·K / √d)·V to `out`.
+impl Heads<'_> {
+    /// Writes each head's softmax(q·K / √d)·V into its slice of `out` (zeros on entry).
     fn attend(&self, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if crate::quant::simd() {
@@ -521,72 +464,21 @@ impl Head<'_> {
         self.attend_portable(out)
     }
 
-    #[inline(always)]
-    fn attend_portable(&self, out: &mut [f32]) {
-        let hd = self.q.len();
-        // Plain loops: an iterator adapter's closure would be compiled outside this function,
-        // without its target features.
-        let mut scores = vec![0f32; self.seen];
-        for (p, s) in scores.iter_mut().enumerate() {
-            *s = dot(self.q, &self.keys[p * self.stride + self.offset..][..hd]) * self.scale;
-        }
-        softmax(&mut scores);
-        for (p, &w) in scores.iter().enumerate() {
-            let v = &self.values[p * self.stride + self.offset..][..hd];
-            for (o, &v) in out.iter_mut().zip(v) {
-                *o += w * v;
-            }
-        }
-    }
-}
-
-/// Every query head of one position over the cached positions it sees: the values of `Head`
-/// for each head, to the bit (the same scores, softmax and sums, in the same order), in one pass
-/// over the keys and one over the values.
-struct Heads<'a> {
-    /// The heads' queries, one after another.
-    q: &'a [f32],
-    keys: &'a [f32],
-    values: &'a [f32],
-    head_dim: usize,
-    /// Key/value heads, each shared by `q.len() / head_dim / kv_heads` query heads.
-    kv_heads: usize,
-    seen: usize,
-    scale: f32,
-}
-
-impl Heads<'_> {
-    /// Adds each head's softmax(q·K / √d)·V to its slice of `out`.
-    fn attend(&self, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if crate::quant::simd() {
-            // SAFETY: `simd()` confirmed AVX2 and FMA on this CPU.
-            return unsafe { self.attend_avx2(out) };
-        }
-        self.attend_portable(out)
-    }
-
-    /// The same loops compiled for AVX2 (as `Head::attend_avx2`).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn attend_avx2(&self, out: &mut [f32]) {
-        self.attend_portable(out)
-    }
-
+    /// One pass over the positions' keys for every head, then one over their values (each
+    /// position's read once, in order).
     #[inline(always)]
     fn attend_portable(&self, out: &mut [f32]) {
         let (hd, seen) = (self.head_dim, self.seen);
-        let stride = self.kv_heads * hd;
         let heads = self.q.len() / hd;
-        let group = heads / self.kv_heads;
+        let span = heads.div_ceil(self.group) * hd;
         // Plain loops: an iterator adapter's closure would be compiled outside this function,
         // without its target features.
         let mut scores = vec![0f32; heads * seen];
         for p in 0..seen {
-            let k = &self.keys[p * stride..][..stride];
+            let k = &self.keys[p * self.stride + self.kv_offset..][..span];
             for h in 0..heads {
                 let q = &self.q[h * hd..][..hd];
-                let k = &k[h / group * hd..][..hd];
+                let k = &k[h / self.group * hd..][..hd];
                 scores[h * seen + p] = dot(q, k) * self.scale;
             }
         }
@@ -594,10 +486,10 @@ impl Heads<'_> {
             softmax(s);
         }
         for p in 0..seen {
-            let v = &self.values[p * stride..][..stride];
+            let v = &self.values[p * self.stride + self.kv_offset..][..span];
             for h in 0..heads {
                 let w = scores[h * seen + p];
-                let v = &v[h / group * hd..][..hd];
+                let v = &v[h / self.group * hd..][..hd];
                 for (o, &v) in out[h * hd..][..hd].iter_mut().zip(v) {
                     *o += w * v;
                 }
