@@ -46,6 +46,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "npm",
     // The server's tests drive it with curl, as users do.
     "curl",
+    // A single-node Slurm the cluster tests send runs to (started by the test itself).
+    "slurm-wlm",
+    "munge",
 ];
 
 const TAURI_DRIVER: &str = "@crabnebula/tauri-driver@2.0.9";

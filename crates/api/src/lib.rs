@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub mod advisor;
 pub mod chart;
 pub mod chat;
+pub mod cluster;
 pub mod dataset;
 pub mod eval;
 pub mod export;

@@ -12,6 +12,7 @@ mod bench_data;
 mod bench_estimate;
 mod catalog;
 mod chart;
+mod cluster;
 mod datasets;
 mod doctor;
 mod endpoints;
@@ -51,11 +52,13 @@ pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use bench_estimate::{EstimateCase, EstimateRow};
 pub use catalog::{Card, DEFAULT_MODEL, Source, card, catalog, default_card};
 pub use chart::chart_svg;
+pub use cluster::{CHECK_TOKENS, CheckAnswer, check_sampling, run_job as run_cluster_job};
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;
 /// Engine types the shells pass through.
 pub use engine::{
+    device::select as select_device,
     lora::{LoraConfig, Quant},
     optim::{AdamWConfig, Schedule},
     train::{Method, Progress, Summary, TrainConfig},

@@ -107,6 +107,9 @@ pub(crate) fn open_base(
 #[derive(serde::Serialize)]
 struct RunFile<'a> {
     run: RunSection<'a>,
+    /// Where a run sent to a cluster ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a RanCluster>,
     dataset: RunDataset<'a>,
     config: &'a TrainConfig,
     result: RunResult,
@@ -122,8 +125,91 @@ struct RunSection<'a> {
     /// Where it ran: `cpu`, `cuda:0`, `metal:0`.
     device: String,
     threads: usize,
-    os: &'static str,
-    arch: &'static str,
+    os: &'a str,
+    arch: &'a str,
+}
+
+/// Where and how a run trained.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RanOn {
+    /// `cpu`, `cuda:0`, `metal:0`.
+    pub device: String,
+    pub threads: usize,
+    pub os: String,
+    pub arch: String,
+    /// The cluster and job, for a run sent to one.
+    #[serde(default)]
+    pub cluster: Option<RanCluster>,
+}
+
+/// A cluster run's place: `[cluster]` of its `run.toml`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RanCluster {
+    pub name: String,
+    pub job_id: String,
+    /// The SSH host, or `local` for a scheduler on this machine.
+    pub host: String,
+    /// The job's folder on the cluster.
+    pub workdir: String,
+    /// The job's own final check: a question and its greedy answer with the adapter (the
+    /// imported adapter gives the same here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_answer: Option<String>,
+}
+
+/// Everything a run needs to train, apart from its base model's files: what a cluster job is
+/// given (`job.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TrainJob {
+    /// The project's base model reference (for the record).
+    pub base_model: String,
+    pub config: TrainConfig,
+    pub eval_rows: usize,
+    pub source: Source,
+}
+
+/// What training produced.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Executed {
+    pub summary: Summary,
+    pub train_rows: usize,
+    pub eval_rows: usize,
+}
+
+/// Trains `job` on the model at `base` into `out` (checkpoints, then the adapter or model),
+/// continuing from the newest checkpoint there. Needs no home: a cluster job runs it.
+pub(crate) fn execute(
+    job: &TrainJob,
+    base: &std::path::Path,
+    device: &Device,
+    out: &std::path::Path,
+    on_progress: &mut dyn FnMut(&Progress) -> bool,
+) -> Result<Executed> {
+    let config = &job.config;
+    let mut bundle = open_base(base, &config.method, device)?;
+    let items = job.source.tokenize(&bundle, config, job.eval_rows)?;
+    // Continue from the newest checkpoint; a run that died before its first starts over.
+    let from = engine::train::latest_checkpoint(out)?.map(|_| out);
+    let model = &mut bundle.model;
+    let summary = match &items {
+        Items::Chat(train, eval) => engine::train::train(
+            model,
+            train,
+            eval,
+            config,
+            &job.base_model,
+            out,
+            from,
+            on_progress,
+        )?,
+        Items::Pairs(train, eval) => {
+            engine::dpo::train(model, train, eval, config, &job.base_model, out, from, on_progress)?
+        }
+    };
+    let (train_rows, eval_rows) = items.counts();
+    Ok(Executed { summary, train_rows, eval_rows })
 }
 
 #[derive(serde::Serialize)]
@@ -192,14 +278,19 @@ impl App {
         let ClaimedRun { claim, req, row } = run;
         let result = self.train_claimed(&row, &req, &claim, on_progress);
         if result.is_err() {
-            // This process lives on, so its row must say what happened (not `interrupted`): a
-            // new run failed; a resumed one stays as resumable as it was.
-            let mut ended = claim.record.clone();
-            ended.status = claim.previous.clone().unwrap_or_else(|| "failed".into());
-            ended.finished_at = Some(crate::now());
-            let _ = self.store.upsert_run(&ended);
+            self.claim_failed(&claim);
         }
         result
+    }
+
+    /// After a claimed run's training failed: this process lives on, so its row must say what
+    /// happened (not `interrupted`): a new run failed; a resumed one stays as resumable as it
+    /// was.
+    pub(crate) fn claim_failed(&self, claim: &Claim) {
+        let mut ended = claim.record.clone();
+        ended.status = claim.previous.clone().unwrap_or_else(|| "failed".into());
+        ended.finished_at = Some(crate::now());
+        let _ = self.store.upsert_run(&ended);
     }
 
     /// Picks the run (a new id, or the one to resume), takes its lock and records it as
@@ -309,6 +400,40 @@ impl App {
         claim: &Claim,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<RunRecord> {
+        let mut record = claim.record.clone();
+        let job = self.job_for(row, req, claim, &mut record)?;
+        let base = self.resolve_model(&row.base_model)?;
+        let device = self.device()?;
+        let dir = self.project_dir(&row.slug);
+        let out = dir.join("runs").join(&claim.id);
+        // The row follows the checkpoints: an interrupted run says where it will resume.
+        let mut progress = |p: &Progress| {
+            if p.checkpoint.is_some() {
+                let mut at = record.clone();
+                at.steps = p.step as i64;
+                let _ = self.store.upsert_run(&at);
+            }
+            on_progress(p)
+        };
+        let done = execute(&job, &base, &device, &out, &mut progress)?;
+        let ran = RanOn {
+            device: engine::device::name(&device),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            cluster: None,
+        };
+        self.record_run(row, &claim.id, record, &job, &done, &ran)
+    }
+
+    /// What claimed run `claim` trains on and how, its row updated with the dataset.
+    pub(crate) fn job_for(
+        &self,
+        row: &store::ProjectRow,
+        req: &ProjectTrainRequest,
+        claim: &Claim,
+        record: &mut store::RunRow,
+    ) -> Result<TrainJob> {
         let id = &claim.id;
         let config = &claim.config;
         // A resumed run trains on what it started on.
@@ -338,52 +463,31 @@ impl App {
         {
             return Err(Error::Conflict(source.changed_since(id)));
         }
-        let mut record = claim.record.clone();
         record.dataset = source.name.clone();
         record.dataset_sha256 = source.sha256.clone();
-        self.store.upsert_run(&record)?;
-        let base = self.resolve_model(&row.base_model)?;
-        let device = self.device()?;
-        let mut bundle = open_base(&base, &config.method, &device)?;
-        let items = source.tokenize(&bundle, config, claim.eval_rows)?;
+        self.store.upsert_run(record)?;
+        Ok(TrainJob {
+            base_model: row.base_model.clone(),
+            config: config.clone(),
+            eval_rows: claim.eval_rows,
+            source,
+        })
+    }
+
+    /// Writes a trained run's `run.toml`, commits it (and tags a finished run) with its row.
+    pub(crate) fn record_run(
+        &self,
+        row: &store::ProjectRow,
+        id: &str,
+        mut record: store::RunRow,
+        job: &TrainJob,
+        done: &Executed,
+        ran: &RanOn,
+    ) -> Result<RunRecord> {
+        let (config, source, summary) = (&job.config, &job.source, &done.summary);
         let dir = self.project_dir(&row.slug);
         let rel = PathBuf::from("runs").join(id);
         let out = dir.join(&rel);
-        // Continue from the newest checkpoint; a run that died before its first starts over.
-        let from = engine::train::latest_checkpoint(&out)?.map(|_| out.as_path());
-        // The row follows the checkpoints: an interrupted run says where it will resume.
-        let mut progress = |p: &Progress| {
-            if p.checkpoint.is_some() {
-                let mut at = record.clone();
-                at.steps = p.step as i64;
-                let _ = self.store.upsert_run(&at);
-            }
-            on_progress(p)
-        };
-        let model = &mut bundle.model;
-        let summary = match &items {
-            Items::Chat(train, eval) => engine::train::train(
-                model,
-                train,
-                eval,
-                config,
-                &row.base_model,
-                &out,
-                from,
-                &mut progress,
-            )?,
-            Items::Pairs(train, eval) => engine::dpo::train(
-                model,
-                train,
-                eval,
-                config,
-                &row.base_model,
-                &out,
-                from,
-                &mut progress,
-            )?,
-        };
-        let (train_rows, eval_rows) = items.counts();
         let status = if summary.stopped { "stopped" } else { "done" };
         let adapter = out.join("adapter").join("adapter_model.safetensors");
         let adapter_sha256 = adapter.exists().then(|| crate::sha256_file(&adapter)).transpose()?;
@@ -395,18 +499,19 @@ impl App {
                 started_at: record.started_at,
                 finished_at,
                 status,
-                device: engine::device::name(&device),
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                os: std::env::consts::OS,
-                arch: std::env::consts::ARCH,
+                device: ran.device.clone(),
+                threads: ran.threads,
+                os: &ran.os,
+                arch: &ran.arch,
             },
+            cluster: ran.cluster.as_ref(),
             dataset: RunDataset {
                 name: &source.name,
                 version: source.version,
                 sha256: &source.sha256,
-                train_rows,
+                train_rows: done.train_rows,
                 test_rows: source.test_rows,
-                eval_rows,
+                eval_rows: done.eval_rows,
             },
             config,
             result: RunResult {
@@ -427,13 +532,17 @@ impl App {
         record.finished_at = Some(finished_at);
         let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
         let message = format!(
-            "Train {id}{} on {} ({status}, {} steps): held-out loss {} -> {}",
+            "Train {id}{} on {} ({status}, {} steps{}): held-out loss {} -> {}",
             match config.method {
                 Method::Dpo { .. } => " (DPO)",
                 _ => "",
             },
             source.label(),
             summary.steps,
+            match &ran.cluster {
+                Some(c) => format!(", on {} job {}", c.name, c.job_id),
+                None => String::new(),
+            },
             fmt(summary.eval_loss_before),
             fmt(summary.eval_loss_after)
         );
@@ -442,9 +551,15 @@ impl App {
             let run_toml = out.join("run.toml");
             std::fs::write(&run_toml, text).map_err(|e| Error::io(&run_toml, e))?;
             let mut paths = vec![rel.join("run.toml")];
-            let adapter_config = rel.join("adapter").join("adapter_config.json");
-            if dir.join(&adapter_config).exists() {
-                paths.push(adapter_config);
+            // A cluster run's own events and scheduler log come with it.
+            for file in [
+                rel.join("adapter").join("adapter_config.json"),
+                rel.join("events.jsonl"),
+                rel.join("slurm.out"),
+            ] {
+                if dir.join(&file).exists() {
+                    paths.push(file);
+                }
             }
             // A finished run is the project's model from now on.
             if status == "done" {
@@ -462,14 +577,14 @@ impl App {
             (commit, tag)
         };
         Ok(RunRecord {
-            id: id.clone(),
+            id: id.to_string(),
             dataset: source.name.clone(),
             dataset_version: source.version,
             status: status.into(),
             path: out.display().to_string(),
             commit,
             tag,
-            summary,
+            summary: summary.clone(),
         })
     }
 
@@ -530,9 +645,9 @@ struct RunSettings {
 
 /// A run claimed by [`App::claim_run`], holding its lock until it is trained (or dropped).
 pub struct ClaimedRun {
-    claim: Claim,
-    req: ProjectTrainRequest,
-    row: store::ProjectRow,
+    pub(crate) claim: Claim,
+    pub(crate) req: ProjectTrainRequest,
+    pub(crate) row: store::ProjectRow,
 }
 
 impl ClaimedRun {
@@ -558,16 +673,16 @@ impl ClaimedRun {
 }
 
 /// A run claimed by this process: its id, settings and lock.
-struct Claim {
-    id: String,
-    config: TrainConfig,
+pub(crate) struct Claim {
+    pub(crate) id: String,
+    pub(crate) config: TrainConfig,
     /// Held-out rows evaluated (kept by resumes, so a run's eval losses stay comparable).
-    eval_rows: usize,
-    resumed: bool,
+    pub(crate) eval_rows: usize,
+    pub(crate) resumed: bool,
     /// The status of the run resumed.
-    previous: Option<String>,
-    record: store::RunRow,
-    _lock: FileLock,
+    pub(crate) previous: Option<String>,
+    pub(crate) record: store::RunRow,
+    pub(crate) _lock: FileLock,
 }
 
 /// `run-N` for the N after every run the index or the `runs/` folder knows (a folder left by a
@@ -588,18 +703,19 @@ pub(crate) fn run_number(id: &str) -> u64 {
 
 /// What a run trains on, read: a dataset version's rows with their split, or a DPO run's
 /// preference file (whose lines the same content-keyed split holds out).
-struct Source {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Source {
     /// The dataset's name, or the preference file as named (relative to the project folder).
-    name: String,
+    pub(crate) name: String,
     /// The dataset's version; 0 for a preference file (versioned by git, not the index).
-    version: u32,
-    sha256: String,
+    pub(crate) version: u32,
+    pub(crate) sha256: String,
     /// Where a line number points (`data/<name>.jsonl`, the preference file).
-    file: String,
-    test_rows: usize,
+    pub(crate) file: String,
+    pub(crate) test_rows: usize,
     /// The rows, each with its line number in `file`.
-    lines: Vec<(usize, String)>,
-    is_test: Vec<bool>,
+    pub(crate) lines: Vec<(usize, String)>,
+    pub(crate) is_test: Vec<bool>,
 }
 
 impl Source {

@@ -38,6 +38,7 @@ macro_rules! err {
 mod alias;
 mod assist;
 mod bench;
+mod cluster;
 mod data;
 mod eval;
 mod export;
@@ -171,6 +172,9 @@ enum Command {
     /// Serve models (aliases, finished runs, installed models) through an OpenAI-compatible
     /// API on this machine until Ctrl-C; `serve key` manages its API key
     Serve(serve::ServeArgs),
+    /// Clusters a project's runs can train on (`train -p P --on slurm:NAME`)
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
 }
 
 fn main() -> ExitCode {
@@ -215,6 +219,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Cluster(cluster::ClusterCmd::RunJob { dir }) = &cli.command {
+        return cluster::run_job(cli.device.as_deref(), dir);
+    }
     let mut app = App::open_default()?;
     app.on_wait(Box::new(|line| err!("{line}…")));
     if let Some(d) = &cli.device {
@@ -248,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alias(cmd) => alias::run(&app, cmd),
         Command::Traces(cmd) => traces::run(&app, cmd),
         Command::Serve(args) => serve::run(app, args),
+        Command::Cluster(cmd) => cluster::run(&app, cmd),
     }
 }
 

@@ -106,6 +106,10 @@ pub struct TrainArgs {
     /// With --estimate: print it and stop, without training
     #[arg(long, requires = "estimate")]
     pub dry_run: bool,
+    /// Train on a registered cluster instead of here: slurm:NAME (`vibeflow cluster add`);
+    /// the run comes back into the project when its job ends
+    #[arg(long, value_name = "slurm:NAME", requires = "project")]
+    pub on: Option<String>,
     /// Print progress and the summary as JSON lines
     #[arg(long)]
     pub json: bool,
@@ -212,6 +216,20 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
+        if let Some(on) = &t.on {
+            let Some(name) = on.strip_prefix("slurm:") else {
+                bail!("--on {on}: name a cluster as slurm:NAME (see `vibeflow cluster list`)");
+            };
+            let mut on_state = |s: &api::cluster::JobState| match json {
+                true => out!("{}", serde_json::to_string(s).unwrap_or_default()),
+                false => err!("job {} on {name}: {}", s.job_id, s.state),
+            };
+            let (run, check) = app.train_on_cluster(&req, name, &mut on_state, &mut on_progress)?;
+            if let (Some(c), false) = (&check, json) {
+                err!("the job's own check, greedy: {:?} -> {:?}", c.prompt, c.text);
+            }
+            return print_run(json, &run);
+        }
         // The same background job the window starts; this thread prints its events.
         let jobs = app::Jobs::new(app.home());
         let job = jobs.start_train(app, &req)?;
@@ -227,31 +245,7 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
         let Some(run) = record else {
             bail!("{}", end.message.unwrap_or_else(|| "the run failed".into()));
         };
-        if json {
-            // One line, after the progress lines.
-            out!("{}", serde_json::to_string(&run)?);
-            return Ok(());
-        }
-        let s = &run.summary;
-        return print(false, &run, || {
-            let fmt = |l: Option<f64>| l.map(|l| format!("{l:.4}")).unwrap_or("-".into());
-            format!(
-                "Run {} ({}{}) on {}{}: {} steps, held-out loss {} -> {}; saved to {}",
-                run.id,
-                run.status,
-                run.tag.as_ref().map(|t| format!(", version {t}")).unwrap_or_default(),
-                run.dataset,
-                // A preference file has no dataset version.
-                match run.dataset_version {
-                    0 => String::new(),
-                    v => format!(" v{v}"),
-                },
-                s.steps,
-                fmt(s.eval_loss_before),
-                fmt(s.eval_loss_after),
-                s.output
-            )
-        });
+        return print_run(json, &run);
     }
     let (Some(data), Some(out)) = (t.prefs.or(t.data), t.out) else {
         bail!("give a project (-p) or a data file and an output folder (--data FILE --out DIR)");
@@ -278,6 +272,35 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
             fmt(summary.eval_loss_after),
             summary.trainable_parameters,
             summary.output
+        )
+    })
+}
+
+/// A project run's record: one JSON line, or a sentence.
+fn print_run(json: bool, run: &app::RunRecord) -> anyhow::Result<()> {
+    if json {
+        // One line, after the progress lines.
+        out!("{}", serde_json::to_string(&run)?);
+        return Ok(());
+    }
+    let s = &run.summary;
+    print(false, run, || {
+        let fmt = |l: Option<f64>| l.map(|l| format!("{l:.4}")).unwrap_or("-".into());
+        format!(
+            "Run {} ({}{}) on {}{}: {} steps, held-out loss {} -> {}; saved to {}",
+            run.id,
+            run.status,
+            run.tag.as_ref().map(|t| format!(", version {t}")).unwrap_or_default(),
+            run.dataset,
+            // A preference file has no dataset version.
+            match run.dataset_version {
+                0 => String::new(),
+                v => format!(" v{v}"),
+            },
+            s.steps,
+            fmt(s.eval_loss_before),
+            fmt(s.eval_loss_after),
+            s.output
         )
     })
 }
@@ -393,7 +416,7 @@ fn print_event(event: &api::train::JobEvent, json: bool) {
 }
 
 /// One step's line on stderr.
-fn print_step(p: &app::Progress) {
+pub(crate) fn print_step(p: &app::Progress) {
     let eval = p.eval_loss.map(|e| format!("  eval {e:.4}")).unwrap_or_default();
     // DPO: the share of pairs whose chosen answer the model now prefers more than the base
     // did, and the mean reward margin.

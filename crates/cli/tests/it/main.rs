@@ -2,6 +2,7 @@
 
 mod alias;
 mod assist;
+mod cluster;
 mod data;
 mod dpo;
 mod eval;
