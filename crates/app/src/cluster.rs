@@ -144,9 +144,24 @@ impl App {
         on_state: &mut dyn FnMut(&JobState),
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<(RunRecord, Option<CheckAnswer>)> {
-        let cluster = self.cluster(name)?;
-        let crate::training::ClaimedRun { claim, req, row } = self.claim_run(req)?;
-        let result = self.send(&cluster, &row, &req, &claim, on_state, on_progress);
+        // An unknown cluster is refused before a run is claimed.
+        self.cluster(name)?;
+        let claimed = self.claim_run(req)?;
+        self.train_claimed_on(claimed, name, on_state, on_progress)
+    }
+
+    /// The second half of [`App::train_on_cluster`], for a run claimed already (`Jobs`).
+    pub fn train_claimed_on(
+        &self,
+        run: crate::training::ClaimedRun,
+        name: &str,
+        on_state: &mut dyn FnMut(&JobState),
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<(RunRecord, Option<CheckAnswer>)> {
+        let crate::training::ClaimedRun { claim, req, row } = run;
+        let result = self
+            .cluster(name)
+            .and_then(|cluster| self.send(&cluster, &row, &req, &claim, on_state, on_progress));
         if result.is_err() {
             self.claim_failed(&claim);
         }

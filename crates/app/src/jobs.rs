@@ -61,6 +61,20 @@ impl Jobs {
     /// Claims the run `req` asks for (errors such as resuming a finished run come back here,
     /// at once) and trains it on a thread of its own; returns the job.
     pub fn start_train(&self, app: &App, req: &ProjectTrainRequest) -> Result<JobInfo> {
+        self.start_train_on(app, req, None)
+    }
+
+    /// `start_train`, on registered cluster `on` when there is one (`App::train_claimed_on`):
+    /// the scheduler's states come as log lines, the job's steps as progress.
+    pub fn start_train_on(
+        &self,
+        app: &App,
+        req: &ProjectTrainRequest,
+        on: Option<String>,
+    ) -> Result<JobInfo> {
+        if let Some(name) = &on {
+            app.cluster(name)?;
+        }
         let claimed = app.claim_run(req)?;
         // A resume is a job of its own: the id says which execution of the run it is.
         let nanos = std::time::SystemTime::now()
@@ -140,7 +154,28 @@ impl Jobs {
                     }
                     !stop.load(Ordering::SeqCst)
                 };
-                let result = app.train_run(claimed, &mut on_progress);
+                let result = match &on {
+                    None => app.train_run(claimed, &mut on_progress),
+                    Some(name) => {
+                        let (j, job) = (jobs.clone(), id.clone());
+                        let mut on_state = |s: &api::cluster::JobState| {
+                            let line = format!("job {} on {name}: {}", s.job_id, s.state);
+                            j.emit(JobEvent::Log { job: job.clone(), line });
+                        };
+                        app.train_claimed_on(claimed, name, &mut on_state, &mut on_progress).map(
+                            |(run, check)| {
+                                if let Some(c) = check {
+                                    let line = format!(
+                                        "the job's own check, greedy: {:?} -> {:?}",
+                                        c.prompt, c.text
+                                    );
+                                    jobs.emit(JobEvent::Log { job: id.clone(), line });
+                                }
+                                run
+                            },
+                        )
+                    }
+                };
                 jobs.finish(&id, Some(&app), result);
             })
             .map_err(|e| Error::Io { path: "a job's thread".into(), source: e })?;

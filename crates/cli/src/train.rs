@@ -216,23 +216,18 @@ pub fn run(app: &App, t: TrainArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        if let Some(on) = &t.on {
-            let Some(name) = on.strip_prefix("slurm:") else {
-                bail!("--on {on}: name a cluster as slurm:NAME (see `vibeflow cluster list`)");
-            };
-            let mut on_state = |s: &api::cluster::JobState| match json {
-                true => out!("{}", serde_json::to_string(s).unwrap_or_default()),
-                false => err!("job {} on {name}: {}", s.job_id, s.state),
-            };
-            let (run, check) = app.train_on_cluster(&req, name, &mut on_state, &mut on_progress)?;
-            if let (Some(c), false) = (&check, json) {
-                err!("the job's own check, greedy: {:?} -> {:?}", c.prompt, c.text);
-            }
-            return print_run(json, &run);
-        }
+        let on = match &t.on {
+            None => None,
+            Some(on) => match on.strip_prefix("slurm:") {
+                Some(name) => Some(name.to_string()),
+                None => {
+                    bail!("--on {on}: name a cluster as slurm:NAME (see `vibeflow cluster list`)")
+                }
+            },
+        };
         // The same background job the window starts; this thread prints its events.
         let jobs = app::Jobs::new(app.home());
-        let job = jobs.start_train(app, &req)?;
+        let job = jobs.start_train_on(app, &req, on)?;
         let _ = JOB.set((jobs.clone(), job.id.clone()));
         jobs.subscribe(
             &job.id,

@@ -191,8 +191,15 @@ fn a_run_goes_to_slurm_and_comes_back_as_a_version_and_a_stopped_one_resumes() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let events = lines(&String::from_utf8(out.stdout).unwrap());
-    let states: Vec<&str> = events.iter().filter_map(|e| e["state"].as_str()).collect();
-    assert_eq!(states.last(), Some(&"COMPLETED"), "{states:?}");
+    // The scheduler's states, as the job's log lines ("job 1 on lab: RUNNING").
+    let log = String::from_utf8(out.stderr).unwrap();
+    let states: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("job "))
+        .filter_map(|l| l.split(": ").nth(1))
+        .collect();
+    assert_eq!(states.last(), Some(&"COMPLETED"), "{log}");
+    assert!(log.contains("the job's own check, greedy"), "{log}");
     let steps: Vec<u64> =
         events.iter().filter_map(|e| e["total_steps"].as_u64().and(e["step"].as_u64())).collect();
     assert_eq!(steps, [1, 2, 3, 4]);
