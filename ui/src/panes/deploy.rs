@@ -66,8 +66,13 @@ fn format_name(f: ExportFormat) -> &'static str {
 }
 
 /// Milliseconds as people read them: "840 ms", "12.4 s".
-fn ms(v: u64) -> String {
-    if v < 10_000 { format!("{v} ms") } else { format!("{:.1} s", v as f64 / 1000.0) }
+/// A duration as people read it: `840 ms`, `5.4 s`; a dash while nothing was measured.
+fn ms(v: u64, measured: bool) -> String {
+    match (measured, v) {
+        (false, _) => "–".into(),
+        (_, v) if v < 1000 => format!("{v} ms"),
+        _ => format!("{:.1} s", v as f64 / 1000.0),
+    }
 }
 
 fn size(bytes: u64) -> String {
@@ -433,8 +438,8 @@ pub fn Deploy(slug: String) -> impl IntoView {
                     <div><dt>"Requests"</dt><dd id="usage-requests">{move || stats.get().requests}</dd></div>
                     <div><dt>"Errors"</dt><dd>{move || stats.get().errors}</dd></div>
                     <div><dt>"Tokens in / out"</dt><dd>{move || { let s = stats.get(); format!("{} / {}", s.prompt_tokens, s.completion_tokens) }}</dd></div>
-                    <div><dt>"Latency p50 / p95"</dt><dd>{move || { let s = stats.get(); format!("{} / {}", ms(s.p50_ms), ms(s.p95_ms)) }}</dd></div>
-                    <div><dt>"First token p50"</dt><dd>{move || ms(stats.get().ttft_p50_ms)}</dd></div>
+                    <div><dt>"Latency p50 / p95"</dt><dd>{move || { let s = stats.get(); let m = s.requests > 0; format!("{} / {}", ms(s.p50_ms, m), ms(s.p95_ms, m)) }}</dd></div>
+                    <div><dt>"First token p50"</dt><dd>{move || { let s = stats.get(); ms(s.ttft_p50_ms, s.requests > 0) }}</dd></div>
                 </dl>
             </section>
 

@@ -88,6 +88,14 @@ fn conversation(b: &Body) -> Vec<(String, String)> {
     }
 }
 
+/// The first `n` characters of `text`, with an ellipsis when it goes on.
+fn preview(text: &str, n: usize) -> String {
+    match text.char_indices().nth(n) {
+        Some((at, _)) => format!("{}…", text[..at].trim_end()),
+        None => text.to_string(),
+    }
+}
+
 fn time(secs: i64) -> String {
     crate::clock::date_time(secs)
 }
@@ -236,7 +244,7 @@ pub fn Traces(slug: String) -> impl IntoView {
                     "Trace #{} from {} answered: {}",
                     t.id,
                     t.model,
-                    t.response.chars().take(300).collect::<String>()
+                    preview(&t.response, 300)
                 ),
             }));
             p.0.set(Pane::Playground);
