@@ -290,28 +290,26 @@ impl App {
         let root = format!("{}/vibeflow", c.workdir);
         shell.mkdir(&format!("{dir}/out"))?;
         shell.mkdir(&format!("{root}/models"))?;
-        // The base model, once per content.
+        // The base model, once per content: an installed model's recorded sha256 names it (a
+        // model of gigabytes is not hashed again for each run).
         let base = self.resolve_model(&job.base_model)?;
-        let remote_base = if base.is_dir() {
-            let key = short_sha(&base.join("config.json"))?;
-            let name =
-                base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let remote = format!("{root}/models/{key}-{name}");
+        let key = match self.store.models()?.into_iter().find(|m| m.id == job.base_model) {
+            Some(m) => m.sha256.chars().take(12).collect(),
+            None if base.is_dir() => short_sha(&base.join("config.json"))?,
+            None => short_sha(&base)?,
+        };
+        let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let remote_base = format!("{root}/models/{key}-{name}");
+        if base.is_dir() {
             for e in std::fs::read_dir(&base).map_err(|e| Error::io(&base, e))?.flatten() {
-                let p = e.path();
-                if p.is_file() {
-                    let fname = e.file_name().to_string_lossy().into_owned();
-                    shell.put_once(&p, &format!("{remote}/{fname}"))?;
+                if e.path().is_file() {
+                    let file = e.file_name().to_string_lossy().into_owned();
+                    shell.put_once(&e.path(), &format!("{remote_base}/{file}"))?;
                 }
             }
-            remote
         } else {
-            let name =
-                base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let remote = format!("{root}/models/{}-{name}", short_sha(&base)?);
-            shell.put_once(&base, &remote)?;
-            remote
-        };
+            shell.put_once(&base, &remote_base)?;
+        }
         // This vibeflow, once per build, unless the cluster has one installed.
         let bin = match &c.vibeflow {
             Some(b) => b.clone(),
@@ -453,7 +451,12 @@ pub fn run_job(
                     adapter: Some(adapter),
                     merge: false,
                     quantized: false,
-                    sampling: check_sampling(),
+                    // Greedy: the same request here reproduces the answer.
+                    sampling: engine::generate::Sampling {
+                        temperature: 0.0,
+                        max_tokens: CHECK_TOKENS,
+                        ..engine::generate::Sampling::default()
+                    },
                 },
                 &mut |_| true,
             )?;
@@ -479,15 +482,6 @@ pub fn run_job(
     let path = dir.join("result.json");
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     Ok(!stopped)
-}
-
-/// The sampling of the job's final check (greedy): the same request reproduces its answer.
-pub fn check_sampling() -> engine::generate::Sampling {
-    engine::generate::Sampling {
-        temperature: 0.0,
-        max_tokens: CHECK_TOKENS,
-        ..engine::generate::Sampling::default()
-    }
 }
 
 /// The first user message of a chat line.
@@ -724,9 +718,32 @@ impl Shell {
 
     /// Copies a file back, if it exists.
     fn fetch_file(&self, remote: &str, local: &Path) -> Result<()> {
+        if self.exists(remote) { self.copy_back(remote, local) } else { Ok(()) }
+    }
+
+    /// Copies a folder back (its files merged into `local`), if it exists.
+    fn fetch_dir(&self, remote: &str, local: &Path) -> Result<()> {
         if !self.exists(remote) {
             return Ok(());
         }
+        let mut files = Vec::new();
+        match self {
+            Shell::Here => crate::hub::files_under(Path::new(remote), "", &mut files),
+            Shell::Ssh(_) => files.extend(
+                self.run("find", &[remote.into(), "-type".into(), "f".into()])?
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(remote))
+                    .map(|r| r.trim_start_matches('/').to_string()),
+            ),
+        }
+        for rel in files {
+            self.copy_back(&format!("{remote}/{rel}"), &local.join(&rel))?;
+        }
+        Ok(())
+    }
+
+    /// Copies an existing file back.
+    fn copy_back(&self, remote: &str, local: &Path) -> Result<()> {
         if let Some(parent) = local.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
@@ -750,46 +767,6 @@ impl Shell {
             }
         }
     }
-
-    /// Copies a folder back (its files merged into `local`), if it exists.
-    fn fetch_dir(&self, remote: &str, local: &Path) -> Result<()> {
-        if !self.exists(remote) {
-            return Ok(());
-        }
-        let files = match self {
-            Shell::Here => {
-                let mut files = Vec::new();
-                walk(Path::new(remote), Path::new(""), &mut files)?;
-                files
-            }
-            Shell::Ssh(_) => self
-                .run("find", &[remote.into(), "-type".into(), "f".into()])?
-                .lines()
-                .filter_map(|l| {
-                    l.strip_prefix(remote).map(|r| PathBuf::from(r.trim_start_matches('/')))
-                })
-                .collect(),
-        };
-        for rel in files {
-            let rel_str = rel.to_string_lossy().replace('\\', "/");
-            self.fetch_file(&format!("{remote}/{rel_str}"), &local.join(&rel))?;
-        }
-        Ok(())
-    }
-}
-
-/// Files under `root/rel`, relative to `root`.
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let dir = root.join(rel);
-    for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
-        let rel = rel.join(e.file_name());
-        if e.path().is_dir() {
-            walk(root, &rel, out)?;
-        } else {
-            out.push(rel);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -359,7 +359,7 @@ fn cached(cache: &Path, want: &Want) -> Option<(String, PathBuf)> {
 }
 
 /// The files under `dir`, as repository paths prefixed by `prefix`.
-fn files_under(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+pub(crate) fn files_under(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
         let path = format!("{prefix}{name}");

@@ -52,7 +52,7 @@ pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use bench_estimate::{EstimateCase, EstimateRow};
 pub use catalog::{Card, DEFAULT_MODEL, Source, card, catalog, default_card};
 pub use chart::chart_svg;
-pub use cluster::{CHECK_TOKENS, CheckAnswer, check_sampling, run_job as run_cluster_job};
+pub use cluster::{CHECK_TOKENS, CheckAnswer, run_job as run_cluster_job};
 pub use datasets::{ColumnMapping, DEFAULT_CUTOFF, ImportRequest, ImportSource, Transform};
 /// Sampling controls, re-exported for the shells.
 pub use engine::generate::Sampling;
