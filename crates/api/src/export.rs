@@ -15,6 +15,21 @@ pub enum ExportFormat {
     Merged,
     /// One GGUF file (tokenizer and chat template embedded) and an Ollama `Modelfile`.
     Gguf,
+    /// The run's data, settings and launch commands for LLaMA-Factory (`dataset_info.json`,
+    /// `llamafactory.yaml`, DeepSpeed and FSDP configurations).
+    #[cfg_attr(feature = "clap", value(name = "llamafactory"))]
+    Llamafactory,
+    /// The run's data, settings and launch commands for Axolotl (`axolotl.yaml`, a
+    /// chat-template dataset, a DeepSpeed configuration).
+    Axolotl,
+}
+
+impl ExportFormat {
+    /// Whether it hands the run to another trainer (the data and settings, no weights of
+    /// ours) rather than exporting what a finished run learned.
+    pub fn is_recipe(self) -> bool {
+        matches!(self, ExportFormat::Llamafactory | ExportFormat::Axolotl)
+    }
 }
 
 /// The GGUF's weight type.
@@ -38,7 +53,8 @@ pub enum GgufQuant {
 pub struct ExportRequest {
     /// The project.
     pub project: String,
-    /// The finished run.
+    /// The finished run. For LLaMA-Factory and Axolotl, the run whose settings and dataset to
+    /// hand over; empty: the project's recommended run on its current dataset.
     pub run: String,
     /// What to write.
     pub format: ExportFormat,
@@ -47,6 +63,10 @@ pub struct ExportRequest {
     /// Folder to write into (created; must be empty if it exists). Empty: the project's
     /// `exports/<run>-<format>/`.
     pub out: String,
+    /// LLaMA-Factory and Axolotl: write the base model in Hugging Face layout into `base/` and
+    /// train on that (always done for a base the Hugging Face hub does not name).
+    #[serde(default)]
+    pub base_weights: bool,
 }
 
 /// Progress of a long export.
@@ -67,4 +87,7 @@ pub struct ExportResult {
     pub files: Vec<(String, u64)>,
     /// The commit that records the export in the project's history.
     pub commit: String,
+    /// What the user should know: rows left out, a dataset changed since the run.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }

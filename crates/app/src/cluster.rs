@@ -473,6 +473,7 @@ pub fn run_job(
         os: std::env::consts::OS.into(),
         arch: std::env::consts::ARCH.into(),
         cluster: None,
+        imported: None,
     };
     let stopped = done.summary.stopped;
     let result = ResultFile { done, ran, check };

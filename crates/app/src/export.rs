@@ -28,6 +28,9 @@ impl App {
         req: &ExportRequest,
         on_progress: &mut dyn FnMut(ExportProgress),
     ) -> Result<ExportResult> {
+        if req.format.is_recipe() {
+            return self.export_recipe(req, on_progress);
+        }
         let row = self.project_row(&req.project)?;
         let slug = row.slug.clone();
         let run =
@@ -69,11 +72,37 @@ impl App {
                 return Err(e);
             }
         };
+        let export = ManifestExport {
+            run: run.id.clone(),
+            format: format_name(req.format).into(),
+            quant: (req.format == ExportFormat::Gguf).then(|| quant_name(quant).into()),
+            out: String::new(),
+            base_model: run.base_model.clone(),
+            created_at: crate::now(),
+        };
+        self.record_export_files(&slug, &label, export, &out, written, on_progress)
+            .inspect_err(|_| clean_up(&out, created))
+    }
+
+    /// Checksums the files written into `out` and commits their manifest
+    /// (`exports/<label>.toml`).
+    pub(crate) fn record_export_files(
+        &self,
+        slug: &str,
+        label: &str,
+        mut export: ManifestExport,
+        out: &Path,
+        written: Vec<PathBuf>,
+        on_progress: &mut dyn FnMut(ExportProgress),
+    ) -> Result<ExportResult> {
         let mut files = Vec::new();
         let mut manifest_files = Vec::new();
         for (i, path) in written.iter().enumerate() {
-            tell("checksums", i as f64 / written.len() as f64);
-            let name = path.strip_prefix(&out).unwrap_or(path).to_string_lossy().into_owned();
+            on_progress(ExportProgress {
+                stage: "checksums".into(),
+                fraction: i as f64 / written.len() as f64,
+            });
+            let name = path.strip_prefix(out).unwrap_or(path).to_string_lossy().into_owned();
             let bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
             let sha256 = crate::sha256_file(path)?;
             files.push((name.clone(), bytes));
@@ -81,23 +110,12 @@ impl App {
         }
         files.sort();
         manifest_files.sort_by(|a, b| a.name.cmp(&b.name));
-        tell("checksums", 1.0);
-        let dir = std::fs::canonicalize(&out).unwrap_or(out.clone());
-        let manifest = Manifest {
-            export: ManifestExport {
-                run: run.id.clone(),
-                format: format_name(req.format).into(),
-                quant: (req.format == ExportFormat::Gguf).then(|| quant_name(quant).into()),
-                out: dir.display().to_string(),
-                base_model: run.base_model.clone(),
-                created_at: crate::now(),
-            },
-            files: manifest_files,
-        };
-        let commit = self.record_export(&slug, &label, &manifest).inspect_err(|_| {
-            clean_up(&out, created);
-        })?;
-        Ok(ExportResult { dir: dir.display().to_string(), files, commit })
+        on_progress(ExportProgress { stage: "checksums".into(), fraction: 1.0 });
+        let dir = std::fs::canonicalize(out).unwrap_or(out.to_path_buf());
+        export.out = dir.display().to_string();
+        let manifest = Manifest { export, files: manifest_files };
+        let commit = self.record_export(slug, label, &manifest)?;
+        Ok(ExportResult { dir: dir.display().to_string(), files, commit, notes: Vec::new() })
     }
 
     /// Writes the export's own files into `out`; returns their paths.
@@ -156,12 +174,18 @@ impl App {
             Some(q) => format!("GGUF {q}"),
             None => manifest.export.format.clone(),
         };
-        let message = format!(
-            "Export {} as {what} ({} files, {:.1} MB)",
-            manifest.export.run,
-            manifest.files.len(),
-            total as f64 / 1e6
-        );
+        let (n, mb) = (manifest.files.len(), total as f64 / 1e6);
+        let message = match manifest.export.format.as_str() {
+            tool @ ("llamafactory" | "axolotl") => format!(
+                "Hand {} to {} ({n} files, {mb:.1} MB)",
+                match manifest.export.run.as_str() {
+                    "" => "the recommended run",
+                    run => run,
+                },
+                if tool == "axolotl" { "Axolotl" } else { "LLaMA-Factory" },
+            ),
+            _ => format!("Export {} as {what} ({n} files, {mb:.1} MB)", manifest.export.run),
+        };
         let rel: Vec<PathBuf> = vec![
             PathBuf::from("exports/.gitignore"),
             PathBuf::from(format!("exports/{label}.toml")),
@@ -202,7 +226,10 @@ impl App {
             s.push_str(&format!("license: {}\n", license_tag(l)));
         }
         s.push_str(match format {
-            ExportFormat::Peft => "library_name: peft\n",
+            // A hand-over to another trainer has no model card (see `handoff`).
+            ExportFormat::Peft | ExportFormat::Llamafactory | ExportFormat::Axolotl => {
+                "library_name: peft\n"
+            }
             ExportFormat::Merged => "library_name: transformers\n",
             ExportFormat::Gguf => "library_name: gguf\n",
         });
@@ -214,7 +241,8 @@ impl App {
             "Fine-tuned from **{base_name}** with VibeFlow ({}), exported as {}.\n\n",
             run.method,
             match format {
-                ExportFormat::Peft => "a PEFT LoRA adapter".to_string(),
+                ExportFormat::Peft | ExportFormat::Llamafactory | ExportFormat::Axolotl =>
+                    "a PEFT LoRA adapter".to_string(),
                 ExportFormat::Merged =>
                     "the merged model in Hugging Face layout (f32 safetensors)".to_string(),
                 ExportFormat::Gguf => format!("a GGUF ({})", quant_name(quant)),
@@ -275,7 +303,7 @@ impl App {
         );
         s.push_str("\n## Use\n\n");
         s.push_str(&match format {
-            ExportFormat::Peft => format!(
+            ExportFormat::Peft | ExportFormat::Llamafactory | ExportFormat::Axolotl => format!(
                 "```python\nfrom peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(\"./\")  # loads {base_name}\n```\n"
             ),
             ExportFormat::Merged => "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\ntok = AutoTokenizer.from_pretrained(\"./\")\nmodel = AutoModelForCausalLM.from_pretrained(\"./\")\nids = tok.apply_chat_template([{\"role\": \"user\", \"content\": \"Hi\"}], add_generation_prompt=True, return_tensors=\"pt\")\n```\n".to_string(),
@@ -299,11 +327,13 @@ fn label(run: &str, format: ExportFormat, quant: GgufQuant) -> String {
     }
 }
 
-fn format_name(f: ExportFormat) -> &'static str {
+pub(crate) fn format_name(f: ExportFormat) -> &'static str {
     match f {
         ExportFormat::Peft => "peft",
         ExportFormat::Merged => "merged",
         ExportFormat::Gguf => "gguf",
+        ExportFormat::Llamafactory => "llamafactory",
+        ExportFormat::Axolotl => "axolotl",
     }
 }
 
@@ -351,7 +381,7 @@ fn license_tag(spdx: &str) -> String {
 }
 
 /// Makes `out` an empty folder; whether it was created (else it existed, empty).
-fn prepare_out(out: &Path) -> Result<bool> {
+pub(crate) fn prepare_out(out: &Path) -> Result<bool> {
     match std::fs::read_dir(out) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -371,7 +401,7 @@ fn prepare_out(out: &Path) -> Result<bool> {
 }
 
 /// Removes what a failed export wrote: the folder when it made it, else its files.
-fn clean_up(out: &Path, created: bool) {
+pub(crate) fn clean_up(out: &Path, created: bool) {
     if created {
         let _ = std::fs::remove_dir_all(out);
     } else if let Ok(entries) = std::fs::read_dir(out) {
@@ -389,15 +419,16 @@ struct Manifest {
 }
 
 #[derive(serde::Serialize)]
-struct ManifestExport {
-    run: String,
-    format: String,
+pub(crate) struct ManifestExport {
+    /// The run exported (empty: a hand-over of the recommended settings).
+    pub run: String,
+    pub format: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    quant: Option<String>,
+    pub quant: Option<String>,
     /// The folder written (absolute).
-    out: String,
-    base_model: String,
-    created_at: i64,
+    pub out: String,
+    pub base_model: String,
+    pub created_at: i64,
 }
 
 #[derive(serde::Serialize)]

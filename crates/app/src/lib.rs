@@ -20,6 +20,7 @@ mod error;
 mod estimate;
 mod eval;
 mod export;
+mod handoff;
 mod hub;
 mod inference;
 mod jobs;

@@ -110,6 +110,9 @@ struct RunFile<'a> {
     /// Where a run sent to a cluster ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a RanCluster>,
+    /// Which trainer made an imported run's adapter, and from where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<&'a crate::handoff::Imported>,
     dataset: RunDataset<'a>,
     config: &'a TrainConfig,
     result: RunResult,
@@ -140,6 +143,9 @@ pub(crate) struct RanOn {
     /// The cluster and job, for a run sent to one.
     #[serde(default)]
     pub cluster: Option<RanCluster>,
+    /// The trainer and folder, for a run imported from another trainer.
+    #[serde(default)]
+    pub imported: Option<crate::handoff::Imported>,
 }
 
 /// A cluster run's place: `[cluster]` of its `run.toml`.
@@ -422,6 +428,7 @@ impl App {
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
             cluster: None,
+            imported: None,
         };
         self.record_run(row, &claim.id, record, &job, &done, &ran)
     }
@@ -505,6 +512,7 @@ impl App {
                 arch: &ran.arch,
             },
             cluster: ran.cluster.as_ref(),
+            imported: ran.imported.as_ref(),
             dataset: RunDataset {
                 name: &source.name,
                 version: source.version,
@@ -532,7 +540,11 @@ impl App {
         record.finished_at = Some(finished_at);
         let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
         let message = format!(
-            "Train {id}{} on {} ({status}, {} steps{}): held-out loss {} -> {}",
+            "{} {id}{} on {} ({status}, {} steps{}): held-out loss {} -> {}",
+            match &ran.imported {
+                Some(i) => format!("Import ({})", i.tool),
+                None => "Train".into(),
+            },
             match config.method {
                 Method::Dpo { .. } => " (DPO)",
                 _ => "",
@@ -772,6 +784,29 @@ impl Source {
             }
         }
         Ok(items)
+    }
+}
+
+impl Source {
+    /// The number of training rows and the tokenized held-out examples (the first
+    /// `eval_rows` of the test split): what evaluating an adapter trained elsewhere needs.
+    pub(crate) fn chat_items(
+        &self,
+        bundle: &Bundle,
+        config: &TrainConfig,
+        eval_rows: usize,
+    ) -> Result<(usize, Vec<Example>)> {
+        let train = self.is_test.iter().filter(|t| !**t).count();
+        let mut eval = Vec::new();
+        for (i, (number, line)) in self.lines.iter().enumerate() {
+            if !self.is_test[i] || eval.len() >= eval_rows {
+                continue;
+            }
+            let messages = engine::train::parse_chat_line(line)
+                .map_err(|e| Error::Data(format!("{}:{number}: {e}", self.file)))?;
+            eval.push(engine::train::tokenize(bundle, &messages, config.max_len)?);
+        }
+        Ok((train, eval))
     }
 }
 

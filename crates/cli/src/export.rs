@@ -15,11 +15,14 @@ pub struct ExportArgs {
     /// Project slug
     #[arg(short, long)]
     project: String,
-    /// The finished run to export
+    /// The finished run to export. llamafactory and axolotl: the run whose settings and
+    /// dataset to hand over (default: the recommended settings on the current dataset)
     #[arg(long, value_name = "ID")]
-    run: String,
+    run: Option<String>,
     /// peft: the adapter; merged: the model with the adapter folded in (Hugging Face
-    /// layout); gguf: one GGUF file and an Ollama Modelfile
+    /// layout); gguf: one GGUF file and an Ollama Modelfile; llamafactory, axolotl: the
+    /// run's data, settings and launch commands for that trainer (one GPU, several, several
+    /// nodes), brought back with `vibeflow runs import`
     #[arg(long, value_enum)]
     format: ExportFormat,
     /// The GGUF's weight type (gguf only; default q8_0)
@@ -29,6 +32,10 @@ pub struct ExportArgs {
     /// exports/<run>-<format>/
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// llamafactory, axolotl: write the base model in Hugging Face layout into base/ and
+    /// train on it instead of the hub's copy (always, for a base the hub does not name)
+    #[arg(long)]
+    base_weights: bool,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -36,12 +43,16 @@ pub struct ExportArgs {
 
 /// Runs `export`.
 pub fn run(app: &App, a: ExportArgs) -> anyhow::Result<()> {
+    if a.run.is_none() && !a.format.is_recipe() {
+        anyhow::bail!("--run is required for --format peft, merged and gguf: the run to export");
+    }
     let req = ExportRequest {
         project: a.project,
-        run: a.run,
+        run: a.run.unwrap_or_default(),
         format: a.format,
         quant: a.quant,
         out: a.out.map(|p| p.display().to_string()).unwrap_or_default(),
+        base_weights: a.base_weights,
     };
     let start = std::time::Instant::now();
     let mut last = String::new();
@@ -65,6 +76,12 @@ pub fn run(app: &App, a: ExportArgs) -> anyhow::Result<()> {
         );
         for (name, bytes) in &r.files {
             s.push_str(&format!("\n  {name:<36} {:>10.1} MB", *bytes as f64 / 1e6));
+        }
+        for n in &r.notes {
+            s.push_str(&format!("\n{n}"));
+        }
+        if a.format.is_recipe() {
+            s.push_str(&format!("\nLaunch commands: {}/README.md", r.dir));
         }
         s
     })

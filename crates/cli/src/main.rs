@@ -131,7 +131,8 @@ enum Command {
     /// Tell or ask the brainstorm assistant something ("I want a support bot", "why not full
     /// fine-tuning?", "what if I had a GPU?"); it keeps what you said for the next message
     Ask(assist::AskArgs),
-    /// A project's training runs and their state (interrupted runs can be resumed)
+    /// A project's training runs and their state (interrupted runs can be resumed); `runs
+    /// import` brings in an adapter trained elsewhere (LLaMA-Factory, Axolotl, PEFT)
     Runs(train::RunsArgs),
     /// Background jobs of the home (training runs from the app or the CLI) and their state;
     /// with a job id, its log
@@ -151,8 +152,8 @@ enum Command {
     #[command(subcommand)]
     Prefs(eval::PrefsCmd),
     /// Export a finished run: the PEFT adapter, the merged model (Hugging Face layout) or a
-    /// GGUF (f16, q8_0, q4_k_m) with an Ollama Modelfile, each with a model card; recorded in
-    /// the project's history
+    /// GGUF (f16, q8_0, q4_k_m) with an Ollama Modelfile, each with a model card; or hand a
+    /// run's data and settings to LLaMA-Factory or Axolotl; recorded in the project's history
     Export(export::ExportArgs),
     /// Score predictions made elsewhere against references (two JSON Lines files of
     /// {"id", "text"}): exact match, token F1, BLEU, ROUGE, length, labels

@@ -131,13 +131,37 @@ pub struct PlanArgs {
 
 /// `vibeflow runs`.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RunsArgs {
+    #[command(subcommand)]
+    action: Option<RunsAction>,
     /// Project slug
-    #[arg(short, long)]
-    project: String,
+    #[arg(short, long, required = true)]
+    project: Option<String>,
     /// Print JSON
     #[arg(long)]
     json: bool,
+}
+
+/// `vibeflow runs import`.
+#[derive(clap::Subcommand)]
+enum RunsAction {
+    /// Bring a PEFT adapter trained elsewhere (LLaMA-Factory's or Axolotl's output folder, one
+    /// of its checkpoint-N folders, any PEFT adapter folder) into the project as a new run:
+    /// evaluated on its held-out rows, committed and tagged
+    Import {
+        /// Project slug
+        #[arg(short, long)]
+        project: String,
+        /// The folder holding adapter_config.json (or its output/ or checkpoint-N/)
+        dir: std::path::PathBuf,
+        /// Held-out rows to evaluate it on (the first of the test split, as `train` does)
+        #[arg(long, default_value_t = app::DEFAULT_EVAL_ROWS)]
+        eval_rows: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `vibeflow jobs`.
@@ -333,7 +357,24 @@ pub fn plan(app: &App, PlanArgs { project, estimate, json }: PlanArgs) -> anyhow
 }
 
 /// `vibeflow runs`.
-pub fn runs(app: &App, RunsArgs { project, json }: RunsArgs) -> anyhow::Result<()> {
+pub fn runs(app: &App, RunsArgs { action, project, json }: RunsArgs) -> anyhow::Result<()> {
+    if let Some(RunsAction::Import { project, dir, eval_rows, json }) = action {
+        let r = app.import_run(&project, &dir, eval_rows)?;
+        return print(json, &r, || {
+            let fmt = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
+            format!(
+                "Imported {} ({} steps) as {}{}, commit {}: held-out loss {} -> {}",
+                dir.display(),
+                r.summary.steps,
+                r.id,
+                r.tag.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+                &r.commit[..r.commit.len().min(12)],
+                fmt(r.summary.eval_loss_before),
+                fmt(r.summary.eval_loss_after)
+            )
+        });
+    }
+    let project = project.unwrap_or_default();
     let runs = app.runs(&project)?;
     print(json, &runs, || {
         if runs.is_empty() {

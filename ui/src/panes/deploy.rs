@@ -62,10 +62,11 @@ fn format_name(f: ExportFormat) -> &'static str {
         ExportFormat::Peft => "peft",
         ExportFormat::Merged => "merged",
         ExportFormat::Gguf => "gguf",
+        ExportFormat::Llamafactory => "LLaMA-Factory",
+        ExportFormat::Axolotl => "Axolotl",
     }
 }
 
-/// Milliseconds as people read them: "840 ms", "12.4 s".
 /// A duration as people read it: `840 ms`, `5.4 s`; a dash while nothing was measured.
 fn ms(v: u64, measured: bool) -> String {
     match (measured, v) {
@@ -576,6 +577,7 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
             format: f,
             quant: (f == ExportFormat::Gguf).then(|| quant.get_untracked()),
             out: String::new(),
+            base_weights: false,
         };
         busy.set(true);
         result.set(None);
@@ -590,7 +592,7 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
         <section class="card" id="export-card">
             <h2>"Export"</h2>
             <p class="hint">
-                "The adapter for PEFT, a merged model that transformers loads, or a GGUF for llama.cpp and Ollama (with a Modelfile). Each keeps the chat template and end tokens it was trained with, and is recorded in History."
+                "The adapter for PEFT, a merged model that transformers loads, or a GGUF for llama.cpp and Ollama (with a Modelfile). Each keeps the chat template and end tokens it was trained with, and is recorded in History. LLaMA-Factory and Axolotl get the run's data and settings to train on many GPUs; `vibeflow runs import` brings their adapter back."
             </p>
             <p class="empty" class:hidden=move || !runs.get().is_empty()>"No finished run to export yet."</p>
             <div class="row" class:hidden=move || runs.get().is_empty()>
@@ -614,6 +616,8 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
                             format.set(match event_target_value(&ev).as_str() {
                                 "peft" => ExportFormat::Peft,
                                 "merged" => ExportFormat::Merged,
+                                "llamafactory" => ExportFormat::Llamafactory,
+                                "axolotl" => ExportFormat::Axolotl,
                                 _ => ExportFormat::Gguf,
                             })
                         }
@@ -621,6 +625,8 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
                         <option value="gguf" selected>"GGUF (llama.cpp, Ollama)"</option>
                         <option value="merged">"Merged (transformers)"</option>
                         <option value="peft">"Adapter (PEFT)"</option>
+                        <option value="llamafactory">"LLaMA-Factory (data, settings, launch)"</option>
+                        <option value="axolotl">"Axolotl (data, settings, launch)"</option>
                     </select>
                 </label>
                 <label class="field inline" class:hidden=move || format.get() != ExportFormat::Gguf>
@@ -673,6 +679,7 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
                                         .map(|(f, b)| view! { <li><code>{f}</code>" "<span class="hint">{size(b)}</span></li> })
                                         .collect_view()}
                                 </ul>
+                                {r.notes.into_iter().map(|n| view! { <p class="hint">{n}</p> }).collect_view()}
                             </div>
                         }
                         .into_any(),

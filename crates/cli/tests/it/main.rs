@@ -7,6 +7,7 @@ mod data;
 mod dpo;
 mod eval;
 mod export;
+mod handoff;
 mod hardening;
 mod pull;
 mod score;
