@@ -221,8 +221,13 @@ async fn ask(s: S<'_>, req: api::advisor::AskRequest) -> Res<api::advisor::AskRe
 }
 
 #[tauri::command]
-async fn train_start(s: S<'_>, req: ProjectTrainRequest) -> Res<JobInfo> {
-    blocking(&s, move |a, j| j.start_train(a, &req)).await
+async fn train_start(s: S<'_>, req: api::train::TrainStart) -> Res<JobInfo> {
+    blocking(&s, move |a, j| j.start_train_on(a, &req.request, req.on)).await
+}
+
+#[tauri::command]
+async fn cluster_list(s: S<'_>) -> Res<Vec<api::cluster::Cluster>> {
+    blocking(&s, |a, _| a.clusters()).await
 }
 
 #[tauri::command]
@@ -600,6 +605,7 @@ pub fn run() {
             ask,
             brief,
             train_start,
+            cluster_list,
             job_list,
             job_stop,
             job_events,

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
+#[path = "../support/slurm.rs"]
+mod slurm;
+
 /// Kills tauri-driver and everything it started (WebKitWebDriver, the app) however the test
 /// ends: they share a process group, since killing tauri-driver alone leaves WebKitWebDriver
 /// running and holding the test's output pipes.
@@ -232,6 +235,11 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Starts the release app over `home` under tauri-driver; the driver dies with the guard.
 async fn open_window(home: &Path) -> (Driver, Client) {
+    open_window_with(home, &[]).await
+}
+
+/// [`open_window`] with more of the app's environment.
+async fn open_window_with(home: &Path, env: &[(&str, &Path)]) -> (Driver, Client) {
     let port = free_port();
     let native_port = free_port();
     let mut driver =
@@ -248,6 +256,7 @@ async fn open_window(home: &Path) -> (Driver, Client) {
         .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
         .env("VIBEFLOW_HOME", home)
         .env("XDG_CONFIG_HOME", &xdg)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .expect(
@@ -320,6 +329,24 @@ async fn wait_text(client: &Client, css: &str, needle: &str, secs: u64) -> Strin
     }
 }
 
+/// A home with the default model and project `name` on the tech-qa sample, as the Data pane
+/// makes it.
+fn sample_project(home: &Path, name: &str) -> app::App {
+    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
+    let app = app::App::open(home).unwrap();
+    app.model_import(Path::new(&gguf), None).unwrap();
+    let slug = app.project_new(name).unwrap().slug;
+    let req = app::ImportRequest {
+        project: slug,
+        source: app::ImportSource::Sample("tech-qa".into()),
+        name: None,
+        mapping: None,
+        language: None,
+    };
+    app.data_import(&req).unwrap();
+    app
+}
+
 /// The short id of the dataset import commit of `train-bot`.
 fn after_import_id(app: &app::App) -> String {
     let history = app.history("train-bot").unwrap();
@@ -333,22 +360,8 @@ async fn train_watch_stop_and_resume_in_the_window() {
     if !e2e() {
         return;
     }
-    let gguf = std::env::var_os("VIBEFLOW_DEFAULT_GGUF").expect("the default model (setup)");
     let home = tempfile::tempdir().unwrap();
-    {
-        // A project with a dataset, as the Data pane will make it.
-        let app = app::App::open(home.path()).unwrap();
-        app.model_import(Path::new(&gguf), None).unwrap();
-        app.project_new("Train Bot").unwrap();
-        let req = app::ImportRequest {
-            project: "train-bot".into(),
-            source: app::ImportSource::Sample("tech-qa".into()),
-            name: None,
-            mapping: None,
-            language: None,
-        };
-        app.data_import(&req).unwrap();
-    }
+    sample_project(home.path(), "Train Bot");
     let (_driver, client) = open_window(home.path()).await;
     pick_project(&client, "train-bot").await;
     client.find(Locator::Css("#tab-train")).await.unwrap().click().await.unwrap();
@@ -471,6 +484,73 @@ async fn train_watch_stop_and_resume_in_the_window() {
         .collect();
     assert!(trains[0].contains("(done, 40 steps)"), "{trains:?}");
     assert!(trains[1].contains(&format!("(stopped, {stopped_at} steps)")), "{trains:?}");
+}
+
+/// A run sent from the Train pane to a registered cluster (a real single-node Slurm started
+/// here): the Monitor follows the scheduler's states and the steps, and the run comes back as
+/// a version that says where it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_a_run_to_a_cluster_from_the_train_pane() {
+    if !e2e() {
+        return;
+    }
+    let Some(slurm) = slurm::Slurm::start() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    {
+        let app = sample_project(home.path(), "Lab Bot");
+        let lab = api::cluster::Cluster {
+            name: "lab".into(),
+            scheduler: "slurm".into(),
+            ssh: None,
+            workdir: work.path().display().to_string(),
+            partition: None,
+            gpus: 0,
+            cpus: None,
+            mem_gb: None,
+            time_minutes: Some(20),
+            vibeflow: None,
+        };
+        app.cluster_add(&lab).unwrap();
+    }
+    let conf = slurm.conf();
+    let (_driver, client) = open_window_with(home.path(), &[("SLURM_CONF", &conf)]).await;
+    pick_project(&client, "lab-bot").await;
+    client.find(Locator::Css("#tab-train")).await.unwrap().click().await.unwrap();
+    wait_text(&client, "#train-plan", "240 training rows", 30).await;
+    wait_text(&client, "#train-target", "lab (this machine's Slurm, CPU)", 30).await;
+    choose(&client, "#train-target", "lab").await;
+    wait_text(&client, "#pane-train", "Sent to lab's Slurm queue", 10).await;
+    wait_text(&client, "#train-start", "Send to cluster", 10).await;
+    type_into(&client, "#train-steps", "4").await;
+    type_into(&client, "#train-batch", "1").await;
+    type_into(&client, "#train-max-len", "64").await;
+    type_into(&client, "#train-eval-rows", "2").await;
+    let show = "document.getElementById('train-target').scrollIntoView({block: 'center'})";
+    client.execute(show, vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save(&client, "train-cluster.png").await;
+    client.find(Locator::Css("#train-start")).await.unwrap().click().await.unwrap();
+    // The Monitor: the scheduler's states as log lines, the job's steps, then the run.
+    wait_text(&client, "#monitor-log", "on lab: ", 120).await;
+    wait_text(&client, "#monitor-state", "Done", 300).await;
+    let log = wait_text(&client, "#monitor-log", "on lab: COMPLETED", 30).await;
+    assert!(log.contains("RUNNING") || log.contains("PENDING"), "{log}");
+    wait_text(&client, "#monitor-step", "4 / 4", 30).await;
+    wait_text(&client, "#monitor-cluster", "On cluster lab, Slurm job ", 10).await;
+    wait_text(&client, "#monitor-cluster", ": completed", 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    save(&client, "monitor-cluster.png").await;
+    client.close().await.unwrap();
+    let app = app::App::open(home.path()).unwrap();
+    let runs = app.runs("lab-bot").unwrap();
+    assert_eq!((runs[0].id.as_str(), runs[0].status.as_str(), runs[0].steps), ("run-1", "done", 4));
+    let run_toml = home.path().join("projects/lab-bot/runs/run-1/run.toml");
+    let text = std::fs::read_to_string(run_toml).unwrap();
+    assert!(text.contains("[cluster]\nname = \"lab\""), "{text}");
+    let history = app.history("lab-bot").unwrap();
+    assert!(history[0].summary.contains("on lab job "), "{:?}", history[0].summary);
+    assert_eq!(history[0].tags, ["v1"]);
 }
 
 /// A first-time user and the assistant: an empty project, the assistant's questions, a

@@ -215,11 +215,14 @@ pub async fn runs(slug: String) -> Result<Vec<api::train::RunSummary>, ApiError>
     call_with(cmd::RUNS, &ProjectRef { slug }).await
 }
 
-/// Starts training as a background job.
-pub async fn train_start(
-    req: api::train::ProjectTrainRequest,
-) -> Result<api::train::JobInfo, ApiError> {
+/// Starts training as a background job, here or on a registered cluster.
+pub async fn train_start(req: api::train::TrainStart) -> Result<api::train::JobInfo, ApiError> {
     call_with(cmd::TRAIN_START, &req).await
+}
+
+/// The registered clusters a run can be sent to.
+pub async fn cluster_list() -> Result<Vec<api::cluster::Cluster>, ApiError> {
+    call(cmd::CLUSTER_LIST, JsValue::UNDEFINED).await
 }
 
 /// Every job of the home, newest first.

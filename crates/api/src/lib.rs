@@ -119,9 +119,12 @@ pub mod cmd {
     /// Time and memory of a run, measured here: [`super::train::ProjectTrainRequest`],
     /// returns [`super::train::Estimate`].
     pub const TRAIN_ESTIMATE: &str = "train_estimate";
-    /// Start training as a background job: [`super::train::ProjectTrainRequest`], returns
-    /// [`super::train::JobInfo`].
+    /// Start training as a background job, here or on a registered cluster:
+    /// [`super::train::TrainStart`], returns [`super::train::JobInfo`].
     pub const TRAIN_START: &str = "train_start";
+    /// The registered clusters a run can be sent to: no arguments, returns
+    /// `Vec<cluster::Cluster>`.
+    pub const CLUSTER_LIST: &str = "cluster_list";
     /// Every job of the home, newest first: no arguments, returns `Vec<train::JobInfo>`.
     pub const JOB_LIST: &str = "job_list";
     /// Ask a job to stop after its step: [`super::JobRef`], returns `bool` (whether this
@@ -243,6 +246,7 @@ pub mod cmd {
         TRAIN_PLAN,
         TRAIN_ESTIMATE,
         TRAIN_START,
+        CLUSTER_LIST,
         JOB_LIST,
         JOB_STOP,
         JOB_EVENTS,

@@ -357,6 +357,16 @@ pub struct ProjectTrainRequest {
     pub resume: Resume,
 }
 
+/// A run to start as a background job, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainStart {
+    /// The run.
+    pub request: ProjectTrainRequest,
+    /// A registered cluster's name to send it to; none: this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+}
+
 impl ProjectTrainRequest {
     /// A request to continue `run` of `project` (the run keeps its own settings).
     pub fn resume(project: &str, run: &str) -> ProjectTrainRequest {
@@ -653,6 +663,17 @@ pub enum JobEvent {
         /// The line.
         line: String,
     },
+    /// A run sent to a cluster: the scheduler's state of its job.
+    Scheduler {
+        /// The job (ours).
+        job: String,
+        /// The cluster's name.
+        cluster: String,
+        /// The scheduler's job id.
+        job_id: String,
+        /// As the scheduler names it: `PENDING`, `RUNNING`, `COMPLETED`, `CANCELLED`…
+        state: String,
+    },
     /// Something the user should look at (the loss is not a number, the held-out loss rises).
     Alert {
         /// The job.
@@ -685,6 +706,9 @@ impl JobEvent {
         match self {
             JobEvent::Started { run, .. } => Some(("log", format!("started {run}"))),
             JobEvent::Log { line, .. } => Some(("log", line.clone())),
+            JobEvent::Scheduler { cluster, job_id, state, .. } => {
+                Some(("log", format!("job {job_id} on {cluster}: {state}")))
+            }
             JobEvent::Alert { message, .. } => Some(("alert", format!("warning: {message}"))),
             JobEvent::Progress { progress: p, .. } => {
                 let mut said = Vec::new();
@@ -714,6 +738,7 @@ impl JobEvent {
         match self {
             JobEvent::Started { job, .. }
             | JobEvent::Log { job, .. }
+            | JobEvent::Scheduler { job, .. }
             | JobEvent::Progress { job, .. }
             | JobEvent::Alert { job, .. }
             | JobEvent::Ended { job, .. } => job,

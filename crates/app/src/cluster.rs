@@ -314,8 +314,7 @@ impl App {
         let bin = match &c.vibeflow {
             Some(b) => b.clone(),
             None => {
-                let exe =
-                    std::env::current_exe().map_err(|e| Error::io(Path::new("vibeflow"), e))?;
+                let exe = command_line()?;
                 shell.mkdir(&format!("{root}/bin"))?;
                 let remote = format!("{root}/bin/vibeflow-{}", short_sha(&exe)?);
                 shell.put_once(&exe, &remote)?;
@@ -767,6 +766,25 @@ impl Shell {
                 }
             }
         }
+    }
+}
+
+/// The `vibeflow` command line to stage on a cluster: this program when it is the command line,
+/// else the one installed beside it (the desktop app's own binary needs a desktop's libraries,
+/// which nodes lack).
+fn command_line() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| Error::io(Path::new("vibeflow"), e))?;
+    let name = format!("vibeflow{}", std::env::consts::EXE_SUFFIX);
+    if exe.file_name().is_some_and(|n| n == name.as_str()) {
+        return Ok(exe);
+    }
+    let beside = exe.with_file_name(&name);
+    match beside.is_file() {
+        true => Ok(beside),
+        false => Err(Error::InvalidInput(format!(
+            "no `vibeflow` command line beside {}: install one on the cluster and register its path with `vibeflow cluster add NAME --slurm --workdir DIR --vibeflow PATH`",
+            exe.display()
+        ))),
     }
 }
 

@@ -159,8 +159,12 @@ impl Jobs {
                     Some(name) => {
                         let (j, job) = (jobs.clone(), id.clone());
                         let mut on_state = |s: &api::cluster::JobState| {
-                            let line = format!("job {} on {name}: {}", s.job_id, s.state);
-                            j.emit(JobEvent::Log { job: job.clone(), line });
+                            j.emit(JobEvent::Scheduler {
+                                job: job.clone(),
+                                cluster: name.clone(),
+                                job_id: s.job_id.clone(),
+                                state: s.state.clone(),
+                            })
                         };
                         app.train_claimed_on(claimed, name, &mut on_state, &mut on_progress).map(
                             |(run, check)| {

@@ -447,6 +447,7 @@ fn print_event(event: &api::train::JobEvent, json: bool) {
         JobEvent::Progress { progress: p, .. } => print_step(p),
         JobEvent::Alert { message, .. } => err!("warning: {message}"),
         JobEvent::Log { line, .. } => err!("{line}"),
+        JobEvent::Scheduler { .. } => err!("{}", event.log_line().unwrap_or_default().1),
         JobEvent::Started { .. } | JobEvent::Ended { .. } => {}
     }
 }

@@ -109,7 +109,7 @@ pub fn Monitor(slug: String) -> impl IntoView {
             let req = ProjectTrainRequest::resume(&slug, &run);
             let refresh = refresh_later.clone();
             spawn_local(async move {
-                match ipc::train_start(req).await {
+                match ipc::train_start(api::train::TrainStart { request: req, on: None }).await {
                     Ok(job) => {
                         error.set(None);
                         jobs.attach(job.id.clone());
@@ -335,6 +335,19 @@ pub fn Monitor(slug: String) -> impl IntoView {
                         "Resume"
                     </button>
                 </div>
+                {move || {
+                    events()
+                        .into_iter()
+                        .rev()
+                        .find_map(|e| match e {
+                            JobEvent::Scheduler { cluster, job_id, state, .. } => Some(view! {
+                                <p class="status" id="monitor-cluster">
+                                    {format!("On cluster {cluster}, Slurm job {job_id}: {}", state.to_lowercase())}
+                                </p>
+                            }),
+                            _ => None,
+                        })
+                }}
                 <p class="status" id="monitor-state">
                     {move || current_job().map(|j| {
                         let what = match j.state {

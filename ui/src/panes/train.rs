@@ -144,6 +144,14 @@ pub fn Train(slug: String) -> impl IntoView {
     let estimate = RwSignal::new(None::<Result<Estimate, String>>);
     let estimating = RwSignal::new(false);
     let warnings = RwSignal::new(Vec::<api::advisor::Warning>::new());
+    // Where the run trains: this machine (empty) or a registered cluster's name.
+    let clusters = RwSignal::new(Vec::<api::cluster::Cluster>::new());
+    let target = RwSignal::new(String::new());
+    spawn_local(async move {
+        if let Ok(c) = ipc::cluster_list().await {
+            clusters.set(c);
+        }
+    });
     // Settings handed over by the assistant or an alert's fix, for this project, once.
     let draft = expect_context::<DraftCtx>();
     let handed = draft
@@ -207,7 +215,17 @@ pub fn Train(slug: String) -> impl IntoView {
         change.apply(&mut req.config);
         form.set(Form::of(&req));
     };
-    let ready = move || plan.with(|p| p.as_ref().is_some_and(|p| p.checks.iter().all(|c| c.ok)));
+    // On a cluster, this machine's memory and disk do not decide.
+    let ready = move || {
+        let remote = !target.with(String::is_empty);
+        plan.with(|p| {
+            p.as_ref().is_some_and(|p| {
+                p.checks
+                    .iter()
+                    .all(|c| c.ok || (remote && matches!(c.id.as_str(), "memory" | "disk")))
+            })
+        })
+    };
     let estimate_now = move || {
         let Ok(req) = checked.get_untracked() else { return };
         estimating.set(true);
@@ -217,10 +235,11 @@ pub fn Train(slug: String) -> impl IntoView {
         });
     };
     let start = move || {
-        let Ok(req) = checked.get_untracked() else { return };
+        let Ok(request) = checked.get_untracked() else { return };
+        let on = Some(target.get_untracked()).filter(|t| !t.is_empty());
         busy.set(true);
         spawn_local(async move {
-            match ipc::train_start(req).await {
+            match ipc::train_start(api::train::TrainStart { request, on }).await {
                 Ok(job) => {
                     error.set(None);
                     jobs.current.set(Some(job.id.clone()));
@@ -360,6 +379,37 @@ pub fn Train(slug: String) -> impl IntoView {
                         }
                     }).collect_view()}
                 </ul>
+                <label class="field" for="train-target" class:hidden=move || clusters.with(Vec::is_empty)>
+                    <span class="label">"Where"</span>
+                    <select id="train-target" on:change=move |ev| target.set(event_target_value(&ev))>
+                        <option value="" selected>"This machine"</option>
+                        {move || {
+                            clusters
+                                .get()
+                                .into_iter()
+                                .map(|c| {
+                                    let what = match c.gpus {
+                                        0 => "CPU".to_string(),
+                                        1 => "1 GPU".to_string(),
+                                        n => format!("{n} GPUs"),
+                                    };
+                                    let place = c.ssh.clone().unwrap_or_else(|| "this machine's Slurm".into());
+                                    view! {
+                                        <option value=c.name.clone()>
+                                            {format!("{} ({}, {what})", c.name, place)}
+                                        </option>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </select>
+                    <span class="help">
+                        {move || match target.get().as_str() {
+                            "" => "Trains here. Clusters are registered with `vibeflow cluster add`.".to_string(),
+                            name => format!("Sent to {name}'s Slurm queue: the Monitor shows its queue state and steps, Stop cancels it at a checkpoint, and the run comes back here as a version."),
+                        }}
+                    </span>
+                </label>
                 <div class="actions">
                     <button
                         id="train-start"
@@ -367,7 +417,7 @@ pub fn Train(slug: String) -> impl IntoView {
                         class="primary"
                         disabled=move || busy.get() || checked.with(|c| c.is_err()) || !ready()
                     >
-                        "Start training"
+                        {move || if target.with(String::is_empty) { "Start training" } else { "Send to cluster" }}
                     </button>
                 </div>
             </form>
