@@ -189,7 +189,7 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers {user}\n\
-             SetEnv{set_env}\n",
+             Subsystem sftp internal-sftp\nSetEnv{set_env}\n",
             d = d.display(),
         );
         std::fs::write(d.join("sshd_config"), server).unwrap();

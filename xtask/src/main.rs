@@ -49,6 +49,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // A single-node Slurm the cluster tests send runs to (started by the test itself).
     "slurm-wlm",
     "munge",
+    // A private sshd (and its client) the cluster test reaches that Slurm through.
+    "openssh-server",
+    "openssh-client",
 ];
 
 const TAURI_DRIVER: &str = "@crabnebula/tauri-driver@2.0.9";

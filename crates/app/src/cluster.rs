@@ -596,7 +596,7 @@ impl Shell {
                 c
             }
             Shell::Ssh(host) => {
-                let mut c = Command::new("ssh");
+                let mut c = ssh_command("ssh");
                 let line: Vec<String> = std::iter::once(program.to_string())
                     .chain(args.iter().map(|a| quote(a)))
                     .collect();
@@ -650,7 +650,7 @@ impl Shell {
                 std::fs::rename(&part, remote).map_err(|e| Error::io(Path::new(remote), e))
             }
             Shell::Ssh(host) => {
-                let out = Command::new("scp")
+                let out = ssh_command("scp")
                     .args(["-q", "-B", "-p"])
                     .arg(local)
                     .arg(format!("{host}:{part}"))
@@ -750,7 +750,7 @@ impl Shell {
         match self {
             Shell::Here => std::fs::copy(remote, local).map(drop).map_err(|e| Error::io(local, e)),
             Shell::Ssh(host) => {
-                let out = Command::new("scp")
+                let out = ssh_command("scp")
                     .args(["-q", "-B", "-p"])
                     .arg(format!("{host}:{remote}"))
                     .arg(local)
@@ -769,6 +769,18 @@ impl Shell {
     }
 }
 
+/// The environment variable naming an SSH configuration file for clusters (`ssh -F`): hosts,
+/// ports, keys and known hosts apart from the user's own `~/.ssh/config`.
+pub const SSH_CONFIG_ENV: &str = "VIBEFLOW_SSH_CONFIG";
+
+/// `ssh` or `scp`, with the configuration file [`SSH_CONFIG_ENV`] names, if any.
+fn ssh_command(program: &str) -> Command {
+    let mut c = Command::new(program);
+    if let Some(file) = std::env::var_os(SSH_CONFIG_ENV) {
+        c.arg("-F").arg(file);
+    }
+    c
+}
 /// The `vibeflow` command line to stage on a cluster: this program when it is the command line,
 /// else the one installed beside it (the desktop app's own binary needs a desktop's libraries,
 /// which nodes lack).

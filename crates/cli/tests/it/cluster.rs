@@ -164,4 +164,36 @@ fn a_run_goes_to_slurm_and_comes_back_as_a_version_and_a_stopped_one_resumes() {
     assert_eq!((run["id"].as_str(), run["status"].as_str()), (Some("run-2"), Some("done")));
     assert_eq!(run["summary"]["steps"].as_u64(), Some(40));
     assert_eq!(run["tag"], "v2");
+
+    // The same cluster reached over SSH (a private sshd and key; `VIBEFLOW_SSH_CONFIG` names
+    // the client's configuration): staged with scp, followed over ssh, brought back.
+    let Some(sshd) = slurm::Sshd::start(&[("SLURM_CONF", &slurm.conf())]) else { return };
+    let far = tempfile::tempdir().unwrap();
+    home.ok(&[
+        "cluster",
+        "add",
+        "far",
+        "--slurm",
+        "--ssh",
+        slurm::Sshd::HOST,
+        "--workdir",
+        far.path().to_str().unwrap(),
+    ]);
+    let out =
+        vibeflow(&slurm, &home, &[&TRAIN[..], &["slurm:far", "-p", &p, "--steps", "2"]].concat())
+            .env("VIBEFLOW_SSH_CONFIG", sshd.config())
+            .env_remove("SLURM_CONF")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(log.contains("on far: COMPLETED"), "{log}");
+    let run = lines(&String::from_utf8(out.stdout).unwrap()).pop().unwrap();
+    assert_eq!((run["id"].as_str(), run["tag"].as_str()), (Some("run-3"), Some("v3")));
+    let dir = home.path().join("projects").join(&p).join("runs/run-3");
+    assert!(dir.join("adapter/adapter_model.safetensors").is_file());
+    let toml: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
+    assert_eq!(toml["cluster"]["host"].as_str(), Some(slurm::Sshd::HOST));
+    assert!(far.path().join("vibeflow/jobs").join(&p).join("run-3/events.jsonl").is_file());
 }
