@@ -76,7 +76,7 @@ fi
 # One `bench train --vs-peer` run on CUDA; the arguments are added to it.
 bench_train() {
     log "bench train --vs-peer on CUDA, $*"
-    timeout 80 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 "$@" 2>&1 \
+    timeout 160 $VF --device cuda bench train --model "$MODEL" --vs-peer --steps 10 "$@" 2>&1 \
         | tee -a "$OUT/summary.txt"
 }
 if want bench-short; then
@@ -93,7 +93,7 @@ fi
 if want bench; then
     bench_train --rounds 2 --batch 4 --seq 256 --dtype f32
     bench_train --rounds 2 --batch 4 --seq 256 --dtype bf16
-    bench_train --rounds 1 --batch 4 --seq 256 --no-gradient-checkpointing --dtype bf16
+    bench_train --rounds 1 --batch 4 --seq 256 --checkpointing off --dtype bf16
     bench_train --rounds 1 --batch 16 --seq 512 --dtype f32
     bench_train --rounds 1 --batch 16 --seq 512 --dtype f32 --tf32
     bench_train --rounds 1 --batch 16 --seq 512 --dtype bf16

@@ -28,9 +28,10 @@ pub struct TrainShape {
     pub rounds: usize,
     /// Threads each side may use.
     pub threads: usize,
-    /// Both sides recompute each decoder block in the backward pass (ours: the training
-    /// default; PyTorch: `gradient_checkpointing_enable`).
-    pub gradient_checkpointing: bool,
+    /// The gradient-checkpointing modes each side runs in (recompute each decoder block in the
+    /// backward pass, as ours does by default and PyTorch's `gradient_checkpointing_enable`;
+    /// or keep every activation): both by default, so that each side's fastest is compared.
+    pub checkpointing: Checkpointing,
     /// The frozen base's and the activations' format on both sides (adapters f32 on both).
     pub precision: engine::device::Precision,
 }
@@ -48,19 +49,67 @@ pub struct Measure {
     pub peak_gpu_bytes: Option<u64>,
 }
 
-/// The comparison.
+/// Which gradient-checkpointing modes a training benchmark runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpointing {
+    /// With and without, on both sides: each side's fastest is what a user of it would run.
+    #[default]
+    Both,
+    /// Only with (the same setting on both sides).
+    On,
+    /// Only without.
+    Off,
+}
+
+impl Checkpointing {
+    /// The modes, as whether checkpointing is on.
+    pub fn modes(self) -> &'static [bool] {
+        match self {
+            Checkpointing::Both => &[true, false],
+            Checkpointing::On => &[true],
+            Checkpointing::Off => &[false],
+        }
+    }
+}
+
+/// One mode's rounds on both sides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrainBench {
-    /// The shape measured.
-    pub shape: TrainShape,
+pub struct ModeBench {
+    /// Whether both sides recomputed each block in the backward pass.
+    pub gradient_checkpointing: bool,
     /// Our rounds.
     pub ours: Vec<Measure>,
     /// The peer's rounds (empty without `--vs-peer`).
     pub peer: Vec<Measure>,
-    /// Best of ours ÷ best of the peer, tokens/s (higher is better).
+}
+
+/// A side's fastest mode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Best {
+    /// Its mode.
+    pub gradient_checkpointing: bool,
+    /// Its best round's tokens/s.
+    pub tokens_per_second: f64,
+    /// Its peak memory over that mode's rounds (GPU memory when both sides ran on a GPU, else
+    /// resident memory), bytes.
+    pub peak_bytes: u64,
+}
+
+/// The comparison: every mode's rounds, and each side's fastest mode against the other's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainBench {
+    /// The shape measured.
+    pub shape: TrainShape,
+    /// Each mode's rounds.
+    pub modes: Vec<ModeBench>,
+    /// Our fastest mode.
+    pub best_ours: Option<Best>,
+    /// The peer's fastest mode.
+    pub best_peer: Option<Best>,
+    /// Our fastest ÷ the peer's fastest, tokens/s (higher is better).
     pub speed_ratio: Option<f64>,
-    /// Our peak memory ÷ the peer's (lower is better): GPU memory when both ran on a GPU,
-    /// else resident memory.
+    /// Our fastest mode's peak memory ÷ the peer's fastest mode's (lower is better).
     pub memory_ratio: Option<f64>,
     /// Where ours ran (`cpu`, `cuda:0`, …); the peer runs on the same kind of device.
     pub device: String,
@@ -75,28 +124,70 @@ impl App {
         let path = self.resolve_model(model)?;
         let device = self.device()?;
         let tf32 = engine::device::tf32(&device);
-        let mut ours = Vec::new();
-        let mut peer = Vec::new();
-        for _ in 0..shape.rounds.max(1) {
-            ours.push(bench_ours(&path, shape, &device)?);
-            if vs_peer {
-                peer.push(bench_peer(&path, shape, &device, tf32)?);
+        let mut modes: Vec<ModeBench> = shape
+            .checkpointing
+            .modes()
+            .iter()
+            .map(|&gradient_checkpointing| ModeBench {
+                gradient_checkpointing,
+                ours: Vec::new(),
+                peer: Vec::new(),
+            })
+            .collect();
+        // Ours runs in this process, whose allocator keeps what a mode used: the mode that
+        // needs least (checkpointing) goes first, all its rounds, so that no peak includes
+        // another mode's leftovers. Within a mode the sides alternate round by round.
+        for m in &mut modes {
+            for _ in 0..shape.rounds.max(1) {
+                m.ours.push(bench_ours(&path, shape, m.gradient_checkpointing, &device)?);
+                if vs_peer {
+                    let peer = bench_peer(&path, shape, m.gradient_checkpointing, &device, tf32)?;
+                    m.peer.push(peer);
+                }
             }
         }
-        let best = |v: &[Measure]| v.iter().map(|m| m.tokens_per_second).fold(f64::NAN, f64::max);
-        let gpu = device.is_cuda() && peer.iter().all(|m| m.peak_gpu_bytes.is_some());
-        let peak = |v: &[Measure]| {
-            let bytes =
-                |m: &Measure| if gpu { m.peak_gpu_bytes.unwrap_or(0) } else { m.peak_rss_bytes };
-            v.iter().map(bytes).max().unwrap_or(0) as f64
+        let gpu = device.is_cuda()
+            && modes.iter().flat_map(|m| &m.peer).all(|p| p.peak_gpu_bytes.is_some());
+        let best = |side: fn(&ModeBench) -> &Vec<Measure>| {
+            modes
+                .iter()
+                .filter(|m| !side(m).is_empty())
+                .map(|m| {
+                    let rounds = side(m);
+                    let bytes = |r: &Measure| match gpu {
+                        true => r.peak_gpu_bytes.unwrap_or(0),
+                        false => r.peak_rss_bytes,
+                    };
+                    Best {
+                        gradient_checkpointing: m.gradient_checkpointing,
+                        tokens_per_second: rounds
+                            .iter()
+                            .map(|r| r.tokens_per_second)
+                            .fold(f64::NAN, f64::max),
+                        peak_bytes: rounds.iter().map(bytes).max().unwrap_or(0),
+                    }
+                })
+                .max_by(|a, b| a.tokens_per_second.total_cmp(&b.tokens_per_second))
         };
-        let (speed_ratio, memory_ratio) = if peer.is_empty() {
-            (None, None)
-        } else {
-            (Some(best(&ours) / best(&peer)), Some(peak(&ours) / peak(&peer)))
+        let (best_ours, best_peer) = (best(|m| &m.ours), best(|m| &m.peer));
+        let (speed_ratio, memory_ratio) = match (best_ours, best_peer) {
+            (Some(o), Some(p)) => (
+                Some(o.tokens_per_second / p.tokens_per_second),
+                Some(o.peak_bytes as f64 / p.peak_bytes as f64),
+            ),
+            _ => (None, None),
         };
         let device = engine::device::name(&device);
-        Ok(TrainBench { shape, ours, peer, speed_ratio, memory_ratio, device, tf32 })
+        Ok(TrainBench {
+            shape,
+            modes,
+            best_ours,
+            best_peer,
+            speed_ratio,
+            memory_ratio,
+            device,
+            tf32,
+        })
     }
 }
 
@@ -149,6 +240,7 @@ impl Drop for PeakRss {
 pub(crate) fn bench_ours(
     path: &std::path::Path,
     s: TrainShape,
+    checkpointing: bool,
     device: &Device,
 ) -> Result<Measure> {
     let _hold = crate::memory::HoldPages::new();
@@ -167,8 +259,7 @@ pub(crate) fn bench_ours(
     let labels = ids.to_dtype(candle_core::DType::I64).map_err(engine::Error::from)?;
     // The training loop's step (engine::train), without its data handling.
     let mut step = || -> engine::Result<()> {
-        let (_, grads) =
-            engine::train::gradients(&b.model, &ids, &labels, 0, s.gradient_checkpointing, 1.0)?;
+        let (_, grads) = engine::train::gradients(&b.model, &ids, &labels, 0, checkpointing, 1.0)?;
         opt.step(&grads, 1e-4)?;
         Ok(())
     };
@@ -189,6 +280,7 @@ pub(crate) fn bench_ours(
 fn bench_peer(
     path: &std::path::Path,
     s: TrainShape,
+    checkpointing: bool,
     device: &Device,
     tf32: bool,
 ) -> Result<Measure> {
@@ -198,7 +290,7 @@ fn bench_peer(
     c.arg(&script)
         .arg(path)
         .args([s.steps, s.batch, s.seq, s.threads].map(|v| v.to_string()))
-        .arg(if s.gradient_checkpointing { "1" } else { "0" })
+        .arg(if checkpointing { "1" } else { "0" })
         .arg(if device.is_cuda() { "cuda" } else { "cpu" })
         .arg(if tf32 { "1" } else { "0" })
         .arg(s.precision.name())

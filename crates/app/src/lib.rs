@@ -48,7 +48,9 @@ use std::path::{Path, PathBuf};
 
 pub use aliases::Served;
 pub use api::train::{DEFAULT_EVAL_ROWS, ProjectTrainRequest, Resume, RunRecord};
-pub use bench::{GenerateBench, GenerateShape, Measure, TrainBench, TrainShape};
+pub use bench::{
+    Best, Checkpointing, GenerateBench, GenerateShape, Measure, ModeBench, TrainBench, TrainShape,
+};
 pub use bench_data::{DataBench, DataMeasure, DataSize};
 pub use bench_estimate::{EstimateCase, EstimateRow};
 pub use catalog::{Card, DEFAULT_MODEL, Source, card, catalog, default_card};

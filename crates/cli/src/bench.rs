@@ -7,7 +7,8 @@ use crate::print;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
-    /// LoRA training (r=8, all seven projections) against PyTorch + PEFT
+    /// LoRA training (r=8, all seven projections) against PyTorch + PEFT: each side with and
+    /// without gradient checkpointing, its fastest against the other's
     Train {
         /// Model to train
         #[arg(long, default_value = app::DEFAULT_MODEL)]
@@ -30,9 +31,10 @@ pub enum BenchCmd {
         /// Threads for the peer (ours uses the machine's rayon pool)
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Keep every layer's activations on both sides (no gradient checkpointing)
-        #[arg(long)]
-        no_gradient_checkpointing: bool,
+        /// Gradient checkpointing: both (each side in each mode, its fastest compared with the
+        /// other's: what a user of either would run), on or off (the same setting on both)
+        #[arg(long, value_enum, default_value_t = Modes::Both)]
+        checkpointing: Modes,
         /// Number format of the frozen base and the activations on both sides: f32, bf16, or
         /// auto (bf16 on a CUDA GPU of compute capability 8.0 or newer, else f32)
         #[arg(long, value_enum, default_value_t)]
@@ -199,58 +201,20 @@ pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
             steps,
             rounds,
             threads,
-            no_gradient_checkpointing,
+            checkpointing,
             dtype,
             json,
         } => {
-            let gradient_checkpointing = !no_gradient_checkpointing;
             let precision = app.precision(dtype.name())?;
-            let shape = app::TrainShape {
-                batch,
-                seq,
-                steps,
-                rounds,
-                threads,
-                gradient_checkpointing,
-                precision,
+            let checkpointing = match checkpointing {
+                Modes::Both => app::Checkpointing::Both,
+                Modes::On => app::Checkpointing::On,
+                Modes::Off => app::Checkpointing::Off,
             };
+            let shape =
+                app::TrainShape { batch, seq, steps, rounds, threads, checkpointing, precision };
             let r = app.bench_train(&model, shape, vs_peer)?;
-            print(json, &r, || {
-                let side = |name: &str, v: &[app::Measure]| {
-                    v.iter()
-                        .map(|m| {
-                            let gpu = m
-                                .peak_gpu_bytes
-                                .map(|b| format!("  {:>7.0} MB GPU peak", b as f64 / 1e6))
-                                .unwrap_or_default();
-                            format!(
-                                "{name:<14} {:>8.1} tokens/s  {:>7.0} MB peak{gpu}",
-                                m.tokens_per_second,
-                                m.peak_rss_bytes as f64 / 1e6
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                };
-                let mut s = format!(
-                    "LoRA training on {}, batch {batch} x {seq} tokens, r=8, all projections, {}{}, gradient checkpointing {}\n",
-                    r.device,
-                    precision.name(),
-                    if r.tf32 { " (TF32 matrix products)" } else { "" },
-                    if gradient_checkpointing { "on" } else { "off" }
-                );
-                s += &side("vibeflow", &r.ours);
-                if !r.peer.is_empty() {
-                    s += "\n";
-                    s += &side("pytorch+peft", &r.peer);
-                }
-                if let (Some(sp), Some(mem)) = (r.speed_ratio, r.memory_ratio) {
-                    s += &format!(
-                        "\nspeed ratio (ours/peer) {sp:.2}x   memory ratio (ours/peer) {mem:.2}x"
-                    );
-                }
-                s
-            })
+            print(json, &r, || train_report(&r))
         }
         BenchCmd::Generate {
             model,
@@ -323,4 +287,63 @@ pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// `--checkpointing`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Modes {
+    Both,
+    On,
+    Off,
+}
+
+/// `bench train`'s table: every mode of each side, then each side's fastest against the other's.
+fn train_report(r: &app::TrainBench) -> String {
+    let s = &r.shape;
+    let mode = |on: bool| if on { "checkpointing on" } else { "checkpointing off" };
+    let mut out = format!(
+        "LoRA training on {}, batch {} x {} tokens, r=8, all projections, {}{}; best of {} rounds\n",
+        r.device,
+        s.batch,
+        s.seq,
+        s.precision.name(),
+        if r.tf32 { " (TF32 matrix products)" } else { "" },
+        s.rounds.max(1)
+    );
+    let row = |name: &str, on: bool, v: &[app::Measure]| {
+        let best = v.iter().map(|m| m.tokens_per_second).fold(f64::NAN, f64::max);
+        let peak = v.iter().map(|m| m.peak_rss_bytes).max().unwrap_or(0);
+        let gpu = v
+            .iter()
+            .filter_map(|m| m.peak_gpu_bytes)
+            .max()
+            .map(|b| format!("  {:>7.0} MB GPU peak", b as f64 / 1e6))
+            .unwrap_or_default();
+        format!(
+            "{name:<14} {:<18} {best:>8.1} tokens/s  {:>7.0} MB peak{gpu}\n",
+            mode(on),
+            peak as f64 / 1e6
+        )
+    };
+    for m in &r.modes {
+        out += &row("vibeflow", m.gradient_checkpointing, &m.ours);
+    }
+    for m in r.modes.iter().filter(|m| !m.peer.is_empty()) {
+        out += &row("pytorch+peft", m.gradient_checkpointing, &m.peer);
+    }
+    if let (Some(o), Some(p), Some(sp), Some(mem)) =
+        (r.best_ours, r.best_peer, r.speed_ratio, r.memory_ratio)
+    {
+        out += &format!(
+            "best against best: vibeflow ({}) {:.1} tokens/s at {:.0} MB, pytorch+peft ({}) {:.1} tokens/s at {:.0} MB\n\
+             speed ratio (ours/peer) {sp:.2}x   memory ratio (ours/peer) {mem:.2}x",
+            mode(o.gradient_checkpointing),
+            o.tokens_per_second,
+            o.peak_bytes as f64 / 1e6,
+            mode(p.gradient_checkpointing),
+            p.tokens_per_second,
+            p.peak_bytes as f64 / 1e6,
+        );
+    }
+    out.trim_end().to_string()
 }

@@ -355,7 +355,20 @@ fn bench_commands_measure_our_side() {
     let t = home.json(&[
         "bench", "train", "--batch", "1", "--seq", "16", "--steps", "1", "--rounds", "1", "--json",
     ]);
-    assert!(t["ours"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{t}");
-    assert!(t["ours"][0]["peak_rss_bytes"].as_u64().unwrap() > 500_000_000, "{t}");
-    assert!(t["speed_ratio"].is_null());
+    // Both modes by default, each measured; without a peer there is no ratio.
+    let modes = t["modes"].as_array().unwrap();
+    let on: Vec<bool> =
+        modes.iter().map(|m| m["gradient_checkpointing"].as_bool().unwrap()).collect();
+    assert_eq!(on, [true, false], "{t}");
+    for m in modes {
+        assert!(m["ours"][0]["tokens_per_second"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(m["ours"][0]["peak_rss_bytes"].as_u64().unwrap() > 500_000_000, "{t}");
+    }
+    let best = t["best_ours"]["tokens_per_second"].as_f64().unwrap();
+    let fastest = modes
+        .iter()
+        .map(|m| m["ours"][0]["tokens_per_second"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(best, fastest, "{t}");
+    assert!(t["speed_ratio"].is_null() && t["best_peer"].is_null());
 }
