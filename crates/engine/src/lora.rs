@@ -55,8 +55,9 @@ impl LoraPair {
     }
 }
 
-/// Gradients of parameters used inside recomputed (checkpointed) blocks, found during the
-/// backward pass and handed to the training loop (a block's backward may only return its input's).
+/// Gradients of parameters used inside written-out or recomputed (checkpointed) blocks, found
+/// during the backward pass and handed to the training loop (a block's backward may only return
+/// its input's).
 pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
 
 /// Per-step training state threaded through the forward pass: dropout masks come from here so
@@ -65,28 +66,46 @@ pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
 pub struct TrainCtx {
     rng: rand::rngs::StdRng,
     recomputed: Option<Recomputed>,
+    checkpointing: bool,
 }
 
 impl TrainCtx {
-    /// A context seeded for one step.
+    /// A context seeded for one step whose forward pass keeps every activation (a LoRA block's
+    /// backward written out, others through candle's autograd).
     pub fn new(seed: u64) -> TrainCtx {
-        TrainCtx { rng: rand::rngs::StdRng::seed_from_u64(seed), recomputed: None }
+        TrainCtx { recomputed: Some(Recomputed::default()), ..TrainCtx::autograd(seed) }
     }
 
     /// A context seeded for one step whose forward pass checkpoints every decoder block.
     pub fn with_checkpointing(seed: u64) -> TrainCtx {
-        TrainCtx { recomputed: Some(Recomputed::default()), ..TrainCtx::new(seed) }
+        TrainCtx { checkpointing: true, ..TrainCtx::new(seed) }
     }
 
-    /// Where checkpointed blocks leave their parameters' gradients, when checkpointing.
+    /// A context seeded for one step whose blocks all run through candle's autograd (the
+    /// reference the written-out blocks are checked against).
+    pub fn autograd(seed: u64) -> TrainCtx {
+        TrainCtx {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            recomputed: None,
+            checkpointing: false,
+        }
+    }
+
+    /// Where written-out and checkpointed blocks leave their parameters' gradients (none:
+    /// everything goes through candle's autograd).
     pub fn recomputed(&self) -> Option<&Recomputed> {
         self.recomputed.as_ref()
     }
 
-    /// The dropout state as it is now, without checkpointing: replaying a block from it draws
-    /// the same masks.
+    /// Whether blocks are recomputed in the backward pass.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpointing
+    }
+
+    /// The dropout state as it is now, for autograd: replaying a block from it draws the same
+    /// masks.
     pub fn snapshot(&self) -> TrainCtx {
-        TrainCtx { rng: self.rng.clone(), recomputed: None }
+        TrainCtx { rng: self.rng.clone(), recomputed: None, checkpointing: false }
     }
 
     /// Takes the parameter gradients left by checkpointed blocks since the last call.

@@ -427,7 +427,29 @@ pub fn gradients(
     checkpointing: bool,
     scale: f64,
 ) -> Result<(f64, GradStore)> {
-    let mut ctx = train_ctx(seed, checkpointing);
+    gradients_in(model, ids, labels, train_ctx(seed, checkpointing), scale)
+}
+
+/// [`gradients`] with every decoder block through candle's autograd: the reference the
+/// written-out LoRA blocks are tested against.
+#[doc(hidden)]
+pub fn gradients_autograd(
+    model: &Llama,
+    ids: &Tensor,
+    labels: &Tensor,
+    seed: u64,
+    scale: f64,
+) -> Result<(f64, GradStore)> {
+    gradients_in(model, ids, labels, TrainCtx::autograd(seed), scale)
+}
+
+fn gradients_in(
+    model: &Llama,
+    ids: &Tensor,
+    labels: &Tensor,
+    mut ctx: TrainCtx,
+    scale: f64,
+) -> Result<(f64, GradStore)> {
     let (loss, _) = causal_lm_loss(model, ids, labels, Pass::Train(&mut ctx))?;
     let scaled = (loss * scale)?;
     let g = backward(&scaled, &ctx)?;

@@ -404,16 +404,21 @@ impl Llama {
                     y
                 }
                 Pass::Grad => block(&self.cfg, layer, &x, &pos, kv, None)?,
-                Pass::Train(ctx) => match ctx.recomputed().cloned() {
-                    Some(_) if kv.is_some() => {
-                        candle_core::bail!("checkpointed training runs without a cache")
+                Pass::Train(ctx) => {
+                    let at = BlockAt { cfg: &self.cfg, layer, x: &x, pos: &pos };
+                    match (ctx.recomputed().cloned(), ctx.checkpointing()) {
+                        (Some(_), true) if kv.is_some() => {
+                            candle_core::bail!("checkpointed training runs without a cache")
+                        }
+                        (Some(sink), true) => checkpointed(&at, ctx, sink)?,
+                        (Some(sink), false)
+                            if kv.is_none() && super::lora_block::applies(layer) =>
+                        {
+                            written_out(&at, ctx, sink, false)?
+                        }
+                        _ => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
                     }
-                    Some(sink) => {
-                        let at = BlockAt { cfg: &self.cfg, layer, x: &x, pos: &pos };
-                        checkpointed(&at, ctx, sink)?
-                    }
-                    None => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
-                },
+                }
             };
         }
         rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)
@@ -535,11 +540,27 @@ pub(crate) struct BlockAt<'a> {
 /// trainable tensors are LoRA pairs has its backward written out ([`super::lora_block`]);
 /// others (full fine-tuning) replay through candle's autograd.
 fn checkpointed(at: &BlockAt, ctx: &mut TrainCtx, sink: crate::lora::Recomputed) -> Result<Tensor> {
-    let (out, bwd) = if super::lora_block::applies(at.layer) {
-        super::lora_block::checkpoint(at, ctx, sink)?
-    } else {
-        autograd_checkpoint(at, ctx, sink)?
-    };
+    if super::lora_block::applies(at.layer) {
+        return written_out(at, ctx, sink, true);
+    }
+    let (out, bwd) = autograd_checkpoint(at, ctx, sink)?;
+    precomputed(at, out, bwd)
+}
+
+/// A LoRA block with its backward written out ([`super::lora_block::written_out`]): no graph
+/// through the block; with checkpointing a replay, without none.
+fn written_out(
+    at: &BlockAt,
+    ctx: &mut TrainCtx,
+    sink: crate::lora::Recomputed,
+    checkpointing: bool,
+) -> Result<Tensor> {
+    let (out, bwd) = super::lora_block::written_out(at, ctx, sink, checkpointing)?;
+    precomputed(at, out, bwd)
+}
+
+/// The block's output as one op on its input whose backward is `bwd`.
+fn precomputed(at: &BlockAt, out: Tensor, bwd: crate::ops::Backward1) -> Result<Tensor> {
     let x = at.x;
     // The op is only recorded on a tracked input: the first block's input (a frozen embedding
     // lookup) becomes a variable whose gradient is simply not used.

@@ -1,6 +1,7 @@
-//! A checkpointed decoder block of LoRA training with its backward pass written out: the
-//! forward pass records no graph, and the backward pass recomputes what it needs and computes
-//! the input's and the LoRA pairs' gradients with plain tensor ops.
+//! A decoder block of LoRA training with its backward pass written out: the forward pass
+//! records no graph; the backward pass computes the input's and the LoRA pairs' gradients with
+//! plain tensor ops, from values the forward pass kept — with checkpointing a few costly ones,
+//! the rest recomputed; without, all of them ([`written_out`]).
 //!
 //! Through candle's autograd every op of a replayed block is a graph node whose gradient is
 //! accumulated into a fresh zero tensor (a memset and an add per edge, attention's
@@ -10,7 +11,7 @@
 //!
 //! Frozen parts only: a block whose norms, biases or projections train (full fine-tuning) takes
 //! the autograd replay (`llama::autograd_checkpoint`). Same values and dropout masks as the autograd
-//! block ([`super::llama`]'s `block`), which `checkpointed_lora_gradients_equal_autograd_ones`
+//! block ([`super::llama`]'s `block`), which `written_out_lora_gradients_equal_autograd_ones`
 //! and the checkpointing test hold it to.
 
 use std::collections::HashMap;
@@ -151,15 +152,19 @@ fn forward(
     x: &Tensor,
     pos: &Rotary,
     ctx: &mut TrainCtx,
-) -> Result<(Tensor, Kept)> {
+    keep_all: bool,
+) -> Result<(Tensor, Saved)> {
     let (b, t, hidden) = x.dims3()?;
     let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
     let n = nh / nkv;
     let x = x.detach().reshape((b * t, hidden))?;
+    let mut lora = HashMap::new();
     let mut run = |name: &'static str, input: &Tensor| {
-        project(&layer.proj[name], pairs.get(name), input, ctx, true)?
-            .0
-            .ok_or_else(|| candle_core::Error::Msg("no value".into()))
+        let (y, input) = project(&layer.proj[name], pairs.get(name), input, ctx, true)?;
+        if let (true, Some(input)) = (keep_all, input) {
+            lora.insert(name, input);
+        }
+        y.ok_or_else(|| candle_core::Error::Msg("no value".into()))
     };
     let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
     let (q, k, v) = (run("q_proj", &h1)?, run("k_proj", &h1)?, run("v_proj", &h1)?);
@@ -168,13 +173,26 @@ fn forward(
     let q = ops::rope(&heads(q, nh)?, pos)?.reshape((b, nkv, n * t, hd))?;
     let k = ops::rope(&heads(k, nkv)?, pos)?;
     let v = heads(v, nkv)?;
-    let att = attention(cfg, &q, &k, &v, b, t)?.1;
+    let (probs, att) = attention(cfg, &q, &k, &v, b, t)?;
     let x2 = ops::add(&x, &run("o_proj", &att)?)?;
     let h2 = ops::rms_norm(&x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
     let (gate, up) = (run("gate_proj", &h2)?, run("up_proj", &h2)?);
     let down = run("down_proj", &ops::silu_mul(&gate, &up)?)?;
     let out = ops::add(&x2, &down)?.reshape((b, t, hidden))?;
-    Ok((out, Kept { q, k, v, x2, gate, up }))
+    let kept = Kept { q, k, v, x2, gate, up };
+    let saved = match keep_all {
+        true => Saved::All(Values { kept, x, probs, lora }),
+        false => Saved::Kept(kept),
+    };
+    Ok((out, saved))
+}
+
+/// What a block's forward pass leaves for its backward pass.
+enum Saved {
+    /// With checkpointing: the costly values; the rest is replayed.
+    Kept(Kept),
+    /// Without: everything.
+    All(Values),
 }
 
 /// Grouped-query attention as the autograd block computes it (the query heads that share a
@@ -289,26 +307,31 @@ fn backward(
     dx.reshape((b, t, hidden))
 }
 
-/// The forward pass of a checkpointed block that [`applies`], and its backward: replay the
-/// block from its [`Kept`] values (with the forward pass's dropout masks), run [`backward`],
-/// leave the LoRA gradients in `sink` and return the input's.
-pub(crate) fn checkpoint(
+/// The forward pass of a block that [`applies`], and its backward: with checkpointing, replay
+/// the block from its [`Kept`] values (with the forward pass's dropout masks); without, use the
+/// values the forward pass kept (the attention probabilities and the LoRA inputs too). Then run
+/// [`backward`], leave the LoRA gradients in `sink` and return the input's.
+pub(crate) fn written_out(
     at: &BlockAt,
     ctx: &mut TrainCtx,
     sink: crate::lora::Recomputed,
+    checkpointing: bool,
 ) -> Result<(Tensor, ops::Backward1)> {
     let BlockAt { cfg, layer, x, pos } = *at;
     let dropout = ctx.snapshot();
     let pairs = pairs(layer, x.dtype())?;
-    let (out, kept) = forward(cfg, layer, &pairs, x, pos, ctx)?;
-    // Taken by the backward pass, so each block's kept values are freed as soon as it is done.
-    let kept = std::sync::Mutex::new(Some(kept));
+    let (out, saved) = forward(cfg, layer, &pairs, x, pos, ctx, !checkpointing)?;
+    // Taken by the backward pass, so each block's values are freed as soon as it is done.
+    let saved = std::sync::Mutex::new(Some(saved));
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
     let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
-        let Some(kept) = kept.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            candle_core::bail!("a checkpointed block's backward ran twice");
+        let values = match saved.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(Saved::All(values)) => values,
+            Some(Saved::Kept(kept)) => {
+                replay(&cfg, &layer, &pairs, x, &mut dropout.snapshot(), kept)?
+            }
+            None => candle_core::bail!("a block's backward ran twice"),
         };
-        let values = replay(&cfg, &layer, &pairs, x, &mut dropout.snapshot(), kept)?;
         let mut grads = Vec::new();
         let dx = backward(&cfg, &layer, &pairs, &pos, &values, &grad.detach(), &mut grads)?;
         sink.lock().unwrap_or_else(|e| e.into_inner()).extend(grads);

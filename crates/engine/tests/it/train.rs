@@ -189,11 +189,11 @@ fn gradient_checkpointing_changes_memory_not_results() {
     }
 }
 
-/// The checkpointed LoRA block's written-out backward gives the gradients candle's autograd
-/// gives without checkpointing, pair by pair (B made non-zero so that A's gradients are too),
+/// The LoRA block's written-out backward, checkpointed (replayed) and with every activation
+/// kept, gives the gradients candle's autograd gives, pair by pair (B made non-zero so that A's gradients are too),
 /// with dropout, on Llama and on Qwen2 (q/k/v biases, grouped-query attention).
 #[test]
-fn checkpointed_lora_gradients_equal_autograd_ones() {
+fn written_out_lora_gradients_equal_autograd_ones() {
     let dev = crate::test_device();
     let data = tiny_examples(4, 3);
     let refs: Vec<&Example> = data.iter().collect();
@@ -209,17 +209,23 @@ fn checkpointed_lora_gradients_equal_autograd_ones() {
                 var.set(&Tensor::randn(0f32, 0.1, shape, &dev).unwrap()).unwrap();
             }
         }
-        let (lc, gc) = engine::train::gradients(&m, &ids, &labels, 9, true, 0.5).unwrap();
-        let (la, ga) = engine::train::gradients(&m, &ids, &labels, 9, false, 0.5).unwrap();
-        assert!((lc - la).abs() <= 1e-6, "{model}: loss {lc} vs {la}");
-        for (name, var) in &params.vars {
-            let (c, a) = (gc.get(var.as_tensor()), ga.get(var.as_tensor()));
-            let (c, a) =
-                (c.unwrap_or_else(|| panic!("{model}: {name} got no gradient")), a.unwrap());
-            let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            let d = (c - a).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(scale > 0.0, "{model}: {name}'s gradient is zero");
-            assert!(d <= 1e-5 * scale, "{model}: {name} differs by {d} (largest {scale})");
+        let (la, ga) = engine::train::gradients_autograd(&m, &ids, &labels, 9, 0.5).unwrap();
+        // Written out, with checkpointing (replayed) and without (every value kept).
+        for checkpointing in [true, false] {
+            let (lc, gc) =
+                engine::train::gradients(&m, &ids, &labels, 9, checkpointing, 0.5).unwrap();
+            let at = format!("{model}, checkpointing {checkpointing}");
+            assert!((lc - la).abs() <= 1e-6, "{at}: loss {lc} vs {la}");
+            for (name, var) in &params.vars {
+                let (c, a) = (gc.get(var.as_tensor()), ga.get(var.as_tensor()));
+                let (c, a) =
+                    (c.unwrap_or_else(|| panic!("{at}: {name} got no gradient")), a.unwrap());
+                let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d =
+                    (c - a).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(scale > 0.0, "{at}: {name}'s gradient is zero");
+                assert!(d <= 1e-5 * scale, "{at}: {name} differs by {d} (largest {scale})");
+            }
         }
     }
 }
