@@ -76,7 +76,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 512)]
     pub max_len: usize,
     /// Keep every layer's activations instead of recomputing them in the backward pass:
-    /// several times the memory, and not faster on a CPU (`vibeflow bench train` measures both)
+    /// about 1.5 times the memory for LoRA, and faster (`vibeflow bench train` measures both)
     #[arg(long)]
     pub no_gradient_checkpointing: bool,
     /// Number format of the frozen base and the activations (adapters stay f32): f32, bf16, or
