@@ -31,6 +31,11 @@ impl App {
         if req.format.is_recipe() {
             return self.export_recipe(req, on_progress);
         }
+        if req.run.trim().is_empty() {
+            return Err(Error::InvalidInput(
+                "--run is required for --format peft, merged and gguf: the run to export".into(),
+            ));
+        }
         let row = self.project_row(&req.project)?;
         let slug = row.slug.clone();
         let run =

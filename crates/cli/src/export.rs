@@ -43,9 +43,6 @@ pub struct ExportArgs {
 
 /// Runs `export`.
 pub fn run(app: &App, a: ExportArgs) -> anyhow::Result<()> {
-    if a.run.is_none() && !a.format.is_recipe() {
-        anyhow::bail!("--run is required for --format peft, merged and gguf: the run to export");
-    }
     let req = ExportRequest {
         project: a.project,
         run: a.run.unwrap_or_default(),

@@ -592,7 +592,9 @@ fn Export(slug: String, runs: RwSignal<Vec<String>>) -> impl IntoView {
         <section class="card" id="export-card">
             <h2>"Export"</h2>
             <p class="hint">
-                "The adapter for PEFT, a merged model that transformers loads, or a GGUF for llama.cpp and Ollama (with a Modelfile). Each keeps the chat template and end tokens it was trained with, and is recorded in History. LLaMA-Factory and Axolotl get the run's data and settings to train on many GPUs; `vibeflow runs import` brings their adapter back."
+                "The adapter for PEFT, a merged model that transformers loads, or a GGUF for llama.cpp and Ollama (with a Modelfile). Each keeps the chat template and end tokens it was trained with, and is recorded in History. LLaMA-Factory and Axolotl get the run's data and settings to train on many GPUs; "
+                <code>"vibeflow runs import"</code>
+                " brings their adapter back."
             </p>
             <p class="empty" class:hidden=move || !runs.get().is_empty()>"No finished run to export yet."</p>
             <div class="row" class:hidden=move || runs.get().is_empty()>

@@ -405,8 +405,8 @@ pub fn Train(slug: String) -> impl IntoView {
                     </select>
                     <span class="help">
                         {move || match target.get().as_str() {
-                            "" => "Trains here. Clusters are registered with `vibeflow cluster add`.".to_string(),
-                            name => format!("Sent to {name}'s Slurm queue: the Monitor shows its queue state and steps, Stop cancels it at a checkpoint, and the run comes back here as a version."),
+                            "" => view! { "Trains here. Clusters are registered with " <code>"vibeflow cluster add"</code> "." }.into_any(),
+                            name => format!("Sent to {name}'s Slurm queue: the Monitor shows its queue state and steps, Stop cancels it at a checkpoint, and the run comes back here as a version.").into_any(),
                         }}
                     </span>
                 </label>
