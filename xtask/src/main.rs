@@ -186,11 +186,13 @@ const PYTHON_PACKAGES: &[&str] = &[
     // GGUF exports in the round-trip test (built from source: PyPI has no wheel).
     "openai==3.63.0",
     "llama-cpp-python==0.3.36",
+    // The QLoRA peer of `bench train --method qlora` (its CPU 4-bit path).
+    "bitsandbytes==0.50.2",
 ];
 
 fn python_packages() -> Result<()> {
-    let probe =
-        "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow, openai, llama_cpp";
+    let probe = "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow, openai, llama_cpp, \
+         bitsandbytes";
     if output(Command::new("python3").args(["-c", probe])).is_some() {
         return Ok(());
     }

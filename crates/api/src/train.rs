@@ -69,9 +69,10 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Checkpoints kept (oldest removed first).
     pub keep_checkpoints: usize,
-    /// Gradient checkpointing: keep only each decoder block's input during the forward pass
-    /// and recompute the block in the backward pass (same results, a fraction of the memory,
-    /// one more forward pass of compute).
+    /// Gradient checkpointing: recompute decoder blocks in the backward pass rather than keep
+    /// their values from the forward pass (same results, a fraction of the memory, one more
+    /// forward pass of compute) — only as many blocks as must be, so that the others' values
+    /// fit half the memory free when the run starts. Off: every block's values kept.
     pub gradient_checkpointing: bool,
     /// The frozen base's and the activations' number format (adapters and optimizer state
     /// are f32 either way): f32, or bf16 on a GPU with bf16 tensor cores.

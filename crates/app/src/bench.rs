@@ -34,6 +34,10 @@ pub struct TrainShape {
     pub checkpointing: Checkpointing,
     /// The frozen base's and the activations' format on both sides (adapters f32 on both).
     pub precision: engine::device::Precision,
+    /// LoRA (r=8, all seven projections, over an f32 base), QLoRA (the same pairs over a 4-bit
+    /// base: ours Q4_1 blocks, the peer bitsandbytes' NF4) or full fine-tuning (every weight,
+    /// AdamW on both sides). DPO is not benchmarked.
+    pub method: api::train::MethodKind,
 }
 
 /// One side's measurement.
@@ -121,6 +125,13 @@ impl App {
     /// Runs the training benchmark on the default model (or `model`), alternating with the
     /// PyTorch + PEFT peer when `vs_peer`.
     pub fn bench_train(&self, model: &str, shape: TrainShape, vs_peer: bool) -> Result<TrainBench> {
+        if shape.method == api::train::MethodKind::Dpo {
+            return Err(Error::InvalidInput(
+                "bench train measures LoRA, QLoRA and full fine-tuning; DPO is LoRA's speed over \
+                 twice the sequences"
+                    .into(),
+            ));
+        }
         let path = self.resolve_model(model)?;
         let device = self.device()?;
         let tf32 = engine::device::tf32(&device);
@@ -245,9 +256,9 @@ pub(crate) fn bench_ours(
 ) -> Result<Measure> {
     let _hold = crate::memory::HoldPages::new();
     let peak = PeakRss::start(device);
-    let mut b = Bundle::open(path, device)?;
     let lora = LoraConfig { r: 8, alpha: 16.0, ..LoraConfig::default() };
-    let method = engine::train::Method::Lora(lora);
+    let method = engine::train::Method::of_kind(s.method, lora, api::train::Quant::Q4_1);
+    let mut b = crate::training::open_base(path, &method, device)?;
     let params = engine::train::prepare(&mut b.model, &method, s.precision, 0)?;
     let mut opt =
         AdamW::new(params.vars.clone(), AdamWConfig { lr: 1e-4, ..AdamWConfig::default() })
@@ -259,7 +270,8 @@ pub(crate) fn bench_ours(
     let labels = ids.to_dtype(candle_core::DType::I64).map_err(engine::Error::from)?;
     // The training loop's step (engine::train), without its data handling.
     let mut step = || -> engine::Result<()> {
-        let (_, grads) = engine::train::gradients(&b.model, &ids, &labels, 0, checkpointing, 1.0)?;
+        let recompute = engine::train::Recompute::from_checkpointing(checkpointing);
+        let (_, grads) = engine::train::gradients(&b.model, &ids, &labels, 0, recompute, 1.0)?;
         opt.step(&grads, 1e-4)?;
         Ok(())
     };
@@ -294,6 +306,11 @@ fn bench_peer(
         .arg(if device.is_cuda() { "cuda" } else { "cpu" })
         .arg(if tf32 { "1" } else { "0" })
         .arg(s.precision.name())
+        .arg(match s.method {
+            api::train::MethodKind::Qlora => "qlora",
+            api::train::MethodKind::Full => "full",
+            _ => "lora",
+        })
         .env("OMP_NUM_THREADS", s.threads.to_string());
     run_peer(c, "PyTorch + PEFT")
 }

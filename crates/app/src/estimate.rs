@@ -267,6 +267,9 @@ impl App {
         };
         let (long, typical, eval) = (examples(long)?, examples(typical)?, examples(eval)?);
         let sync = || device.synchronize().map_err(engine::Error::from);
+        // As the run decides: the blocks it recomputes depend on the memory free.
+        let (rows, t) = (c.batch_size.max(1), c.max_len);
+        let recompute = engine::train::recompute_for(&b.model, c.gradient_checkpointing, rows, t);
         let mut step = |batch: &[Example]| -> Result<(usize, f64)> {
             let refs: Vec<&Example> = batch.iter().collect();
             let (ids, labels, _) = engine::train::collate(&refs, &device)?;
@@ -278,7 +281,7 @@ impl App {
                 &ids,
                 &labels,
                 c.seed,
-                c.gradient_checkpointing,
+                recompute,
                 1.0 / c.grad_accum.max(1) as f64,
             )?;
             clip_grad_norm(&mut grads, &params.vars, c.max_grad_norm)

@@ -7,12 +7,16 @@ use crate::print;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
-    /// LoRA training (r=8, all seven projections) against PyTorch + PEFT: each side with and
-    /// without gradient checkpointing, its fastest against the other's
+    /// Training (LoRA r=8 on all seven projections, QLoRA or full fine-tuning) against PyTorch
+    /// (+ PEFT): each side with and without gradient checkpointing, its fastest against the
+    /// other's
     Train {
         /// Model to train
         #[arg(long, default_value = app::DEFAULT_MODEL)]
         model: String,
+        /// lora, qlora (ours over Q4_1 blocks, the peer over bitsandbytes' NF4) or full
+        #[arg(long, value_enum, default_value_t)]
+        method: api::train::MethodKind,
         /// Also run PyTorch + PEFT (python3 with torch, transformers, peft, gguf), alternating
         #[arg(long)]
         vs_peer: bool,
@@ -195,6 +199,7 @@ pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Train {
             model,
+            method,
             vs_peer,
             batch,
             seq,
@@ -211,8 +216,16 @@ pub fn run(app: &App, cmd: BenchCmd) -> anyhow::Result<()> {
                 Modes::On => app::Checkpointing::On,
                 Modes::Off => app::Checkpointing::Off,
             };
-            let shape =
-                app::TrainShape { batch, seq, steps, rounds, threads, checkpointing, precision };
+            let shape = app::TrainShape {
+                batch,
+                seq,
+                steps,
+                rounds,
+                threads,
+                checkpointing,
+                precision,
+                method,
+            };
             let r = app.bench_train(&model, shape, vs_peer)?;
             print(json, &r, || train_report(&r))
         }
@@ -302,10 +315,19 @@ fn train_report(r: &app::TrainBench) -> String {
     let s = &r.shape;
     let mode = |on: bool| if on { "checkpointing on" } else { "checkpointing off" };
     let mut out = format!(
-        "LoRA training on {}, batch {} x {} tokens, r=8, all projections, {}{}; best of {} rounds\n",
+        "{} on {}, batch {} x {} tokens, {}, {}{}; best of {} rounds\n",
+        match s.method {
+            api::train::MethodKind::Full => "Full fine-tuning".to_string(),
+            m => format!("{} training", m.label()),
+        },
         r.device,
         s.batch,
         s.seq,
+        match s.method {
+            api::train::MethodKind::Full => "every weight",
+            api::train::MethodKind::Qlora => "r=8, all projections, 4-bit base",
+            _ => "r=8, all projections",
+        },
         s.precision.name(),
         if r.tf32 { " (TF32 matrix products)" } else { "" },
         s.rounds.max(1)
@@ -328,14 +350,19 @@ fn train_report(r: &app::TrainBench) -> String {
     for m in &r.modes {
         out += &row("vibeflow", m.gradient_checkpointing, &m.ours);
     }
+    let peer = match s.method {
+        api::train::MethodKind::Full => "pytorch",
+        api::train::MethodKind::Qlora => "peft+bnb",
+        _ => "pytorch+peft",
+    };
     for m in r.modes.iter().filter(|m| !m.peer.is_empty()) {
-        out += &row("pytorch+peft", m.gradient_checkpointing, &m.peer);
+        out += &row(peer, m.gradient_checkpointing, &m.peer);
     }
     if let (Some(o), Some(p), Some(sp), Some(mem)) =
         (r.best_ours, r.best_peer, r.speed_ratio, r.memory_ratio)
     {
         out += &format!(
-            "best against best: vibeflow ({}) {:.1} tokens/s at {:.0} MB, pytorch+peft ({}) {:.1} tokens/s at {:.0} MB\n\
+            "best against best: vibeflow ({}) {:.1} tokens/s at {:.0} MB, {peer} ({}) {:.1} tokens/s at {:.0} MB\n\
              speed ratio (ours/peer) {sp:.2}x   memory ratio (ours/peer) {mem:.2}x",
             mode(o.gradient_checkpointing),
             o.tokens_per_second,

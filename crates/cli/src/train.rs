@@ -75,8 +75,9 @@ pub struct TrainArgs {
     /// Longest example in tokens
     #[arg(long, default_value_t = 512)]
     pub max_len: usize,
-    /// Keep every layer's activations instead of recomputing them in the backward pass:
-    /// about 1.5 times the memory for LoRA, and faster (`vibeflow bench train` measures both)
+    /// Keep every layer's values instead of recomputing the layers that would not fit half the
+    /// free memory in the backward pass (by default only those are recomputed; `vibeflow bench
+    /// train` measures both extremes)
     #[arg(long)]
     pub no_gradient_checkpointing: bool,
     /// Number format of the frozen base and the activations (adapters stay f32): f32, bf16, or

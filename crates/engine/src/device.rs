@@ -140,6 +140,23 @@ pub fn gpu_memory_total(device: &Device) -> Option<u64> {
     None
 }
 
+/// Bytes of memory free for a run on `device` now: the GPU's free memory on CUDA, else the
+/// machine's available memory (Apple GPUs share it).
+pub fn memory_available(device: &Device) -> u64 {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = device {
+        if let Ok((free, _)) = d.cuda_stream().context().mem_get_info() {
+            return free as u64;
+        }
+    }
+    let _ = device;
+    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
+    System::new_with_specifics(
+        RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram()),
+    )
+    .available_memory()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +183,7 @@ mod tests {
         }
         assert_eq!(name(&Device::Cpu), "cpu");
         assert_eq!(gpu_memory_used(&Device::Cpu), None);
+        assert!(memory_available(&Device::Cpu) > 0, "a machine has some memory free");
         assert!(!tf32(&Device::Cpu), "TF32 is a CUDA setting");
         assert_eq!(precision("auto", &Device::Cpu).unwrap(), Precision::F32);
         assert_eq!(precision("BF16", &Device::Cpu).unwrap(), Precision::Bf16);

@@ -25,7 +25,7 @@ use crate::bundle::Bundle;
 use crate::loss::{IGNORE, sequence_nll};
 use crate::models::llama::{Llama, Pass};
 use crate::template::Message;
-use crate::train::{Example, Method, Progress, Summary, TrainConfig, collate};
+use crate::train::{Example, Method, Progress, Recompute, Summary, TrainConfig, collate};
 use crate::{Error, Result};
 
 pub use api::train::{DEFAULT_DPO_BETA, PreferenceStats};
@@ -208,10 +208,10 @@ pub fn gradients(
     reference: &[PairLogprobs],
     beta: f64,
     seed: u64,
-    checkpointing: bool,
+    recompute: Recompute,
     scale: f64,
 ) -> Result<(DpoLoss, GradStore, usize)> {
-    let mut ctx = crate::train::train_ctx(seed, checkpointing);
+    let mut ctx = crate::train::train_ctx(seed, recompute);
     let (nll, real) = batch_nll(model, pairs, Pass::Train(&mut ctx))?;
     let values = nll.to_vec1::<f32>()?;
     let n = pairs.len();
@@ -318,6 +318,11 @@ impl crate::train::Objective for Dpo<'_> {
         !self.eval.is_empty()
     }
 
+    fn sequences(&self, batch_size: usize) -> usize {
+        // Each pair's chosen and rejected completions.
+        2 * batch_size
+    }
+
     fn start(&mut self, model: &Llama, batch_size: usize) -> Result<()> {
         self.reference = reference_logprobs(model, self.train, batch_size)?;
         self.eval_reference = reference_logprobs(model, self.eval, batch_size)?;
@@ -329,13 +334,13 @@ impl crate::train::Objective for Dpo<'_> {
         model: &Llama,
         batch: &[usize],
         seed: u64,
-        checkpointing: bool,
+        recompute: Recompute,
         scale: f64,
     ) -> Result<(f64, GradStore, usize)> {
         let pairs: Vec<&Pair> = batch.iter().map(|&i| &self.train[i]).collect();
         let reference: Vec<PairLogprobs> = batch.iter().map(|&i| self.reference[i]).collect();
         let (loss, g, real) =
-            gradients(model, &pairs, &reference, self.beta, seed, checkpointing, scale)?;
+            gradients(model, &pairs, &reference, self.beta, seed, recompute, scale)?;
         let (sum, count) = &mut self.stats;
         let k = pairs.len() as f64;
         sum.accuracy += loss.stats.accuracy * k;

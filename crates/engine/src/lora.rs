@@ -60,25 +60,53 @@ impl LoraPair {
 /// its input's).
 pub type Recomputed = std::sync::Arc<std::sync::Mutex<Vec<(Tensor, Tensor)>>>;
 
+/// Which decoder blocks a training step runs again in its backward pass (gradient
+/// checkpointing) instead of keeping their values from the forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recompute {
+    /// Every block: least memory, one more forward pass of compute.
+    All,
+    /// None: every block's values kept.
+    Nothing,
+    /// The first `n` blocks; the others keep their values (as many as a memory budget holds).
+    First(usize),
+}
+
+impl Recompute {
+    /// Every block with checkpointing, none without.
+    pub fn from_checkpointing(on: bool) -> Recompute {
+        if on { Recompute::All } else { Recompute::Nothing }
+    }
+
+    /// Whether decoder block `index` (from 0) is recomputed.
+    pub fn block(self, index: usize) -> bool {
+        match self {
+            Recompute::All => true,
+            Recompute::Nothing => false,
+            Recompute::First(n) => index < n,
+        }
+    }
+}
+
 /// Per-step training state threaded through the forward pass: dropout masks come from here so
 /// a run is reproducible from its seed and resumable; with checkpointing, it collects the
 /// gradients that decoder blocks find when they are recomputed in the backward pass.
 pub struct TrainCtx {
     rng: rand::rngs::StdRng,
     recomputed: Option<Recomputed>,
-    checkpointing: bool,
+    recompute: Recompute,
 }
 
 impl TrainCtx {
     /// A context seeded for one step whose forward pass keeps every activation (a LoRA block's
     /// backward written out, others through candle's autograd).
     pub fn new(seed: u64) -> TrainCtx {
-        TrainCtx { recomputed: Some(Recomputed::default()), ..TrainCtx::autograd(seed) }
+        TrainCtx::recomputing(seed, Recompute::Nothing)
     }
 
-    /// A context seeded for one step whose forward pass checkpoints every decoder block.
-    pub fn with_checkpointing(seed: u64) -> TrainCtx {
-        TrainCtx { checkpointing: true, ..TrainCtx::new(seed) }
+    /// A context seeded for one step whose backward pass recomputes the blocks `recompute` names.
+    pub fn recomputing(seed: u64, recompute: Recompute) -> TrainCtx {
+        TrainCtx { recomputed: Some(Recomputed::default()), recompute, ..TrainCtx::autograd(seed) }
     }
 
     /// A context seeded for one step whose blocks all run through candle's autograd (the
@@ -87,7 +115,7 @@ impl TrainCtx {
         TrainCtx {
             rng: rand::rngs::StdRng::seed_from_u64(seed),
             recomputed: None,
-            checkpointing: false,
+            recompute: Recompute::Nothing,
         }
     }
 
@@ -97,15 +125,15 @@ impl TrainCtx {
         self.recomputed.as_ref()
     }
 
-    /// Whether blocks are recomputed in the backward pass.
-    pub fn checkpointing(&self) -> bool {
-        self.checkpointing
+    /// Whether decoder block `index` is recomputed in the backward pass.
+    pub fn recomputes(&self, index: usize) -> bool {
+        self.recompute.block(index)
     }
 
     /// The dropout state as it is now, for autograd: replaying a block from it draws the same
     /// masks.
     pub fn snapshot(&self) -> TrainCtx {
-        TrainCtx { rng: self.rng.clone(), recomputed: None, checkpointing: false }
+        TrainCtx { rng: self.rng.clone(), recomputed: None, recompute: Recompute::Nothing }
     }
 
     /// Takes the parameter gradients left by checkpointed blocks since the last call.

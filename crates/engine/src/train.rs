@@ -34,6 +34,7 @@ pub struct Example {
     pub labels: Vec<i64>,
 }
 
+pub use crate::lora::Recompute;
 pub use api::train::{Method, Progress, Summary, TrainConfig};
 
 /// The messages of one chat JSONL line, `{"messages": [...]}`.
@@ -206,6 +207,10 @@ pub(crate) trait Objective {
     fn start(&mut self, _model: &Llama, _batch_size: usize) -> Result<()> {
         Ok(())
     }
+    /// Sequences a micro-batch of `batch_size` items runs.
+    fn sequences(&self, batch_size: usize) -> usize {
+        batch_size
+    }
     /// One micro-batch (items `batch`): its loss times `scale`, the gradients of that scaled
     /// loss, and the real tokens it ran.
     fn micro_step(
@@ -213,7 +218,7 @@ pub(crate) trait Objective {
         model: &Llama,
         batch: &[usize],
         seed: u64,
-        checkpointing: bool,
+        recompute: Recompute,
         scale: f64,
     ) -> Result<(f64, GradStore, usize)>;
     /// The held-out loss.
@@ -244,12 +249,12 @@ impl Objective for CrossEntropy<'_> {
         model: &Llama,
         batch: &[usize],
         seed: u64,
-        checkpointing: bool,
+        recompute: Recompute,
         scale: f64,
     ) -> Result<(f64, GradStore, usize)> {
         let batch: Vec<&Example> = batch.iter().map(|&i| &self.train[i]).collect();
         let (ids, labels, real) = collate(&batch, model.device())?;
-        let (loss, g) = gradients(model, &ids, &labels, seed, checkpointing, scale)?;
+        let (loss, g) = gradients(model, &ids, &labels, seed, recompute, scale)?;
         Ok((loss, g, real))
     }
 
@@ -277,6 +282,8 @@ pub(crate) fn run(
     let steps_per_epoch = n.div_ceil(per_step);
     let total = cfg.steps.unwrap_or(steps_per_epoch * cfg.epochs.max(1));
     let mut opt = AdamW::new(params.vars.clone(), cfg.adamw)?;
+    let rows = objective.sequences(cfg.batch_size.max(1));
+    let recompute = recompute_for(model, cfg.gradient_checkpointing, rows, cfg.max_len);
     let mut state = State { step: 0, seed: cfg.seed, losses: Vec::new(), eval_loss_before: None };
     if let Some(dir) = resume {
         let ckpt = latest_checkpoint(dir)?
@@ -299,8 +306,7 @@ pub(crate) fn run(
             let batch = micro_batch(n, cfg, step, micro);
             let seed = mix(cfg.seed, step as u64, micro as u64);
             let scale = 1.0 / cfg.grad_accum.max(1) as f64;
-            let (loss, g, real) =
-                objective.micro_step(model, &batch, seed, cfg.gradient_checkpointing, scale)?;
+            let (loss, g, real) = objective.micro_step(model, &batch, seed, recompute, scale)?;
             real_tokens += real;
             loss_sum += loss;
             grads = Some(match grads {
@@ -417,6 +423,40 @@ pub fn prepare(
     })
 }
 
+/// The blocks a run recomputes: none without checkpointing; with, as few as let the kept
+/// values of the others fit half the memory free now ([`recompute_within`]).
+pub fn recompute_for(model: &Llama, checkpointing: bool, rows: usize, t: usize) -> Recompute {
+    match checkpointing {
+        false => Recompute::Nothing,
+        true => {
+            let budget = crate::device::memory_available(model.device()) / 2;
+            recompute_within(model, rows, t, budget)
+        }
+    }
+}
+
+/// With checkpointing, the blocks a run recomputes: the first ones, until the values of the
+/// rest fit `budget` bytes (so a run that fits keeps everything and runs at full speed, and
+/// one that does not still fits), for micro-batches of `rows` sequences of up to `t` tokens.
+pub fn recompute_within(model: &Llama, rows: usize, t: usize, budget: u64) -> Recompute {
+    let elem = model.dtype().size_in_bytes();
+    let mut left = budget;
+    let mut kept = 0;
+    for layer in model.layers.iter().rev() {
+        let cost = crate::models::lora_block::keeping_costs(&model.cfg, layer, rows, t, elem);
+        if cost > left {
+            break;
+        }
+        left -= cost;
+        kept += 1;
+    }
+    match model.layers.len() - kept {
+        0 => Recompute::Nothing,
+        n if n == model.layers.len() => Recompute::All,
+        n => Recompute::First(n),
+    }
+}
+
 /// One micro-batch's training pass: the loss (times `scale`) with dropout from `seed`, and the
 /// gradients of that scaled loss, including those found when replaying checkpointed blocks.
 pub fn gradients(
@@ -424,10 +464,10 @@ pub fn gradients(
     ids: &Tensor,
     labels: &Tensor,
     seed: u64,
-    checkpointing: bool,
+    recompute: Recompute,
     scale: f64,
 ) -> Result<(f64, GradStore)> {
-    gradients_in(model, ids, labels, train_ctx(seed, checkpointing), scale)
+    gradients_in(model, ids, labels, train_ctx(seed, recompute), scale)
 }
 
 /// [`gradients`] with every decoder block through candle's autograd: the reference the
@@ -459,8 +499,8 @@ fn gradients_in(
 }
 
 /// The dropout (and checkpointing) context of one micro-batch.
-pub(crate) fn train_ctx(seed: u64, checkpointing: bool) -> TrainCtx {
-    if checkpointing { TrainCtx::with_checkpointing(seed) } else { TrainCtx::new(seed) }
+pub(crate) fn train_ctx(seed: u64, recompute: Recompute) -> TrainCtx {
+    TrainCtx::recomputing(seed, recompute)
 }
 
 /// The gradients of the scalar `loss`, with those that checkpointed blocks found in `ctx`

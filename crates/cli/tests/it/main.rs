@@ -371,4 +371,29 @@ fn bench_commands_measure_our_side() {
         .fold(0.0, f64::max);
     assert_eq!(best, fastest, "{t}");
     assert!(t["speed_ratio"].is_null() && t["best_peer"].is_null());
+    assert_eq!(t["shape"]["method"], "lora", "{t}");
+    // QLoRA and full fine-tuning run too (one mode each, to stay short); DPO is refused.
+    for method in ["qlora", "full"] {
+        let t = home.json(&[
+            "bench",
+            "train",
+            "--method",
+            method,
+            "--checkpointing",
+            "on",
+            "--batch",
+            "1",
+            "--seq",
+            "16",
+            "--steps",
+            "1",
+            "--rounds",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(t["shape"]["method"], method, "{t}");
+        assert!(t["best_ours"]["tokens_per_second"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    let e = home.err(&["bench", "train", "--method", "dpo", "--steps", "1"]);
+    assert!(e.contains("DPO"), "{e}");
 }

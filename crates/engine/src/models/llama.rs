@@ -406,7 +406,7 @@ impl Llama {
                 Pass::Grad => block(&self.cfg, layer, &x, &pos, kv, None)?,
                 Pass::Train(ctx) => {
                     let at = BlockAt { cfg: &self.cfg, layer, x: &x, pos: &pos };
-                    match (ctx.recomputed().cloned(), ctx.checkpointing()) {
+                    match (ctx.recomputed().cloned(), ctx.recomputes(i)) {
                         (Some(_), true) if kv.is_some() => {
                             candle_core::bail!("checkpointed training runs without a cache")
                         }

@@ -32,6 +32,31 @@ pub(crate) fn applies(layer: &Block) -> bool {
             .all(|l| l.full.is_none() && l.bias.as_ref().is_none_or(|b| !b.is_variable()))
 }
 
+/// Bytes that keeping `layer`'s values through a step (no recomputation) costs over
+/// recomputing it, for `rows` sequences of `t` positions of `elem` bytes a value: for a block
+/// that [`applies`], what [`Saved::All`] holds beyond [`Kept`]; for one that trains through
+/// candle's autograd, the graph's every intermediate value (about eight times the kept set,
+/// and the attention's scores three times over).
+pub(crate) fn keeping_costs(
+    cfg: &Config,
+    layer: &Block,
+    rows: usize,
+    t: usize,
+    elem: usize,
+) -> u64 {
+    let (nh, hd) = (cfg.num_attention_heads, cfg.head_dim());
+    let scores = nh * t;
+    let per_token = if applies(layer) {
+        let ranks: usize =
+            layer.proj.values().filter_map(|l| l.lora.as_ref()).map(|l| l.a.dims()[0]).sum();
+        scores + nh * hd + ranks
+    } else {
+        let (h, kv, i) = (cfg.hidden_size, cfg.kv_heads() * hd, cfg.intermediate_size);
+        8 * (h + nh * hd + 2 * kv + h + 2 * i) + 3 * scores
+    };
+    (rows * t * per_token * elem) as u64
+}
+
 /// A block's LoRA pairs in the activations' type, cast once per step (not once per product):
 /// `A`, and `B` already multiplied by the pair's scale.
 type Pairs = HashMap<&'static str, (Tensor, Tensor)>;
@@ -144,7 +169,7 @@ struct Values {
     lora: HashMap<&'static str, LoraInput>,
 }
 
-/// The block's forward pass without a graph: its output and what [`replay`] needs.
+/// The block's forward pass without a graph: its output and what its backward pass needs.
 fn forward(
     cfg: &Config,
     layer: &Block,
@@ -161,8 +186,8 @@ fn forward(
     let mut lora = HashMap::new();
     let mut run = |name: &'static str, input: &Tensor| {
         let (y, input) = project(&layer.proj[name], pairs.get(name), input, ctx, true)?;
-        if let (true, Some(input)) = (keep_all, input) {
-            lora.insert(name, input);
+        if let (true, Some(LoraInput { za, mask, .. })) = (keep_all, input) {
+            lora.insert(name, PairKept { za, mask });
         }
         y.ok_or_else(|| candle_core::Error::Msg("no value".into()))
     };
@@ -181,7 +206,7 @@ fn forward(
     let out = ops::add(&x2, &down)?.reshape((b, t, hidden))?;
     let kept = Kept { q, k, v, x2, gate, up };
     let saved = match keep_all {
-        true => Saved::All(Values { kept, x, probs, lora }),
+        true => Saved::All { kept, probs, att, lora },
         false => Saved::Kept(kept),
     };
     Ok((out, saved))
@@ -191,8 +216,51 @@ fn forward(
 enum Saved {
     /// With checkpointing: the costly values; the rest is replayed.
     Kept(Kept),
-    /// Without: everything.
-    All(Values),
+    /// Without: also what costs a product or a random draw to recompute (the attention's
+    /// probabilities and output, each pair's `input · Aᵀ` and dropout mask); the norms'
+    /// outputs and SiLU·mul, which the pairs' inputs are, cost one pass over the rows and are
+    /// recomputed ([`restore`]).
+    All { kept: Kept, probs: Tensor, att: Tensor, lora: HashMap<&'static str, PairKept> },
+}
+
+/// What a LoRA pair's backward needs besides its input.
+struct PairKept {
+    za: Tensor,
+    mask: Option<Tensor>,
+}
+
+/// A block's [`Values`] from what a forward pass without checkpointing kept: its pairs' inputs
+/// recomputed (two norms and SiLU·mul, no product).
+fn restore(
+    cfg: &Config,
+    layer: &Block,
+    x: &Tensor,
+    kept: Kept,
+    probs: Tensor,
+    att: Tensor,
+    pairs: HashMap<&'static str, PairKept>,
+) -> Result<Values> {
+    let (b, t, hidden) = x.dims3()?;
+    let x = x.detach().reshape((b * t, hidden))?;
+    let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
+    let h2 = ops::rms_norm(&kept.x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
+    let s = ops::silu_mul(&kept.gate, &kept.up)?;
+    let mut lora = HashMap::new();
+    for (name, PairKept { za, mask }) in pairs {
+        let input = match name {
+            "q_proj" | "k_proj" | "v_proj" => &h1,
+            "o_proj" => &att,
+            "gate_proj" | "up_proj" => &h2,
+            "down_proj" => &s,
+            other => candle_core::bail!("no input for a pair on {other}"),
+        };
+        let z = match &mask {
+            Some(m) => (input * m)?,
+            None => input.clone(),
+        };
+        lora.insert(name, LoraInput { z, za, mask });
+    }
+    Ok(Values { kept, x, probs, lora })
 }
 
 /// Grouped-query attention as the autograd block computes it (the query heads that share a
@@ -326,7 +394,9 @@ pub(crate) fn written_out(
     let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
     let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
         let values = match saved.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            Some(Saved::All(values)) => values,
+            Some(Saved::All { kept, probs, att, lora }) => {
+                restore(&cfg, &layer, x, kept, probs, att, lora)?
+            }
             Some(Saved::Kept(kept)) => {
                 replay(&cfg, &layer, &pairs, x, &mut dropout.snapshot(), kept)?
             }

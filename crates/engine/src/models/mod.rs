@@ -2,5 +2,5 @@
 //! backpropagate, hidden states and logits at every position, LoRA-able projections.
 
 pub mod llama;
-mod lora_block;
+pub(crate) mod lora_block;
 pub mod qllama;

@@ -44,8 +44,9 @@ fn dpo_parity(arch: &str) {
     let beta = fx.floats("beta")[0];
     let refs: Vec<&Pair> = pairs.iter().collect();
     for checkpointing in [true, false] {
+        let recompute = engine::train::Recompute::from_checkpointing(checkpointing);
         let (loss, grads, _) =
-            dpo::gradients(&model, &refs, &reference, beta, 5, checkpointing, 1.0).unwrap();
+            dpo::gradients(&model, &refs, &reference, beta, 5, recompute, 1.0).unwrap();
         close(&format!("{arch} DPO loss"), loss.loss, fx.floats("loss")[0]);
         let mut worst = 0f64;
         for (name, var) in &params.vars {

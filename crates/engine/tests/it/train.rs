@@ -11,7 +11,9 @@ use engine::lora::{LoraConfig, Quant, QuantExt};
 use engine::ops::Weight;
 use engine::optim::{AdamWConfig, Schedule};
 use engine::template::Message;
-use engine::train::{Example, Method, TrainConfig, read_chat_jsonl, split, tokenize, train};
+use engine::train::{
+    Example, Method, Recompute, TrainConfig, read_chat_jsonl, split, tokenize, train,
+};
 use engine::weights::load_hf;
 
 fn tiny_examples(n: usize, seed: u64) -> Vec<Example> {
@@ -186,11 +188,60 @@ fn gradient_checkpointing_changes_memory_not_results() {
             assert!(d <= 1e-5, "{}: {name} differs by {d}", method.name());
         }
         assert!(on.eval_loss_after.unwrap() < on.eval_loss_before.unwrap());
+        // A run with checkpointing recomputes only what its memory budget does not hold (on
+        // a tiny model: nothing), so the recomputing paths are held here step by step too:
+        // every block, none, and the first only.
+        let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+        let params =
+            engine::train::prepare(&mut m, &method, engine::device::Precision::F32, 3).unwrap();
+        let refs: Vec<&Example> = tr.iter().take(4).collect();
+        let (ids, labels, _) = engine::train::collate(&refs, &dev).unwrap();
+        let (l0, g0) =
+            engine::train::gradients(&m, &ids, &labels, 9, Recompute::Nothing, 1.0).unwrap();
+        for recompute in [Recompute::All, Recompute::First(1)] {
+            let (l, g) = engine::train::gradients(&m, &ids, &labels, 9, recompute, 1.0).unwrap();
+            let at = format!("{}, {recompute:?}", method.name());
+            assert!((l - l0).abs() <= 1e-6, "{at}: loss {l} vs {l0}");
+            for (name, var) in &params.vars {
+                let (a, b) = (g.get(var.as_tensor()), g0.get(var.as_tensor()));
+                let (a, b) =
+                    (a.unwrap_or_else(|| panic!("{at}: no gradient for {name}")), b.unwrap());
+                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d =
+                    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(
+                    d <= 1e-5 * scale.max(1e-6),
+                    "{at}: {name} differs by {d} (largest {scale})"
+                );
+            }
+        }
     }
 }
 
-/// The LoRA block's written-out backward, checkpointed (replayed) and with every activation
-/// kept, gives the gradients candle's autograd gives, pair by pair (B made non-zero so that A's gradients are too),
+/// The memory budget decides how many blocks a run recomputes: the first ones, until the
+/// others' kept values fit.
+#[test]
+fn a_memory_budget_decides_which_blocks_are_recomputed() {
+    use engine::train::recompute_within;
+    let dev = crate::test_device();
+    let mut m = load_hf(&tiny_dir(), &dev).unwrap();
+    engine::train::prepare(&mut m, &tiny_config().method, engine::device::Precision::F32, 3)
+        .unwrap();
+    let layers = m.layers.len();
+    assert!(layers >= 2);
+    assert_eq!(recompute_within(&m, 4, 64, 0), Recompute::All);
+    assert_eq!(recompute_within(&m, 4, 64, u64::MAX), Recompute::Nothing);
+    // Find one block's cost: the smallest budget that keeps one block.
+    let one = (1..).map(|k| k * 1024).find(|&b| recompute_within(&m, 4, 64, b) != Recompute::All);
+    let one = one.unwrap();
+    assert_eq!(recompute_within(&m, 4, 64, one), Recompute::First(layers - 1));
+    assert_eq!(recompute_within(&m, 4, 64, one * layers as u64), Recompute::Nothing);
+    // Longer sequences cost more (the attention's probabilities grow with the square).
+    assert_eq!(recompute_within(&m, 4, 128, one), Recompute::All);
+}
+
+/// The LoRA block's written-out backward, checkpointed (replayed), with every value kept and
+/// mixed, gives the gradients candle's autograd gives, pair by pair (B made non-zero so that A's gradients are too),
 /// with dropout, on Llama and on Qwen2 (q/k/v biases, grouped-query attention).
 #[test]
 fn written_out_lora_gradients_equal_autograd_ones() {
@@ -210,11 +261,12 @@ fn written_out_lora_gradients_equal_autograd_ones() {
             }
         }
         let (la, ga) = engine::train::gradients_autograd(&m, &ids, &labels, 9, 0.5).unwrap();
-        // Written out, with checkpointing (replayed) and without (every value kept).
-        for checkpointing in [true, false] {
-            let (lc, gc) =
-                engine::train::gradients(&m, &ids, &labels, 9, checkpointing, 0.5).unwrap();
-            let at = format!("{model}, checkpointing {checkpointing}");
+        // Written out, with checkpointing (replayed), without (every value kept) and mixed (the
+        // first block replayed, the others kept, as a memory budget decides).
+        assert!(m.layers.len() >= 2, "{model}: a mixed run needs two blocks");
+        for recompute in [Recompute::All, Recompute::Nothing, Recompute::First(1)] {
+            let (lc, gc) = engine::train::gradients(&m, &ids, &labels, 9, recompute, 0.5).unwrap();
+            let at = format!("{model}, recomputing {recompute:?}");
             assert!((lc - la).abs() <= 1e-6, "{at}: loss {lc} vs {la}");
             for (name, var) in &params.vars {
                 let (c, a) = (gc.get(var.as_tensor()), ga.get(var.as_tensor()));
