@@ -179,6 +179,115 @@ impl CustomOp1 for FrozenLinear {
     }
 }
 
+/// `base + Σ aᵢ · bᵢ` for `aᵢ` `[m, kᵢ]`, `bᵢ` `[kᵢ, n]` and `base` `[m, n]` (any strides: a
+/// transposed view costs nothing). On the CPU in f32 every product accumulates into one output
+/// (no zeroed buffer per product, no separate sum over the rows); elsewhere candle's products
+/// and adds. What a layer's input gradient is (`dy·W` plus each LoRA pair's `d(xA)·A`, over
+/// the projections that share the input), and a LoRA projection's output.
+pub(crate) fn products_sum(base: Option<&Tensor>, terms: &[(&Tensor, &Tensor)]) -> Result<Tensor> {
+    let Some(&(a0, b0)) = terms.first() else {
+        candle_core::bail!("products_sum: no product");
+    };
+    let f32 = candle_core::DType::F32;
+    let on_cpu = terms.iter().all(|(a, b)| {
+        a.device().is_cpu()
+            && a.dtype() == f32
+            && b.dtype() == f32
+            && a.rank() == 2
+            && b.rank() == 2
+    }) && base.is_none_or(|t| t.dtype() == f32 && t.device().is_cpu());
+    if !on_cpu {
+        let mut sum = a0.matmul(b0)?;
+        for (a, b) in &terms[1..] {
+            sum = (sum + a.matmul(b)?)?;
+        }
+        return match base {
+            Some(base) => base + sum,
+            None => Ok(sum),
+        };
+    }
+    let (m, n) = (a0.dim(0)?, b0.dim(1)?);
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    let mut read = false;
+    if let Some(base) = base {
+        if base.dims() != [m, n] {
+            candle_core::bail!("products_sum: base {:?} for a {m}x{n} sum", base.dims());
+        }
+        let base = base.contiguous()?;
+        let (sb, lb) = base.storage_and_layout();
+        let Storage::Cpu(sb) = &*sb else {
+            candle_core::bail!("products_sum: a CPU base expected");
+        };
+        out.extend_from_slice(f32_values("products_sum", sb, lb)?);
+        read = true;
+    }
+    // The buffer's start, valid for its whole capacity (`m × n`) whatever its length.
+    let dst = out.as_mut_ptr();
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    for (a, b) in terms {
+        let (k, kb) = (a.dim(1)?, b.dim(0)?);
+        if a.dim(0)? != m || b.dim(1)? != n || k != kb {
+            candle_core::bail!("products_sum: {:?} · {:?} into {m}x{n}", a.dims(), b.dims());
+        }
+        let (sa, la) = a.storage_and_layout();
+        let (sb, lb) = b.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(av)), Storage::Cpu(CpuStorage::F32(bv))) = (&*sa, &*sb)
+        else {
+            candle_core::bail!("products_sum: f32 CPU operands expected");
+        };
+        let (a_rs, a_cs) = (la.stride()[0], la.stride()[1]);
+        let (b_rs, b_cs) = (lb.stride()[0], lb.stride()[1]);
+        // The last element each operand's strides reach lies inside its storage.
+        let reach = |start: usize, rows: usize, rs: usize, cols: usize, cs: usize| {
+            start + (rows - 1) * rs + (cols - 1) * cs
+        };
+        if m == 0 || n == 0 || k == 0 {
+            continue;
+        }
+        if reach(la.start_offset(), m, a_rs, k, a_cs) >= av.len()
+            || reach(lb.start_offset(), k, b_rs, n, b_cs) >= bv.len()
+        {
+            candle_core::bail!("products_sum: an operand's layout reaches past its storage");
+        }
+        // SAFETY: `dst` has room for `m × n` values (row-major, row stride n); every operand
+        // index the strides reach was checked above; with `read` false the output is only
+        // written (alpha's term is skipped), so its uninitialized values are never read.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst,
+                1,
+                n as isize,
+                read,
+                av.as_ptr().add(la.start_offset()),
+                a_cs as isize,
+                a_rs as isize,
+                bv.as_ptr().add(lb.start_offset()),
+                b_cs as isize,
+                b_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+        read = true;
+    }
+    if !read {
+        // Every product was empty: the sum is zero.
+        out.resize(m * n, 0.0);
+    } else if out.len() < m * n {
+        // SAFETY: the first product wrote all `m × n` values.
+        unsafe { out.set_len(m * n) };
+    }
+    Tensor::from_vec(out, (m, n), &candle_core::Device::Cpu)
+}
+
 /// `softmax(scale · x + causal mask)` over the last dimension of attention scores
 /// `[.., q, kv]`: query `i` sees keys `0..=i + kv − q` (the cached positions and itself).
 /// Differentiable in `x`. On the CPU one fused pass; elsewhere candle's fused softmax (which

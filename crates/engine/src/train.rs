@@ -443,7 +443,7 @@ pub fn recompute_within(model: &Llama, rows: usize, t: usize, budget: u64) -> Re
     let mut left = budget;
     let mut kept = 0;
     for layer in model.layers.iter().rev() {
-        let cost = crate::models::lora_block::keeping_costs(&model.cfg, layer, rows, t, elem);
+        let cost = crate::models::train_block::keeping_costs(&model.cfg, layer, rows, t, elem);
         if cost > left {
             break;
         }

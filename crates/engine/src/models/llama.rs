@@ -410,12 +410,8 @@ impl Llama {
                         (Some(_), true) if kv.is_some() => {
                             candle_core::bail!("checkpointed training runs without a cache")
                         }
-                        (Some(sink), true) => checkpointed(&at, ctx, sink)?,
-                        (Some(sink), false)
-                            if kv.is_none() && super::lora_block::applies(layer) =>
-                        {
-                            written_out(&at, ctx, sink, false)?
-                        }
+                        (Some(sink), true) => written_out(&at, ctx, sink, true)?,
+                        (Some(sink), false) if kv.is_none() => written_out(&at, ctx, sink, false)?,
                         _ => block(&self.cfg, layer, &x, &pos, kv, Some(&mut **ctx))?,
                     }
                 }
@@ -444,24 +440,6 @@ pub enum Pass<'a> {
     Grad,
     /// Training: dropout masks from the context, and block checkpointing when it asks for it.
     Train(&'a mut TrainCtx),
-}
-
-impl Block {
-    /// The block's tensors that are trainable variables (LoRA pairs, or every weight when fully
-    /// fine-tuned).
-    fn variables(&self) -> Vec<Tensor> {
-        let mut all = vec![self.attn_norm.clone(), self.mlp_norm.clone()];
-        for lin in self.proj.values() {
-            all.extend(lin.weight.as_dense().cloned());
-            all.extend(lin.bias.clone());
-            if let Some(l) = &lin.lora {
-                all.push(l.a.as_tensor().clone());
-                all.push(l.b.as_tensor().clone());
-            }
-        }
-        all.retain(|t| t.is_variable());
-        all
-    }
 }
 
 /// One decoder block with its residual connections: `[b, t, hidden]` in and out.
@@ -533,29 +511,16 @@ pub(crate) struct BlockAt<'a> {
     pub(crate) pos: &'a Rotary,
 }
 
-/// A block whose activations are not kept: the forward pass stores its input, its output and
-/// a few values that cost a matrix product to recompute, and the backward pass runs the block
-/// again (same dropout masks) to get the input's gradient and the block's parameter gradients,
-/// which go to the context's [`Recomputed`](crate::lora::Recomputed) list. A block whose only
-/// trainable tensors are LoRA pairs has its backward written out ([`super::lora_block`]);
-/// others (full fine-tuning) replay through candle's autograd.
-fn checkpointed(at: &BlockAt, ctx: &mut TrainCtx, sink: crate::lora::Recomputed) -> Result<Tensor> {
-    if super::lora_block::applies(at.layer) {
-        return written_out(at, ctx, sink, true);
-    }
-    let (out, bwd) = autograd_checkpoint(at, ctx, sink)?;
-    precomputed(at, out, bwd)
-}
-
-/// A LoRA block with its backward written out ([`super::lora_block::written_out`]): no graph
-/// through the block; with checkpointing a replay, without none.
+/// A training block with its backward written out ([`super::train_block::written_out`]): no
+/// graph through the block; with checkpointing (the forward pass keeps its input, its output
+/// and the values that cost a product) a replay, without none.
 fn written_out(
     at: &BlockAt,
     ctx: &mut TrainCtx,
     sink: crate::lora::Recomputed,
     checkpointing: bool,
 ) -> Result<Tensor> {
-    let (out, bwd) = super::lora_block::written_out(at, ctx, sink, checkpointing)?;
+    let (out, bwd) = super::train_block::written_out(at, ctx, sink, checkpointing)?;
     precomputed(at, out, bwd)
 }
 
@@ -566,33 +531,6 @@ fn precomputed(at: &BlockAt, out: Tensor, bwd: crate::ops::Backward1) -> Result<
     // lookup) becomes a variable whose gradient is simply not used.
     let x = if x.track_op() { x.clone() } else { Var::from_tensor(x)?.into_inner() };
     crate::ops::precomputed1(&x, out, bwd)
-}
-
-/// [`checkpointed`] through candle's autograd (full fine-tuning, where every weight of the
-/// block trains): the forward pass keeps nothing, the backward pass replays the block with a
-/// graph.
-fn autograd_checkpoint(
-    at: &BlockAt,
-    ctx: &mut TrainCtx,
-    sink: crate::lora::Recomputed,
-) -> Result<(Tensor, crate::ops::Backward1)> {
-    let BlockAt { cfg, layer, x, pos } = *at;
-    let replay = ctx.snapshot();
-    let out = block(cfg, layer, &x.detach(), pos, None, Some(ctx))?.detach();
-    let (cfg, layer, pos) = (cfg.clone(), layer.clone(), pos.clone());
-    let bwd = move |x: &Tensor, _: &Tensor, grad: &Tensor| -> Result<Option<Tensor>> {
-        let x = Var::from_tensor(&x.detach())?;
-        let y = block(&cfg, &layer, x.as_tensor(), &pos, None, Some(&mut replay.snapshot()))?;
-        // The vector-Jacobian product: d(sum(y ⊙ grad)) = Jᵀ·grad for every input.
-        let grads = (y * grad.detach())?.sum_all()?.backward()?;
-        let found = layer
-            .variables()
-            .into_iter()
-            .filter_map(|v| grads.get(&v).map(|g| (v.clone(), g.clone())));
-        sink.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
-        Ok(grads.get(x.as_tensor()).cloned())
-    };
-    Ok((out, Box::new(bwd)))
 }
 
 /// cos and sin of the rotary angles, `[max_positions, head_dim / 2]`.

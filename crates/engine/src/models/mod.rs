@@ -2,5 +2,5 @@
 //! backpropagate, hidden states and logits at every position, LoRA-able projections.
 
 pub mod llama;
-pub(crate) mod lora_block;
 pub mod qllama;
+pub(crate) mod train_block;

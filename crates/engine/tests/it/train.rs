@@ -240,43 +240,46 @@ fn a_memory_budget_decides_which_blocks_are_recomputed() {
     assert_eq!(recompute_within(&m, 4, 128, one), Recompute::All);
 }
 
-/// The LoRA block's written-out backward, checkpointed (replayed), with every value kept and
-/// mixed, gives the gradients candle's autograd gives, pair by pair (B made non-zero so that A's gradients are too),
-/// with dropout, on Llama and on Qwen2 (q/k/v biases, grouped-query attention).
+/// The written-out block backward — checkpointed (replayed), with every value kept, and mixed —
+/// gives the gradients candle's autograd gives, tensor by tensor: for LoRA (B made non-zero so
+/// that A's gradients are too, with dropout) and for full fine-tuning (every weight, bias,
+/// norm and the embedding), on Llama and on Qwen2 (q/k/v biases, grouped-query attention).
 #[test]
-fn written_out_lora_gradients_equal_autograd_ones() {
+fn written_out_gradients_equal_autograd_ones() {
     let dev = crate::test_device();
     let data = tiny_examples(4, 3);
     let refs: Vec<&Example> = data.iter().collect();
     let (ids, labels, _) = engine::train::collate(&refs, &dev).unwrap();
     let lora = LoraConfig { r: 4, alpha: 8.0, dropout: 0.1, ..LoraConfig::default() };
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for model in ["tiny-llama", "tiny-qwen2"] {
-        let mut m = load_hf(&fixtures.join(model), &dev).unwrap();
-        let params = engine::adapter::add_lora(&mut m, &lora, 1, &dev).unwrap();
-        for (name, var) in &params.vars {
-            if name.contains("lora_B") {
-                let shape = var.as_tensor().shape().clone();
-                var.set(&Tensor::randn(0f32, 0.1, shape, &dev).unwrap()).unwrap();
-            }
-        }
-        let (la, ga) = engine::train::gradients_autograd(&m, &ids, &labels, 9, 0.5).unwrap();
-        // Written out, with checkpointing (replayed), without (every value kept) and mixed (the
-        // first block replayed, the others kept, as a memory budget decides).
-        assert!(m.layers.len() >= 2, "{model}: a mixed run needs two blocks");
-        for recompute in [Recompute::All, Recompute::Nothing, Recompute::First(1)] {
-            let (lc, gc) = engine::train::gradients(&m, &ids, &labels, 9, recompute, 0.5).unwrap();
-            let at = format!("{model}, recomputing {recompute:?}");
-            assert!((lc - la).abs() <= 1e-6, "{at}: loss {lc} vs {la}");
+    for method in [Method::Lora(lora), Method::Full] {
+        for model in ["tiny-llama", "tiny-qwen2"] {
+            let mut m = load_hf(&fixtures.join(model), &dev).unwrap();
+            let precision = engine::device::Precision::F32;
+            let params = engine::train::prepare(&mut m, &method, precision, 1).unwrap();
             for (name, var) in &params.vars {
-                let (c, a) = (gc.get(var.as_tensor()), ga.get(var.as_tensor()));
-                let (c, a) =
-                    (c.unwrap_or_else(|| panic!("{at}: {name} got no gradient")), a.unwrap());
-                let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                let d =
-                    (c - a).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(scale > 0.0, "{at}: {name}'s gradient is zero");
-                assert!(d <= 1e-5 * scale, "{at}: {name} differs by {d} (largest {scale})");
+                if name.contains("lora_B") {
+                    let shape = var.as_tensor().shape().clone();
+                    var.set(&Tensor::randn(0f32, 0.1, shape, &dev).unwrap()).unwrap();
+                }
+            }
+            let (la, ga) = engine::train::gradients_autograd(&m, &ids, &labels, 9, 0.5).unwrap();
+            assert!(m.layers.len() >= 2, "{model}: a mixed run needs two blocks");
+            for recompute in [Recompute::All, Recompute::Nothing, Recompute::First(1)] {
+                let (lc, gc) =
+                    engine::train::gradients(&m, &ids, &labels, 9, recompute, 0.5).unwrap();
+                let at = format!("{} on {model}, recomputing {recompute:?}", method.name());
+                assert!((lc - la).abs() <= 1e-6, "{at}: loss {lc} vs {la}");
+                for (name, var) in &params.vars {
+                    let (c, a) = (gc.get(var.as_tensor()), ga.get(var.as_tensor()));
+                    let (c, a) =
+                        (c.unwrap_or_else(|| panic!("{at}: {name} got no gradient")), a.unwrap());
+                    let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    let d = (c - a).unwrap().abs().unwrap().max_all().unwrap();
+                    let d = d.to_scalar::<f32>().unwrap();
+                    assert!(scale > 0.0, "{at}: {name}'s gradient is zero");
+                    assert!(d <= 1e-5 * scale, "{at}: {name} differs by {d} (largest {scale})");
+                }
             }
         }
     }

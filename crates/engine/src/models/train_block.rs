@@ -1,18 +1,18 @@
-//! A decoder block of LoRA training with its backward pass written out: the forward pass
-//! records no graph; the backward pass computes the input's and the LoRA pairs' gradients with
-//! plain tensor ops, from values the forward pass kept — with checkpointing a few costly ones,
-//! the rest recomputed; without, all of them ([`written_out`]).
+//! A decoder block of training (LoRA, QLoRA, full fine-tuning) with its backward pass written
+//! out: the forward pass records no graph; the backward pass computes the input's gradient and
+//! those of what trains (LoRA pairs; or every weight, bias and norm) with plain tensor ops, from
+//! values the forward pass kept — with checkpointing a few costly ones, the rest recomputed;
+//! without, all but the cheapest ([`written_out`]).
 //!
-//! Through candle's autograd every op of a replayed block is a graph node whose gradient is
-//! accumulated into a fresh zero tensor (a memset and an add per edge, attention's
-//! `[heads, t, t]` scores included), and every LoRA pair is an op chain of its own. Written out,
-//! a block's backward is its ~20 matrix products and a handful of fused elementwise passes; on a
-//! GPU that is also a fraction of the kernel launches, which bound small batches there.
+//! Through candle's autograd every op of a block is a graph node whose gradient is accumulated
+//! into a fresh zero tensor (a memset and an add per edge, attention's `[heads, t, t]` scores
+//! included), and every LoRA pair is an op chain of its own. Written out, a block's backward is
+//! its ~20 matrix products (products that share an input's gradient accumulate into one
+//! output) and a handful of fused elementwise passes; on a GPU that is also a fraction of the
+//! kernel launches, which bound small batches there.
 //!
-//! Frozen parts only: a block whose norms, biases or projections train (full fine-tuning) takes
-//! the autograd replay (`llama::autograd_checkpoint`). Same values and dropout masks as the autograd
-//! block ([`super::llama`]'s `block`), which `written_out_lora_gradients_equal_autograd_ones`
-//! and the checkpointing test hold it to.
+//! Same values and dropout masks as the autograd block ([`super::llama`]'s `block`), which
+//! `written_out_gradients_equal_autograd_ones` and the checkpointing test hold it to.
 
 use std::collections::HashMap;
 
@@ -22,21 +22,9 @@ use super::llama::{Block, BlockAt, Config};
 use crate::lora::{Linear, TrainCtx};
 use crate::ops::{self, Rotary};
 
-/// Whether `layer` can take the written-out backward: nothing in it trains but LoRA pairs.
-pub(crate) fn applies(layer: &Block) -> bool {
-    !layer.attn_norm.is_variable()
-        && !layer.mlp_norm.is_variable()
-        && layer
-            .proj
-            .values()
-            .all(|l| l.full.is_none() && l.bias.as_ref().is_none_or(|b| !b.is_variable()))
-}
-
 /// Bytes that keeping `layer`'s values through a step (no recomputation) costs over
-/// recomputing it, for `rows` sequences of `t` positions of `elem` bytes a value: for a block
-/// that [`applies`], what [`Saved::All`] holds beyond [`Kept`]; for one that trains through
-/// candle's autograd, the graph's every intermediate value (about eight times the kept set,
-/// and the attention's scores three times over).
+/// recomputing it, for `rows` sequences of `t` positions of `elem` bytes a value: what
+/// [`Saved::All`] holds beyond [`Kept`].
 pub(crate) fn keeping_costs(
     cfg: &Config,
     layer: &Block,
@@ -45,15 +33,9 @@ pub(crate) fn keeping_costs(
     elem: usize,
 ) -> u64 {
     let (nh, hd) = (cfg.num_attention_heads, cfg.head_dim());
-    let scores = nh * t;
-    let per_token = if applies(layer) {
-        let ranks: usize =
-            layer.proj.values().filter_map(|l| l.lora.as_ref()).map(|l| l.a.dims()[0]).sum();
-        scores + nh * hd + ranks
-    } else {
-        let (h, kv, i) = (cfg.hidden_size, cfg.kv_heads() * hd, cfg.intermediate_size);
-        8 * (h + nh * hd + 2 * kv + h + 2 * i) + 3 * scores
-    };
+    let ranks: usize =
+        layer.proj.values().filter_map(|l| l.lora.as_ref()).map(|l| l.a.dims()[0]).sum();
+    let per_token = nh * t + nh * hd + ranks;
     (rows * t * per_token * elem) as u64
 }
 
@@ -80,13 +62,15 @@ struct LoraInput {
     mask: Option<Tensor>,
 }
 
-/// `x · Wᵀ + b + scale · B·A·dropout(x)` for `x` `[rows, in]`, with what the pair's backward
-/// needs. Dropout masks come from `ctx` in the order the autograd block draws them. Without
-/// `value`, only the LoRA input is prepared (the replay of the backward pass).
+/// `base + x · Wᵀ + b + scale · B·A·dropout(x)` for `x` `[rows, in]`, with what the pair's
+/// backward needs; the products accumulate into one output ([`ops::products_sum`]). Dropout
+/// masks come from `ctx` in the order the autograd block draws them. Without `value`, only the
+/// LoRA input is prepared (the replay of the backward pass).
 fn project(
     lin: &Linear,
     pair: Option<&(Tensor, Tensor)>,
     x: &Tensor,
+    base: Option<&Tensor>,
     ctx: &mut TrainCtx,
     value: bool,
 ) -> Result<(Option<Tensor>, Option<LoraInput>)> {
@@ -105,41 +89,64 @@ fn project(
     if !value {
         return Ok((None, lora));
     }
-    let mut y = ops::frozen_linear(x, &lin.weight)?;
-    if let Some(b) = &lin.bias {
-        y = y.broadcast_add(b)?;
-    }
+    // Detached: under full fine-tuning the weight is a variable, and no graph is wanted.
+    let wt = lin.weight.dense_as(x.dtype())?.detach().t()?;
+    let mut terms = vec![(x.clone(), wt)];
     if let (Some((_, scaled_b)), Some(input)) = (pair, &lora) {
-        y = ops::add(&y, &input.za.matmul(&scaled_b.t()?)?)?;
+        terms.push((input.za.clone(), scaled_b.t()?));
+    }
+    let mut y = products(base, &terms)?;
+    if let Some(b) = &lin.bias {
+        y = y.broadcast_add(&b.detach())?;
     }
     Ok((Some(y), lora))
 }
 
-/// The input's gradient of [`project`] for its output's gradient `dy`; the pair's gradients
-/// (f32, as its variables) go to `grads`.
+/// [`ops::products_sum`] over owned pairs.
+fn products(base: Option<&Tensor>, terms: &[(Tensor, Tensor)]) -> Result<Tensor> {
+    let refs: Vec<(&Tensor, &Tensor)> = terms.iter().map(|(a, b)| (a, b)).collect();
+    ops::products_sum(base, &refs)
+}
+
+/// The input's gradient of [`project`] of `x` for its output's gradient `dy`, as products for
+/// the caller to sum with those of the projections that share the input: `dy · W`, and the
+/// pair's `d(xA) · A` (a masked one, under dropout, as a value in `masked`). The gradients of
+/// what trains — the pair (f32, as its variables), or the weight and bias under full
+/// fine-tuning — go to `grads`.
+#[allow(clippy::too_many_arguments)]
 fn project_backward(
     lin: &Linear,
     pair: Option<&(Tensor, Tensor)>,
+    x: &Tensor,
     input: Option<&LoraInput>,
     dy: &Tensor,
     grads: &mut Vec<(Tensor, Tensor)>,
-) -> Result<Tensor> {
-    let dx = dy.matmul(&lin.weight.dense_as(dy.dtype())?)?;
+    terms: &mut Vec<(Tensor, Tensor)>,
+    masked: &mut Vec<Tensor>,
+) -> Result<()> {
+    terms.push((dy.clone(), lin.weight.dense_as(dy.dtype())?.detach()));
+    if let Some(w) = &lin.full {
+        // y = x·Wᵀ: dW = dyᵀ·x.
+        grads.push((w.as_tensor().clone(), products(None, &[(dy.t()?, x.clone())])?));
+    }
+    if let Some(b) = lin.bias.as_ref().filter(|b| b.is_variable()) {
+        grads.push((b.clone(), dy.sum(0)?));
+    }
     let (Some(l), Some((a_cast, scaled_b)), Some(input)) = (&lin.lora, pair, input) else {
-        return Ok(dx);
+        return Ok(());
     };
     let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
     // y += za·(s·B)ᵀ: dB = s·dyᵀ·za (scaled at B's small size), d(za) = dy·(s·B).
     let db = (dy.t()?.matmul(&input.za)? * l.scale)?;
     let dza = dy.matmul(scaled_b)?;
     let da = dza.t()?.matmul(&input.z)?;
-    let mut dz = dza.matmul(a_cast)?;
-    if let Some(m) = &input.mask {
-        dz = (dz * m)?;
+    match &input.mask {
+        Some(m) => masked.push((dza.matmul(a_cast)? * m)?),
+        None => terms.push((dza, a_cast.clone())),
     }
     grads.push((a.clone(), da.to_dtype(a.dtype())?));
     grads.push((b.clone(), db.to_dtype(b.dtype())?));
-    ops::add(&dx, &dz)
+    Ok(())
 }
 
 /// What a block's forward pass keeps for its backward pass besides its input: the values that
@@ -166,6 +173,11 @@ struct Values {
     kept: Kept,
     x: Tensor,
     probs: Tensor,
+    /// The projections' inputs: the norms' outputs, the attention's, SiLU·mul's.
+    h1: Tensor,
+    att: Tensor,
+    h2: Tensor,
+    silu: Tensor,
     lora: HashMap<&'static str, LoraInput>,
 }
 
@@ -184,26 +196,27 @@ fn forward(
     let n = nh / nkv;
     let x = x.detach().reshape((b * t, hidden))?;
     let mut lora = HashMap::new();
-    let mut run = |name: &'static str, input: &Tensor| {
-        let (y, input) = project(&layer.proj[name], pairs.get(name), input, ctx, true)?;
+    let mut run = |name: &'static str, input: &Tensor, base: Option<&Tensor>| {
+        let (y, input) = project(&layer.proj[name], pairs.get(name), input, base, ctx, true)?;
         if let (true, Some(LoraInput { za, mask, .. })) = (keep_all, input) {
             lora.insert(name, PairKept { za, mask });
         }
         y.ok_or_else(|| candle_core::Error::Msg("no value".into()))
     };
-    let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
-    let (q, k, v) = (run("q_proj", &h1)?, run("k_proj", &h1)?, run("v_proj", &h1)?);
+    let h1 = ops::rms_norm(&x, &layer.attn_norm.detach(), cfg.rms_norm_eps)?;
+    let (q, k, v) =
+        (run("q_proj", &h1, None)?, run("k_proj", &h1, None)?, run("v_proj", &h1, None)?);
     let heads =
         |y: Tensor, count: usize| y.reshape((b, t, count, hd))?.transpose(1, 2)?.contiguous();
     let q = ops::rope(&heads(q, nh)?, pos)?.reshape((b, nkv, n * t, hd))?;
     let k = ops::rope(&heads(k, nkv)?, pos)?;
     let v = heads(v, nkv)?;
     let (probs, att) = attention(cfg, &q, &k, &v, b, t)?;
-    let x2 = ops::add(&x, &run("o_proj", &att)?)?;
-    let h2 = ops::rms_norm(&x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
-    let (gate, up) = (run("gate_proj", &h2)?, run("up_proj", &h2)?);
-    let down = run("down_proj", &ops::silu_mul(&gate, &up)?)?;
-    let out = ops::add(&x2, &down)?.reshape((b, t, hidden))?;
+    // The residual stream is each sum's starting value.
+    let x2 = run("o_proj", &att, Some(&x))?;
+    let h2 = ops::rms_norm(&x2, &layer.mlp_norm.detach(), cfg.rms_norm_eps)?;
+    let (gate, up) = (run("gate_proj", &h2, None)?, run("up_proj", &h2, None)?);
+    let out = run("down_proj", &ops::silu_mul(&gate, &up)?, Some(&x2))?.reshape((b, t, hidden))?;
     let kept = Kept { q, k, v, x2, gate, up };
     let saved = match keep_all {
         true => Saved::All { kept, probs, att, lora },
@@ -242,16 +255,16 @@ fn restore(
 ) -> Result<Values> {
     let (b, t, hidden) = x.dims3()?;
     let x = x.detach().reshape((b * t, hidden))?;
-    let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
-    let h2 = ops::rms_norm(&kept.x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
-    let s = ops::silu_mul(&kept.gate, &kept.up)?;
+    let h1 = ops::rms_norm(&x, &layer.attn_norm.detach(), cfg.rms_norm_eps)?;
+    let h2 = ops::rms_norm(&kept.x2, &layer.mlp_norm.detach(), cfg.rms_norm_eps)?;
+    let silu = ops::silu_mul(&kept.gate, &kept.up)?;
     let mut lora = HashMap::new();
     for (name, PairKept { za, mask }) in pairs {
         let input = match name {
             "q_proj" | "k_proj" | "v_proj" => &h1,
             "o_proj" => &att,
             "gate_proj" | "up_proj" => &h2,
-            "down_proj" => &s,
+            "down_proj" => &silu,
             other => candle_core::bail!("no input for a pair on {other}"),
         };
         let z = match &mask {
@@ -260,7 +273,7 @@ fn restore(
         };
         lora.insert(name, LoraInput { z, za, mask });
     }
-    Ok(Values { kept, x, probs, lora })
+    Ok(Values { kept, x, probs, h1, att, h2, silu, lora })
 }
 
 /// Grouped-query attention as the autograd block computes it (the query heads that share a
@@ -300,22 +313,25 @@ fn replay(
     let mut lora = HashMap::new();
     // Every pair's mask is drawn, in the forward pass's order.
     let mut prepare = |name: &'static str, input: &Tensor| -> Result<()> {
-        if let (_, Some(l)) = project(&layer.proj[name], pairs.get(name), input, ctx, false)? {
+        if let (_, Some(l)) = project(&layer.proj[name], pairs.get(name), input, None, ctx, false)?
+        {
             lora.insert(name, l);
         }
         Ok(())
     };
-    let h1 = ops::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
+    let (attn_norm, mlp_norm) = (layer.attn_norm.detach(), layer.mlp_norm.detach());
+    let h1 = ops::rms_norm(&x, &attn_norm, cfg.rms_norm_eps)?;
     for name in ["q_proj", "k_proj", "v_proj"] {
         prepare(name, &h1)?;
     }
     let (probs, att) = attention(cfg, &kept.q, &kept.k, &kept.v, b, t)?;
     prepare("o_proj", &att)?;
-    let h2 = ops::rms_norm(&kept.x2, &layer.mlp_norm, cfg.rms_norm_eps)?;
+    let h2 = ops::rms_norm(&kept.x2, &mlp_norm, cfg.rms_norm_eps)?;
     prepare("gate_proj", &h2)?;
     prepare("up_proj", &h2)?;
-    prepare("down_proj", &ops::silu_mul(&kept.gate, &kept.up)?)?;
-    Ok(Values { kept, x, probs, lora })
+    let silu = ops::silu_mul(&kept.gate, &kept.up)?;
+    prepare("down_proj", &silu)?;
+    Ok(Values { kept, x, probs, h1, att, h2, silu, lora })
 }
 
 /// The gradients of the block for its output's gradient `dout` `[b, t, hidden]`: the input's,
@@ -333,18 +349,24 @@ fn backward(
     let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
     let n = nh / nkv;
     let dout = dout.reshape((b * t, hidden))?;
-    let mut back = |name: &'static str, dy: &Tensor| {
-        project_backward(&layer.proj[name], pairs.get(name), s.lora.get(name), dy, grads)
+    // The gradient of `x`, the input that projections `names` share, for their outputs' `dys`.
+    let mut back = |x: &Tensor, names: &[&'static str], dys: &[&Tensor]| -> Result<Tensor> {
+        let (mut terms, mut masked) = (Vec::new(), Vec::new());
+        for (name, dy) in names.iter().zip(dys) {
+            let (lin, pair, input) = (&layer.proj[name], pairs.get(name), s.lora.get(name));
+            project_backward(lin, pair, x, input, dy, grads, &mut terms, &mut masked)?;
+        }
+        masked.iter().try_fold(products(None, &terms)?, |sum, m| ops::add(&sum, m))
     };
     // MLP: out = x2 + down(silu(gate) ⊙ up), gate and up of h2 = norm(x2).
-    let dm = back("down_proj", &dout)?;
+    let dm = back(&s.silu, &["down_proj"], &[&dout])?;
     let (dgate, dup) = ops::silu_mul_backward(&dm, &s.kept.gate, &s.kept.up)?;
-    let dh2 = ops::add(&back("gate_proj", &dgate)?, &back("up_proj", &dup)?)?;
-    let (dx2, _) = ops::rms_norm_backward(&s.kept.x2, &layer.mlp_norm, &dh2, cfg.rms_norm_eps)?;
+    let dh2 = back(&s.h2, &["gate_proj", "up_proj"], &[&dgate, &dup])?;
+    let (dx2, dw2) = ops::rms_norm_backward(&s.kept.x2, &layer.mlp_norm, &dh2, cfg.rms_norm_eps)?;
     let dx2 =
         ops::add(&dout, &dx2.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
     // Attention: x2 = x + o(att), att = softmax(q·kᵀ)·v per head.
-    let datt = back("o_proj", &dx2)?;
+    let datt = back(&s.att, &["o_proj"], &[&dx2])?;
     let dy = datt.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?.reshape((
         b,
         nkv,
@@ -368,14 +390,19 @@ fn backward(
     let dq = rows(ops::rope_backward(&dq, pos)?, nh)?;
     let dk = rows(ops::rope_backward(&dk, pos)?, nkv)?;
     let dv = rows(dv, nkv)?;
-    let dh1 =
-        ops::add(&ops::add(&back("q_proj", &dq)?, &back("k_proj", &dk)?)?, &back("v_proj", &dv)?)?;
-    let (dx, _) = ops::rms_norm_backward(&s.x, &layer.attn_norm, &dh1, cfg.rms_norm_eps)?;
+    let dh1 = back(&s.h1, &["q_proj", "k_proj", "v_proj"], &[&dq, &dk, &dv])?;
+    let (dx, dw1) = ops::rms_norm_backward(&s.x, &layer.attn_norm, &dh1, cfg.rms_norm_eps)?;
+    // Trained norms (full fine-tuning).
+    for (w, dw) in [(&layer.attn_norm, dw1), (&layer.mlp_norm, dw2)] {
+        if let Some(dw) = dw.filter(|_| w.is_variable()) {
+            grads.push((w.clone(), dw));
+        }
+    }
     let dx = ops::add(&dx2, &dx.ok_or_else(|| candle_core::Error::Msg("rms_norm: no dx".into()))?)?;
     dx.reshape((b, t, hidden))
 }
 
-/// The forward pass of a block that [`applies`], and its backward: with checkpointing, replay
+/// The forward pass of a training block, and its backward: with checkpointing, replay
 /// the block from its [`Kept`] values (with the forward pass's dropout masks); without, use the
 /// values the forward pass kept (the attention probabilities and the LoRA inputs too). Then run
 /// [`backward`], leave the LoRA gradients in `sink` and return the input's.
