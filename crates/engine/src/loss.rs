@@ -133,7 +133,7 @@ pub fn cross_entropy_groups(
     let column = target_column(targets, dev)?;
     for (start, chunk) in (0..n).step_by(rows).zip(targets.chunks(rows)) {
         let xc = x0.narrow(0, start, chunk.len())?;
-        let logits = xc.matmul(&w0.t()?)?.to_dtype(f32)?;
+        let logits = crate::ops::matmul(&xc, &w0.t()?)?.to_dtype(f32)?;
         let (losses, d) = match cpu_rows(&logits, chunk)? {
             Some(found) => found,
             None => {
@@ -145,7 +145,7 @@ pub fn cross_entropy_groups(
             sums[g as usize] += l;
         }
         if want_x {
-            dx.push(d.to_dtype(x.dtype())?.matmul(&w0)?);
+            dx.push(crate::ops::matmul(&d.to_dtype(x.dtype())?, &w0)?);
         }
     }
     let value = Tensor::from_vec(sums.iter().map(|&s| s as f32).collect(), groups, dev)?;
@@ -184,7 +184,7 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
     let column = target_column(targets, dev)?;
     for (start, chunk) in (0..n).step_by(rows).zip(targets.chunks(rows)) {
         let xc = x0.narrow(0, start, chunk.len())?;
-        let logits = xc.matmul(&w0.t()?)?.to_dtype(f32)?;
+        let logits = crate::ops::matmul(&xc, &w0.t()?)?.to_dtype(f32)?;
         // d/dlogits of (lse − logit[target]) = softmax − one-hot, then in the activations'
         // type for the products.
         let d = if let Some((losses, d)) = cpu_rows(&logits, chunk)? {
@@ -200,14 +200,11 @@ pub fn cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tens
         }
         let d = d.to_dtype(x.dtype())?;
         if want_x {
-            dx.push(d.matmul(&w0)?);
+            dx.push(crate::ops::matmul(&d, &w0)?);
         }
         if want_w {
-            let g = d.t()?.matmul(&xc)?;
-            dw = Some(match dw {
-                Some(acc) => (acc + g)?,
-                None => g,
-            });
+            let dt = d.t()?;
+            dw = Some(crate::ops::products_sum(dw.as_ref(), &[(&dt, &xc)])?);
         }
     }
     let dx = if want_x { Some(Tensor::cat(&dx, 0)?) } else { None };

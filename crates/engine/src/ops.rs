@@ -188,14 +188,9 @@ pub(crate) fn products_sum(base: Option<&Tensor>, terms: &[(&Tensor, &Tensor)]) 
     let Some(&(a0, b0)) = terms.first() else {
         candle_core::bail!("products_sum: no product");
     };
-    let f32 = candle_core::DType::F32;
-    let on_cpu = terms.iter().all(|(a, b)| {
-        a.device().is_cpu()
-            && a.dtype() == f32
-            && b.dtype() == f32
-            && a.rank() == 2
-            && b.rank() == 2
-    }) && base.is_none_or(|t| t.dtype() == f32 && t.device().is_cpu());
+    let on_cpu =
+        terms.iter().all(|(a, b)| cpu_f32(a) && cpu_f32(b) && a.rank() == 2 && b.rank() == 2)
+            && base.is_none_or(cpu_f32);
     if !on_cpu {
         let mut sum = a0.matmul(b0)?;
         for (a, b) in &terms[1..] {
@@ -223,59 +218,28 @@ pub(crate) fn products_sum(base: Option<&Tensor>, terms: &[(&Tensor, &Tensor)]) 
     }
     // The buffer's start, valid for its whole capacity (`m × n`) whatever its length.
     let dst = out.as_mut_ptr();
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     for (a, b) in terms {
-        let (k, kb) = (a.dim(1)?, b.dim(0)?);
-        if a.dim(0)? != m || b.dim(1)? != n || k != kb {
+        let k = a.dim(1)?;
+        if a.dim(0)? != m || b.dims() != [k, n] {
             candle_core::bail!("products_sum: {:?} · {:?} into {m}x{n}", a.dims(), b.dims());
+        }
+        if m * n * k == 0 {
+            continue;
         }
         let (sa, la) = a.storage_and_layout();
         let (sb, lb) = b.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F32(av)), Storage::Cpu(CpuStorage::F32(bv))) = (&*sa, &*sb)
-        else {
-            candle_core::bail!("products_sum: f32 CPU operands expected");
-        };
-        let (a_rs, a_cs) = (la.stride()[0], la.stride()[1]);
-        let (b_rs, b_cs) = (lb.stride()[0], lb.stride()[1]);
-        // The last element each operand's strides reach lies inside its storage.
-        let reach = |start: usize, rows: usize, rs: usize, cols: usize, cs: usize| {
-            start + (rows - 1) * rs + (cols - 1) * cs
-        };
-        if m == 0 || n == 0 || k == 0 {
-            continue;
-        }
-        if reach(la.start_offset(), m, a_rs, k, a_cs) >= av.len()
-            || reach(lb.start_offset(), k, b_rs, n, b_cs) >= bv.len()
-        {
-            candle_core::bail!("products_sum: an operand's layout reaches past its storage");
-        }
-        // SAFETY: `dst` has room for `m × n` values (row-major, row stride n); every operand
-        // index the strides reach was checked above; with `read` false the output is only
-        // written (alpha's term is skipped), so its uninitialized values are never read.
+        let (av, bv) = (in_bounds(&sa, la)?, in_bounds(&sb, lb)?);
+        // SAFETY: `dst` has room for `m × n` values; both operands' layouts lie inside their
+        // storage (`in_bounds`); with `read` false the output is only written.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
+            gemm_f32(
+                (m, n, k),
                 dst,
-                1,
-                n as isize,
                 read,
-                av.as_ptr().add(la.start_offset()),
-                a_cs as isize,
-                a_rs as isize,
-                bv.as_ptr().add(lb.start_offset()),
-                b_cs as isize,
-                b_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+                (av.as_ptr().add(la.start_offset()), la.stride()),
+                (bv.as_ptr().add(lb.start_offset()), lb.stride()),
+            )
+        };
         read = true;
     }
     if !read {
@@ -286,6 +250,124 @@ pub(crate) fn products_sum(base: Option<&Tensor>, terms: &[(&Tensor, &Tensor)]) 
         unsafe { out.set_len(m * n) };
     }
     Tensor::from_vec(out, (m, n), &candle_core::Device::Cpu)
+}
+
+/// `a · b` for `a` `[.., m, k]` and `b` `[.., k, n]` over the same leading dimensions (any
+/// strides), as candle's `matmul` — on the CPU in f32 into an output that is not zero-filled
+/// first (candle's is: a pass over every product's output).
+pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let r = a.rank();
+    let batch_dims = &a.dims()[..r.saturating_sub(2)];
+    if !(cpu_f32(a) && cpu_f32(b) && r >= 2 && b.rank() == r && &b.dims()[..r - 2] == batch_dims) {
+        return a.matmul(b);
+    }
+    let (m, k, n) = (a.dim(r - 2)?, a.dim(r - 1)?, b.dim(r - 1)?);
+    if b.dim(r - 2)? != k {
+        return a.matmul(b);
+    }
+    let batch: usize = batch_dims.iter().product();
+    let mut out: Vec<f32> = Vec::with_capacity(batch * m * n);
+    let mut shape = batch_dims.to_vec();
+    shape.extend([m, n]);
+    if batch * m * n == 0 {
+        return Tensor::from_vec(out, shape, &candle_core::Device::Cpu);
+    }
+    if k == 0 {
+        out.resize(batch * m * n, 0.0);
+        return Tensor::from_vec(out, shape, &candle_core::Device::Cpu);
+    }
+    let (sa, la) = a.storage_and_layout();
+    let (sb, lb) = b.storage_and_layout();
+    let (av, bv) = (in_bounds(&sa, la)?, in_bounds(&sb, lb)?);
+    let dst = out.as_mut_ptr();
+    for i in 0..batch {
+        // The i-th matrix of each operand, from its strides over the leading dimensions.
+        let (mut oa, mut ob, mut rest) = (la.start_offset(), lb.start_offset(), i);
+        for d in (0..r - 2).rev() {
+            let at = rest % batch_dims[d];
+            rest /= batch_dims[d];
+            oa += at * la.stride()[d];
+            ob += at * lb.stride()[d];
+        }
+        // SAFETY: `dst` has room for `batch × m × n` values, this product writes its own
+        // `m × n` of them; every index the operands' layouts reach is inside their storage
+        // (`in_bounds`); the output is only written.
+        unsafe {
+            gemm_f32(
+                (m, n, k),
+                dst.add(i * m * n),
+                false,
+                (av.as_ptr().add(oa), &la.stride()[r - 2..]),
+                (bv.as_ptr().add(ob), &lb.stride()[r - 2..]),
+            )
+        };
+    }
+    // SAFETY: every product wrote its `m × n` values.
+    unsafe { out.set_len(batch * m * n) };
+    Tensor::from_vec(out, shape, &candle_core::Device::Cpu)
+}
+
+fn cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+}
+
+/// The f32 values of a CPU storage, once checked that every index `layout` reaches lies inside.
+fn in_bounds<'a>(s: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    let Storage::Cpu(CpuStorage::F32(v)) = s else {
+        candle_core::bail!("f32 CPU operands expected");
+    };
+    let last = layout.start_offset()
+        + layout
+            .dims()
+            .iter()
+            .zip(layout.stride())
+            .map(|(d, s)| d.saturating_sub(1) * s)
+            .sum::<usize>();
+    if layout.dims().iter().all(|&d| d > 0) && last >= v.len() {
+        candle_core::bail!("an operand's layout reaches past its storage");
+    }
+    Ok(v)
+}
+
+/// `dst [m, n] (row-major) = (read ? dst : 0) + a · b` on rayon's threads; `a` and `b` given
+/// as their first value and (row, column) strides.
+///
+/// # Safety
+/// `dst` is valid for `m × n` writes (and reads with `read`); every index of `a` and `b` that
+/// their strides reach over `m × k` and `k × n` is valid for reads.
+unsafe fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    read: bool,
+    (a, a_stride): (*const f32, &[usize]),
+    (b, b_stride): (*const f32, &[usize]),
+) {
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: as the caller promises.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            read,
+            a,
+            a_stride[1] as isize,
+            a_stride[0] as isize,
+            b,
+            b_stride[1] as isize,
+            b_stride[0] as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
 }
 
 /// `softmax(scale · x + causal mask)` over the last dimension of attention scores
@@ -1061,6 +1143,28 @@ pub(crate) mod tests {
     /// Largest absolute difference between two tensors of one shape.
     pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// The uninitialized-output products equal candle's, over transposed and narrowed views,
+    /// batches, a starting value and several products summed.
+    #[test]
+    fn products_equal_candles() {
+        let dev = Device::Cpu;
+        let r = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        let (a, b) = (r(&[2, 3, 7, 5]), r(&[2, 3, 6, 5]));
+        // b transposed (strided), a narrowed (offset).
+        let (an, bt) = (a.narrow(2, 1, 4).unwrap(), b.t().unwrap());
+        let ours = matmul(&an, &bt).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 4, 6]);
+        assert!(max_diff(&ours, &an.matmul(&bt).unwrap()) < 1e-5);
+        let (x, y, p, q, base) = (r(&[9, 4]), r(&[4, 3]), r(&[3, 9]), r(&[3, 3]), r(&[9, 3]));
+        let pt = p.t().unwrap();
+        let sum = products_sum(Some(&base), &[(&x, &y), (&pt, &q)]).unwrap();
+        let reference = (&base + x.matmul(&y).unwrap() + pt.matmul(&q).unwrap()).unwrap();
+        assert!(max_diff(&sum, &reference) < 1e-5);
+        let sum = products_sum(None, &[(&x, &y)]).unwrap();
+        assert!(max_diff(&sum, &x.matmul(&y).unwrap()) < 1e-5);
+        assert!(products_sum(None, &[(&x, &q)]).is_err(), "4 columns times 3 rows");
     }
 
     #[test]

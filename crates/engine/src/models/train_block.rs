@@ -81,7 +81,7 @@ fn project(
                 Some(m) => (x * m)?,
                 None => x.clone(),
             };
-            let za = z.matmul(&a.t()?)?;
+            let za = ops::matmul(&z, &a.t()?)?;
             Some(LoraInput { z, za, mask })
         }
         _ => None,
@@ -137,11 +137,11 @@ fn project_backward(
     };
     let (a, b) = (l.a.as_tensor(), l.b.as_tensor());
     // y += za·(s·B)ᵀ: dB = s·dyᵀ·za (scaled at B's small size), d(za) = dy·(s·B).
-    let db = (dy.t()?.matmul(&input.za)? * l.scale)?;
-    let dza = dy.matmul(scaled_b)?;
-    let da = dza.t()?.matmul(&input.z)?;
+    let db = (ops::matmul(&dy.t()?, &input.za)? * l.scale)?;
+    let dza = ops::matmul(dy, scaled_b)?;
+    let da = ops::matmul(&dza.t()?, &input.z)?;
     match &input.mask {
-        Some(m) => masked.push((dza.matmul(a_cast)? * m)?),
+        Some(m) => masked.push((ops::matmul(&dza, a_cast)? * m)?),
         None => terms.push((dza, a_cast.clone())),
     }
     grads.push((a.clone(), da.to_dtype(a.dtype())?));
@@ -289,11 +289,13 @@ fn attention(
 ) -> Result<(Tensor, Tensor)> {
     let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
     let n = nh / nkv;
-    let scores = q.matmul(&k.t()?)?.reshape((b, nkv, n, t, t))?;
+    let scores = ops::matmul(q, &k.t()?)?.reshape((b, nkv, n, t, t))?;
     let probs =
         ops::causal_softmax(&scores, 1.0 / (hd as f64).sqrt())?.reshape((b, nkv, n * t, t))?;
-    let att =
-        probs.matmul(v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+    let att = ops::matmul(&probs, v)?
+        .reshape((b, nh, t, hd))?
+        .transpose(1, 2)?
+        .reshape((b * t, nh * hd))?;
     Ok((probs, att))
 }
 
@@ -373,8 +375,8 @@ fn backward(
         n * t,
         hd,
     ))?;
-    let dprobs = dy.matmul(&s.kept.v.t()?)?;
-    let dv = s.probs.t()?.matmul(&dy)?;
+    let dprobs = ops::matmul(&dy, &s.kept.v.t()?)?;
+    let dv = ops::matmul(&s.probs.t()?, &dy)?;
     // One `[t, t]` block per query head, as the forward pass's softmax saw them.
     let per_head = |p: &Tensor| p.reshape((b, nkv, n, t, t));
     let dscores = ops::causal_softmax_backward(
@@ -383,8 +385,8 @@ fn backward(
         1.0 / (hd as f64).sqrt(),
     )?
     .reshape((b, nkv, n * t, t))?;
-    let dq = dscores.matmul(&s.kept.k)?.reshape((b, nh, t, hd))?;
-    let dk = dscores.t()?.matmul(&s.kept.q)?;
+    let dq = ops::matmul(&dscores, &s.kept.k)?.reshape((b, nh, t, hd))?;
+    let dk = ops::matmul(&dscores.t()?, &s.kept.q)?;
     let rows =
         |d: Tensor, count: usize| d.transpose(1, 2)?.contiguous()?.reshape((b * t, count * hd));
     let dq = rows(ops::rope_backward(&dq, pos)?, nh)?;
