@@ -69,7 +69,7 @@ def write_gguf(model, cfg, card, tokenizer_gguf, path):
     w.add_head_count(cfg.num_attention_heads)
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    w.add_rope_freq_base(cfg.rope_theta)
+    w.add_rope_freq_base(card["architecture"]["rope_theta"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_1)
     for name, field in src.fields.items():
         if not name.startswith("tokenizer."):

@@ -118,18 +118,16 @@ pub fn training_memory(
         _ => l * r * ((h + q) + 2 * (h + kv) + (q + h) + 3 * (h + i)) * F32 * 4,
     };
     let tokens = (batch * seq) as u64;
-    // Kept per token and block: the block's input, and (LoRA's written-out backward) q, k, v,
-    // the residual, gate and up; the autograd replay of full fine-tuning keeps about as much.
-    let per_token = if checkpointing {
-        l * (h + q + 2 * kv + h + 2 * i) * F32
-    } else {
-        // Every op's inputs until the backward pass: about eight times as much.
-        l * (h + q + 2 * kv + h + 2 * i) * F32 * 8
-    };
-    // Scores, probabilities and their gradients of one block (all blocks without
-    // checkpointing).
-    let scores_blocks = if checkpointing { 1 } else { l };
-    let scores = (batch as u64) * a.heads as u64 * (seq as u64).pow(2) * F32 * 6 * scores_blocks;
+    // Kept per token and block by the written-out backward: the block's input, q, k, v, the
+    // residual, gate and up; without checkpointing also the attention's output (and its
+    // probabilities, below). With checkpointing a run keeps more where memory allows
+    // (`engine::train::recompute_for`): this is what it needs, not what it may take.
+    let kept = h + q + 2 * kv + h + 2 * i;
+    let per_token = if checkpointing { l * kept * F32 } else { l * (kept + q) * F32 };
+    // Scores, probabilities and their gradients of the block at hand; without checkpointing
+    // every block's probabilities too.
+    let block_scores = (batch as u64) * a.heads as u64 * (seq as u64).pow(2) * F32;
+    let scores = block_scores * 6 + if checkpointing { 0 } else { l * block_scores };
     // The loss: 128 rows of logits and their gradient at a time.
     let loss = 128 * v * F32 * 3;
     // The process: code, tokenizer, runtime, the allocator's pools.
