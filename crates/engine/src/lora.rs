@@ -98,8 +98,8 @@ pub struct TrainCtx {
 }
 
 impl TrainCtx {
-    /// A context seeded for one step whose forward pass keeps every activation (a LoRA block's
-    /// backward written out, others through candle's autograd).
+    /// A context seeded for one step whose blocks all keep their values (none recomputed; the
+    /// blocks' backward written out).
     pub fn new(seed: u64) -> TrainCtx {
         TrainCtx::recomputing(seed, Recompute::Nothing)
     }

@@ -202,19 +202,28 @@ fn gradient_checkpointing_changes_memory_not_results() {
             let (l, g) = engine::train::gradients(&m, &ids, &labels, 9, recompute, 1.0).unwrap();
             let at = format!("{}, {recompute:?}", method.name());
             assert!((l - l0).abs() <= 1e-6, "{at}: loss {l} vs {l0}");
-            for (name, var) in &params.vars {
-                let (a, b) = (g.get(var.as_tensor()), g0.get(var.as_tensor()));
-                let (a, b) =
-                    (a.unwrap_or_else(|| panic!("{at}: no gradient for {name}")), b.unwrap());
-                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                let d =
-                    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(
-                    d <= 1e-5 * scale.max(1e-6),
-                    "{at}: {name} differs by {d} (largest {scale})"
-                );
-            }
+            assert_gradients_close(&at, &params.vars, &g, &g0, false);
         }
+    }
+}
+
+/// Every variable's gradient in `got` within 1e-5 of the largest of its `reference` gradient
+/// (and that one non-zero, with `nonzero`: a zero reference would make the check empty).
+fn assert_gradients_close(
+    at: &str,
+    vars: &[(String, candle_core::Var)],
+    got: &candle_core::backprop::GradStore,
+    reference: &candle_core::backprop::GradStore,
+    nonzero: bool,
+) {
+    for (name, var) in vars {
+        let g = got.get(var.as_tensor()).unwrap_or_else(|| panic!("{at}: {name} got no gradient"));
+        let r = reference.get(var.as_tensor()).unwrap();
+        let scale = r.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (g - r).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(!nonzero || scale > 0.0, "{at}: {name}'s gradient is zero");
+        let tolerance = 1e-5 * if nonzero { scale } else { scale.max(1e-6) };
+        assert!(d <= tolerance, "{at}: {name} differs by {d} (largest {scale})");
     }
 }
 
@@ -270,16 +279,7 @@ fn written_out_gradients_equal_autograd_ones() {
                     engine::train::gradients(&m, &ids, &labels, 9, recompute, 0.5).unwrap();
                 let at = format!("{} on {model}, recomputing {recompute:?}", method.name());
                 assert!((lc - la).abs() <= 1e-6, "{at}: loss {lc} vs {la}");
-                for (name, var) in &params.vars {
-                    let (c, a) = (gc.get(var.as_tensor()), ga.get(var.as_tensor()));
-                    let (c, a) =
-                        (c.unwrap_or_else(|| panic!("{at}: {name} got no gradient")), a.unwrap());
-                    let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                    let d = (c - a).unwrap().abs().unwrap().max_all().unwrap();
-                    let d = d.to_scalar::<f32>().unwrap();
-                    assert!(scale > 0.0, "{at}: {name}'s gradient is zero");
-                    assert!(d <= 1e-5 * scale, "{at}: {name} differs by {d} (largest {scale})");
-                }
+                assert_gradients_close(&at, &params.vars, &gc, &ga, true);
             }
         }
     }
