@@ -251,7 +251,7 @@ impl App {
         let mut found = Vec::new();
         // The model first: its context bounds the others.
         let declared = match self.alias_target(&alias.model) {
-            Ok((base, _)) => declared_context(&base)?,
+            Ok((base, _)) => self.declared_context(&base)?,
             Err(e) if !alias.model.trim().is_empty() => {
                 found.push(format!("model: {e}"));
                 None
@@ -323,7 +323,7 @@ impl App {
             let (base, adapter) = self.alias_target(&alias.model).map_err(|e| {
                 Error::NotFound(format!("alias '{name}' names model '{}': {e}", alias.model))
             })?;
-            let context = context_len(Some(&alias), declared_context(&base)?);
+            let context = context_len(Some(&alias), self.declared_context(&base)?);
             let template = alias.chat_template.clone().filter(|t| !t.trim().is_empty());
             return Ok(Served {
                 name: name.into(),
@@ -336,7 +336,7 @@ impl App {
         }
         match self.alias_target(name) {
             Ok((base, adapter)) => {
-                let context = context_len(None, declared_context(&base)?);
+                let context = context_len(None, self.declared_context(&base)?);
                 Ok(Served {
                     name: name.into(),
                     alias: None,
@@ -505,13 +505,38 @@ fn read_alias(path: &Path) -> Result<Alias> {
     Ok(a)
 }
 
-/// The context a model file or folder declares, read from its header (no weights).
-fn declared_context(path: &Path) -> Result<Option<usize>> {
-    if path.is_dir() {
-        return Ok(engine::bundle::Chat::open(path)?.context);
+/// A model's declared context as read at one size and modification time of its file.
+pub(crate) struct DeclaredContext {
+    path: PathBuf,
+    stamp: (u64, Option<std::time::SystemTime>),
+    context: Option<usize>,
+}
+
+/// Files whose contexts are remembered.
+const CONTEXTS_KEPT: usize = 32;
+
+impl App {
+    /// The context a model file or folder declares, read from its header (no weights); a file
+    /// read before and unchanged since (same size and time) is not read again.
+    fn declared_context(&self, path: &Path) -> Result<Option<usize>> {
+        if path.is_dir() {
+            return Ok(engine::bundle::Chat::open(path)?.context);
+        }
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let stamp = (meta.len(), meta.modified().ok());
+        let mut kept = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = kept.iter().find(|d| d.path == path && d.stamp == stamp) {
+            return Ok(d.context);
+        }
+        let n = engine::gguf::inspect(path)?.context_length as usize;
+        let context = (n > 0).then_some(n);
+        kept.retain(|d| d.path != path);
+        if kept.len() >= CONTEXTS_KEPT {
+            kept.remove(0);
+        }
+        kept.push(DeclaredContext { path: path.to_path_buf(), stamp, context });
+        Ok(context)
     }
-    let n = engine::gguf::inspect(path)?.context_length as usize;
-    Ok((n > 0).then_some(n))
 }
 
 /// Compiles a chat template and renders a short conversation with it: with a system message,

@@ -70,6 +70,7 @@ pub use error::{Error, Result};
 pub use eval::DEFAULT_LIMIT as DEFAULT_EVAL_LIMIT;
 pub use inference::{GenerateRequest, GenerateResult};
 pub use jobs::Jobs;
+pub use memory::HoldPages;
 pub use playground::Playground;
 pub use threads::fix_thread_count;
 pub use traces::{DEFAULT_TRACE_LIMIT, TRACE_LIMIT_ENV};
@@ -99,6 +100,10 @@ pub struct App {
     swept: Vec<String>,
     /// Told when an action waits for another process's change to the same project.
     on_wait: Option<Notice>,
+    /// Contexts read from model headers, by file and its size and time (a GGUF header holds
+    /// the vocabulary: reading it costs tens of milliseconds, and the server needs it for
+    /// every request).
+    contexts: std::sync::Mutex<Vec<aliases::DeclaredContext>>,
 }
 
 /// A line for the user, told while an action waits (see [`App::on_wait`]).
@@ -136,6 +141,7 @@ impl App {
             scratch: Default::default(),
             swept,
             on_wait: None,
+            contexts: Default::default(),
         })
     }
 
