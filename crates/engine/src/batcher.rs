@@ -214,6 +214,8 @@ struct Live {
     seq: Sequence,
     /// Prompt tokens in its cache: it decodes once the whole prompt is.
     read: usize,
+    /// A beginning of its prompt to keep as a prefix once read (`Stepper::snapshot`).
+    keep_at: Option<usize>,
     /// The token to feed next, once decoding.
     next: u32,
 }
@@ -230,13 +232,16 @@ trait Stepper {
     /// Sequences that may decode together.
     fn width(&self) -> usize;
     /// Starts a sequence for `prompt` (with room for `room` more positions), placed last: how
-    /// many of the prompt's first tokens its cache already holds (the rest go through `step`).
-    fn begin(&mut self, prompt: &[u32], room: usize) -> Result<usize>;
+    /// many of the prompt's first tokens its cache already holds (the rest go through `step`),
+    /// and how many, once read, to keep for the prompts that will begin alike.
+    fn begin(&mut self, prompt: &[u32], room: usize) -> Result<(usize, Option<usize>)>;
     /// One step: `chunks[i]`, the i-th sequence's new tokens (empty: it waits this step);
     /// rows of logits at the last new position of each sequence that had tokens.
     fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>>;
     /// Forgets the i-th sequence.
     fn remove(&mut self, i: usize);
+    /// Keeps the i-th sequence's cache, which holds `tokens`, as their prefix.
+    fn snapshot(&mut self, _i: usize, _tokens: &[u32]) {}
 }
 
 /// Our kernels: one cache per sequence, and the caches of prompts' shared beginnings (a
@@ -251,12 +256,15 @@ struct Native<'a> {
     prefixes: Vec<(Vec<u32>, QCache)>,
     /// Recent prompts, to find the beginnings worth keeping.
     recent: VecDeque<Vec<u32>>,
+    /// The prompts begun since the last step.
+    burst: Vec<Vec<u32>>,
 }
 
-/// Prefix caches kept, at most, and their positions in all (memory: a position of an 8B
-/// model's cache is ~256 KiB in f32).
-const PREFIXES: usize = 4;
-const PREFIX_POSITIONS: usize = 1024;
+/// Prefix caches kept, at most (a few for each sequence of a full batch: a system prompt and
+/// each conversation going on), and their memory in all (a position of SmolLM2-135M's cache
+/// is 46 KiB in f32, of an 8B model's 256 KiB: 1024 positions).
+const PREFIXES: usize = 16;
+const PREFIX_BYTES: usize = 256 << 20;
 /// A shared beginning shorter than this is run again rather than kept.
 const MIN_PREFIX: usize = 8;
 /// Prompts remembered to find shared beginnings.
@@ -264,7 +272,14 @@ const RECENT: usize = 16;
 
 impl<'a> Native<'a> {
     fn new(model: &'a QLlama, width: usize) -> Self {
-        Native { model, caches: Vec::new(), width, prefixes: Vec::new(), recent: VecDeque::new() }
+        Native {
+            model,
+            caches: Vec::new(),
+            width,
+            prefixes: Vec::new(),
+            recent: VecDeque::new(),
+            burst: Vec::new(),
+        }
     }
 
     /// Keeps `cache` as the cache of `tokens`, forgetting the least recently used beyond the
@@ -272,7 +287,7 @@ impl<'a> Native<'a> {
     fn keep(&mut self, tokens: Vec<u32>, cache: QCache) {
         self.prefixes.push((tokens, cache));
         while self.prefixes.len() > PREFIXES
-            || self.prefixes.iter().map(|(t, _)| t.len()).sum::<usize>() > PREFIX_POSITIONS
+            || self.prefixes.iter().map(|(_, c)| c.bytes()).sum::<usize>() > PREFIX_BYTES
         {
             self.prefixes.remove(0);
         }
@@ -283,7 +298,7 @@ impl Stepper for Native<'_> {
     fn width(&self) -> usize {
         self.width
     }
-    fn begin(&mut self, prompt: &[u32], room: usize) -> Result<usize> {
+    fn begin(&mut self, prompt: &[u32], room: usize) -> Result<(usize, Option<usize>)> {
         // A bad id would fail the step of every sequence: it fails its own job here.
         let vocab = self.model.vocab_size();
         if let Some(bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
@@ -307,31 +322,43 @@ impl Stepper for Native<'_> {
             }
             None => (self.model.cache_for(prompt.len() + room), 0),
         };
-        // A longer beginning shared with a recent prompt: run it first and keep its cache.
-        let shared = self
-            .recent
-            .iter()
-            .map(|r| r.iter().zip(prompt).take_while(|(a, b)| a == b).count())
-            .max()
-            .unwrap_or(0)
-            .min(last);
-        if shared >= MIN_PREFIX.max(done + 1) {
-            self.model.forward(&prompt[done..shared], &mut cache)?;
-            self.keep(prompt[..shared].to_vec(), cache.clone());
-            done = shared;
+        let alike = |others: &mut dyn Iterator<Item = &Vec<u32>>| {
+            others
+                .map(|r| r.iter().zip(prompt).take_while(|(a, b)| a == b).count())
+                .max()
+                .unwrap_or(0)
+                .min(last)
+        };
+        // A longer beginning shared with a prompt begun in this same turn (the same prompt
+        // asked `n` times): run it once, now, and keep its cache for them all.
+        let now = alike(&mut self.burst.iter());
+        if now >= MIN_PREFIX.max(done + 1) {
+            self.model.forward(&prompt[done..now], &mut cache)?;
+            self.keep(prompt[..now].to_vec(), cache.clone());
+            done = now;
         }
+        // One shared with an earlier prompt (a conversation going on): read in the shared
+        // steps like the rest of the prompt, and kept once read.
+        let before = alike(&mut self.recent.iter());
+        let keep_at = (before >= MIN_PREFIX.max(done + 1)).then_some(before);
         self.recent.push_back(prompt.to_vec());
         if self.recent.len() > RECENT {
             self.recent.pop_front();
         }
+        self.burst.push(prompt.to_vec());
         self.caches.push(cache);
-        Ok(done)
+        Ok((done, keep_at))
     }
     fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>> {
+        self.burst.clear();
         self.model.forward_chunks(chunks, &mut self.caches)
     }
     fn remove(&mut self, i: usize) {
         self.caches.remove(i);
+    }
+    fn snapshot(&mut self, i: usize, tokens: &[u32]) {
+        let cache = self.caches[i].clone();
+        self.keep(tokens.to_vec(), cache);
     }
 }
 
@@ -342,9 +369,9 @@ impl Stepper for Alone<'_> {
     fn width(&self) -> usize {
         1
     }
-    fn begin(&mut self, _prompt: &[u32], _room: usize) -> Result<usize> {
+    fn begin(&mut self, _prompt: &[u32], _room: usize) -> Result<(usize, Option<usize>)> {
         self.0.reset();
-        Ok(0)
+        Ok((0, None))
     }
     fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>> {
         self.0.step(alone(chunks)?)
@@ -363,9 +390,9 @@ impl Stepper for Dense<'_> {
     fn width(&self) -> usize {
         1
     }
-    fn begin(&mut self, _prompt: &[u32], _room: usize) -> Result<usize> {
+    fn begin(&mut self, _prompt: &[u32], _room: usize) -> Result<(usize, Option<usize>)> {
         self.dec = Some(F32Decoder::new(self.model, &self.device));
-        Ok(0)
+        Ok((0, None))
     }
     fn step(&mut self, chunks: &[&[u32]]) -> Result<Vec<f32>> {
         match &mut self.dec {
@@ -449,7 +476,9 @@ impl Worker {
                     if !l.reading() {
                         return Feed::Next;
                     }
-                    let take = (l.job.prompt.len() - l.read).min(budget);
+                    // A beginning to keep is read to its end first.
+                    let end = l.keep_at.unwrap_or(l.job.prompt.len());
+                    let take = (end - l.read).min(budget);
                     budget -= take;
                     if take == 0 { Feed::Wait } else { Feed::Prompt(take) }
                 })
@@ -483,7 +512,13 @@ impl Worker {
             for (r, (live, feed)) in running.iter_mut().zip(&feeds).enumerate() {
                 match *feed {
                     Feed::Wait => continue,
-                    Feed::Prompt(take) => live.read += take,
+                    Feed::Prompt(take) => {
+                        live.read += take;
+                        if live.keep_at == Some(live.read) {
+                            stepper.snapshot(r, &live.job.prompt[..live.read]);
+                            live.keep_at = None;
+                        }
+                    }
                     Feed::Next => {}
                 }
                 let Some(row) = rows.next() else { break };
@@ -539,9 +574,9 @@ impl Worker {
                 .and_then(|room| Ok((room, stepper.begin(&job.prompt, room)?)))
         };
         match started {
-            Ok((room, read)) => {
+            Ok((room, (read, keep_at))) => {
                 let seq = Sequence::new(room, &job.sampling, true);
-                Some(Live { job, seq, read, next: 0 })
+                Some(Live { job, seq, read, keep_at, next: 0 })
             }
             Err(e) => {
                 (job.on_event)(JobEvent::Failed(e.to_string()));

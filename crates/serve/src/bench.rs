@@ -157,10 +157,14 @@ async fn measure_all(addr: SocketAddr, model: &str, o: &BenchOptions) -> Result<
         )));
     }
     let mut out = Vec::new();
+    // Every request of the benchmark asks for a story of its own: a prompt sent again would
+    // find its whole beginning cached (ours and the peer's), which real clients rarely get.
+    let mut sent = 0;
     for &n in &o.streams {
         let mut rounds = Vec::with_capacity(o.rounds);
         for _ in 0..o.rounds {
-            rounds.push(measure(addr, model, n, o.tokens).await);
+            rounds.push(measure(addr, model, sent..sent + n, o.tokens).await);
+            sent += n;
         }
         rounds.sort_by(|a, b| {
             a.aggregate_tokens_per_second.total_cmp(&b.aggregate_tokens_per_second)
@@ -177,9 +181,16 @@ struct Sample {
     tokens: usize,
 }
 
-async fn measure(addr: SocketAddr, model: &str, n: usize, tokens: usize) -> LoadMeasure {
+/// One load: requests numbered `ids`, all at once.
+async fn measure(
+    addr: SocketAddr,
+    model: &str,
+    ids: std::ops::Range<usize>,
+    tokens: usize,
+) -> LoadMeasure {
+    let n = ids.len();
     let start = Instant::now();
-    let tasks: Vec<_> = (0..n)
+    let tasks: Vec<_> = ids
         .map(|i| {
             let model = model.to_string();
             tokio::spawn(async move { request(addr, &model, i, tokens).await })
@@ -256,7 +267,7 @@ async fn request(
         "messages": [{"role": "user", "content": if i == usize::MAX {
             "Say hello.".to_string()
         } else {
-            format!("Write a long story about {}.", TOPICS[i % TOPICS.len()])
+            format!("Write a long story about {} (story {i}).", TOPICS[i % TOPICS.len()])
         }}],
         "max_tokens": tokens,
         "temperature": 0,

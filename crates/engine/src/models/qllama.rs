@@ -100,6 +100,11 @@ impl QCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Memory its keys and values take, bytes.
+    pub fn bytes(&self) -> usize {
+        self.k.iter().chain(&self.v).map(|x| x.len() * size_of::<f32>()).sum()
+    }
 }
 
 impl QLlama {

@@ -164,6 +164,28 @@ fn concurrent_jobs_equal_generate_alone() {
             let r = collect(rx);
             check_same(&r, &alone[i], prompts[i].len(), &format!("adapter {adapter}: job {i}"));
         }
+        // Conversations going on: each earlier prompt and more. The first time, its beginning
+        // is read in the shared step and kept once read; the second time, it is taken from
+        // there.
+        let follow: Vec<Vec<u32>> =
+            (0..2).map(|i| [&prompts[i][..], &prompts[3][1..]].concat()).collect();
+        let alone: Vec<Output> = follow
+            .iter()
+            .map(|p| {
+                dec.reset();
+                generate(&mut dec, &chat.tokenizer, p, &chat.eos, &greedy, &mut |_| true).unwrap()
+            })
+            .collect();
+        for time in ["first", "second"] {
+            let rxs: Vec<_> = follow
+                .iter()
+                .map(|p| submit(&b, p.clone(), greedy.clone(), None, None, None))
+                .collect();
+            for (i, rx) in rxs.into_iter().enumerate() {
+                let what = format!("adapter {adapter}: follow-up {i}, {time} time");
+                check_same(&collect(rx), &alone[i], follow[i].len(), &what);
+            }
+        }
         assert_eq!(b.load(), (0, 0));
     }
 }
