@@ -21,6 +21,8 @@ use rayon::prelude::*;
 use crate::models::llama::Config;
 use crate::quant::{BlockType, Q8Acts, QMatrix, matmul, matmul_f32};
 use crate::{Error, Result};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// A GGUF model whose projection matrices are Q4_0, Q4_1 or Q8_0.
 #[derive(Debug)]
@@ -82,11 +84,13 @@ struct Lora {
     scale: f32,
 }
 
-/// Keys and values of the positions decoded so far, per layer.
+/// Keys and values of the positions decoded so far, per layer, in f16 (as llama.cpp keeps
+/// them): attention reads every cached position of every sequence each step, and at a batch's
+/// width that reading, not the arithmetic, bounds it.
 #[derive(Debug, Clone, Default)]
 pub struct QCache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
     len: usize,
 }
 
@@ -103,7 +107,7 @@ impl QCache {
 
     /// Memory its keys and values take, bytes.
     pub fn bytes(&self) -> usize {
-        self.k.iter().chain(&self.v).map(|x| x.len() * size_of::<f32>()).sum()
+        self.k.iter().chain(&self.v).map(|x| x.len() * size_of::<f16>()).sum()
     }
 }
 
@@ -393,8 +397,8 @@ impl QLlama {
                     rope.apply(head, j);
                 }
                 queries.extend_from_slice(q);
-                cache.k[l].extend_from_slice(k);
-                cache.v[l].extend_from_slice(v);
+                append_f16(&mut cache.k[l], k);
+                append_f16(&mut cache.v[l], v);
                 seen.push((i, cache.len + j + 1));
             }
         }
@@ -437,8 +441,8 @@ const SPLIT_POSITIONS: usize = 256;
 struct Heads<'a> {
     /// The heads' queries, one after another.
     q: &'a [f32],
-    keys: &'a [f32],
-    values: &'a [f32],
+    keys: &'a [f16],
+    values: &'a [f16],
     head_dim: usize,
     /// Floats per position in the cache.
     stride: usize,
@@ -479,8 +483,11 @@ impl Heads<'_> {
         // Plain loops: an iterator adapter's closure would be compiled outside this function,
         // without its target features.
         let mut scores = vec![0f32; heads * seen];
+        // One position's keys (then values) for these heads, widened to f32.
+        let mut wide = vec![0f32; span];
         for p in 0..seen {
-            let k = &self.keys[p * self.stride + self.kv_offset..][..span];
+            widen(&self.keys[p * self.stride + self.kv_offset..][..span], &mut wide);
+            let k = &wide[..];
             for h in 0..heads {
                 let q = &self.q[h * hd..][..hd];
                 let k = &k[h / self.group * hd..][..hd];
@@ -491,7 +498,8 @@ impl Heads<'_> {
             softmax(s);
         }
         for p in 0..seen {
-            let v = &self.values[p * self.stride + self.kv_offset..][..span];
+            widen(&self.values[p * self.stride + self.kv_offset..][..span], &mut wide);
+            let v = &wide[..];
             for h in 0..heads {
                 let w = scores[h * seen + p];
                 let v = &v[h / self.group * hd..][..hd];
@@ -638,6 +646,43 @@ fn add(x: &mut [f32], y: &[f32]) {
     for (x, &y) in x.iter_mut().zip(y) {
         *x += y;
     }
+}
+
+/// `from` as f32 into `to` (as long): eight at a time with F16C where the CPU has it (half's
+/// own conversion checks the CPU on every call).
+#[inline(always)]
+fn widen(from: &[f16], to: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::simd() {
+        // SAFETY: `simd()` confirmed F16C (and AVX2) on this CPU.
+        return unsafe { widen_f16c(from, to) };
+    }
+    from.convert_to_f32_slice(to);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn widen_f16c(from: &[f16], to: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert_eq!(from.len(), to.len());
+    let (eights, rest) = (from.len() / 8 * 8, from.len() % 8);
+    for i in (0..eights).step_by(8) {
+        // SAFETY: i + 8 <= len of both (asserted above); unaligned loads and stores.
+        unsafe {
+            let h = _mm_loadu_si128(from.as_ptr().add(i) as *const __m128i);
+            _mm256_storeu_ps(to.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        }
+    }
+    if rest > 0 {
+        from[eights..].convert_to_f32_slice(&mut to[eights..]);
+    }
+}
+
+/// Appends `x` rounded to f16.
+fn append_f16(to: &mut Vec<f16>, x: &[f32]) {
+    let at = to.len();
+    to.resize(at + x.len(), f16::ZERO);
+    to[at..].convert_from_f32_slice(x);
 }
 
 /// Eight running sums, so the compiler keeps them in one SIMD register (one sum in order cannot

@@ -99,7 +99,12 @@ fn quantized_fast_path_agrees_with_the_f32_path() {
 
 /// The quantized decoder's model (`models::qllama`) with f32 products equals the f32 path, over
 /// a prompt and then token by token through its cache: what remains between the two paths is
-/// the activations' 8-bit rounding alone (the kernels are checked against that in `quant`).
+/// the activations' 8-bit rounding alone (the kernels are checked against that in `quant`) and
+/// its cache's f16 keys and values ([`KV_F16`]).
+/// How far the quantized decoder's f16 cache moves SmolLM2's logits from the f32 path's (measured:
+/// 0.014; with an f32 cache, 1e-3 held): far below what a wrong weight or rotation moves them.
+const KV_F16: f32 = 0.05;
+
 #[test]
 fn quantized_decoder_model_with_f32_products_equals_the_f32_path() {
     use engine::models::qllama::{Products, QLlama};
@@ -116,7 +121,7 @@ fn quantized_decoder_model_with_f32_products_equals_the_f32_path() {
         let ours = q.forward(&input, &mut cache).unwrap();
         let theirs = engine::generate::Decoder::step(&mut reference, &input).unwrap();
         let diff = max_diff(&ours, &theirs);
-        assert!(diff < 1e-3, "step {step}: logits differ by {diff}");
+        assert!(diff < KV_F16, "step {step}: logits differ by {diff}");
         input = vec![argmax(&theirs) as u32];
     }
     assert_eq!(cache.len(), ids(&fx["cases"][0]["prompt_ids"]).len() + 2);
@@ -211,7 +216,7 @@ fn quantized_decoder_applies_peft_adapters_as_the_f32_path() {
             first = theirs.clone();
         }
         let diff = max_diff(&ours, &theirs);
-        assert!(diff < 1e-3, "step {step}: logits differ by {diff}");
+        assert!(diff < KV_F16, "step {step}: logits differ by {diff}");
         if step == 0 {
             let moved = max_diff(&ours, &base);
             assert!(moved > 0.1, "the adapter moved the logits by only {moved}");
