@@ -42,8 +42,9 @@ pub(crate) struct Shared {
     pub pool: Pool,
     /// Taken away when the server stops.
     pub recorder: std::sync::Mutex<Option<Recorder>>,
-    /// Names resolved lately, with when: resolving reads the model file's header, which
-    /// costs tens of milliseconds a request.
+    /// Names resolved lately, with when: resolving reads the aliases folder and queries the
+    /// index on every request (the model file's header only when the file changed: `App`
+    /// keeps what it declared).
     pub resolved: std::sync::Mutex<Vec<(Instant, app::Served)>>,
 }
 
