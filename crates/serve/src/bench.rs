@@ -156,22 +156,25 @@ async fn measure_all(addr: SocketAddr, model: &str, o: &BenchOptions) -> Result<
             "the server at {addr} did not answer the warm-up request: {e}"
         )));
     }
-    let mut out = Vec::new();
     // Every request of the benchmark asks for a story of its own: a prompt sent again would
     // find its whole beginning cached (ours and the peer's), which real clients rarely get.
     let mut sent = 0;
-    for &n in &o.streams {
-        let mut rounds = Vec::with_capacity(o.rounds);
-        for _ in 0..o.rounds {
+    // Round by round, each load in turn: a slow spell of a shared machine then slows every
+    // load alike instead of the one that happened to run through it.
+    let mut rounds: Vec<Vec<LoadMeasure>> = vec![Vec::with_capacity(o.rounds); o.streams.len()];
+    for _ in 0..o.rounds {
+        for (&n, rounds) in o.streams.iter().zip(&mut rounds) {
             rounds.push(measure(addr, model, sent..sent + n, o.tokens).await);
             sent += n;
         }
+    }
+    let median = |mut rounds: Vec<LoadMeasure>| {
         rounds.sort_by(|a, b| {
             a.aggregate_tokens_per_second.total_cmp(&b.aggregate_tokens_per_second)
         });
-        out.push(rounds.swap_remove(rounds.len() / 2));
-    }
-    Ok(out)
+        rounds.swap_remove(rounds.len() / 2)
+    };
+    Ok(rounds.into_iter().map(median).collect())
 }
 
 /// One stream's figures.

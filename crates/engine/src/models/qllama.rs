@@ -303,9 +303,15 @@ impl QLlama {
         let mut gate_up = self.project(&layer.gate_up, &normed, t)?;
         add_lora(layer, Slot::GateUp, &normed, &mut gate_up);
         let mut act = vec![0f32; t * ffn];
-        for (r, act) in gate_up.chunks_exact(2 * ffn).zip(act.chunks_exact_mut(ffn)) {
+        let silu = |(r, act): (&[f32], &mut [f32])| {
             let (g, u) = r.split_at(ffn);
             crate::ops::silu_mul_row(g, u, act);
+        };
+        // A batch's rows on every thread: alone, one thread waits for the other.
+        if t > 1 {
+            gate_up.par_chunks_exact(2 * ffn).zip(act.par_chunks_exact_mut(ffn)).for_each(silu);
+        } else {
+            gate_up.chunks_exact(2 * ffn).zip(act.chunks_exact_mut(ffn)).for_each(silu);
         }
         let mut down = self.project(&layer.down, &act, t)?;
         add_lora(layer, Slot::Down, &act, &mut down);
@@ -432,6 +438,81 @@ impl QLlama {
     }
 }
 
+/// Positions whose keys (or values) `Heads::attend_avx2` widens at once: with three key/value
+/// heads of 64, 24 KiB, within L1.
+#[cfg(target_arch = "x86_64")]
+const POSITIONS_PER_BLOCK: usize = 32;
+/// Positions `Heads::widen_block` reads ahead of the one it widens.
+#[cfg(target_arch = "x86_64")]
+const READ_AHEAD: usize = 16;
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// `Heads::attend_avx2`'s block of widened positions, kept by each thread: a step runs a
+    /// task per row and layer, a few hundred, and each would otherwise allocate and zero it.
+    static WIDE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Eight positions' dot products with `q` (`hd` floats; the positions' keys `span` apart), as
+/// two sets of four.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the pointers must hold what they are read for.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dots8(
+    q: *const f32,
+    k: *const f32,
+    span: usize,
+    hd: usize,
+) -> [std::arch::x86_64::__m128; 2] {
+    use std::arch::x86_64::*;
+    let mut a = [_mm256_setzero_ps(); 8];
+    for j in (0..hd).step_by(8) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let qv = _mm256_loadu_ps(q.add(j));
+            for (i, a) in a.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(i * span + j)), *a);
+            }
+        }
+    }
+    [reduce4(a[0], a[1], a[2], a[3]), reduce4(a[4], a[5], a[6], a[7])]
+}
+
+/// One position's dot product with `q`, in lane 0: the operations `dots8` does for each.
+///
+/// # Safety
+/// As `dots8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dot1(q: *const f32, k: *const f32, hd: usize) -> std::arch::x86_64::__m128 {
+    use std::arch::x86_64::*;
+    let mut a = _mm256_setzero_ps();
+    for j in (0..hd).step_by(8) {
+        // SAFETY: as the caller guarantees.
+        unsafe { a = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(j)), _mm256_loadu_ps(k.add(j)), a) };
+    }
+    reduce4(a, a, a, a)
+}
+
+/// The sums of four vectors' lanes, each ((0+1)+(2+3))+((4+5)+(6+7)).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn reduce4(
+    a: std::arch::x86_64::__m256,
+    b: std::arch::x86_64::__m256,
+    c: std::arch::x86_64::__m256,
+    d: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m128 {
+    use std::arch::x86_64::*;
+    let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
+}
+
 /// Positions a row must see before its heads are split over several tasks.
 const SPLIT_POSITIONS: usize = 256;
 
@@ -458,19 +539,137 @@ impl Heads<'_> {
     /// Writes each head's softmax(q·K / √d)·V into its slice of `out` (zeros on entry).
     fn attend(&self, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if crate::quant::simd() {
-            // SAFETY: `simd()` confirmed AVX2 and FMA on this CPU.
+        if crate::quant::simd() && self.head_dim.is_multiple_of(64) {
+            // SAFETY: `simd()` confirmed AVX2, FMA and F16C on this CPU.
             return unsafe { self.attend_avx2(out) };
         }
         self.attend_portable(out)
     }
 
-    /// The same loops compiled for AVX2, where the compiler vectorizes them eight wide (the
-    /// crate itself targets baseline x86-64).
+    /// `attend_portable`'s two passes with explicit AVX2: a block of positions' keys (then
+    /// values) widened once into a buffer within L1 for every head, eight positions' dot
+    /// products at a time (independent chains, where one product alone waits on each
+    /// addition), each head's values summed in registers, and the cache read ahead (what bounds
+    /// this at a batch's width is reading the cache, not the arithmetic). A score's operations
+    /// do not depend on the positions beside it (the one- and eight-position reductions add in
+    /// the same order), so a row's values do not depend on how many positions it sees or how
+    /// its heads are split.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn attend_avx2(&self, out: &mut [f32]) {
-        self.attend_portable(out)
+        use std::arch::x86_64::*;
+        let (hd, seen, group) = (self.head_dim, self.seen, self.group);
+        let heads = self.q.len() / hd;
+        let span = heads.div_ceil(group) * hd;
+        assert!(hd.is_multiple_of(64) && heads * hd == self.q.len() && out.len() >= heads * hd);
+        if seen == 0 {
+            return;
+        }
+        let last = (seen - 1) * self.stride + self.kv_offset + span;
+        assert!(self.keys.len() >= last && self.values.len() >= last);
+        let mut scores = vec![0f32; heads * seen];
+        let scale = _mm_set1_ps(self.scale);
+        WIDE.with_borrow_mut(|wide| {
+            wide.resize(wide.len().max(POSITIONS_PER_BLOCK * span), 0.0);
+            // SAFETY (of every block below): the asserts above bound each pointer: `wide`
+            // holds `n ≤ POSITIONS_PER_BLOCK` positions of `span` floats, a head's key/value
+            // head lies within `span`, `scores` holds `seen` per head, `out` `hd` per head.
+            for p0 in (0..seen).step_by(POSITIONS_PER_BLOCK) {
+                let n = (seen - p0).min(POSITIONS_PER_BLOCK);
+                // The values, read next, on their way to L2 meanwhile.
+                unsafe { self.widen_block(self.keys, Some(self.values), p0, n, span, wide) };
+                for h in 0..heads {
+                    unsafe {
+                        let q = self.q.as_ptr().add(h * hd);
+                        let k = wide.as_ptr().add(h / group * hd);
+                        let s = scores.as_mut_ptr().add(h * seen + p0);
+                        let mut i = 0;
+                        while i + 8 <= n {
+                            let [a, b] = dots8(q, k.add(i * span), span, hd);
+                            _mm_storeu_ps(s.add(i), _mm_mul_ps(a, scale));
+                            _mm_storeu_ps(s.add(i + 4), _mm_mul_ps(b, scale));
+                            i += 8;
+                        }
+                        while i < n {
+                            let a = dot1(q, k.add(i * span), hd);
+                            *s.add(i) = _mm_cvtss_f32(_mm_mul_ps(a, scale));
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            for s in scores.chunks_exact_mut(seen) {
+                softmax(s);
+            }
+            for p0 in (0..seen).step_by(POSITIONS_PER_BLOCK) {
+                let n = (seen - p0).min(POSITIONS_PER_BLOCK);
+                unsafe { self.widen_block(self.values, None, p0, n, span, wide) };
+                for h in 0..heads {
+                    for c in (0..hd).step_by(64) {
+                        unsafe {
+                            let v = wide.as_ptr().add(h / group * hd + c);
+                            let w = scores.as_ptr().add(h * seen + p0);
+                            let o = out.as_mut_ptr().add(h * hd + c);
+                            let mut acc = [_mm256_setzero_ps(); 8];
+                            for (j, acc) in acc.iter_mut().enumerate() {
+                                *acc = _mm256_loadu_ps(o.add(8 * j));
+                            }
+                            for i in 0..n {
+                                let wi = _mm256_set1_ps(*w.add(i));
+                                let v = v.add(i * span);
+                                for (j, acc) in acc.iter_mut().enumerate() {
+                                    let vj = _mm256_loadu_ps(v.add(8 * j));
+                                    *acc = _mm256_fmadd_ps(wi, vj, *acc);
+                                }
+                            }
+                            for (j, acc) in acc.into_iter().enumerate() {
+                                _mm256_storeu_ps(o.add(8 * j), acc);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Positions `p0..p0 + n` of `from` (this task's `span` floats of each) as f32 into `to`,
+    /// reading `from` ahead into L1 and, when given, the same positions of `also` into L2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and F16C; `from` must hold those positions, `to` `n · span`
+    /// floats; `span` is a multiple of 8.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn widen_block(
+        &self,
+        from: &[f16],
+        also: Option<&[f16]>,
+        p0: usize,
+        n: usize,
+        span: usize,
+        to: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        for i in 0..n {
+            let at = (p0 + i) * self.stride + self.kv_offset;
+            // Prefetches take any address (past the end too): `wrapping_add`, no access.
+            let ahead = from.as_ptr().wrapping_add(at + READ_AHEAD * self.stride);
+            for j in (0..span).step_by(32) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(j) as *const i8);
+                if let Some(also) = also {
+                    _mm_prefetch::<_MM_HINT_T1>(also.as_ptr().wrapping_add(at + j) as *const i8);
+                }
+            }
+            // SAFETY: as the caller guarantees.
+            unsafe {
+                let src = from.as_ptr().add(at);
+                let dst = to.as_mut_ptr().add(i * span);
+                for j in (0..span).step_by(8) {
+                    let h = _mm_loadu_si128(src.add(j) as *const __m128i);
+                    _mm256_storeu_ps(dst.add(j), _mm256_cvtph_ps(h));
+                }
+            }
+        }
     }
 
     /// One pass over the positions' keys for every head, then one over their values (each
@@ -576,7 +775,8 @@ impl Lora {
         self.add_portable(x, out)
     }
 
-    /// The same loops compiled for AVX2 (as `Head::attend_avx2`).
+    /// The same loops compiled for AVX2, where the compiler vectorizes them eight wide (the
+    /// crate itself targets baseline x86-64).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn add_avx2(&self, x: &[f32], out: &mut [f32]) {
@@ -679,11 +879,36 @@ unsafe fn widen_f16c(from: &[f16], to: &mut [f32]) {
     }
 }
 
-/// Appends `x` rounded to f16.
+/// Appends `x` rounded to f16 (to nearest, ties to even: F16C's rounding and `half`'s).
 fn append_f16(to: &mut Vec<f16>, x: &[f32]) {
     let at = to.len();
     to.resize(at + x.len(), f16::ZERO);
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::simd() {
+        // SAFETY: `simd()` confirmed F16C (and AVX2) on this CPU.
+        return unsafe { narrow_f16c(x, &mut to[at..]) };
+    }
     to[at..].convert_from_f32_slice(x);
+}
+
+/// `widen_f16c` the other way, for the same reason.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn narrow_f16c(from: &[f32], to: &mut [f16]) {
+    use std::arch::x86_64::*;
+    assert_eq!(from.len(), to.len());
+    let (eights, rest) = (from.len() / 8 * 8, from.len() % 8);
+    for i in (0..eights).step_by(8) {
+        // SAFETY: i + 8 <= len of both (asserted above); unaligned loads and stores.
+        unsafe {
+            let h =
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(from.as_ptr().add(i)));
+            _mm_storeu_si128(to.as_mut_ptr().add(i) as *mut __m128i, h);
+        }
+    }
+    if rest > 0 {
+        to[eights..].convert_from_f32_slice(&from[eights..]);
+    }
 }
 
 /// Eight running sums, so the compiler keeps them in one SIMD register (one sum in order cannot
@@ -795,6 +1020,64 @@ mod tests {
             .collect()
     }
 
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    #[test]
+    fn heads_attend_as_the_plain_loops_do_and_alike_however_split() {
+        // SmolLM2's shape: nine query heads over three key/value heads of 64. Position counts
+        // around the blocks of eight (dot products) and of `POSITIONS_PER_BLOCK` (widening).
+        let (hd, nh, nkv) = (64, 9, 3);
+        let (group, stride) = (nh / nkv, nkv * hd);
+        for seen in [1, 7, 8, 9, 31, 32, 33, 70, 300] {
+            let q = values(nh * hd, seen as u32);
+            let half = |v: Vec<f32>| v.into_iter().map(f16::from_f32).collect::<Vec<_>>();
+            let keys = half(values(seen * stride, 7));
+            let vals = half(values(seen * stride, 8));
+            let heads = |q, kv_offset| Heads {
+                q,
+                keys: &keys,
+                values: &vals,
+                head_dim: hd,
+                stride,
+                kv_offset,
+                group,
+                seen,
+                scale: 0.125,
+            };
+            let mut whole = vec![0f32; nh * hd];
+            heads(&q, 0).attend(&mut whole);
+            let mut plain = vec![0f32; nh * hd];
+            heads(&q, 0).attend_portable(&mut plain);
+            for (i, (a, b)) in whole.iter().zip(&plain).enumerate() {
+                assert!((a - b).abs() <= 1e-5, "{seen} positions, value {i}: {a} against {b}");
+            }
+            // A long row of a short batch: one task per key/value head.
+            let per = nh / nkv;
+            let mut split = vec![0f32; nh * hd];
+            for (part, out) in split.chunks_mut(per * hd).enumerate() {
+                heads(&q[part * per * hd..][..per * hd], part * per / group * hd).attend(out);
+            }
+            assert_eq!(bits(&split), bits(&whole), "{seen} positions, split by key/value head");
+        }
+    }
+
+    #[test]
+    fn cached_keys_round_to_f16_as_half_does() {
+        let mut x = values(1003, 9);
+        // Ties between two f16 values, their neighbours, the smallest f16 numbers, overflow.
+        let tie = f32::from_bits(f16::from_f32(1.0).to_f32().to_bits() + (1 << 12));
+        x.extend([tie, f32::from_bits(tie.to_bits() + 1), f32::from_bits(tie.to_bits() - 1)]);
+        x.extend([6e-8, -3e-8, 1e-5, 65504.0, 65520.0, -1e6, f32::INFINITY, f32::NAN]);
+        let mut ours = Vec::new();
+        append_f16(&mut ours, &x);
+        for (i, (&a, &v)) in ours.iter().zip(&x).enumerate() {
+            let b = f16::from_f32(v);
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "value {i}: {v}");
+        }
+    }
+
     #[test]
     fn adapter_pairs_add_what_a_dot_product_per_row_adds() {
         // The pairs' rows go eight at a time; each must be `dot`'s value to the bit (the
@@ -812,7 +1095,6 @@ mod tests {
                 *o += dot(b, &ax);
             }
             l.add(&x, &mut out);
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&out), bits(&expected), "rank {rank}, {rows} rows");
         }
     }
