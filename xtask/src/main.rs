@@ -131,7 +131,10 @@ fn setup(purpose: Purpose) -> Result<PathBuf> {
     system_packages()?;
     rust_tools()?;
     wasm_opt()?;
-    if purpose == Purpose::Test && !have("tauri-driver") {
+    // tauri-driver has no `--version` (it refuses the argument): asked that, it read as missing
+    // and was installed again from npm on every run, offline too.
+    let tauri_driver = output(Command::new("tauri-driver").arg("--help")).is_some();
+    if purpose == Purpose::Test && !tauri_driver {
         step(&format!("installing {TAURI_DRIVER}"));
         check(cmd("npm").args(["install", "--global", "--no-fund", "--no-audit", TAURI_DRIVER]))?;
     }
@@ -183,15 +186,17 @@ const PYTHON_PACKAGES: &[&str] = &[
     "pandas==3.1.1",
     "pyarrow==26.0.1",
     // Deploy: the official OpenAI client drives the server in its tests; llama.cpp loads the
-    // GGUF exports in the round-trip test (built from source: PyPI has no wheel).
+    // GGUF exports in the round-trip test (built from source: PyPI has no wheel), and its
+    // server is the peer of `bench serve --vs-peer`.
     "openai==3.63.0",
-    "llama-cpp-python==0.3.36",
+    "llama-cpp-python[server]==0.3.36",
     // The QLoRA peer of `bench train --method qlora` (its CPU 4-bit path).
     "bitsandbytes==0.50.2",
 ];
 
 fn python_packages() -> Result<()> {
-    let probe = "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow, openai, llama_cpp, \
+    let probe = "import torch, transformers, peft, gguf, safetensors, pandas, pyarrow, openai, \
+         llama_cpp.server.app, uvicorn, \
          bitsandbytes";
     if output(Command::new("python3").args(["-c", probe])).is_some() {
         return Ok(());
