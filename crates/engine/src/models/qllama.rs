@@ -1026,11 +1026,15 @@ mod tests {
 
     #[test]
     fn heads_attend_as_the_plain_loops_do_and_alike_however_split() {
-        // SmolLM2's shape: nine query heads over three key/value heads of 64. Position counts
-        // around the blocks of eight (dot products) and of `POSITIONS_PER_BLOCK` (widening).
-        let (hd, nh, nkv) = (64, 9, 3);
-        let (group, stride) = (nh / nkv, nkv * hd);
-        for seen in [1, 7, 8, 9, 31, 32, 33, 70, 300] {
+        // SmolLM2's heads (nine over three key/value heads of 64), Qwen2.5-0.5B's (fourteen over
+        // two) and heads of 128 (Llama 3.2 3B's group of three); position counts around the
+        // blocks of eight (dot products) and of `POSITIONS_PER_BLOCK` (widening).
+        let shapes = [(64, 9, 3), (64, 14, 2), (128, 6, 2)];
+        for (seen, (hd, nh, nkv)) in [1, 7, 8, 9, 31, 32, 33, 70, 300]
+            .into_iter()
+            .flat_map(|seen| shapes.map(|shape| (seen, shape)))
+        {
+            let (group, stride) = (nh / nkv, nkv * hd);
             let q = values(nh * hd, seen as u32);
             let half = |v: Vec<f32>| v.into_iter().map(f16::from_f32).collect::<Vec<_>>();
             let keys = half(values(seen * stride, 7));
@@ -1051,7 +1055,10 @@ mod tests {
             let mut plain = vec![0f32; nh * hd];
             heads(&q, 0).attend_portable(&mut plain);
             for (i, (a, b)) in whole.iter().zip(&plain).enumerate() {
-                assert!((a - b).abs() <= 1e-5, "{seen} positions, value {i}: {a} against {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "{nh}×{hd}, {seen} positions, value {i}: {a} vs {b}"
+                );
             }
             // A long row of a short batch: one task per key/value head.
             let per = nh / nkv;
@@ -1059,7 +1066,7 @@ mod tests {
             for (part, out) in split.chunks_mut(per * hd).enumerate() {
                 heads(&q[part * per * hd..][..per * hd], part * per / group * hd).attend(out);
             }
-            assert_eq!(bits(&split), bits(&whole), "{seen} positions, split by key/value head");
+            assert_eq!(bits(&split), bits(&whole), "{nh}×{hd}, {seen} positions, split");
         }
     }
 
