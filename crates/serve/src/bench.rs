@@ -161,10 +161,10 @@ async fn measure_all(addr: SocketAddr, model: &str, o: &BenchOptions) -> Result<
     let mut sent = 0;
     // Round by round, each load in turn: a slow spell of a shared machine then slows every
     // load alike instead of the one that happened to run through it.
-    let mut rounds: Vec<Vec<LoadMeasure>> = vec![Vec::with_capacity(o.rounds); o.streams.len()];
+    let mut loads: Vec<Vec<LoadMeasure>> = vec![Vec::with_capacity(o.rounds); o.streams.len()];
     for _ in 0..o.rounds {
-        for (&n, rounds) in o.streams.iter().zip(&mut rounds) {
-            rounds.push(measure(addr, model, sent..sent + n, o.tokens).await);
+        for (&n, load) in o.streams.iter().zip(&mut loads) {
+            load.push(measure(addr, model, sent..sent + n, o.tokens).await);
             sent += n;
         }
     }
@@ -174,7 +174,7 @@ async fn measure_all(addr: SocketAddr, model: &str, o: &BenchOptions) -> Result<
         });
         rounds.swap_remove(rounds.len() / 2)
     };
-    Ok(rounds.into_iter().map(median).collect())
+    Ok(loads.into_iter().map(median).collect())
 }
 
 /// One stream's figures.

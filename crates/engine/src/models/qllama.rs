@@ -303,16 +303,12 @@ impl QLlama {
         let mut gate_up = self.project(&layer.gate_up, &normed, t)?;
         add_lora(layer, Slot::GateUp, &normed, &mut gate_up);
         let mut act = vec![0f32; t * ffn];
-        let silu = |(r, act): (&[f32], &mut [f32])| {
+        // A batch's rows on every thread (one row runs where it is, unsplit).
+        let rows = gate_up.par_chunks_exact(2 * ffn).zip(act.par_chunks_exact_mut(ffn));
+        rows.for_each(|(r, act)| {
             let (g, u) = r.split_at(ffn);
             crate::ops::silu_mul_row(g, u, act);
-        };
-        // A batch's rows on every thread: alone, one thread waits for the other.
-        if t > 1 {
-            gate_up.par_chunks_exact(2 * ffn).zip(act.par_chunks_exact_mut(ffn)).for_each(silu);
-        } else {
-            gate_up.chunks_exact(2 * ffn).zip(act.chunks_exact_mut(ffn)).for_each(silu);
-        }
+        });
         let mut down = self.project(&layer.down, &act, t)?;
         add_lora(layer, Slot::Down, &act, &mut down);
         Ok(down)
@@ -636,8 +632,7 @@ impl Heads<'_> {
     /// reading `from` ahead into L1 and, when given, the same positions of `also` into L2.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and F16C; `from` must hold those positions, `to` `n · span`
-    /// floats; `span` is a multiple of 8.
+    /// The CPU must have AVX2 and F16C.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn widen_block(
@@ -660,15 +655,8 @@ impl Heads<'_> {
                     _mm_prefetch::<_MM_HINT_T1>(also.as_ptr().wrapping_add(at + j) as *const i8);
                 }
             }
-            // SAFETY: as the caller guarantees.
-            unsafe {
-                let src = from.as_ptr().add(at);
-                let dst = to.as_mut_ptr().add(i * span);
-                for j in (0..span).step_by(8) {
-                    let h = _mm_loadu_si128(src.add(j) as *const __m128i);
-                    _mm256_storeu_ps(dst.add(j), _mm256_cvtph_ps(h));
-                }
-            }
+            // SAFETY: the same features as `widen_f16c`'s (checked by the caller).
+            unsafe { widen_f16c(&from[at..at + span], &mut to[i * span..][..span]) };
         }
     }
 
@@ -848,9 +836,9 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// `from` as f32 into `to` (as long): eight at a time with F16C where the CPU has it, inlined
-/// into attention's loop (half's slice conversion asks the CPU and copies through a buffer for
-/// every eight values: at 256 tokens it cost what the smaller cache saved).
+/// `from` as f32 into `to` (as long): eight at a time with F16C where the CPU has it (half's
+/// slice conversion asks the CPU and copies through a buffer for every eight values, which
+/// cost attention what the f16 cache saved).
 #[inline(always)]
 fn widen(from: &[f16], to: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -863,6 +851,7 @@ fn widen(from: &[f16], to: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
+#[inline]
 unsafe fn widen_f16c(from: &[f16], to: &mut [f32]) {
     use std::arch::x86_64::*;
     assert_eq!(from.len(), to.len());
